@@ -1,0 +1,3 @@
+from sa_hygiene.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,441 @@
+"""Project configuration: the defaults of CONTRACT.md as YAML, overridable by the user.
+
+The defaults live in ``defaults.yaml`` beside this module. A user's file is merged
+over them (mappings key by key, lists replaced), then validated as a whole, so a
+mistake anywhere is reported with the dotted key and the file it came from before
+anything runs. Only yaml and pydantic are imported: DAG files load the configuration
+at parse time to build their timetables.
+"""
+
+from __future__ import annotations
+
+import ast
+import copy
+import os
+import re
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictStr,
+    ValidationError,
+    model_validator,
+)
+
+from sa_hygiene.schema import FRAMES, OBJECTS
+
+DEFAULTS_PATH = Path(__file__).with_name("defaults.yaml")
+CONFIG_ENV = "SA_HYGIENE_CONFIG"
+
+FRAME_OBJECT = {
+    "opportunities": "Opportunity",
+    "changes": "Opportunity",
+    "activities": "Task",
+    "tasks": "Task",
+    "meetings": "Event",
+}
+SLOTS = ("sa_digest", "regional_digest", "channel_post", "meeting_reminder")
+EXPECTATIONS = (
+    "not_null",
+    "in_set",
+    "not_in_set",
+    "each_in_set",
+    "between",
+    "pair_equal",
+    "pair_greater",
+    "match_regex",
+    "min_length",
+)
+_PARAM = re.compile(r"@([A-Za-z_]\w*)")
+
+Number = Annotated[float, Field(strict=True, ge=0)]
+Days = Annotated[int, Field(strict=True, ge=0)]
+
+
+class ConfigError(ValueError):
+    """A configuration that cannot be used; the message names each key and file."""
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SalesforceSettings(_Model):
+    conn_id: StrictStr
+    instance_url: StrictStr
+    bulk_threshold: Annotated[int, Field(strict=True, ge=0)]
+
+
+class SlackSettings(_Model):
+    conn_id: StrictStr
+    outbox: StrictStr
+    ledger_url: StrictStr
+    user_cache_hours: Annotated[float, Field(strict=True, gt=0)]
+    report_url: StrictStr | None = None
+
+
+class StoreSettings(_Model):
+    url: StrictStr
+    keep: Annotated[int, Field(strict=True, ge=2)]
+    max_age_hours: Annotated[float, Field(strict=True, gt=0)]
+
+
+class Stages(_Model):
+    rank_pattern: StrictStr
+    won: list[StrictStr]
+    lost: list[StrictStr]
+
+
+class Thresholds(_Model):
+    iacv_sa_required: Number
+    iacv_tech_eval: Number
+    iacv_stage2_move: Number
+    stage3_days: Days
+    stall_days: Days
+    review_days: Days
+    other_min_chars: Days
+    description_preview_chars: Days
+
+
+class EmailDomains(_Model):
+    company: list[StrictStr]
+    generic: list[StrictStr]
+
+
+class Taxonomy(_Model):
+    activity_types: dict[StrictStr, list[StrictStr]]
+    sentiments: list[StrictStr]
+    persona_levels: list[StrictStr]
+    ride_along_type: StrictStr
+    csp_type: StrictStr
+    other_type: StrictStr
+
+    @property
+    def all_activity_types(self) -> list[str]:
+        return [t for group in self.activity_types.values() for t in group]
+
+
+class RoutingRule(_Model):
+    key: StrictStr
+    when: dict[StrictStr, list[StrictStr]]
+
+
+class Routing(_Model):
+    channel_prefix: StrictStr
+    rules: list[RoutingRule]
+    unrouted_channel: StrictStr
+
+
+class Region(_Model):
+    timezone: StrictStr
+
+
+class Channels(_Model):
+    operations: StrictStr
+
+
+class Schedule(_Model):
+    regional_digest_at: StrictStr
+    sa_digest_at: StrictStr
+    fixed_channel_timezone: StrictStr
+    reminder_every_minutes: Annotated[int, Field(strict=True, gt=0, le=60)]
+
+
+class Expectation(_Model):
+    expectation: Literal[EXPECTATIONS]  # type: ignore[valid-type]
+    column: StrictStr
+    reason: StrictStr | None = None
+    when: StrictStr | None = None
+    other: StrictStr | None = None
+    values: list[Any] | StrictStr | None = None
+    min: float | StrictStr | None = None
+    max: float | StrictStr | None = None
+    regex: StrictStr | None = None
+    or_equal: StrictBool = False
+
+    @model_validator(mode="after")
+    def _arguments(self) -> Expectation:
+        needs = {
+            "in_set": "values",
+            "not_in_set": "values",
+            "each_in_set": "values",
+            "pair_equal": "other",
+            "pair_greater": "other",
+            "match_regex": "regex",
+            "min_length": "min",
+        }.get(self.expectation)
+        if needs and getattr(self, needs) is None:
+            raise ValueError(f"expectation {self.expectation!r} needs {needs!r}")
+        if self.expectation == "between" and self.min is None and self.max is None:
+            raise ValueError("expectation 'between' needs 'min' or 'max'")
+        return self
+
+
+class Recipient(_Model):
+    dm: Literal["sa", "owner"] | None = None
+    region: Literal["record"] | None = None
+    channel: StrictStr | None = None
+
+    @model_validator(mode="after")
+    def _one(self) -> Recipient:
+        given = [k for k in ("dm", "region", "channel") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError("give exactly one of dm, region, channel")
+        if self.channel is not None and not self.channel.startswith("#"):
+            raise ValueError("a channel name starts with '#'")
+        return self
+
+    @property
+    def column(self) -> str | None:
+        """The prepared-frame column holding this recipient, or None for a fixed channel."""
+        if self.dm:
+            return f"to_{self.dm}"
+        if self.region:
+            return "to_region"
+        return None
+
+
+class Workflow(_Model):
+    title: StrictStr
+    object: Literal[tuple(OBJECTS)]  # type: ignore[valid-type]
+    frame: Literal[tuple(FRAMES)]  # type: ignore[valid-type]
+    scope: StrictStr = "True"
+    expect: Annotated[list[Expectation], Field(min_length=1)]
+    recipient: Recipient
+    slot: Literal[SLOTS]  # type: ignore[valid-type]
+    report_reasons: StrictBool = False
+    enabled: StrictBool = True
+
+
+class Config(_Model):
+    salesforce: SalesforceSettings
+    slack: SlackSettings
+    store: StoreSettings
+    fields: dict[StrictStr, dict[StrictStr, StrictStr]]
+    stages: Stages
+    thresholds: Thresholds
+    sa_role_types: list[StrictStr]
+    email_domains: EmailDomains
+    taxonomy: Taxonomy
+    routing: Routing
+    regions: dict[StrictStr, Region]
+    channels: Channels
+    schedule: Schedule
+    workflows: dict[StrictStr, Workflow]
+
+    def params(self) -> dict[str, Any]:
+        """Names a scope or expectation may use as ``@name`` (``as_of`` is added per run)."""
+        return {
+            **self.thresholds.model_dump(),
+            "activity_types": self.taxonomy.all_activity_types,
+            "sentiments": list(self.taxonomy.sentiments),
+            "persona_levels": list(self.taxonomy.persona_levels),
+        }
+
+    def enabled_workflows(self) -> dict[str, Workflow]:
+        return {k: w for k, w in self.workflows.items() if w.enabled}
+
+    def region_channel(self, key: str) -> str:
+        return f"{self.routing.channel_prefix}{key}"
+
+    def api_name(self, obj: str, field: str) -> str:
+        return self.fields[obj][field]
+
+
+# --------------------------------------------------------------------------- checks
+# Each returns a list of (dotted key, message); all are reported together.
+
+
+def _check_fields(cfg: Config) -> list[tuple[str, str]]:
+    errors = []
+    for obj, mapping in cfg.fields.items():
+        if obj not in OBJECTS:
+            errors.append((f"fields.{obj}", f"unknown object (known: {', '.join(OBJECTS)})"))
+            continue
+        for logical in mapping:
+            if logical not in OBJECTS[obj]:
+                errors.append((f"fields.{obj}.{logical}", "unknown field of the data contract"))
+    for obj, catalog in OBJECTS.items():
+        for logical in catalog:
+            if logical not in cfg.fields.get(obj, {}):
+                errors.append((f"fields.{obj}.{logical}", "missing from the field map"))
+    return errors
+
+
+def _check_timezones(cfg: Config) -> list[tuple[str, str]]:
+    zones = {f"regions.{k}.timezone": r.timezone for k, r in cfg.regions.items()}
+    zones["schedule.fixed_channel_timezone"] = cfg.schedule.fixed_channel_timezone
+    errors = []
+    for key, name in zones.items():
+        try:
+            ZoneInfo(name)
+        except (ZoneInfoNotFoundError, ValueError):
+            errors.append((key, f"unknown time zone {name!r}"))
+    for key in ("regional_digest_at", "sa_digest_at"):
+        value = getattr(cfg.schedule, key)
+        if not re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d", value):
+            errors.append((f"schedule.{key}", f"{value!r} is not a HH:MM time"))
+    return errors
+
+
+def _check_routing(cfg: Config) -> list[tuple[str, str]]:
+    errors = []
+    for i, rule in enumerate(cfg.routing.rules):
+        if rule.key not in cfg.regions:
+            errors.append((f"routing.rules.{i}.key", f"{rule.key!r} is not a region of 'regions'"))
+        for field in rule.when:
+            if field not in OBJECTS["User"]:
+                errors.append((f"routing.rules.{i}.when.{field}", "unknown User field"))
+    try:
+        re.compile(cfg.stages.rank_pattern)
+    except re.error as exc:
+        errors.append(("stages.rank_pattern", f"not a regular expression: {exc}"))
+    return errors
+
+
+def expression_names(expr: str) -> tuple[set[str], set[str]]:
+    """(column names, @parameter names) used by a scope expression; raises SyntaxError."""
+    params = set(_PARAM.findall(expr))
+    tree = ast.parse(_PARAM.sub(r"__param_\1", expr), mode="eval")
+    allowed = (
+        ast.Expression, ast.BoolOp, ast.BinOp, ast.UnaryOp, ast.Compare, ast.Name, ast.Load,
+        ast.Constant, ast.And, ast.Or, ast.Not, ast.Invert, ast.Eq, ast.NotEq, ast.Lt, ast.LtE,
+        ast.Gt, ast.GtE, ast.Add, ast.Sub, ast.Mult, ast.Div, ast.BitAnd, ast.BitOr, ast.USub,
+    )  # fmt: skip
+    for node in ast.walk(tree):
+        if not isinstance(node, allowed):
+            raise SyntaxError(f"{type(node).__name__} is not allowed in a scope")
+    names = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)}
+    columns = {n for n in names if not n.startswith("__param_")} - {"True", "False"}
+    return columns, params
+
+
+def _check_workflows(cfg: Config) -> list[tuple[str, str]]:
+    errors = []
+    params = set(cfg.params()) | {"as_of"}
+    for wid, wf in cfg.workflows.items():
+        key = f"workflows.{wid}"
+        columns = FRAMES[wf.frame] | {"to_sa", "to_owner", "to_region"}
+        if FRAME_OBJECT[wf.frame] != wf.object:
+            errors.append((f"{key}.object", f"frame {wf.frame!r} holds {FRAME_OBJECT[wf.frame]} records"))
+        exprs = [(f"{key}.scope", wf.scope)]
+        exprs += [(f"{key}.expect.{i}.when", e.when) for i, e in enumerate(wf.expect) if e.when]
+        for where, expr in exprs:
+            try:
+                used, used_params = expression_names(expr)
+            except SyntaxError as exc:
+                errors.append((where, f"cannot parse {expr!r}: {exc.msg}"))
+                continue
+            for name in sorted(used - columns):
+                errors.append((where, f"unknown field {name!r} of frame {wf.frame!r}"))
+            for name in sorted(used_params - params):
+                errors.append((where, f"unknown parameter @{name}"))
+        for i, e in enumerate(wf.expect):
+            for attr in ("column", "other"):
+                name = getattr(e, attr)
+                if name is not None and name not in columns:
+                    errors.append((f"{key}.expect.{i}.{attr}", f"unknown field {name!r} of frame {wf.frame!r}"))
+            for attr in ("values", "min", "max"):
+                value = getattr(e, attr)
+                if isinstance(value, str):
+                    m = _PARAM.fullmatch(value)
+                    if not m or m.group(1) not in params:
+                        errors.append((f"{key}.expect.{i}.{attr}", f"{value!r} is not a known @parameter"))
+            if wf.report_reasons and not e.reason:
+                errors.append((f"{key}.expect.{i}.reason", "workflows that report reasons need one per expectation"))
+        if wf.recipient.dm == "sa" and wf.frame not in ("opportunities", "changes"):
+            errors.append((f"{key}.recipient.dm", "'sa' is a field of opportunities only"))
+        if wf.recipient.dm == "owner" and wf.frame in ("opportunities", "changes"):
+            errors.append((f"{key}.recipient.dm", "opportunity workflows DM the 'sa'"))
+    return errors
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def _merge(base: Any, override: Any) -> Any:
+    if isinstance(base, dict) and isinstance(override, dict):
+        out = dict(base)
+        for k, v in override.items():
+            out[k] = _merge(base[k], v) if k in base else v
+        return out
+    return copy.deepcopy(override)
+
+
+def _has_key(doc: Any, path: tuple) -> bool:
+    for part in path:
+        if isinstance(doc, dict) and part in doc:
+            doc = doc[part]
+        elif isinstance(doc, list) and isinstance(part, int) and part < len(doc):
+            doc = doc[part]
+        else:
+            return False
+    return True
+
+
+def _read_yaml(path: Path) -> dict:
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the configuration: {exc.strerror}") from None
+    try:
+        doc = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    if doc is None:
+        return {}
+    if not isinstance(doc, dict):
+        raise ConfigError(f"{path}: the configuration must be a mapping at the top level")
+    return doc
+
+
+def load_config(path: str | os.PathLike | None = None) -> Config:
+    """The configuration: the defaults, merged with ``path`` (or $SA_HYGIENE_CONFIG) when given."""
+    path = path if path is not None else os.environ.get(CONFIG_ENV) or None
+    if path is None:
+        return _load(None, 0.0)
+    p = Path(path).resolve()
+    try:
+        mtime = p.stat().st_mtime
+    except OSError:
+        raise ConfigError(f"{path}: configuration file not found") from None
+    return _load(str(p), mtime)
+
+
+@lru_cache(maxsize=8)
+def _load(path: str | None, _mtime: float) -> Config:
+    defaults = _read_yaml(DEFAULTS_PATH)
+    user = _read_yaml(Path(path)) if path else {}
+    merged = _merge(defaults, user)
+
+    def where(loc: tuple) -> str:
+        # The user's file is to blame when it holds the key or the entry around it
+        # (``workflows.wf-06`` for an error in ``workflows.wf-06.scope``).
+        blamed = path and any(_has_key(user, loc[:n]) for n in range(min(2, len(loc)), len(loc) + 1))
+        return path if blamed else str(DEFAULTS_PATH)
+
+    try:
+        cfg = Config.model_validate(merged)
+    except ValidationError as exc:
+        lines = []
+        for err in exc.errors():
+            loc = tuple(err["loc"])
+            dotted = ".".join(str(p) for p in loc)
+            lines.append(f"{where(loc)}: {dotted}: {err['msg']}")
+        raise ConfigError("invalid configuration:\n  " + "\n  ".join(lines)) from None
+
+    problems = _check_fields(cfg) + _check_timezones(cfg) + _check_routing(cfg) + _check_workflows(cfg)
+    if problems:
+        lines = []
+        for dotted, msg in problems:
+            loc = tuple(int(p) if p.isdigit() else p for p in dotted.split("."))
+            lines.append(f"{where(loc)}: {dotted}: {msg}")
+        raise ConfigError("invalid configuration:\n  " + "\n  ".join(lines))
+    return cfg

@@ -1,0 +1,162 @@
+"""The data contract (CONTRACT.md § 1) as data: which fields each object has, their types.
+
+Everything else refers to fields by a *logical* name (``te_start``), never by the
+API name (``SA_Validated_Tech_Evaluation_Start_Date__c``), because every org names
+custom fields differently and the configuration maps one to the other. This module
+is deliberately free of pandas so that configuration can be validated at DAG parse
+time without paying for heavy imports.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+Kind = Literal["id", "ref", "text", "date", "datetime", "bool", "number", "multi"]
+
+
+@dataclass(frozen=True)
+class Field:
+    name: str  # logical name used by rules, digests and reports
+    api: str  # default Salesforce API name (GitLab's org)
+    kind: Kind
+    # A required field missing from a snapshot is an error; an optional one is read as
+    # all-blank, because rules never depend on it (only digests or reports show it).
+    required: bool = True
+
+
+def _fields(*items: Field) -> dict[str, Field]:
+    return {f.name: f for f in items}
+
+
+OBJECTS: dict[str, dict[str, Field]] = {
+    "Opportunity": _fields(
+        Field("id", "Id", "id"),
+        Field("name", "Name", "text", required=False),
+        Field("account_id", "AccountId", "ref", required=False),
+        Field("owner_id", "OwnerId", "ref"),
+        Field("stage", "StageName", "text"),
+        Field("is_closed", "IsClosed", "bool"),
+        Field("is_won", "IsWon", "bool"),
+        Field("close_date", "CloseDate", "date", required=False),
+        Field("iacv", "Incremental_ACV__c", "number"),
+        Field("sa", "Solution_Architect__c", "ref"),
+        Field("stage3_date", "x3_Technical_Evaluation_Date__c", "date"),
+        Field("te_start", "SA_Validated_Tech_Evaluation_Start_Date__c", "date"),
+        Field("te_end", "SA_Validated_Tech_Evaluation_End_Date__c", "date"),
+        # Salesforce caps API names at 40 characters, hence "Statu__c".
+        Field("te_status", "SA_Validated_Tech_Evaluation_Close_Statu__c", "text"),
+        Field("te_details", "SA_Validated_Tech_Evaluation_Close_Details__c", "text"),
+        Field("is_ps", "Is_PS_Opportunity__c", "bool"),
+        Field("last_modified", "LastModifiedDate", "datetime", required=False),
+        Field("system_modstamp", "SystemModstamp", "datetime", required=False),
+    ),
+    "Task": _fields(
+        Field("id", "Id", "id"),
+        Field("owner_id", "OwnerId", "ref"),
+        Field("what_id", "WhatId", "ref"),
+        Field("who_id", "WhoId", "ref"),
+        Field("account_id", "AccountId", "ref", required=False),
+        Field("subject", "Subject", "text"),
+        Field("description", "Description", "text"),
+        Field("activity_date", "ActivityDate", "date"),
+        Field("status", "Status", "text", required=False),
+        Field("is_closed", "IsClosed", "bool"),
+        Field("created", "CreatedDate", "datetime"),
+        Field("activity_types", "SA_Activity_Type__c", "multi"),
+        Field("products", "Products_Positioned__c", "multi", required=False),
+        Field("persona_levels", "Persona_Levels__c", "multi"),
+        Field("persona_functions", "Persona_Functions__c", "multi", required=False),
+        Field("sentiment", "Customer_Interaction_Sentiment__c", "text"),
+        Field("chorus_call_id", "affectlayer__Chorus_Call_Id__c", "text"),
+        Field("last_modified", "LastModifiedDate", "datetime", required=False),
+        Field("system_modstamp", "SystemModstamp", "datetime", required=False),
+    ),
+    "User": _fields(
+        Field("id", "Id", "id"),
+        Field("name", "Name", "text", required=False),
+        Field("email", "Email", "text", required=False),
+        Field("is_active", "IsActive", "bool"),
+        Field("manager_id", "ManagerId", "ref"),
+        Field("timezone", "TimeZoneSidKey", "text"),
+        Field("segment", "User_Segment__c", "text"),
+        Field("geo", "User_Geo__c", "text"),
+        Field("region", "User_Region__c", "text"),
+        Field("role_type", "User_Role_Type__c", "text"),
+    ),
+    "Account": _fields(
+        Field("id", "Id", "id"),
+        Field("name", "Name", "text", required=False),
+        Field("website", "Website", "text"),
+        Field("owner_id", "OwnerId", "ref", required=False),
+    ),
+    "Contact": _fields(
+        Field("id", "Id", "id"),
+        Field("account_id", "AccountId", "ref", required=False),
+        Field("name", "Name", "text", required=False),
+        Field("email", "Email", "text"),
+    ),
+    "OpportunityContactRole": _fields(
+        Field("id", "Id", "id"),
+        Field("opportunity_id", "OpportunityId", "ref"),
+        Field("contact_id", "ContactId", "ref"),
+    ),
+    "Event": _fields(
+        Field("id", "Id", "id"),
+        Field("owner_id", "OwnerId", "ref"),
+        Field("subject", "Subject", "text", required=False),
+        Field("start", "StartDateTime", "datetime"),
+        Field("end", "EndDateTime", "datetime"),
+        Field("what_id", "WhatId", "ref", required=False),
+        Field("attendee_emails", "AttendeeEmails", "multi"),
+        Field("system_modstamp", "SystemModstamp", "datetime", required=False),
+    ),
+}
+
+# Salesforce Id key prefixes the rules rely on.
+PREFIX = {
+    "Opportunity": "006",
+    "Account": "001",
+    "Contact": "003",
+    "Lead": "00Q",
+    "User": "005",
+    "Task": "00T",
+    "Event": "00U",
+}
+
+
+def default_field_map() -> dict[str, dict[str, str]]:
+    """The field map of GitLab's org: object -> logical name -> API name."""
+    return {obj: {f.name: f.api for f in fields.values()} for obj, fields in OBJECTS.items()}
+
+
+# Columns of the frames the rule engine prepares once per run (rules.py builds them).
+# Workflow scopes and expectations may only name these; config validation checks it,
+# so a typo in a user's YAML fails at load time, not at 08:00.
+FRAMES: dict[str, frozenset[str]] = {
+    "opportunities": frozenset(
+        """id key name account_id account_name owner_id owner_name stage rank is_open is_won lost
+        iacv sa sa_name has_sa stage3_date te_start te_end te_status te_details is_ps
+        has_te_start has_te_end has_te_status has_te_details days_since_stage3
+        days_since_te_start days_te_end_ahead recent_sa_activity close_date""".split()
+    ),
+    "changes": frozenset(
+        """id key name account_id account_name owner_id owner_name stage rank is_open lost iacv
+        sa sa_name has_sa te_start te_end te_status prev_stage prev_rank prev_sa prev_sa_name
+        prev_has_sa prev_te_start prev_te_end prev_te_status is_new""".split()
+    ),
+    "activities": frozenset(
+        """id owner_id owner_name what_id what_prefix who_id who_prefix account_id subject
+        description description_length activity_date created activity_types persona_levels
+        sentiment has_ride_along has_csp has_other description_has_link created_in_window
+        created_in_review_period has_subject has_description has_who""".split()
+    ),
+    "tasks": frozenset(
+        """id owner_id owner_name what_id subject activity_date is_closed created is_chorus
+        chorus_call_id owner_is_sa created_in_window is_sa_activity""".split()
+    ),
+    "meetings": frozenset(
+        """id owner_id owner_name subject start end local_start_date ended_in_window owner_is_sa
+        external_attendees has_external_attendee suggested_what_id suggested_object logged""".split()
+    ),
+}

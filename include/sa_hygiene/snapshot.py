@@ -1,0 +1,459 @@
+"""Snapshots: reading a directory of Salesforce tables into typed frames, and the store.
+
+A snapshot is read through the field map into frames with *logical* column names
+(``schema.OBJECTS``), typed once here so that no rule ever parses a string:
+dates are naive ``datetime64`` at midnight, datetimes are UTC-aware, booleans are
+``bool``, numbers ``float``, multi-select picklists Arrow lists of strings, and every
+record carries ``key`` (the 15-character Id prefix) so that 15- and 18-character Ids
+of the same record join. Rows that cannot be trusted are moved to the quarantine
+with a reason code instead of failing the run (CONTRACT.md § 1, "Bad rows").
+
+The store keeps one directory per snapshot, named by its UTC timestamp. A snapshot
+is written under a temporary name, gets a manifest last, and is renamed; the store
+lists only directories with a manifest, so a half-written snapshot is never read,
+also on object stores where a rename is a copy.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import fsspec
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+
+from sa_hygiene.config import Config
+from sa_hygiene.schema import OBJECTS, Field
+
+ID_RE = r"[A-Za-z0-9]{15}(?:[A-Za-z0-9]{3})?"
+DATE_RE = r"\d{4}-\d{2}-\d{2}"
+TRUE = {"true", "1", "yes"}
+FALSE = {"false", "0", "no"}
+QUARANTINE_COLUMNS = ["object", "record_id", "reason", "detail"]
+MULTI = pd.ArrowDtype(pa.list_(pa.string()))
+
+# Load order matters: references are checked against tables already read.
+LOAD_ORDER = ["User", "Account", "Contact", "Opportunity", "OpportunityContactRole", "Task", "Event"]
+# (object, field) -> object it must exist in, for rules that route through it.
+REFERENCES = {
+    ("Opportunity", "owner_id"): "User",
+    ("Opportunity", "sa"): "User",
+    ("Task", "owner_id"): "User",
+    ("Event", "owner_id"): "User",
+}
+
+
+class SnapshotError(ValueError):
+    """A snapshot that cannot be read at all: a missing file or required column."""
+
+
+@dataclass
+class Snapshot:
+    tables: dict[str, pd.DataFrame]
+    quarantine: pd.DataFrame
+    path: str
+    taken_at: datetime | None = None
+    notes: dict[str, int] = field(default_factory=dict)
+
+    def __getitem__(self, obj: str) -> pd.DataFrame:
+        return self.tables[obj]
+
+
+# --------------------------------------------------------------------------- reading
+
+
+def _fs(url: str) -> tuple[fsspec.AbstractFileSystem, str]:
+    fs, root = fsspec.core.url_to_fs(str(url))
+    return fs, root.rstrip("/")
+
+
+def _is_local(fs: fsspec.AbstractFileSystem) -> bool:
+    return "file" in (fs.protocol if isinstance(fs.protocol, tuple) else (fs.protocol,))
+
+
+def _locate(fs, root: str, obj: str) -> str:
+    for ext in ("parquet", "csv"):
+        candidate = f"{root}/{obj}.{ext}"
+        if fs.exists(candidate):
+            return candidate
+    raise SnapshotError(f"{root}/{obj}.parquet (or .csv): missing file: the snapshot has no {obj} table")
+
+
+def _read_table(fs, path: str, wanted: list[str]) -> pa.Table:
+    """Read the columns of ``wanted`` that exist; CSV is read all-text (we type it ourselves)."""
+    if path.endswith(".parquet"):
+        source = path if _is_local(fs) else fs.open(path, "rb")
+        present = set(pq.read_schema(source).names)
+        if not _is_local(fs):
+            source.seek(0)
+        return pq.read_table(source, columns=[c for c in wanted if c in present])
+    with fs.open(path, "rb") as fh:
+        head = fh.readline()
+    if not head.strip():
+        raise SnapshotError(f"{path}: empty file: a CSV table needs a header row")
+    present = pacsv.read_csv(pa.py_buffer(head)).column_names
+    cols = [c for c in wanted if c in present]
+    opts = pacsv.ConvertOptions(
+        include_columns=cols,
+        column_types={c: pa.string() for c in cols},
+        strings_can_be_null=False,
+        quoted_strings_can_be_null=False,
+    )
+    with fs.open(path, "rb") as fh:
+        try:
+            return pacsv.read_csv(fh, convert_options=opts, read_options=pacsv.ReadOptions(block_size=1 << 24))
+        except pa.ArrowInvalid as exc:
+            raise SnapshotError(f"{path}: not a readable CSV table: {exc}") from None
+
+
+def _text(col: pa.ChunkedArray) -> pd.Series:
+    """Stripped text; blank (null, empty, white space) becomes null."""
+    if not pa.types.is_string(col.type) and not pa.types.is_large_string(col.type):
+        col = pc.cast(col, pa.string())
+    trimmed = pc.utf8_trim_whitespace(col)
+    cleaned = pc.if_else(pc.equal(trimmed, ""), pa.scalar(None, pa.string()), trimmed)
+    return pd.Series(cleaned.to_pandas(), dtype="str")
+
+
+def _multi(col: pa.ChunkedArray) -> pd.Series:
+    """A ';'-separated picklist as a list of trimmed, non-blank values (blank -> [])."""
+    if pa.types.is_list(col.type) or pa.types.is_large_list(col.type):
+        values = pc.cast(col, pa.list_(pa.string()))
+        values = values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
+        values = pa.ListArray.from_arrays(values.offsets, values.values)  # nulls -> []
+        values = values.fill_null([]) if values.null_count else values
+    else:
+        text = pc.fill_null(pc.cast(col, pa.string()), "").combine_chunks()
+        values = pc.split_pattern(text, ";")
+    flat = pc.utf8_trim_whitespace(pc.list_flatten(values))
+    parents = pc.list_parent_indices(values)
+    keep = pc.not_equal(flat, "")
+    flat, parents = pc.filter(flat, keep), pc.filter(parents, keep)
+    counts = np.bincount(parents.to_numpy(zero_copy_only=False), minlength=len(values))
+    offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int32)
+    lists = pa.ListArray.from_arrays(pa.array(offsets), flat)
+    return pd.Series(pd.arrays.ArrowExtensionArray(lists))
+
+
+def _typed(col: pa.ChunkedArray, f: Field) -> tuple[pd.Series, pd.Series | None]:
+    """(typed values, mask of rows whose non-blank value could not be parsed)."""
+    t = col.type
+    if f.kind in ("id", "ref", "text"):
+        return _text(col), None
+    if f.kind == "multi":
+        return _multi(col), None
+    if f.kind == "bool":
+        if pa.types.is_boolean(t):
+            return pd.Series(pc.fill_null(col, False).to_numpy(zero_copy_only=False)), None
+        text = _text(col).str.lower()
+        good = text.isna() | text.isin(TRUE | FALSE)
+        return text.isin(TRUE).astype(bool), ~good
+    if f.kind == "number":
+        if pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_decimal(t):
+            return pd.Series(pc.cast(col, pa.float64()).to_numpy(zero_copy_only=False)), None
+        text = _text(col)
+        values = pd.to_numeric(text, errors="coerce").astype("float64")
+        return values, text.notna() & values.isna()
+    if f.kind == "date":
+        if pa.types.is_date(t) or pa.types.is_timestamp(t):
+            if pa.types.is_timestamp(t) and t.tz is not None:
+                col = pc.local_timestamp(col)
+            values = pc.cast(pc.cast(col, pa.timestamp("s")), pa.date32())
+            return pd.Series(pc.cast(values, pa.timestamp("us")).to_pandas()).astype("datetime64[us]"), None
+        text = _text(col)
+        values = pd.to_datetime(text, format="%Y-%m-%d", errors="coerce")
+        shape = text.str.fullmatch(DATE_RE).fillna(False).astype(bool)
+        values = values.where(shape)
+        return values.astype("datetime64[us]"), text.notna() & values.isna()
+    if f.kind == "datetime":
+        if pa.types.is_timestamp(t):
+            if t.tz is None:
+                col = pc.assume_timezone(col, "UTC")
+            return pd.Series(pc.cast(col, pa.timestamp("us", tz="UTC")).to_pandas()), None
+        text = _text(col)
+        values = pd.to_datetime(text, format="ISO8601", utc=True, errors="coerce")
+        return values.astype("datetime64[us, UTC]"), text.notna() & values.isna()
+    raise AssertionError(f.kind)
+
+
+def _quarantine_rows(obj: str, ids: pd.Series, reason: str, detail: pd.Series | str) -> pd.DataFrame:
+    return pd.DataFrame(
+        {"object": obj, "record_id": ids.astype(object).where(ids.notna(), None), "reason": reason, "detail": detail}
+    )
+
+
+def _load_object(fs, root: str, obj: str, cfg: Config, stages: _Stages | None) -> tuple[pd.DataFrame, list]:
+    path = _locate(fs, root, obj)
+    fmap = cfg.fields[obj]
+    catalog = OBJECTS[obj]
+    table = _read_table(fs, path, list(dict.fromkeys(fmap.values())))
+    missing = [fmap[n] for n, f in catalog.items() if f.required and fmap[n] not in table.column_names]
+    if missing:
+        raise SnapshotError(f"{path}: missing required column(s): {', '.join(missing)}")
+
+    n = table.num_rows
+    columns: dict[str, pd.Series] = {}
+    bad: dict[str, pd.Series] = {}
+    for name, f in catalog.items():
+        api = fmap[name]
+        col = table.column(api) if api in table.column_names else pa.chunked_array([pa.nulls(n, pa.string())])
+        values, invalid = _typed(col, f)
+        columns[name] = values.reset_index(drop=True)
+        if invalid is not None:
+            bad[name] = invalid.reset_index(drop=True).fillna(False).astype(bool)
+    del table
+    df = pd.DataFrame(columns)
+    problems: list[pd.DataFrame] = []
+
+    # 1. Ids: blank or malformed rows cannot be keyed at all.
+    ids = df["id"]
+    blank = ids.isna()
+    malformed = ~blank & ~ids.str.fullmatch(ID_RE).fillna(False).astype(bool)
+    if blank.any():
+        problems.append(_quarantine_rows(obj, ids[blank], "blank_id", "the Id is blank"))
+    if malformed.any():
+        problems.append(_quarantine_rows(obj, ids[malformed], "malformed_id", "not a 15- or 18-character Id"))
+    df = df[~(blank | malformed)]
+    df.insert(1, "key", df["id"].str.slice(0, 15))
+
+    # 2. Duplicates: the latest SystemModstamp wins (file order breaks ties: last wins).
+    if df["key"].duplicated().any():
+        stamp = df["system_modstamp"] if "system_modstamp" in df else pd.Series(pd.NaT, index=df.index)
+        order = df.assign(_stamp=stamp, _pos=np.arange(len(df))).sort_values(["_stamp", "_pos"], na_position="first")
+        losers = order.index[order["key"].duplicated(keep="last")]
+        problems.append(
+            _quarantine_rows(obj, df.loc[losers, "id"], "duplicate_id", "another row with this Id has a later SystemModstamp")
+        )
+        df = df.drop(index=losers)
+
+    # 3. Values that do not parse, in field order; a row is quarantined for its first problem.
+    reasons = pd.Series(None, index=df.index, dtype=object)
+    details = pd.Series(None, index=df.index, dtype=object)
+
+    def flag(mask: pd.Series, reason: str, detail: pd.Series | str) -> None:
+        mask = mask.reindex(df.index, fill_value=False) & reasons.isna()
+        reasons[mask] = reason
+        details[mask] = detail[mask] if isinstance(detail, pd.Series) else detail
+
+    for name, invalid in bad.items():
+        kind = catalog[name].kind
+        reason = {"date": "bad_date", "datetime": "bad_datetime", "bool": "bad_boolean", "number": "bad_number"}[kind]
+        flag(invalid, reason, f"{fmap[name]} cannot be read as a {kind}")
+    if obj == "Opportunity":
+        flag(df["iacv"] < 0, "negative_iacv", f"{fmap['iacv']} is negative")
+        rank, lost = stages.classify(df)
+        flag(rank.isna() & ~lost, "unknown_stage", f"{fmap['stage']} is not a known stage: " + df["stage"].fillna("(blank)"))
+        df["iacv"] = df["iacv"].fillna(0.0)
+        df["rank"] = rank
+        df["lost"] = lost
+    if reasons.notna().any():
+        bad_rows = reasons.notna()
+        problems.append(
+            pd.DataFrame(
+                {"object": obj, "record_id": df.loc[bad_rows, "id"].astype(object), "reason": reasons[bad_rows],
+                 "detail": details[bad_rows]}
+            )
+        )
+        df = df[~bad_rows]
+    return df.reset_index(drop=True), problems
+
+
+class _Stages:
+    """StageName -> rank (0-8) and the lost flag, as WORKFLOWS.md § Terms defines them."""
+
+    def __init__(self, cfg: Config):
+        self.pattern = re.compile(cfg.stages.rank_pattern)
+        self.won = set(cfg.stages.won)
+        self.lost = set(cfg.stages.lost)
+
+    def classify(self, df: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
+        stage = df["stage"]
+        digits = stage.str.extract(self.pattern, expand=False)
+        rank = pd.to_numeric(digits, errors="coerce")
+        rank = rank.where(~stage.isin(self.won), 8.0)
+        lost = stage.isin(self.lost).astype(bool) | (df["is_closed"] & ~df["is_won"])
+        rank = rank.where(~lost)
+        return rank.astype("float64"), lost
+
+
+def _check_references(tables: dict[str, pd.DataFrame], cfg: Config) -> list[pd.DataFrame]:
+    problems = []
+    for (obj, name), target in REFERENCES.items():
+        df = tables[obj]
+        keys = set(tables[target]["key"])
+        ref = df[name]
+        # A blank owner is a missing reference too: routing needs it. A blank SA is just "no SA".
+        missing = ~ref.str.slice(0, 15).isin(keys)
+        if name == "sa":
+            missing &= ref.notna()
+        if missing.any():
+            detail = f"{cfg.fields[obj][name]} " + ref[missing].fillna("(blank)") + f" is not a {target} of the snapshot"
+            problems.append(_quarantine_rows(obj, df.loc[missing, "id"], "missing_reference", detail))
+            tables[obj] = df[~missing].reset_index(drop=True)
+    return problems
+
+
+def read_snapshot(path: str | os.PathLike, cfg: Config) -> Snapshot:
+    """Read every table of the snapshot at ``path`` (a folder or fsspec URL)."""
+    fs, root = _fs(str(path))
+    if not fs.isdir(root):
+        raise SnapshotError(f"{path}: no such snapshot directory")
+    stages = _Stages(cfg)
+    tables: dict[str, pd.DataFrame] = {}
+    problems: list[pd.DataFrame] = []
+    for obj in LOAD_ORDER:
+        tables[obj], found = _load_object(fs, root, obj, cfg, stages)
+        problems += found
+    problems += _check_references(tables, cfg)
+    quarantine = (
+        pd.concat(problems, ignore_index=True)
+        if problems
+        else pd.DataFrame({c: pd.Series(dtype=object) for c in QUARANTINE_COLUMNS})
+    )
+    return Snapshot(tables=tables, quarantine=quarantine, path=str(path), taken_at=_taken_at(fs, root))
+
+
+def _taken_at(fs, root: str) -> datetime | None:
+    manifest = f"{root}/{MANIFEST}"
+    if fs.exists(manifest):
+        with fs.open(manifest) as fh:
+            return datetime.fromisoformat(json.load(fh)["taken_at"])
+    return parse_snapshot_name(root.rsplit("/", 1)[-1])
+
+
+# --------------------------------------------------------------------------- the store
+
+MANIFEST = "_manifest.json"
+NAME_FORMAT = "%Y%m%dT%H%M%SZ"
+
+
+def snapshot_name(taken_at: datetime) -> str:
+    return taken_at.astimezone(UTC).strftime(NAME_FORMAT)
+
+
+def parse_snapshot_name(name: str) -> datetime | None:
+    try:
+        return datetime.strptime(name, NAME_FORMAT).replace(tzinfo=UTC)
+    except ValueError:
+        return None
+
+
+@dataclass(frozen=True)
+class SnapshotRef:
+    name: str
+    taken_at: datetime
+    url: str
+
+
+class SnapshotStore:
+    """Dated snapshots under a root folder or fsspec URL, committed atomically."""
+
+    def __init__(self, url: str, keep: int = 60):
+        self.url = str(url).rstrip("/")
+        self.fs, self.root = _fs(self.url)
+        self.keep = keep
+
+    def _url(self, name: str) -> str:
+        return f"{self.url}/{name}"
+
+    def list(self) -> list[SnapshotRef]:
+        if not self.fs.exists(self.root):
+            return []
+        refs = []
+        for entry in self.fs.ls(self.root, detail=False):
+            name = entry.rstrip("/").rsplit("/", 1)[-1]
+            taken = parse_snapshot_name(name)
+            if taken and self.fs.exists(f"{self.root}/{name}/{MANIFEST}"):
+                refs.append(SnapshotRef(name, taken, self._url(name)))
+        return sorted(refs, key=lambda r: r.taken_at)
+
+    def latest(self) -> SnapshotRef | None:
+        refs = self.list()
+        return refs[-1] if refs else None
+
+    def previous(self, of: SnapshotRef | datetime) -> SnapshotRef | None:
+        when = of.taken_at if isinstance(of, SnapshotRef) else of
+        earlier = [r for r in self.list() if r.taken_at < when]
+        return earlier[-1] if earlier else None
+
+    def manifest(self, ref: SnapshotRef) -> dict:
+        with self.fs.open(f"{self.root}/{ref.name}/{MANIFEST}") as fh:
+            return json.load(fh)
+
+    @contextmanager
+    def writer(self, taken_at: datetime, source: str = "") -> Iterator[str]:
+        """Yield a temporary folder URL to write tables into; commit it when the block ends.
+
+        On any exception the temporary folder is removed and nothing is listed.
+        """
+        name = snapshot_name(taken_at)
+        if self.fs.exists(f"{self.root}/{name}"):
+            raise FileExistsError(f"{self._url(name)}: a snapshot taken at this time already exists")
+        tmp = f".tmp-{name}-{uuid.uuid4().hex[:8]}"
+        self.fs.makedirs(f"{self.root}/{tmp}", exist_ok=True)
+        try:
+            yield self._url(tmp)
+            tables = {}
+            for entry in self.fs.ls(f"{self.root}/{tmp}", detail=False):
+                base = entry.rsplit("/", 1)[-1]
+                if base.endswith(".parquet"):
+                    tables[base.removesuffix(".parquet")] = pq.read_metadata(
+                        entry if _is_local(self.fs) else self.fs.open(entry, "rb")
+                    ).num_rows
+            manifest = {"taken_at": taken_at.astimezone(UTC).isoformat(), "source": source, "rows": tables}
+            with self.fs.open(f"{self.root}/{tmp}/{MANIFEST}", "w") as fh:
+                json.dump(manifest, fh, indent=1)
+            self.fs.mv(f"{self.root}/{tmp}", f"{self.root}/{name}", recursive=True)
+        except BaseException:
+            self.fs.rm(f"{self.root}/{tmp}", recursive=True)
+            raise
+        self.prune()
+
+    def commit_folder(self, folder: str | os.PathLike, taken_at: datetime, source: str = "") -> SnapshotRef:
+        """Copy a finished local folder of tables into the store as one snapshot (CSV becomes Parquet)."""
+        with self.writer(taken_at, source=source) as target:
+            for entry in sorted(Path(folder).iterdir()):
+                if entry.suffix == ".parquet":
+                    self.fs.put_file(str(entry), f"{_fs(target)[1]}/{entry.name}")
+                elif entry.suffix == ".csv" and not (entry.with_suffix(".parquet")).exists():
+                    table = pacsv.read_csv(
+                        entry, convert_options=pacsv.ConvertOptions(strings_can_be_null=False, column_types=_all_text(entry))
+                    )
+                    with self.fs.open(f"{_fs(target)[1]}/{entry.stem}.parquet", "wb") as fh:
+                        pq.write_table(table, fh)
+        return next(r for r in self.list() if r.name == snapshot_name(taken_at))
+
+    def prune(self) -> list[str]:
+        """Delete the oldest snapshots beyond ``keep``, and temporary folders of crashed writers."""
+        removed = []
+        refs = self.list()
+        for ref in refs[: max(0, len(refs) - self.keep)]:
+            self.fs.rm(f"{self.root}/{ref.name}", recursive=True)
+            removed.append(ref.name)
+        # A temporary folder older than the newest snapshot belongs to a writer that died.
+        newest = refs[-1].taken_at if refs else None
+        for entry in self.fs.ls(self.root, detail=False) if newest else []:
+            base = entry.rstrip("/").rsplit("/", 1)[-1]
+            taken = parse_snapshot_name(base[5:21]) if base.startswith(".tmp-") else None
+            if taken and taken < newest:
+                self.fs.rm(f"{self.root}/{base}", recursive=True)
+                removed.append(base)
+        return removed
+
+
+def _all_text(path: Path) -> dict[str, pa.DataType]:
+    with open(path, "rb") as fh:
+        head = fh.readline()
+    return {c: pa.string() for c in pacsv.read_csv(pa.py_buffer(head)).column_names}

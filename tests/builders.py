@@ -1,0 +1,87 @@
+"""Small snapshots for tests: a few records by logical field name, written as CSV or Parquet.
+
+Every record starts from a valid default and names only what a test is about, so a
+test reads as its scenario. Ids are generated per object with the right key prefix.
+"""
+
+from __future__ import annotations
+
+import csv
+import itertools
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+from sa_hygiene.schema import OBJECTS, PREFIX, default_field_map
+
+_counter = itertools.count(1)
+
+
+def sf_id(prefix: str, n: int | None = None, length: int = 18) -> str:
+    n = next(_counter) if n is None else n
+    body = f"{prefix}5e0000{n:06d}"
+    return body if length == 15 else body + "AAA"
+
+
+def user(**kw) -> dict:
+    return {"id": sf_id(PREFIX["User"]), "name": "Sam Architect", "email": "sam@gitlab.com", "is_active": "true",
+            "manager_id": "", "timezone": "America/New_York", "segment": "Large", "geo": "AMER", "region": "East",
+            "role_type": "SA", **kw}  # fmt: skip
+
+
+def opportunity(**kw) -> dict:
+    return {"id": sf_id(PREFIX["Opportunity"]), "name": "Acme - Ultimate", "account_id": "", "owner_id": "",
+            "stage": "1-Discovery", "is_closed": "false", "is_won": "false", "close_date": "2026-12-31",
+            "iacv": "5000", "sa": "", "stage3_date": "", "te_start": "", "te_end": "", "te_status": "",
+            "te_details": "", "is_ps": "false", "last_modified": "2026-11-01T00:00:00Z",
+            "system_modstamp": "2026-11-01T00:00:00Z", **kw}  # fmt: skip
+
+
+def task(**kw) -> dict:
+    return {"id": sf_id(PREFIX["Task"]), "owner_id": "", "what_id": "", "who_id": "", "account_id": "",
+            "subject": "Demo", "description": "Demoed CI/CD to the platform team.", "activity_date": "2026-11-01",
+            "status": "Completed", "is_closed": "true", "created": "2026-11-01T10:00:00Z", "activity_types": "",
+            "products": "", "persona_levels": "", "persona_functions": "", "sentiment": "", "chorus_call_id": "",
+            "last_modified": "2026-11-01T10:00:00Z", "system_modstamp": "2026-11-01T10:00:00Z", **kw}  # fmt: skip
+
+
+def account(**kw) -> dict:
+    return {"id": sf_id(PREFIX["Account"]), "name": "Acme", "website": "", "owner_id": "", **kw}
+
+
+def contact(**kw) -> dict:
+    return {"id": sf_id(PREFIX["Contact"]), "account_id": "", "name": "Pat Customer", "email": "", **kw}
+
+
+def contact_role(**kw) -> dict:
+    return {"id": sf_id("00K"), "opportunity_id": "", "contact_id": "", **kw}
+
+
+def event(**kw) -> dict:
+    return {"id": sf_id(PREFIX["Event"]), "owner_id": "", "subject": "Intro", "start": "2026-11-23T15:00:00Z",
+            "end": "2026-11-23T16:00:00Z", "what_id": "", "attendee_emails": "",
+            "system_modstamp": "2026-11-20T00:00:00Z", **kw}  # fmt: skip
+
+
+def write_snapshot(directory: Path, tables: dict[str, list[dict]], fmt: str = "csv", drop: dict | None = None) -> Path:
+    """Write all seven tables (empty ones with headers) with the default API field names.
+
+    ``drop`` maps an object to API column names to leave out, for missing-column tests.
+    """
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    fmap = default_field_map()
+    drop = drop or {}
+    for obj in OBJECTS:
+        names = [n for n in OBJECTS[obj] if fmap[obj][n] not in drop.get(obj, ())]
+        header = [fmap[obj][n] for n in names]
+        rows = [[r.get(n, "") for n in names] for r in tables.get(obj, [])]
+        if fmt == "csv":
+            with open(directory / f"{obj}.csv", "w", newline="") as fh:
+                w = csv.writer(fh)
+                w.writerow(header)
+                w.writerows(rows)
+        else:
+            cols = {h: pa.array([row[i] for row in rows], pa.string()) for i, h in enumerate(header)}
+            pq.write_table(pa.table(cols), directory / f"{obj}.parquet")
+    return directory

@@ -1,0 +1,72 @@
+import hashlib
+from datetime import date
+
+import pyarrow.parquet as pq
+import pytest
+from sa_hygiene.config import load_config
+from sa_hygiene.demo_org import write_demo_org
+from sa_hygiene.schema import OBJECTS, default_field_map
+from sa_hygiene.snapshot import read_snapshot
+
+pytestmark = pytest.mark.unit
+AS_OF = date(2026, 11, 24)
+
+
+def digest(folder):
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.glob("*.parquet"))}
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    out = tmp_path_factory.mktemp("demo")
+    write_demo_org(out, AS_OF, scale=0.5, seed=11)
+    return out
+
+
+def test_same_seed_same_bytes_other_seed_other_org(demo, tmp_path):
+    write_demo_org(tmp_path / "again", AS_OF, scale=0.5, seed=11)
+    write_demo_org(tmp_path / "other", AS_OF, scale=0.5, seed=12)
+    for part in ("current", "previous"):
+        assert digest(demo / part) == digest(tmp_path / "again" / part)
+    assert digest(demo / "current") != digest(tmp_path / "other" / "current")
+
+
+def test_every_object_and_field_of_the_contract_is_present(demo):
+    fmap = default_field_map()
+    for part in ("current", "previous"):
+        for obj in OBJECTS:
+            names = set(pq.read_schema(demo / part / f"{obj}.parquet").names)
+            assert set(fmap[obj].values()) <= names, (part, obj)
+
+
+def test_the_org_is_realistic_and_has_bad_rows_of_each_kind(demo):
+    cfg = load_config()
+    snap = read_snapshot(demo / "current", cfg)
+    reasons = set(snap.quarantine["reason"])
+    assert {"blank_id", "malformed_id", "duplicate_id", "bad_date", "bad_datetime", "unknown_stage",
+            "negative_iacv", "missing_reference"} <= reasons  # fmt: skip
+    users = snap["User"]
+    assert users["timezone"].isin(["Asia/Kolkata", "Asia/Kathmandu"]).any()
+    assert (~users["is_active"]).any() and users["manager_id"].isna().any()
+    assert users["geo"].isna().any() or (users["geo"] == "LATAM").any()  # someone no rule routes
+    opps = snap["Opportunity"]
+    assert set(opps["stage"]) >= {"0-Pending Acceptance", "3-Technical Evaluation", "7-Closing", "Closed Won",
+                                  "8-Closed Lost", "9-Unqualified", "10-Duplicate"}  # fmt: skip
+    assert opps["name"].str.contains("<!channel>", regex=False).any()
+    websites = snap["Account"]["website"].dropna()
+    assert websites.str.startswith("https://www.").any() and websites.str.startswith("www.").any()
+    assert (~websites.str.contains("/")).any() and websites.str.isupper().any()
+    assert snap["Contact"]["email"].dropna().str.isupper().any()
+    tasks = snap["Task"]
+    assert tasks["chorus_call_id"].notna().any()
+    assert tasks["who_id"].dropna().str.startswith("00Q").any()
+    attendees = snap["Event"]["attendee_emails"].explode().dropna()
+    assert attendees.str.endswith("@gitlab.com").any() and attendees.str.endswith("@gmail.com").any()
+    prev = read_snapshot(demo / "previous", cfg)["Opportunity"]
+    assert len(prev) < len(opps)  # new records since yesterday
+
+
+def test_sizes_follow_the_scale(tmp_path):
+    meta = write_demo_org(tmp_path, AS_OF, scale=0.25, seed=1)
+    assert 480 <= meta["rows"]["Opportunity"] <= 520
+    assert 5000 <= meta["rows"]["Task"] <= 5100
