@@ -11,7 +11,7 @@ import argparse
 import json
 import sys
 import time
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 
 EXIT_USAGE = 2
@@ -26,6 +26,13 @@ def _date(value: str) -> date:
         return date.fromisoformat(value)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{value!r} is not a YYYY-MM-DD date") from None
+
+
+def _datetime(value: str) -> datetime:
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not an ISO 8601 date-time") from None
 
 
 def _open_out(path: str | None):
@@ -43,6 +50,17 @@ def write_jsonl(records, path: str | None) -> None:
     finally:
         if out is not sys.stdout:
             out.close()
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from sa_hygiene.rules import evaluate_paths
+
+    result = evaluate_paths(args.snapshot, args.previous, args.as_of, args.since, args.until, args.config)
+    write_jsonl(result.alert_records(), args.out)
+    if args.quarantine:
+        write_jsonl(result.quarantine_records(), args.quarantine)
+    print(f"{len(result.alerts)} alerts, {len(result.quarantine)} quarantined rows", file=sys.stderr)
+    return 0
 
 
 def cmd_demo_org(args: argparse.Namespace) -> int:
@@ -65,6 +83,17 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m sa_hygiene", description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="command", required=True)
+
+    e = sub.add_parser("evaluate", help="run every workflow on a snapshot and print the alerts as JSON Lines")
+    e.add_argument("--snapshot", required=True, help="the current snapshot directory")
+    e.add_argument("--previous", help="the snapshot before it (change workflows fire only with it)")
+    e.add_argument("--as-of", required=True, type=_date, help="the evaluation date, YYYY-MM-DD")
+    e.add_argument("--since", type=_datetime, help="start of the activity window (default: as-of minus 1 day, 00:00 UTC)")
+    e.add_argument("--until", type=_datetime, help="end of the activity window, excluded (default: as-of, 00:00 UTC)")
+    e.add_argument("--config", help="project configuration YAML (default: the built-in defaults)")
+    e.add_argument("--out", help="alerts file, JSON Lines (default: standard output)")
+    e.add_argument("--quarantine", help="quarantined rows file, JSON Lines")
+    e.set_defaults(func=cmd_evaluate)
 
     g = sub.add_parser("demo-org", help="write a realistic demo org: a previous and a current snapshot")
     g.add_argument("--out", required=True)

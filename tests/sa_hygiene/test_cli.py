@@ -1,7 +1,9 @@
+import json
 import subprocess
 import sys
 
 import pytest
+from builders import opportunity, user, write_snapshot
 
 pytestmark = pytest.mark.unit
 
@@ -12,6 +14,44 @@ def run(*args, check_airflow=False):
         code += "assert not any(m == 'airflow' or m.startswith('airflow.') for m in sys.modules), 'airflow imported';"
     code += "raise SystemExit(rc)"
     return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True)
+
+
+def test_evaluate_writes_alerts_and_never_imports_airflow(tmp_path):
+    sa = user(id="0055e0000000SA9AAA")
+    opp = opportunity(id="0065e0000000OP9AAA", owner_id=sa["id"], sa=sa["id"], stage="4-Proposal", te_start="2026-11-01")
+    snap = write_snapshot(tmp_path / "s", {"User": [sa], "Opportunity": [opp]})
+    out, quarantine = tmp_path / "alerts.jsonl", tmp_path / "q.jsonl"
+    r = run("evaluate", "--snapshot", str(snap), "--as-of", "2026-11-24", "--out", str(out),
+            "--quarantine", str(quarantine), check_airflow=True)  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    lines = [json.loads(line) for line in out.read_text().splitlines()]
+    assert {"workflow": "wf-06", "object": "Opportunity", "record_id": opp["id"],
+            "recipient": {"type": "user", "id": sa["id"]}, "reasons": []}.items() <= next(
+        line for line in lines if line["workflow"] == "wf-06").items()  # fmt: skip
+    assert quarantine.read_text() == ""
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--snapshot", "{missing}", "--as-of", "2026-11-24"], "no such snapshot directory"),
+        (["--snapshot", "{snap}", "--as-of", "24/11/2026"], "is not a YYYY-MM-DD date"),
+        (["--snapshot", "{snap}", "--as-of", "2026-11-24", "--config", "{bad_config}"], "thresholds.stall_days"),
+        (["--snapshot", "{no_stage}", "--as-of", "2026-11-24"], "missing required column(s): StageName"),
+    ],
+)
+def test_unusable_input_exits_2_with_a_message_not_a_traceback(tmp_path, args, message):
+    paths = {
+        "missing": tmp_path / "missing",
+        "snap": write_snapshot(tmp_path / "snap", {}),
+        "no_stage": write_snapshot(tmp_path / "no_stage", {}, drop={"Opportunity": ["StageName"]}),
+        "bad_config": tmp_path / "bad.yaml",
+    }
+    paths["bad_config"].write_text("thresholds:\n  stall_days: fourteen\n")
+    r = run("evaluate", *[a.format(**paths) for a in args])
+    assert r.returncode == 2
+    assert message in r.stderr
+    assert "Traceback" not in r.stderr
 
 
 def test_demo_org_command(tmp_path):
