@@ -18,7 +18,8 @@ from sa_hygiene.slack_delivery import (
     UnknownUser,
     deliver,
 )
-from slack_builders import EAST, MANAGER, digest, section
+from sa_hygiene.slack_outbox import OutboxSink
+from slack_builders import ANN, EAST, MANAGER, digest, section
 
 pytestmark = pytest.mark.integration
 
@@ -364,3 +365,20 @@ def test_a_wrong_token_fails_every_message_with_slacks_error(slack, ledger, monk
         digest(EAST).key: "conversations.list: invalid_auth",
     }
     assert slack.requests and not any(r.authorized for r in slack.requests)
+
+
+def test_outbox_and_slack_receive_the_same_posts(slack, ledger, tmp_path):
+    messages = [digest(replies=2), digest(EAST, replies=1), digest(MANAGER, email="mgr@gitlab.com")]
+    deliver(messages, SlackSink(), ledger, "run-1")
+    outbox = OutboxSink(tmp_path / "outbox", "run-1")
+    deliver(messages, outbox, ledger, "run-1")  # the same ledger: the outbox is a workspace of its own
+
+    def comparable(args):
+        return {k: v for k, v in args.items() if k not in ("channel", "thread_ts")} | {
+            "reply": "thread_ts" in args
+        }
+
+    in_slack = [comparable(r.args) for r in slack.calls("chat.postMessage")]
+    in_outbox = [comparable(post["args"]) for post in OutboxSink.posts(outbox.folder)]
+    assert in_outbox == in_slack and len(in_slack) == 6
+    assert ANN["id"] in outbox.preview_path.read_text()
