@@ -157,7 +157,7 @@ def deliver(messages: Sequence[Message], sink: Sink, ledger: Ledger, run_id: str
             try:
                 courier.deliver(message)
             except Exception as exc:  # one recipient's failure must not stop the others
-                report.failed[message.key] = describe(exc)
+                report.failed[message.key] = _describe(exc)
                 log.warning("not delivered: %s: %s", message.key, report.failed[message.key])
     finally:
         sink.finish()
@@ -169,7 +169,7 @@ def deliver(messages: Sequence[Message], sink: Sink, ledger: Ledger, run_id: str
     return report
 
 
-def describe(exc: BaseException) -> str:
+def _describe(exc: BaseException) -> str:
     """A short error for reports and logs: the Slack method and its error code, never the request."""
     if isinstance(exc, SlackApiError):
         method = urlsplit(exc.response.api_url).path.rsplit("/", 1)[-1]
@@ -206,7 +206,7 @@ class _Courier:
             target, channel = (first.target, first.channel) if placed else self._destination(message)
         except Exception as exc:
             if not placed:
-                self.ledger.mark_failed(self.workspace, key, 0, run_id=self.run_id, error=describe(exc))
+                self.ledger.mark_failed(self.workspace, key, 0, run_id=self.run_id, error=_describe(exc))
             raise
         thread_ts = None
         recovered = False
@@ -248,7 +248,7 @@ class _Courier:
             # a dropped connection) leaves the part pending: the post may have landed.
             if exc.response.status_code == 200:
                 self.ledger.mark_failed(
-                    self.workspace, message.key, n, run_id=self.run_id, error=describe(exc)
+                    self.workspace, message.key, n, run_id=self.run_id, error=_describe(exc)
                 )
             raise
         self.ledger.mark_sent(self.workspace, message.key, n, ts=answer["ts"])

@@ -36,8 +36,8 @@ class OutboxSink:
 
     def __init__(self, folder: str | Path, run_id: str) -> None:
         self.root = Path(folder)
-        # Airflow run ids hold ':' and '+'; keep the folder name portable.
-        self.folder = self.root / re.sub(r"[^A-Za-z0-9._-]+", "_", run_id)
+        # Airflow run ids hold ':', '+' and '.'; keep the folder name portable and inside the outbox.
+        self.folder = self.root / re.sub(r"[^A-Za-z0-9_-]+", "_", run_id)
         self.folder.mkdir(parents=True, exist_ok=True)
         self.run_id = run_id
         self._last_ts = 0.0

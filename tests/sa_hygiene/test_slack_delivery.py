@@ -56,19 +56,6 @@ def ledger(url):
     ledger.close()
 
 
-def post_args(message, n, channel, thread_ts=None):
-    """What chat.postMessage must receive for part ``n`` of a digest."""
-    args = {
-        "channel": channel,
-        "text": message.text if n == 0 else f"{message.title} ({n + 1}/{len(message.parts())})",
-        "blocks": message.parts()[n],
-        "metadata": {"event_type": "sa_hygiene_digest", "event_payload": {"key": message.key, "part": n}},
-        "unfurl_links": False,
-        "unfurl_media": False,
-    }
-    return args | ({"thread_ts": thread_ts} if thread_ts else {})
-
-
 def parts_posted(fake, channel):
     return [(m["metadata"]["event_payload"]["part"], m.get("thread_ts")) for m in fake.posts(channel)]
 
@@ -78,17 +65,30 @@ def test_a_dm_digest_makes_exactly_these_calls_with_replies_in_its_thread(slack,
     report = deliver([message], SlackSink(), ledger, "run-1")
 
     assert report.sent == [message.key] and not report.failed
-    ts = [m["ts"] for m in slack.posts("D0ANN")]
+    ts0 = slack.posts("D0ANN")[0]["ts"]
+    key = "sa_digest|user:0051a00000AnnAAAAA|2026-11-24"
+
+    def post(part, text, section_text, thread_ts=None):
+        args = {
+            "channel": "D0ANN",
+            "text": text,
+            "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": section_text}}],
+            "metadata": {"event_type": "sa_hygiene_digest", "event_payload": {"key": key, "part": part}},
+            "unfurl_links": False,
+            "unfurl_media": False,
+        }
+        return ("chat.postMessage", args | ({"thread_ts": thread_ts} if thread_ts else {}))
+
     assert [(r.method, r.args) for r in slack.requests] == [
         ("users.lookupByEmail", {"email": "ann@gitlab.com"}),
         ("conversations.open", {"users": "U0ANN"}),
-        ("chat.postMessage", post_args(message, 0, "D0ANN")),
-        ("chat.postMessage", post_args(message, 1, "D0ANN", ts[0])),
-        ("chat.postMessage", post_args(message, 2, "D0ANN", ts[0])),
+        post(0, "Hygiene digest for user:0051a00000AnnAAAAA", "*user:0051a00000AnnAAAAA* part 0"),
+        post(1, "Digest user:0051a00000AnnAAAAA 2026-11-24 (2/3)", "user:0051a00000AnnAAAAA part 1", ts0),
+        post(2, "Digest user:0051a00000AnnAAAAA 2026-11-24 (3/3)", "user:0051a00000AnnAAAAA part 2", ts0),
     ]
     assert all(r.authorized for r in slack.requests)
-    assert parts_posted(slack, "D0ANN") == [(0, None), (1, ts[0]), (2, ts[0])]
-    assert ts == sorted(ts)
+    assert parts_posted(slack, "D0ANN") == [(0, None), (1, ts0), (2, ts0)]
+    assert [m["ts"] for m in slack.posts("D0ANN")] == sorted(m["ts"] for m in slack.posts("D0ANN"))
 
 
 def test_rerunning_posts_nothing_and_ids_are_cached_until_they_expire(slack, url):

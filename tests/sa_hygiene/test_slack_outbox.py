@@ -11,7 +11,7 @@ from slack_builders import ANN, EAST, digest, section
 
 pytestmark = pytest.mark.unit
 
-RUN = "scheduled__2026-11-24T21:00:00+00:00"
+RUN = "scheduled__2026-11-24T21:00:00.000+00:00"
 
 
 @pytest.fixture
@@ -32,7 +32,7 @@ def test_every_call_is_written_in_order_with_its_recipient_and_exact_arguments(t
     report = deliver([dm, channel], sink, ledger, RUN)
 
     assert report.sent == [dm.key, channel.key]
-    assert sink.folder == tmp_path / "outbox" / "scheduled__2026-11-24T21_00_00_00_00"
+    assert sink.folder == tmp_path / "outbox" / "scheduled__2026-11-24T21_00_00_000_00_00"
     lines = calls(sink)
     user, dm_channel = "U4805671519", "D4805671519"  # made up by the outbox from the e-mail
     assert [(c["method"], c["recipient"]) for c in lines] == [
@@ -129,3 +129,32 @@ def test_the_preview_lists_recipients_and_renders_blocks_and_threads(tmp_path, l
     assert (
         page.index("Reply 1 of 2") < page.index("second") < page.index("Reply 2 of 2") < page.index("third")
     )
+
+
+@pytest.mark.parametrize(
+    "blocks, replies, error",
+    [
+        ([section("x")] * 50, [[section("x")] * 51], "part 1: 51 blocks, Slack allows 50 per message"),
+        ([{"type": "header", "text": {"type": "plain_text", "text": "h" * 151}}], [],
+         "part 0: block 0 (header) text has 151 characters, Slack allows 150"),
+        ([section("x"), {"type": "section", "fields": [{"type": "mrkdwn", "text": "f" * 2001}]}], [],
+         "part 0: block 1 (section) fields[0] has 2001 characters, Slack allows 2000"),
+    ],
+)  # fmt: skip
+def test_a_message_slack_would_reject_is_refused_and_recorded(tmp_path, ledger, blocks, replies, error):
+    bad = dataclasses.replace(digest(blocks=blocks), replies=replies)
+    sink = OutboxSink(tmp_path / "outbox", RUN)
+
+    report = deliver([bad, digest(EAST)], sink, ledger, RUN)
+
+    assert report.failed == {bad.key: f"InvalidMessage: {bad.key} {error}"}
+    assert report.sent == [digest(EAST).key]
+    assert ledger.parts("outbox", bad.key)[0].error == report.failed[bad.key]
+    assert all(c["recipient"] == EAST for c in calls(sink))
+
+
+def test_a_batch_with_a_repeated_key_is_refused_before_anything_is_sent(tmp_path, ledger):
+    sink = OutboxSink(tmp_path / "outbox", RUN)
+    with pytest.raises(ValueError, match=r"repeated: sa_digest\|user:0051a00000AnnAAAAA\|2026-11-24$"):
+        deliver([digest(), digest(EAST), digest()], sink, ledger, RUN)
+    assert not sink.calls_path.exists()
