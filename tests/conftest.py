@@ -22,3 +22,23 @@ def postgres_url():
     yield f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
     with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
         conn.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def ledger_url(tmp_path):
+    return f"sqlite:///{tmp_path}/ledger/ledger.sqlite"  # the ledger makes its folder
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def any_ledger_url(request, ledger_url):
+    """The same test on SQLite and on the local PostgreSQL."""
+    return ledger_url if request.param == "sqlite" else request.getfixturevalue("postgres_url")
+
+
+@pytest.fixture
+def ledger(ledger_url):
+    from sa_hygiene.ledger import Ledger
+
+    ledger = Ledger(ledger_url)
+    yield ledger
+    ledger.close()

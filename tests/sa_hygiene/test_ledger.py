@@ -11,28 +11,19 @@ KEY = "sa_digest|user:0051a00000XyZaBAAB|2026-11-24"
 ANN = {"type": "user", "id": "0051a00000XyZaBAAB"}
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def url(request, tmp_path):
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path}/nested/folder/ledger.sqlite"  # the folder is created
-    return request.getfixturevalue("postgres_url")
-
-
 @pytest.fixture
-def ledger(url):
-    ledger = Ledger(url)
-    yield ledger
-    ledger.close()
+def ledger_url(any_ledger_url):
+    return any_ledger_url
 
 
-def test_a_part_goes_pending_then_sent_and_survives_a_new_connection(ledger, url):
+def test_a_part_goes_pending_then_sent_and_survives_a_new_connection(ledger, ledger_url):
     assert ledger.parts("slack", KEY) == {}
     before = time.time()
     ledger.mark_pending("slack", KEY, 0, run_id="run-1", target=ANN, channel="D1")
     ledger.mark_pending("slack", KEY, 1, run_id="run-1", target=ANN, channel="D1")
     ledger.mark_sent("slack", KEY, 0, ts="1764000000.000100")
 
-    reopened = Ledger(url)
+    reopened = Ledger(ledger_url)
     parts = reopened.parts("slack", KEY)
     reopened.close()
     assert [(p.part, p.state, p.ts, p.channel, p.target) for p in parts.values()] == [
@@ -51,7 +42,11 @@ def test_marking_pending_again_keeps_the_first_mark_but_a_failure_resets_it(ledg
 
     ledger.mark_failed("slack", KEY, 0, run_id="run-2", error="chat.postMessage: not_in_channel")
     failed = ledger.parts("slack", KEY)[0]
-    assert (failed.state, failed.marked_at, failed.error) == (FAILED, None, "chat.postMessage: not_in_channel")
+    assert (failed.state, failed.marked_at, failed.error) == (
+        FAILED,
+        None,
+        "chat.postMessage: not_in_channel",
+    )
     ledger.mark_pending("slack", KEY, 0, run_id="run-3", target=ANN, channel="D1")
     again = ledger.parts("slack", KEY)[0]
     assert again.marked_at > first and again.error is None
@@ -77,15 +72,18 @@ def test_workspaces_do_not_see_each_others_rows(ledger):
     assert ledger.cached_dm("outbox", "ann@gitlab.com") == "DFAKE"
 
 
-def test_cached_ids_are_replaced_and_expire(ledger, url):
+def test_cached_ids_are_replaced_and_expire(ledger, ledger_url):
     ledger.cache_user("slack", "Ann@GitLab.com", "U1", "D1")
     ledger.cache_user("slack", "ann@gitlab.com", "U2", "D2")  # e-mails are case-insensitive
     ledger.cache_channels("slack", {"general": "C1", "random": "C2"})
     ledger.cache_channels("slack", {"general": "C3"})
     assert ledger.cached_dm("slack", "ANN@gitlab.com") == "D2"
-    assert (ledger.cached_channel("slack", "general"), ledger.cached_channel("slack", "random")) == ("C3", "C2")
+    assert (ledger.cached_channel("slack", "general"), ledger.cached_channel("slack", "random")) == (
+        "C3",
+        "C2",
+    )
 
-    short = Ledger(url, cache_hours=0.02 / 3600)
+    short = Ledger(ledger_url, cache_hours=0.02 / 3600)
     time.sleep(0.05)
     assert short.cached_dm("slack", "ann@gitlab.com") is None
     assert short.cached_channel("slack", "general") is None

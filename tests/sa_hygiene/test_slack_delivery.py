@@ -44,18 +44,6 @@ def slack(monkeypatch):
     fake.stop()
 
 
-@pytest.fixture
-def url(tmp_path):
-    return f"sqlite:///{tmp_path}/ledger.sqlite"
-
-
-@pytest.fixture
-def ledger(url):
-    ledger = Ledger(url)
-    yield ledger
-    ledger.close()
-
-
 def parts_posted(fake, channel):
     return [(m["metadata"]["event_payload"]["part"], m.get("thread_ts")) for m in fake.posts(channel)]
 
@@ -91,21 +79,21 @@ def test_a_dm_digest_makes_exactly_these_calls_with_replies_in_its_thread(slack,
     assert [m["ts"] for m in slack.posts("D0ANN")] == sorted(m["ts"] for m in slack.posts("D0ANN"))
 
 
-def test_rerunning_posts_nothing_and_ids_are_cached_until_they_expire(slack, url):
+def test_rerunning_posts_nothing_and_ids_are_cached_until_they_expire(slack, ledger_url):
     first = digest(replies=1)
-    deliver([first], SlackSink(), Ledger(url), "run-1")
+    deliver([first], SlackSink(), Ledger(ledger_url), "run-1")
     slack.requests.clear()
 
-    again = deliver([first], SlackSink(), Ledger(url), "run-1")
+    again = deliver([first], SlackSink(), Ledger(ledger_url), "run-1")
     assert again.already_sent == [first.key] and not again.sent
     assert slack.requests == []
 
     next_day = digest(date="2026-11-25")
-    deliver([first, next_day], SlackSink(), Ledger(url), "run-2")
+    deliver([first, next_day], SlackSink(), Ledger(ledger_url), "run-2")
     assert [r.method for r in slack.requests] == ["chat.postMessage"]
 
     slack.requests.clear()
-    short = Ledger(url, cache_hours=0.05 / 3600)
+    short = Ledger(ledger_url, cache_hours=0.05 / 3600)
     time.sleep(0.1)
     deliver([digest(date="2026-11-26")], SlackSink(), short, "run-3")
     assert [r.method for r in slack.requests] == [
@@ -223,11 +211,6 @@ def test_server_errors_and_dropped_connections_on_lookups_are_retried_with_backo
     ]  # fmt: skip
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def any_url(request, url):
-    return url if request.param == "sqlite" else request.getfixturevalue("postgres_url")
-
-
 @pytest.mark.parametrize(
     "fault, error",
     [
@@ -235,10 +218,12 @@ def any_url(request, url):
         ({"drop": True}, "RemoteDisconnected: Remote end closed"),
     ],
 )
-def test_a_post_whose_answer_is_lost_is_found_by_its_metadata_not_posted_again(slack, any_url, fault, error):
+def test_a_post_whose_answer_is_lost_is_found_by_its_metadata_not_posted_again(
+    slack, any_ledger_url, fault, error
+):
     slack.fail("chat.postMessage", after_storing=True, **fault)
     message = digest(EAST, replies=1)
-    ledger = Ledger(any_url)
+    ledger = Ledger(any_ledger_url)
 
     report = deliver([message], SlackSink(), ledger, "run-1")
     assert report.failed[message.key].startswith(error)
@@ -261,8 +246,8 @@ def test_a_post_whose_answer_is_lost_is_found_by_its_metadata_not_posted_again(s
 class LedgerCrashingAfterSlackAnswers(Ledger):
     """Stands for a process that dies after Slack answered a post and before the ledger recorded it."""
 
-    def __init__(self, url, crash_on_part):
-        super().__init__(url)
+    def __init__(self, ledger_url, crash_on_part):
+        super().__init__(ledger_url)
         self.crash_on_part = crash_on_part
 
     def mark_sent(self, workspace, key, part, *, ts):
@@ -272,14 +257,16 @@ class LedgerCrashingAfterSlackAnswers(Ledger):
         super().mark_sent(workspace, key, part, ts=ts)
 
 
-def test_a_crash_before_a_thread_reply_is_recorded_resumes_the_thread_without_repeats(slack, url):
+def test_a_crash_before_a_thread_reply_is_recorded_resumes_the_thread_without_repeats(slack, ledger_url):
     message = digest(replies=3)
 
-    first = deliver([message], SlackSink(), LedgerCrashingAfterSlackAnswers(url, crash_on_part=1), "run-1")
+    first = deliver(
+        [message], SlackSink(), LedgerCrashingAfterSlackAnswers(ledger_url, crash_on_part=1), "run-1"
+    )
     assert first.failed == {message.key: "ConnectionError: ledger database went away"}
     assert [p for p, _ in parts_posted(slack, "D0ANN")] == [0, 1]
 
-    retry = deliver([message], SlackSink(), Ledger(url), "run-1")
+    retry = deliver([message], SlackSink(), Ledger(ledger_url), "run-1")
     assert retry.recovered == [message.key]
     ts0 = slack.posts("D0ANN")[0]["ts"]
     [search] = slack.calls("conversations.replies")
@@ -296,24 +283,24 @@ deliver(messages, SlackSink(), Ledger(sys.argv[1]), "run-1")
 """
 
 
-def delivering_process(url, messages, **kwargs) -> subprocess.Popen:
+def delivering_process(ledger_url, messages, **kwargs) -> subprocess.Popen:
     """``deliver`` in a process of its own, as an Airflow task runs it."""
     payload = json.dumps([dataclasses.asdict(m) for m in messages])
-    return subprocess.Popen([sys.executable, "-c", CHILD, url, payload], text=True, **kwargs)
+    return subprocess.Popen([sys.executable, "-c", CHILD, ledger_url, payload], text=True, **kwargs)
 
 
-def test_a_killed_delivery_process_is_resumed_and_nothing_is_posted_twice(slack, url):
+def test_a_killed_delivery_process_is_resumed_and_nothing_is_posted_twice(slack, ledger_url):
     messages = [digest(EAST), digest({"type": "channel", "name": "#sa-hygiene-ops"}), digest(replies=1)]
     child = {}
     # Slack stores the second post, then the delivering process dies before hearing back.
     slack.fail(
         "chat.postMessage", after=1, after_storing=True, on_hit=lambda: os.kill(child["pid"], signal.SIGKILL)
     )
-    proc = delivering_process(url, messages)
+    proc = delivering_process(ledger_url, messages)
     child["pid"] = proc.pid
     assert proc.wait(timeout=60) == -signal.SIGKILL
 
-    report = deliver(messages, SlackSink(), Ledger(url), "run-1")
+    report = deliver(messages, SlackSink(), Ledger(ledger_url), "run-1")
 
     assert report.already_sent == [messages[0].key]
     assert report.sent == [messages[1].key, messages[2].key] and report.recovered == [messages[1].key]
@@ -321,12 +308,12 @@ def test_a_killed_delivery_process_is_resumed_and_nothing_is_posted_twice(slack,
     assert keys == [messages[0].key, messages[1].key, messages[2].key, messages[2].key]
 
 
-def test_the_token_is_never_logged_even_at_debug_level_nor_stored(slack, url, monkeypatch):
+def test_the_token_is_never_logged_even_at_debug_level_nor_stored(slack, ledger_url, monkeypatch):
     monkeypatch.setenv("AIRFLOW__LOGGING__LOGGING_LEVEL", "DEBUG")
     slack.fail("chat.postMessage", status=500, after_storing=True)
     slack.fail("users.lookupByEmail", status=429, retry_after=0)
     proc = delivering_process(
-        url, [digest(replies=1), digest(EAST)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+        ledger_url, [digest(replies=1), digest(EAST)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT
     )
     output = proc.communicate(timeout=60)[0]
 
@@ -334,7 +321,7 @@ def test_the_token_is_never_logged_even_at_debug_level_nor_stored(slack, url, mo
         "Sending a request" in output and "chat.postMessage: HTTP 500" in output
     )  # slack_sdk's debug log was on
     assert TOKEN not in output
-    ledger = Ledger(url)
+    ledger = Ledger(ledger_url)
     with ledger.engine.connect() as conn:
         stored = [repr(row) for table in ("slack_deliveries", "slack_users", "slack_channels")
                   for row in conn.exec_driver_sql(f"select * from {table}")]  # fmt: skip

@@ -14,13 +14,6 @@ pytestmark = pytest.mark.unit
 RUN = "scheduled__2026-11-24T21:00:00.000+00:00"
 
 
-@pytest.fixture
-def ledger(tmp_path):
-    ledger = Ledger(f"sqlite:///{tmp_path}/ledger.sqlite")
-    yield ledger
-    ledger.close()
-
-
 def calls(sink):
     return [json.loads(line) for line in sink.calls_path.read_text().splitlines()]
 
@@ -89,10 +82,9 @@ class CrashAfterPost(Ledger):
         raise OSError("disk full")
 
 
-def test_a_crashed_outbox_run_is_recovered_from_the_calls_it_wrote(tmp_path, ledger):
+def test_a_crashed_outbox_run_is_recovered_from_the_calls_it_wrote(tmp_path, ledger, ledger_url):
     message = digest(EAST)
-    url = str(ledger.engine.url)
-    first = deliver([message], OutboxSink(tmp_path / "outbox", "run-1"), CrashAfterPost(url), "run-1")
+    first = deliver([message], OutboxSink(tmp_path / "outbox", "run-1"), CrashAfterPost(ledger_url), "run-1")
     assert first.failed == {message.key: "OSError: disk full"}
 
     sink = OutboxSink(tmp_path / "outbox", "run-2")
