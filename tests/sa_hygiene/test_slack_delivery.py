@@ -231,14 +231,21 @@ def test_a_post_whose_answer_is_lost_is_found_by_its_metadata_not_posted_again(
     pending = ledger.parts(WS, message.key)[0]
     assert pending.state == PENDING and len(slack.posts("C02")) == 1
 
-    retry = deliver([message], SlackSink(), ledger, "run-2")
+    later = [digest(EAST, date="2026-11-25"), digest(EAST, date="2026-11-26")]
+    deliver(later, SlackSink(), ledger, "run-2")  # newer posts push it to the 2nd history page
+
+    retry = deliver([message], SlackSink(), ledger, "run-3")
     assert retry.sent == [message.key] and retry.recovered == [message.key]
-    [search] = slack.calls("conversations.history")
-    assert search.args == {
+    search = slack.calls("conversations.history")
+    assert search[0].args == {
         "channel": "C02", "oldest": f"{pending.marked_at - CLOCK_SKEW:.6f}", "include_all_metadata": "1", "limit": "200",
     }  # fmt: skip
+    assert [r.args.get("cursor") for r in search] == [None, "2"]
     ts0 = slack.posts("C02")[0]["ts"]
-    assert parts_posted(slack, "C02") == [(0, None), (1, ts0)]
+    assert parts_posted(slack, "C02") == [(0, None), (0, None), (0, None), (1, ts0)]
+    assert [m["metadata"]["event_payload"]["key"] for m in slack.posts("C02")] == [
+        message.key, later[0].key, later[1].key, message.key,
+    ]  # fmt: skip
     assert ledger.parts(WS, message.key)[0].ts == ts0
     ledger.close()
 
