@@ -3,3 +3,42 @@ import os
 # Before anything imports great_expectations: no analytics calls from tests.
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 os.environ.pop("SA_HYGIENE_CONFIG", None)
+
+import uuid  # noqa: E402
+
+import pytest  # noqa: E402
+
+PG_ADMIN = "host=127.0.0.1 port=5432 user=postgres dbname=postgres"
+
+
+@pytest.fixture
+def postgres_url():
+    """A database of its own on the local PostgreSQL, dropped afterwards."""
+    import psycopg
+
+    name = f"sa_hygiene_test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    yield f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
+    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def ledger_url(tmp_path):
+    return f"sqlite:///{tmp_path}/ledger/ledger.sqlite"  # the ledger makes its folder
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def any_ledger_url(request, ledger_url):
+    """The same test on SQLite and on the local PostgreSQL."""
+    return ledger_url if request.param == "sqlite" else request.getfixturevalue("postgres_url")
+
+
+@pytest.fixture
+def ledger(ledger_url):
+    from sa_hygiene.ledger import Ledger
+
+    ledger = Ledger(ledger_url)
+    yield ledger
+    ledger.close()

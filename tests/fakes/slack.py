@@ -1,0 +1,236 @@
+"""A local Slack Web API for tests: plain HTTP on 127.0.0.1, reached by the real SlackHook and slack_sdk.
+
+It speaks the methods delivery uses (``users.lookupByEmail``, ``conversations.open``,
+``conversations.list``, ``conversations.history``, ``conversations.replies``,
+``chat.postMessage``) the way Slack does: HTTP 200 with ``ok: false`` and an error
+code for API errors, cursor pagination, newest-first history, metadata returned
+only with ``include_all_metadata``. Every request is recorded with its decoded
+arguments; the Bearer token is checked. ``fail`` injects faults: rate limits with
+``Retry-After``, 5xx answers, API errors, dropped connections, and a post that is
+stored but whose answer is lost (optionally running a callback first, e.g. to kill
+the client).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qsl, urlsplit
+
+TOKEN = "xoxb-fake-0123456789-secret"
+
+
+@dataclass
+class Request:
+    method: str
+    args: dict
+    authorized: bool
+
+
+@dataclass
+class Fault:
+    method: str
+    status: int = 200
+    error: str | None = None
+    retry_after: int | None = None
+    after_storing: bool = False  # the post is stored, then the answer fails
+    drop: bool = False  # close the connection instead of answering
+    on_hit: Callable[[], None] | None = None
+    times: int = 1
+    after: int = 0  # matching calls to let through first
+
+
+@dataclass
+class FakeSlack:
+    token: str = TOKEN
+    page_size: int = 2
+    users: dict[str, dict] = field(default_factory=dict)  # lower-case e-mail -> user
+    channels: dict[str, dict] = field(default_factory=dict)  # id -> {"id", "name"}
+    messages: dict[str, list[dict]] = field(default_factory=dict)  # channel id -> posts, oldest first
+    requests: list[Request] = field(default_factory=list)
+    faults: list[Fault] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self._lock = threading.Lock()
+        self._last_ts = 0.0
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
+        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True)
+
+    # ------------------------------------------------------------------ test API
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self._server.server_address[1]}/api/"
+
+    def start(self) -> FakeSlack:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def add_user(self, email: str, user_id: str, *, deleted: bool = False) -> None:
+        self.users[email.lower()] = {"id": user_id, "deleted": deleted, "profile": {"email": email}}
+
+    def add_channel(self, name: str, channel_id: str) -> None:
+        self.channels[channel_id] = {"id": channel_id, "name": name, "is_archived": False}
+
+    def fail(self, method: str, **kwargs) -> None:
+        self.faults.append(Fault(method, **kwargs))
+
+    def calls(self, *methods: str) -> list[Request]:
+        return [r for r in self.requests if not methods or r.method in methods]
+
+    def posts(self, channel: str) -> list[dict]:
+        return list(self.messages.get(channel, []))
+
+    # ------------------------------------------------------------------ the API
+
+    def handle(self, method: str, args: dict, authorization: str | None) -> tuple[int, dict, dict]:
+        authorized = authorization == f"Bearer {self.token}"
+        with self._lock:
+            self.requests.append(Request(method, args, authorized))
+            if not authorized:
+                return 200, {}, {"ok": False, "error": "invalid_auth" if authorization else "not_authed"}
+            fault = next((f for f in self.faults if f.method == method and f.times > 0), None)
+            if fault and fault.after:
+                fault.after -= 1
+            elif fault:
+                fault.times -= 1
+                if fault.after_storing:
+                    self._dispatch(method, args)
+                if fault.on_hit:
+                    fault.on_hit()
+                if fault.drop:
+                    return 0, {}, {}
+                headers = {"Retry-After": str(fault.retry_after)} if fault.retry_after is not None else {}
+                body = {
+                    "ok": False,
+                    "error": fault.error or ("ratelimited" if fault.status == 429 else "fatal_error"),
+                }
+                return fault.status, headers, body
+            return 200, {}, self._dispatch(method, args)
+
+    def _dispatch(self, method: str, args: dict) -> dict:
+        handler = {
+            "users.lookupByEmail": self._lookup,
+            "conversations.open": self._open,
+            "conversations.list": self._list,
+            "conversations.history": self._history,
+            "conversations.replies": self._replies,
+            "chat.postMessage": self._post,
+        }.get(method)
+        return handler(args) if handler else {"ok": False, "error": "unknown_method"}
+
+    def _lookup(self, args: dict) -> dict:
+        user = self.users.get(args.get("email", "").lower())
+        return {"ok": True, "user": user} if user else {"ok": False, "error": "users_not_found"}
+
+    def _open(self, args: dict) -> dict:
+        user_id = args.get("users", "")
+        if user_id not in {u["id"] for u in self.users.values()}:
+            return {"ok": False, "error": "user_not_found"}
+        dm = "D" + user_id[1:]
+        self.channels.setdefault(dm, {"id": dm, "is_im": True, "user": user_id})
+        return {"ok": True, "channel": {"id": dm}}
+
+    def _list(self, args: dict) -> dict:
+        named = [c for c in self.channels.values() if "name" in c]
+        start = int(args.get("cursor") or 0)
+        page = named[start : start + self.page_size]
+        more = start + self.page_size < len(named)
+        return {
+            "ok": True,
+            "channels": page,
+            "response_metadata": {"next_cursor": str(start + self.page_size) if more else ""},
+        }
+
+    def _post(self, args: dict) -> dict:
+        channel = args.get("channel")
+        if channel not in self.channels:
+            return {"ok": False, "error": "channel_not_found"}
+        if len(args.get("blocks") or []) > 50:
+            return {"ok": False, "error": "invalid_blocks"}
+        thread_ts = args.get("thread_ts")
+        if thread_ts and thread_ts not in {m["ts"] for m in self.messages.get(channel, [])}:
+            return {"ok": False, "error": "thread_not_found"}
+        self._last_ts = max(time.time(), self._last_ts + 1e-6)
+        message = {
+            "type": "message",
+            "ts": f"{self._last_ts:.6f}",
+            "text": args.get("text"),
+            "blocks": args.get("blocks"),
+        }
+        for name in ("thread_ts", "metadata"):
+            if args.get(name):
+                message[name] = args[name]
+        self.messages.setdefault(channel, []).append(message)
+        return {"ok": True, "channel": channel, "ts": message["ts"], "message": message}
+
+    def _history(self, args: dict) -> dict:
+        if args.get("channel") not in self.channels:
+            return {"ok": False, "error": "channel_not_found"}
+        found = [m for m in self.messages.get(args["channel"], []) if "thread_ts" not in m]
+        return self._page(list(reversed(found)), args)
+
+    def _replies(self, args: dict) -> dict:
+        posts = self.messages.get(args.get("channel"), [])
+        thread = [m for m in posts if m["ts"] == args.get("ts") or m.get("thread_ts") == args.get("ts")]
+        if not thread:
+            return {"ok": False, "error": "thread_not_found"}
+        return self._page(thread, args)
+
+    def _page(self, found: list[dict], args: dict) -> dict:
+        oldest = float(args.get("oldest") or 0)
+        found = [m for m in found if float(m["ts"]) > oldest]
+        if args.get("include_all_metadata") not in ("1", "true", True):
+            found = [{k: v for k, v in m.items() if k != "metadata"} for m in found]
+        start, limit = int(args.get("cursor") or 0), min(int(args.get("limit") or 100), self.page_size)
+        more = start + limit < len(found)
+        return {
+            "ok": True,
+            "messages": found[start : start + limit],
+            "has_more": more,
+            "response_metadata": {"next_cursor": str(start + limit) if more else ""},
+        }
+
+
+def _handler(fake: FakeSlack) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        def _serve(self) -> None:
+            url = urlsplit(self.path)
+            args: dict = dict(parse_qsl(url.query))
+            length = int(self.headers.get("Content-Length") or 0)
+            body = self.rfile.read(length).decode() if length else ""
+            if body and self.headers.get_content_type() == "application/json":
+                args |= json.loads(body)
+            elif body:
+                args |= dict(parse_qsl(body))
+            method = url.path.removeprefix("/api/")
+            status, headers, answer = fake.handle(method, args, self.headers.get("Authorization"))
+            if not status:
+                self.close_connection = True
+                return
+            payload = json.dumps(answer).encode()
+            try:
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json; charset=utf-8")
+                self.send_header("Content-Length", str(len(payload)))
+                for name, value in headers.items():
+                    self.send_header(name, value)
+                self.end_headers()
+                self.wfile.write(payload)
+            except (BrokenPipeError, ConnectionResetError):
+                pass  # the client was killed on purpose
+
+        do_GET = do_POST = _serve
+
+        def log_message(self, format: str, *args) -> None:
+            pass
+
+    return Handler

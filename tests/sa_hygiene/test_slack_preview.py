@@ -1,0 +1,30 @@
+"""Slack mrkdwn and Block Kit text as the HTML of the outbox preview."""
+
+import pytest
+from sa_hygiene.slack_preview import mrkdwn, text_object
+
+pytestmark = pytest.mark.unit
+
+
+@pytest.mark.parametrize(
+    "text, html",
+    [
+        ("*bold* _italic_ ~gone~ `code`", "<strong>bold</strong> <em>italic</em> <del>gone</del> <code>code</code>"),
+        ("*<https://sf.example/006?a=1&amp;b=2|Acme &amp; Co>*", '<strong><a href="https://sf.example/006?a=1&amp;b=2">Acme &amp; Co</a></strong>'),
+        ("<https://sf.example/006>", '<a href="https://sf.example/006">https://sf.example/006</a>'),
+        ("<mailto:ann@gitlab.com|Ann>", '<a href="mailto:ann@gitlab.com">Ann</a>'),
+        ("<@U0ANN> <#C02|sa-activities-east-sa> <!here>", '<span class="mention">@U0ANN</span> <span class="mention">#sa-activities-east-sa</span> <span class="mention">@here</span>'),
+        ("<!subteam^S1|@sa-leads> <javascript:alert(1)|click> <|odd>", '<span class="mention">@sa-leads</span> click odd'),
+        ("&lt;script&gt;alert(1)&lt;/script&gt; 3 &gt; 2", "&lt;script&gt;alert(1)&lt;/script&gt; 3 &gt; 2"),
+        ("te_status and 2*3*4 stay as they are", "te_status and 2*3*4 stay as they are"),
+        ("line one\nline two", "line one<br>\nline two"),
+        ("```\nSELECT 1\n```", "<pre>SELECT 1\n</pre>"),
+    ],
+)  # fmt: skip
+def test_mrkdwn_becomes_safe_html(text, html):
+    assert str(mrkdwn(text)) == html
+
+
+def test_plain_text_is_only_escaped():
+    assert str(text_object({"type": "plain_text", "text": "*not bold* <b>"})) == "*not bold* &lt;b&gt;"
+    assert str(text_object(None)) == ""
