@@ -63,6 +63,27 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_digest(args: argparse.Namespace) -> int:
+    from sa_hygiene.config import load_config
+    from sa_hygiene.pipeline import digest_from_files
+    from sa_hygiene.slack_delivery import SlackSink
+    from sa_hygiene.slack_outbox import OutboxSink
+
+    cfg = load_config(args.config)
+    run_id = f"digest-{args.as_of.isoformat()}"
+    sink = SlackSink(args.slack_conn_id) if args.slack_conn_id else OutboxSink(args.outbox, run_id)
+    messages, report, _ = digest_from_files(
+        cfg, args.snapshot, args.alerts, args.as_of, previous=args.previous, sink=sink,
+        ledger_url=args.ledger, run_id=run_id,
+    )  # fmt: skip
+    print(f"{len(messages)} digests: {len(report.sent)} sent, {len(report.already_sent)} already sent, "
+          f"{len(report.failed)} failed, {len(report.unknown_users)} users unknown to Slack")  # fmt: skip
+    if isinstance(sink, OutboxSink):
+        print(f"outbox: {sink.calls_path}\npreview: {sink.preview_path}")
+    report.raise_for_failures()
+    return 0
+
+
 def cmd_demo_org(args: argparse.Namespace) -> int:
     from sa_hygiene.demo_org import write_demo_org
 
@@ -94,6 +115,18 @@ def parser() -> argparse.ArgumentParser:
     e.add_argument("--out", help="alerts file, JSON Lines (default: standard output)")
     e.add_argument("--quarantine", help="quarantined rows file, JSON Lines")
     e.set_defaults(func=cmd_evaluate)
+
+    m = sub.add_parser("digest", help="render the day's digests of an alerts file and deliver them once")
+    m.add_argument("--snapshot", required=True, help="the snapshot the alerts were evaluated on")
+    m.add_argument("--previous", help="the snapshot before it (shows what changed in change posts)")
+    m.add_argument("--alerts", required=True, help="alerts file written by evaluate (JSON Lines)")
+    m.add_argument("--as-of", required=True, type=_date)
+    to = m.add_mutually_exclusive_group(required=True)
+    to.add_argument("--outbox", help="write the Slack calls and an HTML preview into this folder")
+    to.add_argument("--slack-conn-id", help="post to Slack through this Airflow connection")
+    m.add_argument("--config")
+    m.add_argument("--ledger", help="delivery ledger URL (default: the configuration's slack.ledger_url)")
+    m.set_defaults(func=cmd_digest)
 
     g = sub.add_parser("demo-org", help="write a realistic demo org: a previous and a current snapshot")
     g.add_argument("--out", required=True)

@@ -33,6 +33,15 @@ from sa_hygiene.schema import FRAMES, OBJECTS
 
 DEFAULTS_PATH = Path(__file__).with_name("defaults.yaml")
 CONFIG_ENV = "SA_HYGIENE_CONFIG"
+# Deployment settings a container sets through its environment (docker-compose.yaml),
+# applied over the files: every Celery worker must share one ledger and one store.
+ENV_OVERRIDES = {
+    "SA_HYGIENE_DELIVERY": ("slack", "delivery"),
+    "SA_HYGIENE_OUTBOX": ("slack", "outbox"),
+    "SA_HYGIENE_LEDGER_URL": ("slack", "ledger_url"),
+    "SA_HYGIENE_STORE": ("store", "url"),
+    "SA_HYGIENE_REPORT_URL": ("slack", "report_url"),
+}
 
 FRAME_OBJECT = {
     "opportunities": "Opportunity",
@@ -75,6 +84,7 @@ class SalesforceSettings(_Model):
 
 class SlackSettings(_Model):
     conn_id: StrictStr
+    delivery: Literal["outbox", "slack"]
     outbox: StrictStr
     ledger_url: StrictStr
     user_cache_hours: Annotated[float, Field(strict=True, gt=0)]
@@ -204,6 +214,7 @@ class Recipient(_Model):
 
 class Workflow(_Model):
     title: StrictStr
+    message: StrictStr = ""
     object: Literal[tuple(OBJECTS)]  # type: ignore[valid-type]
     frame: Literal[tuple(FRAMES)]  # type: ignore[valid-type]
     scope: StrictStr = "True"
@@ -228,6 +239,7 @@ class Config(_Model):
     regions: dict[StrictStr, Region]
     channels: Channels
     schedule: Schedule
+    reasons: dict[StrictStr, StrictStr]
     workflows: dict[StrictStr, Workflow]
 
     def params(self) -> dict[str, Any]:
@@ -350,6 +362,8 @@ def _check_workflows(cfg: Config) -> list[tuple[str, str]]:
                         errors.append((f"{key}.expect.{i}.{attr}", f"{value!r} is not a known @parameter"))
             if wf.report_reasons and not e.reason:
                 errors.append((f"{key}.expect.{i}.reason", "workflows that report reasons need one per expectation"))
+            if e.reason and e.reason not in cfg.reasons:
+                errors.append((f"{key}.expect.{i}.reason", f"{e.reason!r} has no wording in 'reasons'"))
         if wf.recipient.dm == "sa" and wf.frame not in ("opportunities", "changes"):
             errors.append((f"{key}.recipient.dm", "'sa' is a field of opportunities only"))
         if wf.recipient.dm == "owner" and wf.frame in ("opportunities", "changes"):
@@ -399,21 +413,25 @@ def _read_yaml(path: Path) -> dict:
 def load_config(path: str | os.PathLike | None = None) -> Config:
     """The configuration: the defaults, merged with ``path`` (or $SA_HYGIENE_CONFIG) when given."""
     path = path if path is not None else os.environ.get(CONFIG_ENV) or None
+    env = tuple((name, os.environ[name]) for name in ENV_OVERRIDES if os.environ.get(name))
     if path is None:
-        return _load(None, 0.0)
+        return _load(None, 0.0, env)
     p = Path(path).resolve()
     try:
         mtime = p.stat().st_mtime
     except OSError:
         raise ConfigError(f"{path}: configuration file not found") from None
-    return _load(str(p), mtime)
+    return _load(str(p), mtime, env)
 
 
 @lru_cache(maxsize=8)
-def _load(path: str | None, _mtime: float) -> Config:
+def _load(path: str | None, _mtime: float, env: tuple[tuple[str, str], ...]) -> Config:
     defaults = _read_yaml(DEFAULTS_PATH)
     user = _read_yaml(Path(path)) if path else {}
     merged = _merge(defaults, user)
+    for name, value in env:
+        section, key = ENV_OVERRIDES[name]
+        merged[section] = {**merged[section], key: value}
 
     def where(loc: tuple) -> str:
         # The user's file is to blame when it holds the key or the entry around it

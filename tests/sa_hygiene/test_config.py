@@ -99,3 +99,15 @@ def test_an_override_that_breaks_a_default_is_blamed_on_the_user_file(tmp_path):
         load_config(path)
     assert f"{path.resolve()}: workflows.wf-06.scope: unknown field 'has_te_start' of frame 'tasks'" in str(err.value)
     assert str(DEFAULTS_PATH) not in str(err.value)
+
+
+def test_deployment_environment_overrides_the_files(tmp_path, monkeypatch):
+    path = write(tmp_path, "slack:\n  ledger_url: sqlite:///from-file.sqlite\n")
+    monkeypatch.setenv("SA_HYGIENE_LEDGER_URL", "postgresql+psycopg://airflow@postgres/sa_hygiene")
+    monkeypatch.setenv("SA_HYGIENE_DELIVERY", "slack")
+    cfg = load_config(path)
+    assert cfg.slack.ledger_url == "postgresql+psycopg://airflow@postgres/sa_hygiene"
+    assert cfg.slack.delivery == "slack"
+    monkeypatch.setenv("SA_HYGIENE_DELIVERY", "carrier-pigeon")
+    with pytest.raises(ConfigError, match="slack.delivery"):
+        load_config(path)

@@ -1,0 +1,433 @@
+"""Digests: a run's alerts as Slack Block Kit messages, one per recipient and slot.
+
+The renderer works from alert records (what ``evaluate`` writes) and the snapshot
+they came from, so the same code serves the DAGs and the ``digest`` command. Each
+recipient gets one message per slot, never one per alert; a record appears once per
+digest with every issue it has, under the first workflow (in configuration order)
+that names it. Salesforce text is escaped for mrkdwn before it is placed, so no
+record can ping a channel or hide a link.
+
+Slack refuses a message of more than 50 blocks or a section of more than 3,000
+characters; a digest that does not fit continues as replies in its own thread, in
+order, each reply saying which part it is. Nothing is dropped.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+
+import pandas as pd
+
+from sa_hygiene.config import Config
+from sa_hygiene.routing import Directory, as_recipient, encode
+from sa_hygiene.slack_delivery import Message
+from sa_hygiene.snapshot import Snapshot
+
+MAX_BLOCKS = 50
+SECTION_CHARS = 3000
+# A regional digest continues in its thread; replies open with one context block.
+REPLY_HEAD = 1
+SLOT_TITLES = {
+    "sa_digest": "Your SA hygiene digest",
+    "regional_digest": "SA hygiene",
+    "channel_post": "SA hygiene",
+    "meeting_reminder": "Log your meeting",
+    "ops_summary": "sa-hygiene run summary",
+}
+
+
+def esc(text: Any) -> str:
+    """Salesforce text made inert for mrkdwn: ``<!channel>`` shows as text and pings nobody."""
+    if text is None or (isinstance(text, float) and pd.isna(text)):
+        return ""
+    return str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def money(value: Any) -> str:
+    return "" if value is None or pd.isna(value) else f"${value:,.0f}"
+
+
+def day_text(value: Any) -> str:
+    if value is None or pd.isna(value):
+        return "—"
+    return pd.Timestamp(value).strftime("%Y-%m-%d")
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}" + ("" if n == 1 else "s")
+
+
+def _section(text: str) -> list[dict]:
+    """Section blocks for ``text``, split at line breaks so that none exceeds Slack's limit."""
+    blocks, chunk = [], ""
+    for line in text.split("\n"):
+        while len(line) > SECTION_CHARS:  # one enormous line: cut it, keep all of it
+            blocks.append(line[:SECTION_CHARS])
+            line = line[SECTION_CHARS:]
+        if len(chunk) + len(line) + 1 > SECTION_CHARS:
+            blocks.append(chunk)
+            chunk = line
+        else:
+            chunk = f"{chunk}\n{line}" if chunk else line
+    if chunk:
+        blocks.append(chunk)
+    return [{"type": "section", "text": {"type": "mrkdwn", "text": t}} for t in blocks]
+
+
+def _context(text: str) -> dict:
+    return {"type": "context", "elements": [{"type": "mrkdwn", "text": text}]}
+
+
+class Lookup:
+    """Rows of the snapshot by Id key, for the records a run's alerts name."""
+
+    def __init__(self, snapshot: Snapshot, cfg: Config, previous: Snapshot | None = None):
+        self.cfg = cfg
+        self.tables = snapshot.tables
+        self.previous = previous.tables if previous is not None else None
+        self.directory = Directory(snapshot["User"], cfg)
+        self._cache: dict[tuple, pd.DataFrame] = {}
+
+    def prepare(self, obj: str, ids: list[str]) -> None:
+        keys = pd.Index({str(i)[:15] for i in ids if isinstance(i, str)})
+        for source, tables in (("current", self.tables), ("previous", self.previous)):
+            if tables is None or obj not in tables:
+                continue
+            t = tables[obj]
+            self._cache[(source, obj)] = t[t["key"].isin(keys)].set_index("key")
+
+    def row(self, obj: str, record_id: Any, source: str = "current") -> dict | None:
+        if not isinstance(record_id, str):
+            return None
+        frame = self._cache.get((source, obj))
+        if frame is None:
+            tables = self.tables if source == "current" else self.previous
+            if tables is None:
+                return None
+            frame = tables[obj].set_index("key")
+            self._cache[(source, obj)] = frame
+        key = record_id[:15]
+        return frame.loc[key].to_dict() if key in frame.index else None
+
+    def user_name(self, user_id: Any) -> str:
+        if not isinstance(user_id, str):
+            return ""
+        users = self.directory.users
+        key = user_id[:15]
+        return str(users.at[key, "name"]) if key in users.index and isinstance(users.at[key, "name"], str) else user_id
+
+    def name_of(self, record_id: Any) -> tuple[str, str]:
+        """(object, readable name) of a Related To / suggested record."""
+        if not isinstance(record_id, str):
+            return "", ""
+        obj = {"006": "Opportunity", "001": "Account", "003": "Contact", "00Q": "Lead"}.get(record_id[:3], "")
+        row = self.row(obj, record_id) if obj in self.tables else None
+        return obj, (row.get("name") if row and isinstance(row.get("name"), str) else record_id)
+
+
+@dataclass
+class _Group:
+    slot: str
+    recipient: dict
+    alerts: list[dict] = field(default_factory=list)
+
+
+class Renderer:
+    def __init__(self, cfg: Config, lookup: Lookup, as_of: date, notice: str | None = None):
+        self.cfg = cfg
+        self.lookup = lookup
+        self.as_of = as_of
+        self.notice = notice
+        self.order = list(cfg.workflows)
+
+    # ------------------------------------------------------------------ links and facts
+    def link(self, obj: str, record_id: str, label: Any) -> str:
+        url = f"{self.cfg.salesforce.instance_url.rstrip('/')}/lightning/r/{obj or 'Task'}/{record_id}/view"
+        return f"<{url}|{esc(label) or record_id}>"
+
+    def _what(self, what_id: Any) -> str:
+        obj, name = self.lookup.name_of(what_id)
+        return self.link(obj, what_id, name) if obj else "no related record"
+
+    def _issues(self, alerts: list[dict], skip: str | None = None) -> list[str]:
+        lines = []
+        for a in alerts:
+            wf = self.cfg.workflows[a["workflow"]]
+            words = [self.cfg.reasons.get(r, r) for r in a.get("reasons") or []]
+            if a["workflow"] == skip and not words:
+                continue
+            lines.append("• " + (f"{wf.title}: " if a["workflow"] != skip else "") + "; ".join(words) if words else f"• {wf.title}")
+        return lines
+
+    def opportunity(self, record_id: str, alerts: list[dict], section_wf: str) -> str:
+        o = self.lookup.row("Opportunity", record_id) or {}
+        acc = self.lookup.row("Account", o.get("account_id")) if o else None
+        head = f"*{self.link('Opportunity', record_id, o.get('name') or record_id)}*"
+        if acc and isinstance(acc.get("name"), str):
+            head += f"  ·  {esc(acc['name'])}"
+        facts = [esc(o.get("stage")), f"IACV {money(o.get('iacv'))}", f"Owner {esc(self.lookup.user_name(o.get('owner_id')))}"]
+        sa = o.get("sa")
+        facts.append(f"SA {esc(self.lookup.user_name(sa))}" if isinstance(sa, str) else "*no Primary SA*")
+        lines = [head, " · ".join(f for f in facts if f)]
+        dates = []
+        s3 = o.get("stage3_date")
+        if s3 is not None and not pd.isna(s3):
+            days = (pd.Timestamp(self.as_of) - pd.Timestamp(s3)).days
+            dates.append(f"stage 3 since {day_text(s3)} ({_plural(days, 'day')})")
+            overdue = days - self.cfg.thresholds.stage3_days
+            if overdue >= 0 and {a["workflow"] for a in alerts} & {"wf-07", "wf-12"}:
+                dates.append(f"*{_plural(overdue, 'day')} overdue*")
+        start, end = o.get("te_start"), o.get("te_end")
+        has_start, has_end = start is not None and not pd.isna(start), end is not None and not pd.isna(end)
+        if has_start or has_end:
+            status = o.get("te_status")
+            te = f"tech eval {day_text(start)} → {day_text(end)}" + (f" ({esc(status)})" if isinstance(status, str) else "")
+            if has_start:
+                te += f", started {_plural((pd.Timestamp(self.as_of) - pd.Timestamp(start)).days, 'day')} ago"
+            dates.append(te)
+        if dates:
+            lines.append(" · ".join(dates))
+        lines += self._changes(record_id, alerts)
+        lines += self._issues(alerts, skip=section_wf)
+        return "\n".join(lines)
+
+    def _changes(self, record_id: str, alerts: list[dict]) -> list[str]:
+        """Before → after for the change workflows, when the previous snapshot is at hand."""
+        wfs = {a["workflow"] for a in alerts} & {"wf-03", "wf-04", "wf-08", "wf-14"}
+        if not wfs:
+            return []
+        now = self.lookup.row("Opportunity", record_id) or {}
+        was = self.lookup.row("Opportunity", record_id, source="previous") or {}
+        if self.lookup.previous is None:
+            return []
+        out = []
+        if "wf-03" in wfs:
+            out.append(f"start date {day_text(was.get('te_start'))} → *{day_text(now.get('te_start'))}*")
+        if "wf-04" in wfs:
+            out.append(f"end date {day_text(was.get('te_end'))} → *{day_text(now.get('te_end'))}*, "
+                       f"close status {esc(was.get('te_status')) or '—'} → *{esc(now.get('te_status')) or '—'}*")  # fmt: skip
+        if "wf-08" in wfs:
+            out.append(f"{esc(self.lookup.user_name(now.get('owner_id')))} moved it from {esc(was.get('stage')) or 'nothing (new)'} "
+                       f"to *{esc(now.get('stage'))}*")  # fmt: skip
+        if "wf-14" in wfs:
+            new = self.lookup.user_name(now.get("sa")) if isinstance(now.get("sa"), str) else "(cleared)"
+            out.append(f"Primary SA {esc(self.lookup.user_name(was.get('sa')))} → *{esc(new)}*")
+        return out
+
+    def task(self, record_id: str, alerts: list[dict], section_wf: str) -> str:
+        t = self.lookup.row("Task", record_id) or {}
+        preview = self.cfg.thresholds.description_preview_chars
+        types = ", ".join(t.get("activity_types") or []) if t else ""
+        head = f"*{self.link('Task', record_id, t.get('subject') or 'No subject')}*"
+        facts = [esc(types), esc(t.get("sentiment")), f"by {esc(self.lookup.user_name(t.get('owner_id')))}",
+                 f"on {self._what(t.get('what_id'))}", day_text(t.get("activity_date"))]  # fmt: skip
+        lines = [head, " · ".join(f for f in facts if f)]
+        description = t.get("description")
+        if isinstance(description, str) and section_wf in ("wf-02", "act-fields"):
+            cut = description[:preview] + ("…" if len(description) > preview else "")
+            lines.append("> " + esc(cut).replace("\n", "\n> "))
+        lines += self._issues(alerts, skip=section_wf)
+        return "\n".join(lines)
+
+    def meeting(self, alert: dict) -> list[dict]:
+        e = self.lookup.row("Event", alert["record_id"]) or {}
+        internal = {d.lower() for d in self.cfg.email_domains.company + self.cfg.email_domains.generic}
+        attendees = [x for x in (e.get("attendee_emails") or []) if x.lower().rsplit("@", 1)[-1] not in internal]
+        zone = self.lookup.directory.users["timezone"].get(str(e.get("owner_id", ""))[:15]) or "UTC"
+        try:
+            ended = pd.Timestamp(e.get("end")).tz_convert(zone).strftime("%H:%M")
+        except Exception:
+            ended = pd.Timestamp(e.get("end")).strftime("%H:%M UTC") if e.get("end") is not None else ""
+        text = (f"You just met *{esc(', '.join(attendees)) or 'a customer'}* "
+                f"({self.link('Event', alert['record_id'], e.get('subject') or 'meeting')}, ended {ended}).")  # fmt: skip
+        suggested = alert.get("suggested_what_id")
+        obj, name = self.lookup.name_of(suggested)
+        if obj:
+            text += f"\nLog it on {self.link(obj, suggested, name)}: types, contact, sentiment and two or three sentences."
+            url = f"{self.cfg.salesforce.instance_url.rstrip('/')}/lightning/r/{obj}/{suggested}/view"
+        else:
+            text += "\nLog it on the opportunity it was about."
+            url = f"{self.cfg.salesforce.instance_url.rstrip('/')}/lightning/r/Event/{alert['record_id']}/view"
+        button = {"type": "actions", "elements": [
+            {"type": "button", "text": {"type": "plain_text", "text": "Log it in Salesforce"}, "url": url, "style": "primary"}]}  # fmt: skip
+        return [*_section(text), button]
+
+    # ------------------------------------------------------------------ one digest
+    def blocks(self, group: _Group) -> tuple[list[dict], list[dict], str]:
+        """(preamble blocks, content blocks, summary) of one digest."""
+        by_record: dict[str, list[dict]] = defaultdict(list)
+        for a in group.alerts:
+            by_record[a["record_id"]].append(a)
+        sections: dict[str, list[str]] = defaultdict(list)
+        for record_id, alerts in by_record.items():
+            alerts.sort(key=lambda a: self.order.index(a["workflow"]))
+            sections[alerts[0]["workflow"]].append(record_id)
+        counts = []
+        content: list[dict] = []
+        for wid in self.order:
+            if wid not in sections:
+                continue
+            wf = self.cfg.workflows[wid]
+            ids = sections[wid]
+            counts.append(f"{wf.title}: {len(ids)}")
+            content.append({"type": "divider"})
+            content += _section(f"*{esc(wf.title)}* ({len(ids)})\n_{esc(wf.message)}_" if wf.message else f"*{esc(wf.title)}* ({len(ids)})")
+            render = self.opportunity if wf.object == "Opportunity" else self.task
+            for record_id in self._ordered(wf.object, ids):
+                content += _section(render(record_id, by_record[record_id], wid))
+        n = len(by_record)
+        summary = f"{_plural(n, 'record')} " + ("need you" if group.slot == "sa_digest" else "to look at") + ": " + " · ".join(counts)
+        preamble = [
+            {"type": "header", "text": {"type": "plain_text", "text": self.title(group)[:150]}},
+            _context(esc(summary)),
+        ]
+        if self.notice:
+            preamble += _section(f":warning: {esc(self.notice)}")
+        if self.cfg.slack.report_url:
+            preamble.append(_context(f"<{self.cfg.slack.report_url}|Open the hygiene dashboard>"))
+        return preamble, content, summary
+
+    def _ordered(self, obj: str, ids: list[str]) -> list[str]:
+        """Biggest opportunities first; activities in the order they were created."""
+        if obj == "Opportunity":
+            return sorted(ids, key=lambda i: -float((self.lookup.row("Opportunity", i) or {}).get("iacv") or 0))
+        if obj == "Task":
+            return sorted(ids, key=lambda i: str((self.lookup.row("Task", i) or {}).get("created")))
+        return ids
+
+    def title(self, group: _Group) -> str:
+        when = f"{self.as_of:%a %d %b}"
+        r = group.recipient
+        if group.slot == "sa_digest" and r["type"] == "user":
+            return f"{SLOT_TITLES['sa_digest']} · {self.lookup.user_name(r['id'])} · {when}"
+        if group.slot == "meeting_reminder":
+            event = self.lookup.row("Event", group.alerts[0]["record_id"]) or {}
+            return f"{SLOT_TITLES['meeting_reminder']} · {self.lookup.user_name(r.get('id'))} · {event.get('subject') or 'meeting'}"
+        return f"{r.get('name')} · {SLOT_TITLES.get(group.slot, 'SA hygiene')} · {when}"
+
+
+def _paginate(preamble: list[dict], content: list[dict], title: str) -> tuple[list[dict], list[list[dict]]]:
+    """The first message and its thread replies: every block kept, at most 50 per message."""
+    first_room = MAX_BLOCKS - len(preamble)
+    first, rest = preamble + content[:first_room], content[first_room:]
+    chunks = [rest[i : i + MAX_BLOCKS - REPLY_HEAD] for i in range(0, len(rest), MAX_BLOCKS - REPLY_HEAD)]
+    total = len(chunks) + 1
+    replies = [[_context(f"{esc(title)}, continued ({n + 2}/{total})"), *chunk] for n, chunk in enumerate(chunks)]
+    return first, replies
+
+
+def _fallbacks(recipient: dict, lookup: Lookup) -> tuple[dict, ...]:
+    """Where a user's digest goes when Slack does not know them: the active manager, then their region."""
+    if recipient["type"] != "user":
+        return ()
+    d = lookup.directory
+    key = recipient["id"][:15]
+    out = []
+    manager = d.manager_id.get(key)
+    if isinstance(manager, str):
+        email = d.users["email"].get(manager[:15])
+        out.append({"type": "user", "id": manager, "email": email if isinstance(email, str) else None})
+    out.append({"type": "channel", "name": d.channel.get(key, lookup.cfg.routing.unrouted_channel)})
+    return tuple(out)
+
+
+def build_messages(
+    alerts: list[dict],
+    snapshot: Snapshot,
+    cfg: Config,
+    as_of: date,
+    previous: Snapshot | None = None,
+    slots: set[str] | None = None,
+    notice: str | None = None,
+) -> list[Message]:
+    """One message per recipient and slot (one per meeting for reminders), in a stable order.
+
+    An alert meant for a DM digest that fell back to a channel (its user and their
+    manager are inactive) joins that channel's regional digest.
+    """
+    lookup = Lookup(snapshot, cfg, previous)
+    for obj in ("Opportunity", "Task", "Event"):
+        ids = [a["record_id"] for a in alerts if a["object"] == obj]
+        lookup.prepare(obj, ids)
+    related = [a.get("suggested_what_id") for a in alerts] + [
+        (lookup.row("Task", a["record_id"]) or {}).get("what_id") for a in alerts if a["object"] == "Task"
+    ]
+    opp_ids = [r for r in related if isinstance(r, str) and r.startswith("006")]
+    opp_ids += [a["record_id"] for a in alerts if a["object"] == "Opportunity"]
+    lookup.prepare("Opportunity", opp_ids)
+    accounts = [(lookup.row("Opportunity", o) or {}).get("account_id") for o in opp_ids]
+    lookup.prepare("Account", [*accounts, *(r for r in related if isinstance(r, str) and r.startswith("001"))])
+
+    renderer = Renderer(cfg, lookup, as_of, notice)
+    groups: dict[tuple, _Group] = {}
+    for a in alerts:
+        slot = a["slot"]
+        recipient = a["recipient"] if isinstance(a["recipient"], dict) else as_recipient(a["recipient"])
+        if slot == "sa_digest" and recipient["type"] == "channel":
+            slot = "regional_digest"
+        if slots is not None and slot not in slots:
+            continue
+        gkey = (slot, encode(recipient)) + ((a["record_id"],) if slot == "meeting_reminder" else ())
+        groups.setdefault(gkey, _Group(slot, recipient)).alerts.append(a)
+
+    messages = []
+    for gkey in sorted(groups):
+        group = groups[gkey]
+        title = renderer.title(group)
+        if group.slot == "meeting_reminder":
+            alert = group.alerts[0]
+            blocks = [{"type": "header", "text": {"type": "plain_text", "text": title}}, *renderer.meeting(alert)]
+            first, replies, text = blocks, [], title
+            key = f"meeting_reminder|{gkey[1]}|{alert['record_id']}"
+        else:
+            preamble, content, summary = renderer.blocks(group)
+            first, replies = _paginate(preamble, content, title)
+            text = f"{title}: {summary}"
+            key = f"{group.slot}|{gkey[1]}|{as_of.isoformat()}"
+        email = None
+        if group.recipient["type"] == "user":
+            e = lookup.directory.users["email"].get(group.recipient["id"][:15])
+            email = e if isinstance(e, str) else None
+        messages.append(Message(key=key, slot=group.slot, recipient=group.recipient, email=email,
+                                fallbacks=_fallbacks(group.recipient, lookup), text=text[:3000], blocks=first,
+                                replies=replies, title=title))  # fmt: skip
+    return messages
+
+
+def ops_summary(
+    cfg: Config,
+    as_of: date,
+    run: str,
+    quarantine: pd.DataFrame | None = None,
+    unrouted: int = 0,
+    unknown_users: list | None = None,
+    failed: dict[str, str] | None = None,
+    notes: list[str] | None = None,
+) -> Message | None:
+    """The operations channel's summary of a run; None when there is nothing to say."""
+    lines = list(notes or [])
+    if quarantine is not None and len(quarantine):
+        counts = quarantine.groupby(["object", "reason"]).size()
+        lines.append(f"*{_plural(len(quarantine), 'row')} quarantined* (not evaluated, fix them in Salesforce):")
+        lines += [f"• {obj} {reason}: {n}" for (obj, reason), n in counts.items()]
+    if unrouted:
+        lines.append(f"*{_plural(unrouted, 'alert')} had no region* (no routing rule matched the user) and came here.")
+    if unknown_users:
+        lines.append(f"*{_plural(len(unknown_users), 'user')} unknown to Slack* by their Salesforce e-mail:")
+        lines += [f"• {esc(u.email or u.recipient.get('id'))} → sent to {esc((u.delivered_to or {}).get('name') or (u.delivered_to or {}).get('id') or 'nobody')}"
+                  for u in unknown_users]  # fmt: skip
+    if failed:
+        lines.append(f"*{_plural(len(failed), 'digest')} not delivered* (retried on the next run):")
+        lines += [f"• {esc(k)}: {esc(v)}" for k, v in failed.items()]
+    if not lines:
+        return None
+    channel = cfg.channels.operations
+    title = f"{SLOT_TITLES['ops_summary']} · {run} · {as_of:%a %d %b}"
+    content = _section("\n".join(lines))
+    first, replies = _paginate([{"type": "header", "text": {"type": "plain_text", "text": title[:150]}}], content, title)
+    return Message(key=f"ops_summary|channel:{channel}|{as_of.isoformat()}|{run}", slot="ops_summary",
+                   recipient={"type": "channel", "name": channel}, email=None, fallbacks=(), text=title,
+                   blocks=first, replies=replies, title=title)  # fmt: skip

@@ -1,0 +1,167 @@
+import json
+import re
+from datetime import date, timedelta
+
+import pytest
+from builders import account, contact, contact_role, event, opportunity, task, user, write_snapshot
+from sa_hygiene.config import load_config
+from sa_hygiene.digest import MAX_BLOCKS, SECTION_CHARS, build_messages, esc
+from sa_hygiene.rules import evaluate
+from sa_hygiene.slack_delivery import check_message
+from sa_hygiene.snapshot import read_snapshot
+
+pytestmark = pytest.mark.unit
+AS_OF = date(2026, 11, 24)
+CFG = load_config()
+SA = user(id="0055e0000000SA1AAA", name="Sam Architect", email="sam@gitlab.com", manager_id="0055e0000000MG1AAA")
+MGR = user(id="0055e0000000MG1AAA", name="Mia Manager", role_type="Manager", email="mia@gitlab.com")
+AE = user(id="0055e0000000AE1AAA", name="Alex Exec", role_type="AE", email="alex@gitlab.com")
+INJECTIONS = ["<!channel>", "<!here>", "<@U024BE7LH>", "<https://evil.example|click>"]
+
+
+def day(n):
+    return (AS_OF + timedelta(days=n)).isoformat()
+
+
+def run(tmp_path, tables, previous=None):
+    cur = read_snapshot(write_snapshot(tmp_path / "c", {"User": [SA, MGR, AE], **tables}), CFG)
+    prev = read_snapshot(write_snapshot(tmp_path / "p", {"User": [SA, MGR, AE], **previous}), CFG) if previous else None
+    result = evaluate(cur, prev, CFG, AS_OF)
+    return build_messages(result.alert_records(), cur, CFG, AS_OF, previous=prev), result
+
+
+def all_text(message) -> str:
+    return json.dumps([message.blocks, message.replies])
+
+
+def test_one_message_per_recipient_and_slot_and_a_record_once_with_all_its_issues(tmp_path):
+    o = opportunity(id="0065e0000000OP1AAA", owner_id=AE["id"], sa=SA["id"], stage="5-Negotiating", iacv="45000",
+                    te_start=day(-30), te_end=day(3), name="Acme Expansion")  # fmt: skip
+    t = task(owner_id=SA["id"], activity_types="Demo", created="2026-11-20T10:00:00Z", subject="Demo to Acme", sentiment="Positive")
+    messages, result = run(tmp_path, {"Opportunity": [o], "Task": [t]})
+    dms = [m for m in messages if m.recipient == {"type": "user", "id": SA["id"]}]
+    assert [m.slot for m in dms] == ["sa_digest"]
+    dm = dms[0]
+    assert dm.key == f"sa_digest|user:{SA['id']}|2026-11-24"
+    assert dm.email == "sam@gitlab.com"
+    assert dm.fallbacks == ({"type": "user", "id": MGR["id"], "email": "mia@gitlab.com"},
+                            {"type": "channel", "name": "#sa-activities-east-sa"})  # fmt: skip
+    text = all_text(dm)
+    # The opportunity has wf-15 and te-consistency: listed once, under the first, with both issues.
+    assert text.count("Acme Expansion") == 1
+    assert "the end date is in the future" in text and "Missing tech evaluation close data" in text
+    assert f"https://gitlab.my.salesforce.com/lightning/r/Opportunity/{o['id']}/view" in text
+    assert "IACV $45,000" in text and "Alex Exec" in text
+    # The activity (no Related To, no contact) is there too, with its reasons in plain words.
+    assert "Related To is not an opportunity" in text and "no contact in Name" in text
+    assert "wf-15" not in text and "act-fields" not in text  # plain words, not ids
+    assert dm.text == ("Your SA hygiene digest · Sam Architect · Tue 24 Nov: 2 records need you: "
+                       "Missing tech evaluation close data: 1 · Activity logged with missing or invalid fields: 1")
+
+
+def test_salesforce_text_cannot_ping_or_link(tmp_path):
+    nasty = " & ".join(INJECTIONS)
+    o = opportunity(owner_id=AE["id"], stage="4-Proposal", iacv="50000", name=nasty)
+    t = task(owner_id=SA["id"], activity_types="Demo", created="2026-11-23T10:00:00Z", subject=nasty,
+             description=nasty, what_id=o["id"], who_id="0035e0000000CONAAA", sentiment="Positive")  # fmt: skip
+    messages, _ = run(tmp_path, {"Opportunity": [o], "Task": [t]})
+    regional = next(m for m in messages if m.recipient["name"] == "#sa-activities-east-sa")
+    body = all_text(regional)
+    for bad in INJECTIONS:
+        assert bad not in body
+    assert esc(INJECTIONS[0]) in body and "&amp;" in body
+    # Our own links still work: exactly the Salesforce ones.
+    links = re.findall(r"<(https?://[^|>]+)\|", body)
+    assert links and all(link.startswith("https://gitlab.my.salesforce.com/lightning/r/") for link in links)
+
+
+def test_big_digests_continue_in_the_thread_with_every_record_in_order(tmp_path):
+    opps = [opportunity(id=f"0065e00000{i:05d}AAA", owner_id=AE["id"], stage="4-Proposal", iacv=str(100000 - i),
+                        name=f"Deal {i:03d} " + "x" * 90) for i in range(130)]  # fmt: skip
+    messages, result = run(tmp_path, {"Opportunity": opps})
+    (regional,) = [m for m in messages if m.slot == "regional_digest"]
+    assert len(regional.replies) >= 2
+    for part in regional.parts():
+        assert len(part) <= MAX_BLOCKS
+        assert all(len(b.get("text", {}).get("text", "")) <= SECTION_CHARS for b in part)
+    check_message(regional)
+    names = re.findall(r"Deal (\d{3})", all_text(regional))
+    assert names == [f"{i:03d}" for i in range(130)]  # highest IACV first, none lost, none twice
+    assert regional.replies[0][0]["elements"][0]["text"].endswith(f"continued (2/{len(regional.replies) + 1})")
+
+
+def test_a_huge_description_is_split_not_cut(tmp_path):
+    from sa_hygiene.digest import _section
+
+    text = "\n".join(f"line {i} " + "y" * 500 for i in range(20))
+    blocks = _section(text)
+    assert all(len(b["text"]["text"]) <= SECTION_CHARS for b in blocks)
+    assert "\n".join(b["text"]["text"] for b in blocks) == text
+
+
+def test_dm_alerts_that_fell_back_to_a_channel_join_its_regional_digest(tmp_path):
+    gone = user(id="0055e0000000GONAAA", name="Gone Architect", is_active="false", manager_id="")
+    o = opportunity(owner_id=AE["id"], sa=gone["id"], stage="4-Proposal", te_start=day(-20), name="Orphan Deal")
+    cur = read_snapshot(write_snapshot(tmp_path / "c", {"User": [SA, MGR, AE, gone], "Opportunity": [o]}), CFG)
+    result = evaluate(cur, None, CFG, AS_OF)
+    messages = build_messages(result.alert_records(), cur, CFG, AS_OF)
+    assert [(m.slot, m.recipient) for m in messages] == [("regional_digest", {"type": "channel", "name": "#sa-activities-east-sa"})]
+    assert "Orphan Deal" in all_text(messages[0])
+
+
+def test_regional_digest_lists_new_activity_with_a_description_preview(tmp_path):
+    o = opportunity(owner_id=AE["id"], sa=SA["id"], name="Initech Platform")
+    long = "We demoed merge trains. " * 30
+    t = task(owner_id=SA["id"], activity_types="Demo;Technical Deep Dive", created="2026-11-23T15:00:00Z",
+             what_id=o["id"], sentiment="Positive", description=long)  # fmt: skip
+    messages, _ = run(tmp_path, {"Opportunity": [o], "Task": [t]})
+    regional = next(m for m in messages if m.slot == "regional_digest")
+    body = all_text(regional)
+    assert "New activity logged" in body and "Sam Architect" in body and "Initech Platform" in body
+    assert "Demo, Technical Deep Dive" in body and "Positive" in body
+    texts = [b["text"]["text"] for b in regional.blocks if b["type"] == "section"]
+    quoted = next(line for t in texts for line in t.split("\n") if line.startswith("> We demoed"))[2:]
+    assert quoted == long[:300] + "…"
+
+
+def test_fixed_channels_get_one_post_each(tmp_path):
+    cur = [opportunity(owner_id=AE["id"], stage="2-Scoping", iacv="50000", te_start=day(-1)) for _ in range(3)]
+    prev = [dict(o, stage="1-Discovery", te_start="") for o in cur]
+    messages, _ = run(tmp_path, {"Opportunity": cur}, previous={"Opportunity": prev})
+    posts = [m for m in messages if m.slot == "channel_post"]
+    assert sorted(m.recipient["name"] for m in posts) == ["#sa-tech-eval-start", "#stage-move-02"]
+    stage = next(m for m in posts if m.recipient["name"] == "#stage-move-02")
+    assert "moved it from 1-Discovery to *2-Scoping*" in all_text(stage)
+
+
+def test_one_reminder_per_meeting_naming_the_suggested_record(tmp_path):
+    o = opportunity(id="0065e0000000MTGAAA", owner_id=AE["id"], name="Globex Renewal", iacv="30000")
+    pat = contact(id="0035e0000000PATAAA", email="pat@globex.com")
+    events = [event(owner_id=SA["id"], attendee_emails="sam@gitlab.com;pat@globex.com", subject=f"Sync {i}",
+                    end=f"2026-11-23T1{i}:00:00Z", start=f"2026-11-23T0{i}:00:00Z") for i in range(2)]  # fmt: skip
+    tables = {"Opportunity": [o], "Contact": [pat], "OpportunityContactRole": [contact_role(opportunity_id=o["id"], contact_id=pat["id"])],
+              "Event": events, "Account": [account()]}  # fmt: skip
+    messages, _ = run(tmp_path, tables)
+    reminders = [m for m in messages if m.slot == "meeting_reminder"]
+    assert sorted(m.key for m in reminders) == sorted(f"meeting_reminder|user:{SA['id']}|{e['id']}" for e in events)
+    body = all_text(reminders[0])
+    assert "pat@globex.com" in body and "Globex Renewal" in body
+    assert f"/lightning/r/Opportunity/{o['id']}/view" in body
+    assert "ended 0" in body  # 10:00 UTC shown in the SA's zone (New York): 05:00
+
+
+def test_every_message_of_the_demo_org_is_valid_for_slack(tmp_path):
+    from sa_hygiene.demo_org import write_demo_org
+
+    write_demo_org(tmp_path, AS_OF, scale=0.3, seed=5)
+    cur, prev = read_snapshot(tmp_path / "current", CFG), read_snapshot(tmp_path / "previous", CFG)
+    result = evaluate(cur, prev, CFG, AS_OF)
+    messages = build_messages(result.alert_records(), cur, CFG, AS_OF, previous=prev)
+    for m in messages:
+        check_message(m)
+    assert len({m.key for m in messages}) == len(messages)
+    # Nothing is dropped: every alerted record is linked from its recipient's message.
+    bodies = {m.key: all_text(m) for m in messages}
+    for a in result.alert_records():
+        url = f"/lightning/r/{a['object']}/{a['record_id']}/view"
+        assert any(url in body for body in bodies.values()), a
