@@ -147,14 +147,14 @@ def _join(*parts) -> pa.Array:
 def _iso_date(days: np.ndarray) -> pa.Array:
     """Dates (days since epoch, NaN = blank) as ISO strings, the way the Salesforce API writes them."""
     mask = np.isnan(days) if days.dtype.kind == "f" else np.zeros(len(days), bool)
-    values = pa.array(np.where(mask, 0, days).astype("int32"), pa.date32(), mask=mask)
-    return pc.strftime(pc.cast(values, pa.timestamp("s")), format="%Y-%m-%d")
+    return pc.cast(pa.array(np.where(mask, 0, days).astype("int32"), pa.date32(), mask=mask), pa.string())
 
 
 def _iso_datetime(seconds: np.ndarray) -> pa.Array:
+    """Instants as the API writes them, ``2026-11-23T15:04:05.000+0000`` (a cast is 3x faster than strftime)."""
     mask = np.isnan(seconds) if seconds.dtype.kind == "f" else np.zeros(len(seconds), bool)
     values = pa.array(np.where(mask, 0, seconds).astype("int64"), pa.timestamp("s"), mask=mask)
-    return pc.strftime(values, format="%Y-%m-%dT%H:%M:%S.000+0000")
+    return pc.binary_join_element_wise(pc.replace_substring(pc.cast(values, pa.string()), " ", "T"), ".000+0000", "")
 
 
 def _days(d: date) -> int:
@@ -434,10 +434,9 @@ class DemoOrg:
             sa_act, chorus = kind == 0, kind == 2
             owner = np.where(sa_act, rng.choice(sa_i, size=n), rng.choice(ae_i, size=n))
             owner = np.where(chorus & (rng.random(n) < 0.5), rng.choice(sa_i, size=n), owner)
-            # Most activity is recent: the daily window and the weekly review always have some.
-            age = np.minimum(rng.exponential(45, size=n), 364) * 86400
-            fresh = rng.random(n) < 0.02
-            age[fresh] = rng.uniform(3600 * 5, 3600 * 29, size=int(fresh.sum()))
+            # A year of activity, a little denser lately: about 1.5 logged activities per SA and day.
+            recent = rng.random(n) < 0.1
+            age = np.where(recent, np.minimum(rng.exponential(30, size=n), 364), rng.uniform(0, 365, size=n)) * 86400
             created = np.floor(now - 3600 * 5 - age + rng.uniform(0, 3600 * 5, size=n))
             created_day = (created // 86400).astype(np.int64)
             activity = created_day.astype(float)
@@ -477,9 +476,9 @@ class DemoOrg:
             long_other = other & (rng.random(n) < 0.6)
             pre[long_other], post[long_other] = OTHER_LONG
             acc_name = account_names[rng.integers(0, len(account_names), size=n)]
-            description = _join(pre.astype(str), np.where(linkless, "", acc_name).astype(str), post.astype(str))
+            description = _join(pre, np.where(linkless, "", acc_name), post)
             description = pc.if_else(pa.array(rng.random(n) < 0.02), pa.scalar(None, pa.string()), description)
-            subject = _join(headline, " - ", acc_name.astype(str))
+            subject = _join(headline, " - ", acc_name)
             subject = pc.if_else(pa.array(rng.random(n) < 0.01), pa.scalar(" ", pa.string()), subject)
             if offset == 0:
                 description = pc.if_else(pa.array(np.arange(n) == 0), pa.scalar(
@@ -503,8 +502,8 @@ class DemoOrg:
             sentiment[blank_type & ~chorus] = None
             chorus_id = np.full(n, None, dtype=object)
             chorus_id[chorus] = np.char.add("ch-", rng.integers(10**9, 10**10, size=int(chorus.sum())).astype(str))
-            subject = pc.if_else(pa.array(chorus), _join("Chorus call: ", acc_name.astype(str)), subject)
-            subject = pc.if_else(pa.array(kind == 1), _join(_pick(rng, ["Follow up", "Send proposal", "Call back", "Prepare QBR"], n).astype(str), " - ", acc_name.astype(str)), subject)
+            subject = pc.if_else(pa.array(chorus), _join("Chorus call: ", acc_name), subject)
+            subject = pc.if_else(pa.array(kind == 1), _join(_pick(rng, ["Follow up", "Send proposal", "Call back", "Prepare QBR"], n), " - ", acc_name), subject)
 
             ids = sf_ids(PREFIX["Task"], n, offset=offset)
             stamp = created + rng.uniform(0, 600, size=n)
@@ -533,7 +532,7 @@ class DemoOrg:
         now = self.current_at.timestamp()
         w0, w1 = self.window[0].timestamp(), self.window[1].timestamp()
         start = now - rng.uniform(0, 60 * 86400, size=n)
-        in_window = rng.random(n) < 0.12
+        in_window = rng.random(n) < 0.03  # two or three meetings a day per SA
         start[in_window] = rng.uniform(w0 - 1800, w1 - 1800, size=int(in_window.sum()))
         start = np.floor(start / 900) * 900
         end = start + _pick(rng, [1800, 2700, 3600], n).astype(float)

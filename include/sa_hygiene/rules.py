@@ -32,7 +32,7 @@ import pyarrow.compute as pc
 
 from sa_hygiene.config import Config, Expectation, Workflow, load_config
 from sa_hygiene.routing import CHANNEL, Directory, as_recipient
-from sa_hygiene.snapshot import Snapshot, read_snapshot
+from sa_hygiene.snapshot import PREVIOUS_OBJECTS, Snapshot, read_snapshot
 
 log = logging.getLogger(__name__)
 
@@ -326,19 +326,26 @@ def _meetings(snap: Snapshot, d: Directory, w: RunWindow, cfg: Config, opps: pd.
     return m
 
 
-def prepare_frames(current: Snapshot, previous: Snapshot | None, cfg: Config, w: RunWindow) -> tuple[dict[str, pd.DataFrame], Directory]:
+def prepare_frames(
+    current: Snapshot, previous: Snapshot | None, cfg: Config, w: RunWindow, only: set[str] | None = None
+) -> tuple[dict[str, pd.DataFrame], Directory]:
+    """The frames workflows read (``only``: just these, for benchmarks that must not share work)."""
+    wanted = set(only) if only is not None else {"opportunities", "tasks", "activities", "meetings", "changes"}
     d = Directory(current["User"], cfg)
     tasks = current["Task"]
     sa_activity = _sa_activity(tasks)
     sa_tasks = tasks[sa_activity]
-    opps = _opportunities(current, d, w, cfg, sa_tasks)
-    frames = {
-        "opportunities": opps,
-        "tasks": _tasks(current, d, w, sa_activity),
-        "activities": _activities(current, w, cfg, sa_activity),
-        "meetings": _meetings(current, d, w, cfg, opps, sa_tasks),
-    }
-    if previous is not None:
+    frames: dict[str, pd.DataFrame] = {}
+    opps = _opportunities(current, d, w, cfg, sa_tasks) if wanted & {"opportunities", "meetings", "changes"} else None
+    if "opportunities" in wanted:
+        frames["opportunities"] = opps
+    if "tasks" in wanted:
+        frames["tasks"] = _tasks(current, d, w, sa_activity)
+    if "activities" in wanted:
+        frames["activities"] = _activities(current, w, cfg, sa_activity)
+    if "meetings" in wanted:
+        frames["meetings"] = _meetings(current, d, w, cfg, opps, sa_tasks)
+    if "changes" in wanted and previous is not None:
         frames["changes"] = _changes(opps, previous, d)
     return frames, d
 
@@ -374,10 +381,10 @@ def _resolve(value: Any, params: dict[str, Any]) -> Any:
     return value
 
 
-def build_expectation(e: Expectation, params: dict[str, Any], meta: dict):
-    """The GX expectation of one configured expectation (column names already on the batch)."""
+def build_expectation(e: Expectation, params: dict[str, Any], meta: dict, **extra: Any):
+    """The GX expectation of one configured expectation (``extra``: more GX arguments, e.g. a row_condition)."""
     E = _gx().expectations
-    kw: dict[str, Any] = {"meta": meta}
+    kw: dict[str, Any] = {"meta": meta, **extra}
     match e.expectation:
         case "not_null":
             return E.ExpectColumnValuesToNotBeNull(column=e.column, **kw)
@@ -475,6 +482,8 @@ class Evaluation:
             }
             if a.object == "Event":
                 rec["suggested_what_id"] = a.suggested_what_id if isinstance(a.suggested_what_id, str) else None
+            if a.unrouted:
+                rec["unrouted"] = True  # no routing rule matched: counted in the operations summary
             out.append(rec)
         return out
 
@@ -487,11 +496,13 @@ class Evaluation:
         ]  # fmt: skip
 
 
-def _scope(frame: pd.DataFrame, expr: str, params: dict) -> pd.DataFrame:
-    if expr.strip() == "True" or frame.empty:
-        return frame
-    mask = frame.eval(expr, local_dict=params, engine="python")
-    return frame[mask.fillna(False).astype(bool)]
+def _mask(frame: pd.DataFrame, expr: str, params: dict) -> np.ndarray:
+    """Rows of ``frame`` where a scope expression holds (pandas, vectorised)."""
+    if expr.strip() == "True":
+        return np.ones(len(frame), dtype=bool)
+    if frame.empty:
+        return np.zeros(0, dtype=bool)
+    return frame.eval(expr, local_dict=params, engine="python").fillna(False).to_numpy(dtype=bool)
 
 
 def _recipients(wf: Workflow, rows: pd.DataFrame, d: Directory) -> tuple[pd.Series, pd.Series]:
@@ -520,9 +531,9 @@ def run_workflows(frames: dict[str, pd.DataFrame], d: Directory, cfg: Config, pa
         frame = frames.get(wf.frame)
         if frame is None:  # change workflows without a previous snapshot
             continue
-        scoped = _scope(frame, wf.scope, params)
+        scope = _mask(frame, wf.scope, params)
         reasons: dict[Any, list[str]] = {}
-        if len(scoped):
+        if scope.any():
             groups: dict[tuple, list[tuple[int, Expectation]]] = {}
             for i, e in enumerate(wf.expect):
                 # Expectations share a batch when they read the same rows shaped the same way:
@@ -531,9 +542,12 @@ def run_workflows(frames: dict[str, pd.DataFrame], d: Directory, cfg: Config, pa
                 groups.setdefault((e.when or "True", shape, e.column if shape == "exploded" else ""), []).append((i, e))
             hits: dict[int, list] = {}
             for (when, _shape, _column), members in groups.items():
-                rows = _scope(scoped, when, params)
-                if rows.empty:
+                mask = scope & _mask(frame, when, params)
+                if not mask.any():
                     continue
+                # Only the rows in scope and the columns read: GX never sees the rest.
+                cols = list(dict.fromkeys(c for _, e in members for c in (e.column, e.other) if c))
+                rows = frame.loc[mask, cols]
                 batch = pd.concat([_batch_frame(rows, e) for _, e in members], axis=1)
                 batch = batch.loc[:, ~batch.columns.duplicated()]
                 expectations = [build_expectation(e, params, {"workflow": wid, "reason": e.reason}) for _, e in members]
@@ -547,7 +561,8 @@ def run_workflows(frames: dict[str, pd.DataFrame], d: Directory, cfg: Config, pa
                         got.append(e.reason)
         if not reasons:
             continue
-        rows = frame.loc[list(reasons)]
+        wanted = [c for c in ("id", "owner_id", "sa", "has_sa", "suggested_what_id") if c in frame.columns]
+        rows = frame.loc[list(reasons), wanted]
         to, unrouted = _recipients(wf, rows, d)
         pieces.append(
             pd.DataFrame(
@@ -597,5 +612,5 @@ def evaluate_paths(
     """``evaluate`` from snapshot paths: what the command line and the DAGs call."""
     cfg = load_config(config)
     current = read_snapshot(snapshot, cfg)
-    before = read_snapshot(previous, cfg) if previous else None
+    before = read_snapshot(previous, cfg, objects=PREVIOUS_OBJECTS) if previous else None
     return evaluate(current, before, cfg, as_of, since, until)
