@@ -41,6 +41,8 @@ ENV_OVERRIDES = {
     "SA_HYGIENE_LEDGER_URL": ("slack", "ledger_url"),
     "SA_HYGIENE_STORE": ("store", "url"),
     "SA_HYGIENE_REPORT_URL": ("slack", "report_url"),
+    "SA_HYGIENE_SOURCE": ("source", "kind"),
+    "SA_HYGIENE_SOURCE_FOLDER": ("source", "folder"),
 }
 
 FRAME_OBJECT = {
@@ -89,6 +91,17 @@ class SlackSettings(_Model):
     ledger_url: StrictStr
     user_cache_hours: Annotated[float, Field(strict=True, gt=0)]
     report_url: StrictStr | None = None
+
+
+class SourceSettings(_Model):
+    kind: Literal["salesforce", "folder"]
+    folder: StrictStr | None = None
+
+    @model_validator(mode="after")
+    def _folder(self) -> SourceSettings:
+        if self.kind == "folder" and not self.folder:
+            raise ValueError("a 'folder' source needs 'folder': the path of a snapshot folder")
+        return self
 
 
 class StoreSettings(_Model):
@@ -152,6 +165,7 @@ class Channels(_Model):
 
 
 class Schedule(_Model):
+    snapshot_cron: StrictStr
     regional_digest_at: StrictStr
     sa_digest_at: StrictStr
     fixed_channel_timezone: StrictStr
@@ -227,6 +241,7 @@ class Workflow(_Model):
 
 class Config(_Model):
     salesforce: SalesforceSettings
+    source: SourceSettings
     slack: SlackSettings
     store: StoreSettings
     fields: dict[StrictStr, dict[StrictStr, StrictStr]]

@@ -1,33 +1,173 @@
-"""``make demo``: build the demo org and run the pipeline on it, then say where everything is."""
+"""``make demo``: the real DAGs, end to end, for one simulated day, on the embedded default.
+
+Everything lives under one folder (``.demo`` by default): the demo org, a configuration that
+points the snapshot DAG at it (``source.kind: folder``), the snapshot store, the Slack
+outbox, the delivery ledger and an Airflow home with a SQLite metadata database. The DAGs
+are the ones in ``dags/``, run with ``dag.test()`` at the instants their schedules would
+fire on the simulated day: the 04:00 UTC snapshot, each region's 08:00, the fixed channels,
+every SA's 16:00, and the meeting reminders of the day.
+"""
 
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import subprocess
+import sys
 import time
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
+from datetime import time as dtime
 from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _configure(root: Path) -> Path:
+    """The demo's own configuration and Airflow environment (set before Airflow is imported)."""
+    cfg_path = root / "sa_hygiene.yaml"
+    cfg_path.write_text(
+        "# Written by `make demo`: the embedded default, pointed at the demo org.\n"
+        f"source: {{kind: folder, folder: {json.dumps(str(root / 'org' / 'current'))}}}\n"
+        f"store: {{url: {json.dumps(str(root / 'store'))}}}\n"
+        "slack:\n"
+        "  delivery: outbox\n"
+        f"  outbox: {json.dumps(str(root / 'outbox'))}\n"
+        f"  ledger_url: {json.dumps('sqlite:///' + str(root / 'ledger.sqlite'))}\n"
+    )
+    home = root / "airflow"
+    home.mkdir(parents=True, exist_ok=True)
+    os.environ.update({
+        "SA_HYGIENE_CONFIG": str(cfg_path),
+        "AIRFLOW_HOME": str(home),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
+        "AIRFLOW__LOGGING__LOGGING_LEVEL": "WARNING",
+        "GX_ANALYTICS_ENABLED": "false",
+    })  # fmt: skip
+    for name in ("SA_HYGIENE_STORE", "SA_HYGIENE_OUTBOX", "SA_HYGIENE_LEDGER_URL", "SA_HYGIENE_DELIVERY"):
+        os.environ.pop(name, None)
+    return cfg_path
+
+
+def _airflow(*args: str) -> None:
+    exe = Path(sys.executable).with_name("airflow")
+    subprocess.run([str(exe), *args], check=True, stdout=subprocess.DEVNULL)
+
+
+def _runs(cfg, as_of: date) -> list[tuple[str, datetime, dict]]:
+    """(dag_id, run instant, conf) of the simulated day, in the order they would fire."""
+    from zoneinfo import ZoneInfo
+
+    from sa_hygiene.dag_support import dag_id_part
+    from sa_hygiene.schedule import hhmm, local_instant
+    from sa_hygiene.snapshot import read_snapshot
+
+    runs = [("sa_snapshot", datetime.combine(as_of, dtime(4), UTC), {})]
+    at = hhmm(cfg.schedule.regional_digest_at)
+    for key, region in cfg.regions.items():
+        runs.append((f"sa_regional_digest_{dag_id_part(key)}", local_instant(as_of, at, ZoneInfo(region.timezone)), {}))
+    runs.append(("sa_channel_posts", local_instant(as_of, at, ZoneInfo(cfg.schedule.fixed_channel_timezone)), {}))
+    # Yesterday's meetings, as the 15-minute runs would have reminded of them.
+    since = datetime.combine(as_of - timedelta(days=1), dtime(0), UTC)
+    runs.append(("sa_meeting_reminders", since + timedelta(days=1),
+                 {"since": since.isoformat(), "until": (since + timedelta(days=1)).isoformat()}))  # fmt: skip
+    # The 15-minute runs in which someone's 16:00 falls.
+    users = read_snapshot(cfg.source.folder, cfg, objects=("User",))["User"]
+    sa_at = hhmm(cfg.schedule.sa_digest_at)
+    ends = set()
+    for name in users.loc[users["is_active"], "timezone"].dropna().unique():
+        try:
+            instant = local_instant(as_of, sa_at, ZoneInfo(name))
+        except Exception:
+            continue
+        ends.add(instant.astimezone(UTC) + timedelta(minutes=15))
+    runs += [("sa_dm_digests", end, {}) for end in sorted(ends)]
+    return sorted(runs, key=lambda r: r[1].astimezone(UTC))
 
 
 def run_demo(root: Path, as_of: date, scale: float = 1.0) -> int:
-    from sa_hygiene.demo_org import write_demo_org
-    from sa_hygiene.rules import evaluate_paths
-
     root = root.resolve()
     started = time.perf_counter()
-    meta = write_demo_org(root / "org", as_of, scale=scale)
-    print(f"Demo org for {as_of} (scale {scale:g}) in {root / 'org'}")
-    for obj, n in meta["rows"].items():
-        print(f"  {obj:<24} {n:>9,} rows")
+    from sa_hygiene.demo_org import write_demo_org
 
-    result = evaluate_paths(str(root / "org" / "current"), str(root / "org" / "previous"), as_of)
-    out = root / "alerts.jsonl"
-    with open(out, "w") as fh:
-        for rec in result.alert_records():
-            fh.write(json.dumps(rec) + "\n")
-    print(f"\nAlerts per workflow ({len(result.alerts):,} in all, written to {out}):")
-    for wf, n in result.counts().items():
-        print(f"  {wf:<16} {n:>7,}")
-    q = result.quarantine["reason"].value_counts()
-    print(f"\nQuarantined rows ({len(result.quarantine)}): " + ", ".join(f"{k} {v}" for k, v in q.items()))
-    print(f"\nDone in {time.perf_counter() - started:.1f}s.")
-    return 0
+    meta = write_demo_org(root / "org", as_of, scale=scale)
+    print(f"Demo org for {as_of} (scale {scale:g}) in {root / 'org'}: "
+          + ", ".join(f"{k} {v:,}" for k, v in meta["rows"].items()))  # fmt: skip
+
+    for stale in ("store", "outbox", "ledger.sqlite"):
+        path = root / stale
+        shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
+    cfg_path = _configure(root)
+    _airflow("db", "migrate")
+    _airflow("pools", "set", "salesforce_api", "2", "Concurrent Salesforce API work")
+    _airflow("pools", "set", "slack_api", "4", "Concurrent Slack delivery")
+
+    from sa_hygiene.config import load_config
+    from sa_hygiene.snapshot import SnapshotStore
+
+    cfg = load_config(cfg_path)
+    store = SnapshotStore(cfg.store.url, keep=cfg.store.keep)
+    store.commit_folder(root / "org" / "previous", datetime.combine(as_of - timedelta(days=1), dtime(4), UTC), "demo:previous")
+
+    from airflow.dag_processing.dagbag import DagBag
+
+    bag = DagBag(dag_folder=str(REPO / "dags"))
+    if bag.import_errors:
+        for path, error in bag.import_errors.items():
+            print(f"DAG import error in {path}:\n{error}", file=sys.stderr)
+        return 1
+    print(f"\nRunning {len(bag.dags)} DAGs of {REPO / 'dags'} for {as_of} (Airflow home {os.environ['AIRFLOW_HOME']}):")
+    failed = []
+    for dag_id, instant, conf in _runs(cfg, as_of):
+        t0 = time.perf_counter()
+        dag = bag.dags[dag_id]
+        run = dag.test(run_after=instant, logical_date=instant, run_conf=conf or None)
+        state = getattr(run, "state", "?")
+        print(f"  {instant.astimezone(UTC):%H:%M} UTC  {dag_id:<46} {state}  ({time.perf_counter() - t0:.1f}s)")
+        if str(state) != "success":
+            failed.append(dag_id)
+
+    _summary(cfg, root, as_of)
+    print(f"\nDone in {time.perf_counter() - started:.0f}s." + (f" FAILED: {', '.join(failed)}" if failed else ""))
+    return 1 if failed else 0
+
+
+def _summary(cfg, root: Path, as_of: date) -> None:
+    """What the day produced: alerts per workflow, and Slack calls against alerts per run."""
+    from collections import Counter
+
+    from sa_hygiene.rules import evaluate_paths
+
+    store = root / "store"
+    latest = sorted(p for p in store.iterdir() if p.name[:1].isdigit())
+    result = evaluate_paths(str(latest[-1]), str(latest[-2]) if len(latest) > 1 else None, as_of)
+    counts = result.counts()
+    print(f"\nAlerts per workflow on the demo org ({len(result.alerts):,} in all, {len(result.quarantine)} rows quarantined):")
+    for wid in cfg.workflows:
+        print(f"  {wid:<16} {counts.get(wid, 0):>6,}  {cfg.workflows[wid].title}")
+    calls = Counter()
+    for path in (root / "outbox").glob("*/calls.jsonl"):
+        calls.update(json.loads(line)["method"] for line in path.open())
+    previews = sorted((root / "outbox").glob("*/preview.html"))
+    index = _index(root / "outbox", previews)
+    print(f"\nSlack: {calls['chat.postMessage']:,} messages for the day's {len(result.alerts):,} alerts, one per recipient "
+          f"and slot ({sum(calls.values()):,} API calls: {', '.join(f'{n} {m}' for m, n in sorted(calls.items()))})")  # fmt: skip
+    print(f"  outbox: {root / 'outbox'}\n  preview of every message: {index}")
+
+
+def _index(outbox: Path, previews: list[Path]) -> Path:
+    """One page linking each run's preview, newest runs last."""
+    from jinja2 import Template
+
+    page = Template(
+        "<!doctype html><meta charset=utf-8><title>sa-hygiene outbox</title>"
+        "<style>body{font:15px system-ui;margin:2em auto;max-width:50em}li{margin:.4em 0}</style>"
+        "<h1>Slack outbox</h1><p>What each DAG run would have posted to Slack.</p><ul>"
+        "{% for p in previews %}<li><a href='{{ p.parent.name }}/{{ p.name }}'>{{ p.parent.name }}</a></li>{% endfor %}</ul>"
+    ).render(previews=previews)
+    path = outbox / "index.html"
+    path.write_text(page)
+    return path

@@ -334,6 +334,15 @@ def _fallbacks(recipient: dict, lookup: Lookup) -> tuple[dict, ...]:
     return tuple(out)
 
 
+def effective_slot(alert: dict) -> str:
+    """The digest an alert goes into: a DM alert that fell back to a channel (its user and their
+    manager are inactive) joins that channel's regional digest."""
+    recipient = alert["recipient"] if isinstance(alert["recipient"], dict) else as_recipient(alert["recipient"])
+    if alert["slot"] == "sa_digest" and recipient["type"] == "channel":
+        return "regional_digest"
+    return alert["slot"]
+
+
 def build_messages(
     alerts: list[dict],
     snapshot: Snapshot,
@@ -364,10 +373,8 @@ def build_messages(
     renderer = Renderer(cfg, lookup, as_of, notice)
     groups: dict[tuple, _Group] = {}
     for a in alerts:
-        slot = a["slot"]
+        slot = effective_slot(a)
         recipient = a["recipient"] if isinstance(a["recipient"], dict) else as_recipient(a["recipient"])
-        if slot == "sa_digest" and recipient["type"] == "channel":
-            slot = "regional_digest"
         if slots is not None and slot not in slots:
             continue
         gkey = (slot, encode(recipient)) + ((a["record_id"],) if slot == "meeting_reminder" else ())

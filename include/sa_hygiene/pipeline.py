@@ -74,3 +74,217 @@ def digest_from_files(
     )  # fmt: skip
     summary_report = deliver_messages([summary], cfg, run_id, sink=sink, ledger_url=ledger_url) if summary else None
     return messages, report, summary_report
+
+
+# --------------------------------------------------------------------------- snapshots
+
+
+def _store(cfg: Config):
+    from sa_hygiene.snapshot import SnapshotStore
+
+    return SnapshotStore(cfg.store.url, keep=cfg.store.keep)
+
+
+def stage_snapshot(cfg: Config, taken_at, conn_id: str | None = None) -> dict:
+    """Extract (or copy, for a folder source) one snapshot into a staged folder of the store."""
+    from sa_hygiene.snapshot import copy_tables
+
+    store = _store(cfg)
+    if cfg.source.kind == "folder":
+        staged = store.stage(taken_at)
+        try:
+            copy_tables(cfg.source.folder, staged)
+        except BaseException:
+            store.discard(staged)
+            raise
+        return {"staged": staged, "source": f"folder:{cfg.source.folder}"}
+    from sa_hygiene.salesforce_extract import extract_snapshot
+
+    report = extract_snapshot(cfg, store, conn_id, now=taken_at, commit=False)
+    log.info("%s", report.summary())
+    return {"staged": report.staged, "source": f"salesforce:{conn_id or cfg.salesforce.conn_id}",
+            "api_calls": report.api_calls, "api_usage": report.api_usage}  # fmt: skip
+
+
+def validate_snapshot(cfg: Config, staged: str) -> dict:
+    """Read the staged snapshot as the rules will: unusable input fails here, bad rows are counted."""
+    from sa_hygiene.snapshot import read_snapshot
+
+    snap = read_snapshot(staged, cfg)
+    quarantine = snap.quarantine
+    path = f"{staged}/_quarantine.jsonl"
+    _write_jsonl(path, quarantine.to_dict(orient="records"))
+    counts = quarantine.groupby(["object", "reason"]).size()
+    return {
+        "rows": {obj: len(df) for obj, df in snap.tables.items()},
+        "quarantined": len(quarantine),
+        "quarantine": {f"{o}:{r}": int(n) for (o, r), n in counts.items()},
+    }
+
+
+def commit_snapshot(cfg: Config, staged: str, taken_at, source: str) -> str:
+    return _store(cfg).commit(staged, taken_at, source=source).url
+
+
+# --------------------------------------------------------------------------- evaluation and delivery
+
+
+def run_folder(cfg: Config, dag_id: str, run_id: str) -> str:
+    """Where a run keeps its alerts (a folder of the store, outside the listed snapshots)."""
+    import re
+
+    return f"{cfg.store.url.rstrip('/')}/_runs/{dag_id}/{re.sub(r'[^A-Za-z0-9_.-]+', '_', run_id)}"
+
+
+def _write_jsonl(url: str, records) -> None:
+    import fsspec
+
+    with fsspec.open(url, "w", encoding="utf-8", auto_mkdir=True) as fh:
+        for rec in records:
+            fh.write(json.dumps(rec, ensure_ascii=False, default=str) + "\n")
+
+
+def _read_jsonl(url: str) -> list[dict]:
+    import fsspec
+
+    with fsspec.open(url, "r", encoding="utf-8") as fh:
+        return [json.loads(line) for line in fh if line.strip()]
+
+
+def evaluate_latest(cfg: Config, as_of: date, since=None, until=None, *, out: str, slots=None, now=None) -> dict:
+    """Evaluate the latest snapshot (against the one before it) and keep the alerts in ``out``.
+
+    Returns what delivery needs (paths, counts) and a freshness notice when the latest
+    snapshot is older than ``store.max_age_hours``.
+    """
+    from datetime import UTC, datetime
+
+    from sa_hygiene.rules import evaluate
+    from sa_hygiene.snapshot import PREVIOUS_OBJECTS, SnapshotError, read_snapshot
+
+    store = _store(cfg)
+    latest = store.latest()
+    if latest is None:
+        raise SnapshotError(f"{cfg.store.url}: the snapshot store holds no snapshot yet (run sa_snapshot first)")
+    previous = store.previous(latest)
+    current = read_snapshot(latest.url, cfg)
+    before = read_snapshot(previous.url, cfg, objects=PREVIOUS_OBJECTS) if previous else None
+    result = evaluate(current, before, cfg, as_of, since, until, slots=set(slots) if slots else None)
+    alerts = result.alert_records()
+    _write_jsonl(f"{out}/alerts.jsonl", alerts)
+    age = ((now or datetime.now(UTC)) - latest.taken_at).total_seconds() / 3600
+    notice = None
+    if age > cfg.store.max_age_hours:
+        notice = (f"The latest Salesforce snapshot is from {latest.taken_at:%Y-%m-%d %H:%M} UTC, {age:.0f} hours ago: "
+                  "recent changes are missing from this digest.")  # fmt: skip
+    return {
+        "as_of": as_of.isoformat(),
+        "since": result.window.since.isoformat(),
+        "until": result.window.until.isoformat(),
+        "snapshot": latest.url,
+        "previous": previous.url if previous else None,
+        "taken_at": latest.taken_at.isoformat(),
+        "alerts": f"{out}/alerts.jsonl",
+        "counts": result.counts(),
+        "quarantined": len(result.quarantine),
+        "unrouted": sum(1 for a in alerts if a.get("unrouted")),
+        "notice": notice,
+    }
+
+
+def deliver_digests(
+    cfg: Config,
+    info: dict,
+    run_id: str,
+    *,
+    slots: set[str],
+    recipients: set[str] | None = None,
+    dry_run: bool = False,
+    ops_notes: list[str] | None = None,
+    with_quarantine: bool = False,
+) -> dict:
+    """Render the digests of an evaluation for some slots (and recipients) and deliver each once.
+
+    The operations channel hears of stale data, unknown Slack users and failures; the
+    task fails at the end, naming what was not delivered, so that its retry resumes it.
+    """
+    from datetime import date as date_type
+
+    from sa_hygiene.digest import build_messages, effective_slot, ops_summary
+    from sa_hygiene.routing import encode
+    from sa_hygiene.snapshot import PREVIOUS_OBJECTS, read_snapshot
+
+    as_of = date_type.fromisoformat(info["as_of"])
+    alerts = [
+        a for a in _read_jsonl(info["alerts"])
+        if effective_slot(a) in slots and (recipients is None or encode(a["recipient"]) in recipients)
+    ]  # fmt: skip
+    sink = open_sink(cfg, run_id, delivery="outbox" if dry_run else None)
+    messages = []
+    if alerts:
+        current = read_snapshot(info["snapshot"], cfg)
+        before = read_snapshot(info["previous"], cfg, objects=PREVIOUS_OBJECTS) if info.get("previous") else None
+        messages = build_messages(alerts, current, cfg, as_of, previous=before, notice=info.get("notice"))
+    report = deliver_messages(messages, cfg, run_id, sink=sink)
+    notes = list(ops_notes or [])
+    if info.get("notice") and messages:
+        notes.append(info["notice"])
+    quarantine = None
+    if with_quarantine and info.get("quarantined"):
+        quarantine = read_snapshot(info["snapshot"], cfg).quarantine
+    summary = ops_summary(cfg, as_of, run_id, quarantine=quarantine,
+                          unrouted=sum(1 for a in alerts if a.get("unrouted")),
+                          unknown_users=report.unknown_users, failed=report.failed, notes=notes)  # fmt: skip
+    if summary is not None:
+        deliver_messages([summary], cfg, run_id, sink=sink)
+    report.raise_for_failures()
+    out = {"messages": len(messages), "sent": len(report.sent), "already_sent": len(report.already_sent),
+           "unknown_users": len(report.unknown_users), "recipients": sorted({encode(m.recipient) for m in messages})}  # fmt: skip
+    preview = getattr(sink, "preview_path", None)
+    if preview is not None:
+        out["preview"] = str(preview)
+    return out
+
+
+def due_recipients(cfg: Config, start, end, *, only: str | None = None, as_of: str | None = None) -> dict[str, list[str]]:
+    """{local date: [User Id]} of the active users whose local SA-digest time falls in ``[start, end)``.
+
+    ``only`` names one user to serve now whatever the time (a run by hand), on ``as_of`` or
+    their local date.
+    """
+    from datetime import UTC, datetime
+
+    from sa_hygiene.schedule import due_in, zone
+    from sa_hygiene.snapshot import read_snapshot
+
+    latest = _store(cfg).latest()
+    if latest is None:
+        return {}
+    users = read_snapshot(latest.url, cfg, objects=("User",))["User"]
+    users = users[users["is_active"]]
+    if only:
+        row = users[users["key"] == only[:15]]
+        if row.empty:
+            raise ValueError(f"{only}: no active user with this Id in the latest snapshot")
+        tz = zone(row["timezone"].iloc[0])
+        return {as_of or datetime.now(UTC).astimezone(tz).date().isoformat(): [row["id"].iloc[0]]}
+    due = due_in(start, end, dict(zip(users["id"], users["timezone"], strict=True)), cfg.schedule.sa_digest_at)
+    out: dict[str, list[str]] = {}
+    for user_id, day in due.items():
+        out.setdefault((as_of or day.isoformat()), []).append(user_id)
+    return {day: sorted(ids) for day, ids in out.items()}
+
+
+def reminder_window(start, end, previous_end, params: dict) -> tuple:
+    """The meetings to remind of: since the previous successful run (no gap after an outage of
+    less than a day), or the window given by hand."""
+    from datetime import datetime, timedelta
+
+    since = params.get("since") or None
+    until = params.get("until") or None
+    if since or until:
+        parse = datetime.fromisoformat
+        return (parse(since) if since else start), (parse(until) if until else end)
+    if previous_end is not None and start - timedelta(days=1) <= previous_end < start:
+        return previous_end, end
+    return start, end

@@ -525,9 +525,11 @@ def _recipients(wf: Workflow, rows: pd.DataFrame, d: Directory) -> tuple[pd.Seri
     return to, unrouted
 
 
-def run_workflows(frames: dict[str, pd.DataFrame], d: Directory, cfg: Config, params: dict, validator: Validator) -> pd.DataFrame:
+def run_workflows(
+    frames: dict[str, pd.DataFrame], d: Directory, workflows: dict[str, Workflow], params: dict, validator: Validator
+) -> pd.DataFrame:
     pieces = []
-    for wid, wf in cfg.enabled_workflows().items():
+    for wid, wf in workflows.items():
         frame = frames.get(wf.frame)
         if frame is None:  # change workflows without a previous snapshot
             continue
@@ -591,13 +593,19 @@ def evaluate(
     as_of: date,
     since: datetime | None = None,
     until: datetime | None = None,
+    slots: set[str] | None = None,
 ) -> Evaluation:
-    """Run every enabled workflow on a snapshot (and the one before it, for change workflows)."""
+    """Run the enabled workflows (of ``slots``, or all) on a snapshot and the one before it.
+
+    Only the frames those workflows read are prepared: a 15-minute reminder run reads
+    meetings, not ten million tasks' worth of activity checks.
+    """
     w = RunWindow.of(as_of, since, until)
-    frames, d = prepare_frames(current, previous, cfg, w)
+    workflows = {k: wf for k, wf in cfg.enabled_workflows().items() if slots is None or wf.slot in slots}
+    frames, d = prepare_frames(current, previous, cfg, w, only={wf.frame for wf in workflows.values()})
     params = {**cfg.params(), "as_of": w.as_of}
     validator = Validator()
-    alerts = run_workflows(frames, d, cfg, params, validator)
+    alerts = run_workflows(frames, d, workflows, params, validator)
     return Evaluation(alerts, current.quarantine, w, frames, d, validator.results)
 
 

@@ -82,10 +82,13 @@ def safe_url(url: str | None) -> str | None:
     return url if url and _SAFE_URL.match(url) else None
 
 
-def _label(recipient: dict) -> str:
+def _label(digest: dict) -> str:
+    recipient = digest["recipient"]
     if recipient.get("type") == "channel":
         return recipient["name"]
-    return f"DM to user {recipient.get('id', '?')}"
+    # Digest titles name their person second ("Your SA hygiene digest · Sam Architect · Tue 24 Nov").
+    parts = (digest.get("title") or "").split(" · ")
+    return f"DM to {parts[1]}" if len(parts) > 2 else f"DM to user {recipient.get('id', '?')}"
 
 
 def _digests(posts: list[dict]) -> list[dict]:
@@ -110,7 +113,7 @@ def write_preview(posts: list[dict], path: Path, *, run_id: str) -> None:
     """Render the preview of a run's posts (outbox ``chat.postMessage`` lines) to ``path``."""
     groups: dict[str, list[dict]] = {}
     for digest in _digests(posts):
-        groups.setdefault(_label(digest["recipient"]), []).append(digest)
+        groups.setdefault(_label(digest), []).append(digest)
     # Channels first (what managers read), then DMs; anchors follow the page order.
     labels = sorted(groups, key=lambda label: (groups[label][0]["recipient"]["type"] != "channel", label))
     recipients = [

@@ -274,9 +274,12 @@ def _load_object(
 
     # 2. Duplicates: the latest SystemModstamp wins (file order breaks ties: the later row wins).
     keyed = ~problems.bad
-    if df["key"][keyed].duplicated().any():
+    twins = keyed & df["key"].duplicated(keep=False).to_numpy()
+    twins &= pd.Series(df["key"].where(twins)).duplicated(keep=False).to_numpy()  # ignore clashes with bad-Id rows
+    if twins.any():
+        # Sort only the rows that share a key: a handful, where sorting the table would be O(n log n).
         stamp = df["system_modstamp"] if "system_modstamp" in df else pd.Series(pd.NaT, index=df.index)
-        order = pd.DataFrame({"key": df["key"], "stamp": stamp, "pos": np.arange(n)})[keyed]
+        order = pd.DataFrame({"key": df["key"], "stamp": stamp, "pos": np.arange(n)})[twins]
         order = order.sort_values(["stamp", "pos"], na_position="first")
         losers = np.zeros(n, dtype=bool)
         losers[order["pos"][order["key"].duplicated(keep="last")].to_numpy()] = True
@@ -447,47 +450,58 @@ class SnapshotStore:
         with self.fs.open(f"{self.root}/{ref.name}/{MANIFEST}") as fh:
             return json.load(fh)
 
-    @contextmanager
-    def writer(self, taken_at: datetime, source: str = "") -> Iterator[str]:
-        """Yield a temporary folder URL to write tables into; commit it when the block ends.
-
-        On any exception the temporary folder is removed and nothing is listed.
-        """
+    def stage(self, taken_at: datetime) -> str:
+        """A new temporary folder (URL) to write a snapshot's tables into; never listed."""
         name = snapshot_name(taken_at)
         if self.fs.exists(f"{self.root}/{name}"):
             raise FileExistsError(f"{self._url(name)}: a snapshot taken at this time already exists")
         tmp = f".tmp-{name}-{uuid.uuid4().hex[:8]}"
         self.fs.makedirs(f"{self.root}/{tmp}", exist_ok=True)
-        try:
-            yield self._url(tmp)
-            tables = {}
-            for entry in self.fs.ls(f"{self.root}/{tmp}", detail=False):
-                base = entry.rsplit("/", 1)[-1]
-                if base.endswith(".parquet"):
-                    tables[base.removesuffix(".parquet")] = pq.read_metadata(
-                        entry if _is_local(self.fs) else self.fs.open(entry, "rb")
-                    ).num_rows
-            manifest = {"taken_at": taken_at.astimezone(UTC).isoformat(), "source": source, "rows": tables}
-            with self.fs.open(f"{self.root}/{tmp}/{MANIFEST}", "w") as fh:
-                json.dump(manifest, fh, indent=1)
-            self.fs.mv(f"{self.root}/{tmp}", f"{self.root}/{name}", recursive=True)
-        except BaseException:
-            self.fs.rm(f"{self.root}/{tmp}", recursive=True)
-            raise
+        return self._url(tmp)
+
+    def commit(self, staged: str, taken_at: datetime, source: str = "") -> SnapshotRef:
+        """Publish a staged folder: manifest last, then the rename that makes it listed."""
+        name = snapshot_name(taken_at)
+        tmp = _fs(staged)[1]
+        if self.fs.exists(f"{self.root}/{name}"):
+            raise FileExistsError(f"{self._url(name)}: a snapshot taken at this time already exists")
+        tables = {}
+        for entry in self.fs.ls(tmp, detail=False):
+            base = entry.rsplit("/", 1)[-1]
+            if base.endswith(".parquet"):
+                tables[base.removesuffix(".parquet")] = pq.read_metadata(
+                    entry if _is_local(self.fs) else self.fs.open(entry, "rb")
+                ).num_rows
+        manifest = {"taken_at": taken_at.astimezone(UTC).isoformat(), "source": source, "rows": tables}
+        with self.fs.open(f"{tmp}/{MANIFEST}", "w") as fh:
+            json.dump(manifest, fh, indent=1)
+        self.fs.mv(tmp, f"{self.root}/{name}", recursive=True)
         self.prune()
+        return SnapshotRef(name, taken_at.astimezone(UTC), self._url(name))
+
+    def discard(self, staged: str) -> None:
+        path = _fs(staged)[1]
+        if self.fs.exists(path):
+            self.fs.rm(path, recursive=True)
+
+    @contextmanager
+    def writer(self, taken_at: datetime, source: str = "") -> Iterator[str]:
+        """Yield a staged folder URL to write tables into; commit it when the block ends.
+
+        On any exception the staged folder is removed and nothing is listed.
+        """
+        staged = self.stage(taken_at)
+        try:
+            yield staged
+            self.commit(staged, taken_at, source)
+        except BaseException:
+            self.discard(staged)
+            raise
 
     def commit_folder(self, folder: str | os.PathLike, taken_at: datetime, source: str = "") -> SnapshotRef:
         """Copy a finished local folder of tables into the store as one snapshot (CSV becomes Parquet)."""
         with self.writer(taken_at, source=source) as target:
-            for entry in sorted(Path(folder).iterdir()):
-                if entry.suffix == ".parquet":
-                    self.fs.put_file(str(entry), f"{_fs(target)[1]}/{entry.name}")
-                elif entry.suffix == ".csv" and not (entry.with_suffix(".parquet")).exists():
-                    table = pacsv.read_csv(
-                        entry, convert_options=pacsv.ConvertOptions(strings_can_be_null=False, column_types=_all_text(entry))
-                    )
-                    with self.fs.open(f"{_fs(target)[1]}/{entry.stem}.parquet", "wb") as fh:
-                        pq.write_table(table, fh)
+            copy_tables(folder, target)
         return next(r for r in self.list() if r.name == snapshot_name(taken_at))
 
     def prune(self) -> list[str]:
@@ -506,6 +520,20 @@ class SnapshotStore:
                 self.fs.rm(f"{self.root}/{base}", recursive=True)
                 removed.append(base)
         return removed
+
+
+def copy_tables(folder: str | os.PathLike, target: str) -> None:
+    """The tables of a local snapshot folder into ``target`` (a URL) as Parquet, CSV converted as text."""
+    fs, root = _fs(target)
+    for entry in sorted(Path(folder).iterdir()):
+        if entry.suffix == ".parquet":
+            fs.put_file(str(entry), f"{root}/{entry.name}")
+        elif entry.suffix == ".csv" and not entry.with_suffix(".parquet").exists():
+            table = pacsv.read_csv(
+                entry, convert_options=pacsv.ConvertOptions(strings_can_be_null=False, column_types=_all_text(entry))
+            )
+            with fs.open(f"{root}/{entry.stem}.parquet", "wb") as fh:
+                pq.write_table(table, fh)
 
 
 def _all_text(path: Path) -> dict[str, pa.DataType]:

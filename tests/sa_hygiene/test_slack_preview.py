@@ -28,3 +28,12 @@ def test_mrkdwn_becomes_safe_html(text, html):
 def test_plain_text_is_only_escaped():
     assert str(text_object({"type": "plain_text", "text": "*not bold* <b>"})) == "*not bold* &lt;b&gt;"
     assert str(text_object(None)) == ""
+
+
+def test_a_dm_is_labelled_with_the_name_its_digest_title_gives(tmp_path):
+    from sa_hygiene.slack_preview import write_preview
+
+    post = {"recipient": {"type": "user", "id": "0051a00000AnnAAAAA"}, "title": "Your SA hygiene digest · Ann Lee · Tue 24 Nov",
+            "args": {"channel": "D1", "text": "t", "blocks": [], "metadata": {"event_payload": {"key": "k", "part": 0}}}}  # fmt: skip
+    write_preview([post], tmp_path / "p.html", run_id="r")
+    assert "DM to Ann Lee" in (tmp_path / "p.html").read_text()

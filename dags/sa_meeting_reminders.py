@@ -1,0 +1,58 @@
+"""
+### sa_meeting_reminders: "you just had a meeting: log it"
+
+Every 15 minutes, wf-01 for the meetings that ended since the previous successful run: a
+direct message per meeting to the SA who owns it, naming the opportunity (or account) the
+attendees suggest, unless the SA already logged an activity for it. Each meeting is reminded
+once: the delivery ledger keys reminders by meeting.
+
+Params: `since`/`until` (ISO date-times, a window by hand), `dry_run`.
+"""
+
+from datetime import timedelta
+
+from airflow.sdk import CronTriggerTimetable, Param, dag, get_current_context, task
+from sa_hygiene.config import load_config
+from sa_hygiene.dag_support import NETWORK_RETRIES, NO_RETRIES, START, TAGS, default_args, run_params
+
+CFG = load_config()
+
+
+@dag(
+    schedule=CronTriggerTimetable(f"*/{CFG.schedule.reminder_every_minutes} * * * *", timezone="UTC",
+                                  interval=timedelta(minutes=CFG.schedule.reminder_every_minutes)),  # fmt: skip
+    start_date=START,
+    catchup=False,
+    max_active_runs=1,
+    tags=[*TAGS, "dm", "meetings"],
+    doc_md=__doc__,
+    default_args=default_args(CFG),
+    params=run_params(
+        since=Param("", type="string", description="Window start, ISO date-time (blank: the previous run's end)"),
+        until=Param("", type="string", description="Window end, ISO date-time (blank: this run's interval end)"),
+    ),
+)
+def sa_meeting_reminders():
+    @task(**NO_RETRIES)
+    def evaluate_rules() -> dict:
+        from sa_hygiene.pipeline import evaluate_latest, reminder_window, run_folder
+
+        ctx = get_current_context()
+        cfg = load_config()
+        since, until = reminder_window(ctx["data_interval_start"], ctx["data_interval_end"],
+                                       ctx.get("prev_data_interval_end_success"), ctx["params"])  # fmt: skip
+        out = run_folder(cfg, "sa_meeting_reminders", ctx["run_id"])
+        return evaluate_latest(cfg, until.date(), since, until, out=out, slots={"meeting_reminder"}, now=until)
+
+    @task(pool="slack_api", **NETWORK_RETRIES)
+    def post_meeting_reminders(info: dict) -> dict:
+        from sa_hygiene.pipeline import deliver_digests
+
+        ctx = get_current_context()
+        return deliver_digests(load_config(), info, f"sa_meeting_reminders/{ctx['run_id']}", slots={"meeting_reminder"},
+                               dry_run=ctx["params"]["dry_run"])  # fmt: skip
+
+    post_meeting_reminders(evaluate_rules())
+
+
+sa_meeting_reminders()

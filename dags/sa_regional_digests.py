@@ -1,0 +1,92 @@
+"""
+### Regional digests: 08:00 in each region's own time zone
+
+One DAG per region of the configuration (`regions`), each on a cron evaluated in its region's
+zone, so the digest goes out at 08:00 local all year and DST moves only the UTC instant.
+A run evaluates the latest snapshot for the region's local date, with new activity since the
+previous 08:00, and posts one message to `#sa-activities-<region>` (continued in its thread
+when long). Plus `sa_channel_posts`: the daily posts of the fixed channels (wf-03, wf-04,
+wf-08, wf-09, wf-14) and the operations channel, at 08:00 in `schedule.fixed_channel_timezone`.
+
+Params: `as_of` (another day), `dry_run` (the outbox instead of Slack).
+"""
+
+from airflow.sdk import CronTriggerTimetable, dag, get_current_context, task
+from sa_hygiene.config import load_config
+from sa_hygiene.dag_support import (
+    NETWORK_RETRIES,
+    NO_RETRIES,
+    START,
+    TAGS,
+    dag_id_part,
+    default_args,
+    run_params,
+)
+from sa_hygiene.schedule import cron_at
+
+CFG = load_config()
+FIXED = sorted({wf.recipient.channel for wf in CFG.enabled_workflows().values() if wf.recipient.channel})
+
+
+def digest_dag(dag_id: str, tz: str, slots: set[str], recipients: set[str], doc: str, tags: list[str], post: str):
+    @dag(
+        dag_id=dag_id,
+        schedule=CronTriggerTimetable(cron_at(CFG.schedule.regional_digest_at), timezone=tz),
+        start_date=START,
+        catchup=False,
+        tags=[*TAGS, *tags],
+        doc_md=f"{doc}\n\n{__doc__}",
+        default_args=default_args(CFG),
+        params=run_params(),
+    )
+    def _digest():
+        @task(**NO_RETRIES)
+        def evaluate_rules() -> dict:
+            from datetime import date
+
+            from sa_hygiene.pipeline import evaluate_latest, run_folder
+            from sa_hygiene.schedule import digest_window
+
+            ctx = get_current_context()
+            cfg = load_config()
+            moment = ctx["logical_date"] or ctx["dag_run"].run_after
+            as_of = date.fromisoformat(ctx["params"]["as_of"]) if ctx["params"]["as_of"] else None
+            day, since, until = digest_window(moment, tz, cfg.schedule.regional_digest_at, as_of)
+            out = run_folder(cfg, dag_id, ctx["run_id"])
+            # DM alerts whose user and manager are inactive fall back to the region channel.
+            return evaluate_latest(cfg, day, since, until, out=out, slots=slots | {"sa_digest"}, now=until)
+
+        @task(pool="slack_api", **NETWORK_RETRIES)
+        def post_digest(info: dict) -> dict:
+            from sa_hygiene.pipeline import deliver_digests
+
+            ctx = get_current_context()
+            return deliver_digests(load_config(), info, f"{dag_id}/{ctx['run_id']}", slots=slots, recipients=recipients,
+                                   dry_run=ctx["params"]["dry_run"], with_quarantine="ops" in tags)  # fmt: skip
+
+        post_digest.override(task_id=post)(evaluate_rules())
+
+    return _digest()
+
+
+for key, region in CFG.regions.items():
+    digest_dag(
+        f"sa_regional_digest_{dag_id_part(key)}",
+        region.timezone,
+        {"regional_digest"},
+        {"channel:" + CFG.region_channel(key)},
+        f"#### {CFG.region_channel(key)} at {CFG.schedule.regional_digest_at} {region.timezone}",
+        ["regional", key],
+        "post_regional_digest",
+    )
+
+digest_dag(
+    "sa_channel_posts",
+    CFG.schedule.fixed_channel_timezone,
+    {"channel_post", "regional_digest"},
+    {"channel:" + c for c in [*FIXED, CFG.routing.unrouted_channel]},
+    f"#### Fixed channels and {CFG.routing.unrouted_channel}, at {CFG.schedule.regional_digest_at} "
+    f"{CFG.schedule.fixed_channel_timezone}",
+    ["channels", "ops"],
+    "post_channel_digests",
+)

@@ -1,0 +1,82 @@
+"""What every DAG of the project shares: defaults, the snapshot Asset, the failure notifier.
+
+Imported by DAG files at parse time, so only ``airflow.sdk`` and the light configuration
+module come in here; the Slack client is imported when a failure is actually reported.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timedelta
+
+from airflow.sdk import Asset, BaseNotifier, Param
+
+from sa_hygiene.config import Config
+
+START = datetime(2026, 1, 1)
+TAGS = ["sa-hygiene"]
+SNAPSHOT = Asset("sa_hygiene_snapshot", uri="sa-hygiene://snapshot/latest")
+
+# Tasks that talk to Salesforce or Slack retry with backoff; validation and evaluation do not
+# (a bad snapshot stays bad on retry, and their failure is a result the operators must see).
+NETWORK_RETRIES = {"retries": 3, "retry_delay": timedelta(minutes=1), "retry_exponential_backoff": True,
+                   "max_retry_delay": timedelta(minutes=15)}  # fmt: skip
+NO_RETRIES = {"retries": 0}
+
+
+class OpsFailureNotifier(BaseNotifier):
+    """A failed task, told to the operations channel.
+
+    With Slack delivery this is the Slack provider's ``SlackNotifier``; with the outbox
+    (the embedded default, no Slack at all) the same notice goes to the outbox, so a
+    demo or a dry run shows failures where it shows everything else.
+    """
+
+    template_fields = ("text",)
+
+    def __init__(self, cfg: Config, text: str | None = None):
+        super().__init__()
+        self.cfg = cfg
+        self.text = text or (
+            ":red_circle: sa-hygiene: task {{ ti.task_id }} of {{ dag.dag_id }} failed "
+            "(run {{ run_id }}, try {{ ti.try_number }}). Logs: {{ ti.log_url }}"
+        )
+
+    def notify(self, context) -> None:
+        if self.cfg.slack.delivery == "slack":
+            from airflow.providers.slack.notifications.slack import SlackNotifier
+
+            from sa_hygiene.slack_delivery import retry_handlers
+
+            notifier = SlackNotifier(slack_conn_id=self.cfg.slack.conn_id, channel=self.cfg.channels.operations,
+                                     text=self.text, retry_handlers=retry_handlers())  # fmt: skip
+            notifier.notify(context)
+            return
+        from sa_hygiene.slack_outbox import OutboxSink
+
+        channel = self.cfg.channels.operations
+        sink = OutboxSink(self.cfg.slack.outbox, "failures")
+        args = {"channel": channel, "text": self.text,
+                "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": self.text}}],
+                "metadata": {"event_type": "sa_hygiene_failure",
+                             "event_payload": {"key": f"failure|{context['run_id']}|{context['ti'].task_id}", "part": 0}}}  # fmt: skip
+        sink.call("chat.postMessage", {"type": "channel", "name": channel}, args, title="Task failed")
+        sink.finish()
+
+
+def default_args(cfg: Config) -> dict:
+    return {"owner": "sa-hygiene", "on_failure_callback": OpsFailureNotifier(cfg), **NO_RETRIES}
+
+
+def run_params(**extra: Param) -> dict[str, Param]:
+    """The params every digest DAG takes when run by hand."""
+    return {
+        "as_of": Param("", type="string", description="Evaluation date YYYY-MM-DD (blank: the run's own local date)"),
+        "dry_run": Param(False, type="boolean", description="Write to the outbox instead of Slack"),
+        **extra,
+    }
+
+
+def dag_id_part(key: str) -> str:
+    """A region key as a dag_id fragment: ``east-sa`` -> ``east_sa``."""
+    return re.sub(r"[^A-Za-z0-9_]", "_", key)
