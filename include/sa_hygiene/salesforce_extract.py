@@ -464,6 +464,8 @@ class _Sink:
             self._flush()
 
     def _flush(self) -> None:
+        if not self._pending:
+            return
         table = pa.concat_tables(self._pending)
         self._pending = []
         if table.num_rows:

@@ -411,12 +411,13 @@ def test_unavailable_servers_and_dropped_connections_are_retried(fake, store, tm
 
 
 def test_retries_end_with_a_clear_error(fake, store):
-    fake.fail("unavailable", when=lambda r: r.soql == "SELECT COUNT() FROM User", times=10)
+    fake.fail("unavailable", when=lambda r: r.soql == SELECT["User"], times=10)
 
-    with pytest.raises(ExtractionError, match=r"^User: count: HTTP 503 SERVER_UNAVAILABLE: Server temporarily "
+    with pytest.raises(ExtractionError, match=r"^User: query: HTTP 503 SERVER_UNAVAILABLE: Server temporarily "
                                               r"unavailable \(gave up after 3 attempts\)"):  # fmt: skip
         run(store)
-    assert fake.soql() == ["SELECT COUNT() FROM User"] * 3
+    assert fake.soql() == ["SELECT COUNT() FROM User"] + [SELECT["User"]] * 3
+    assert store.latest() is None
 
 
 def test_malformed_records_are_quarantined_in_the_snapshot_not_fatal(fake, store):
