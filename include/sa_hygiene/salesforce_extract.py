@@ -448,25 +448,50 @@ def _typed(obj: str, id_field: str, columns: dict[str, pa.Array], types: dict[st
     return table.filter(pa.array(keep)), bad
 
 
-class _Sink:
-    """One Parquet table, written a row group at a time; REST pages are gathered first."""
+def _join_sorted(table: pa.Table, key: str, value: str, sep: str) -> tuple[pa.Array, pa.Array]:
+    """(each key, its distinct values sorted and joined by ``sep``).
 
-    def __init__(self, fs, path: str, schema: pa.Schema, group_rows: int):
-        self.fs, self.path, self.schema, self.group_rows = fs, path, schema, group_rows
+    By sorting and cutting at key changes rather than with Arrow's group_by, which needs about
+    three times the memory (400,000 event relations: 56 MB against 163 MB of peak RSS).
+    """
+    table = table.take(pc.sort_indices(table, [(key, "ascending"), (value, "ascending")])).combine_chunks()
+    keys, values = table[key].combine_chunks(), table[value].combine_chunks()
+    n = len(keys)
+    first = np.ones(n, bool)
+    repeated = np.zeros(n, bool)
+    if n > 1:
+        first[1:] = pc.not_equal(keys.slice(1), keys.slice(0, n - 1)).to_numpy(zero_copy_only=False)
+        repeated[1:] = pc.equal(values.slice(1), values.slice(0, n - 1)).to_numpy(zero_copy_only=False)
+    keep = first | ~repeated
+    keys, values, first = keys.filter(pa.array(keep)), values.filter(pa.array(keep)), first[keep]
+    starts = np.flatnonzero(first)
+    lists = pa.ListArray.from_arrays(pa.array(np.append(starts, len(values)), pa.int32()), values)
+    return keys.take(pa.array(starts)), pc.binary_join(lists, sep)
+
+
+class _Sink:
+    """One Parquet table, written a row group at a time; REST pages are gathered first.
+
+    ``finish`` completes a row group before it is written (Event's attendee e-mails): once
+    per group rather than per 2,000-record page.
+    """
+
+    def __init__(self, fs, path: str, schema: pa.Schema, group_rows: int, finish: Callable[[pa.Table], pa.Table]):
+        self.fs, self.path, self.schema, self.group_rows, self.finish = fs, path, schema, group_rows, finish
         self.rows = 0
         self._pending: list[pa.Table] = []
         self._fh = fs.open(path, "wb")
         self._writer = pq.ParquetWriter(self._fh, schema)
 
     def write(self, table: pa.Table) -> None:
-        self._pending.append(table.select(self.schema.names).cast(self.schema))
+        self._pending.append(table)
         if sum(t.num_rows for t in self._pending) >= self.group_rows:
             self._flush()
 
     def _flush(self) -> None:
         if not self._pending:
             return
-        table = pa.concat_tables(self._pending)
+        table = self.finish(pa.concat_tables(self._pending)).select(self.schema.names).cast(self.schema)
         self._pending = []
         if table.num_rows:
             self._writer.write_table(table, row_group_size=table.num_rows)
@@ -520,7 +545,7 @@ class _Run:
         sink = self._sink(spec)
         try:
             for table, bad in self._chunks(spec, None, path):
-                sink.write(self._finish(spec, table))
+                sink.write(table)
                 quarantined += bad
         finally:
             sink.close()
@@ -577,9 +602,9 @@ class _Run:
         with self.prev_fs.open(f"{self.prev_root}/{spec.obj}.parquet", "rb") as fh:
             for batch in pq.ParquetFile(fh).iter_batches(batch_size=self.options.row_group_rows, columns=spec.queried):
                 table = pa.Table.from_batches([batch])
-                sink.write(self._finish(spec, table.filter(pc.invert(pc.is_in(table[spec.id], value_set=gone)))))
+                sink.write(table.filter(pc.invert(pc.is_in(table[spec.id], value_set=gone))))
         live = delta.filter(pc.invert(pc.fill_null(delta["IsDeleted"], False)))
-        sink.write(self._finish(spec, live.drop_columns(["IsDeleted"])))
+        sink.write(live.drop_columns(["IsDeleted"]))
 
     def _since(self, spec: _Spec) -> datetime | None:
         """Where an incremental extraction starts, or None for a full one."""
@@ -636,13 +661,13 @@ class _Run:
                 yield table, malformed + bad
 
     def _sink(self, spec: _Spec) -> _Sink:
-        return _Sink(self.fs, f"{self.root}/{spec.obj}.parquet", spec.schema, self.options.row_group_rows)
+        def finish(table: pa.Table) -> pa.Table:
+            if not spec.built:
+                return table
+            at = pc.index_in(table[spec.id], value_set=self.attendees["EventId"])
+            return table.append_column(spec.built, pc.take(self.attendees[spec.built], at))
 
-    def _finish(self, spec: _Spec, table: pa.Table) -> pa.Table:
-        if not spec.built:
-            return table
-        joined = table.join(self.attendees, keys=spec.id, right_keys="EventId", join_type="left outer")
-        return joined.select(spec.schema.names)
+        return _Sink(self.fs, f"{self.root}/{spec.obj}.parquet", spec.schema, self.options.row_group_rows, finish)
 
     def _attendee_emails(self, spec: _Spec) -> pa.Table:
         """EventId -> the ';'-joined e-mails of its related users, contacts and leads, sorted, distinct."""
@@ -654,11 +679,10 @@ class _Run:
         ])  # fmt: skip
         emails = emails.filter(pc.is_valid(emails["Email"]))
         relations = self._read("EventRelation", ["EventId", "RelationId"])
-        pairs = relations.join(emails, keys="RelationId", right_keys="Id", join_type="inner").select(["EventId", "Email"])
-        pairs = pairs.group_by(["EventId", "Email"], use_threads=False).aggregate([])
-        pairs = pairs.sort_by([("EventId", "ascending"), ("Email", "ascending")])
-        grouped = pairs.group_by("EventId", use_threads=False).aggregate([("Email", "list")])
-        return pa.table({"EventId": grouped["EventId"], spec.built: pc.binary_join(grouped["Email_list"], ";")})
+        at = pc.index_in(relations["RelationId"], value_set=emails["Id"])  # lighter than a hash join
+        pairs = pa.table({"EventId": relations["EventId"], "Email": pc.take(emails["Email"], at)})
+        event_ids, joined = _join_sorted(pairs.filter(pc.is_valid(at)), "EventId", "Email", ";")
+        return pa.table({"EventId": event_ids, spec.built: joined})
 
     def _read(self, obj: str, columns: list[str], as_names: list[str] | None = None) -> pa.Table:
         """Columns of a table this run already wrote."""

@@ -31,7 +31,7 @@ TASKS = 4500  # three REST pages of 2,000
 
 SAM, ADA, GONE = sf_id("005", 1), sf_id("005", 2), sf_id("005", 3)
 PAT, LEE, ANON = sf_id("003", 1), sf_id("003", 2), sf_id("003", 3)
-KIM, ACME = sf_id("00Q", 1), sf_id("001", 1)
+KIM, LEE_LEAD, ACME = sf_id("00Q", 1), sf_id("00Q", 2), sf_id("001", 1)
 E1, E2, E3 = sf_id("00U", 1), sf_id("00U", 2), sf_id("00U", 3)
 ORDER = ["User", "Account", "Contact", "Opportunity", "OpportunityContactRole", "Task", "Lead", "EventRelation", "Event"]
 
@@ -95,10 +95,12 @@ def org() -> dict[str, list[dict]]:
                              for n in range(TASKS)]),
         "Event": api("Event", [event(id=E1, owner_id=SAM, what_id=sf_id("006", 1)), event(id=E2, owner_id=ADA),
                                event(id=E3, owner_id=SAM)]),
-        "Lead": [{"Id": KIM, "Email": "kim@lead.io", "SystemModstamp": "2026-11-01T00:00:00Z"}],
-        # E1: a user, a contact, a lead and the account (no e-mail); E2: a contact without e-mail.
+        "Lead": [{"Id": KIM, "Email": "kim@lead.io", "SystemModstamp": "2026-11-01T00:00:00Z"},
+                 {"Id": LEE_LEAD, "Email": "lee@acme.com", "SystemModstamp": "2026-11-01T00:00:00Z"}],
+        # E1: a user, a contact, a lead and the account (no e-mail). E2: a contact without e-mail,
+        # and Lee twice, as a contact and as a lead.
         "EventRelation": [relation(1, E1, SAM), relation(2, E1, PAT), relation(3, E1, KIM), relation(4, E1, ACME),
-                          relation(5, E2, LEE), relation(6, E2, ANON)],
+                          relation(5, E2, LEE), relation(6, E2, ANON), relation(9, E2, LEE_LEAD)],
     }  # fmt: skip
 
 
@@ -187,7 +189,7 @@ def test_a_full_extraction_copies_every_object_with_the_contract_types(fake, sto
     for obj in ORDER:
         assert table(ref.url, obj) == expected(obj, source[obj]), obj
     assert store.manifest(ref)["rows"] == {"User": 3, "Account": 1, "Contact": 3, "Opportunity": 3,
-                                           "OpportunityContactRole": 1, "Task": TASKS, "Lead": 1, "EventRelation": 6,
+                                           "OpportunityContactRole": 1, "Task": TASKS, "Lead": 2, "EventRelation": 7,
                                            "Event": 3}  # fmt: skip
     assert {(o.mode, o.path) for o in report.objects.values()} == {("full", "rest")}
     # The reader takes it as it is: typed, nothing quarantined, attendees as lists.
@@ -284,7 +286,7 @@ def test_task_and_event_are_merged_from_changes_since_the_previous_snapshot(fake
     assert table(url, "Task") == expected("Task", list(tasks.values()))
     events = {r["Id"]: r for r in org()["Event"]} | {E2: api("Event", [event(id=E2, owner_id=ADA, subject="Moved",
                                                                               system_modstamp=at)])[0]}  # fmt: skip
-    attendees = {E1: "kim@lead.io;sam@gitlab.com", E2: "lee@acme.example", E3: "lee@acme.example"}
+    attendees = {E1: "kim@lead.io;sam@gitlab.com", E2: "lee@acme.com;lee@acme.example", E3: "lee@acme.example"}
     assert table(url, "Event") == expected("Event", list(events.values()), attendees)
     second = fake.soql()[fake.soql().index("SELECT COUNT() FROM Task", 12):]
     assert second[:3] == ["SELECT COUNT() FROM Task", f"SELECT COUNT() FROM Task WHERE SystemModstamp > {SINCE}",
