@@ -256,6 +256,8 @@ def test_above_the_threshold_a_bulk_job_streams_the_same_table_in_row_groups(fak
     jobs = [r for r in fake.data_requests() if r.method == "POST"]
     assert [json.loads(r.body) for r in jobs] == [
         {"operation": "query", "columnDelimiter": "COMMA", "lineEnding": "LF", "query": SELECT["Task"]}]
+    # The job reports InProgress once, then JobComplete: polled twice before its results are read.
+    assert len(paths(fake, r"/jobs/query/750\w+$")) == 2
     results = [r.params for r in fake.data_requests() if r.path.endswith("/results")]
     assert results == [{"maxRecords": "1000"}] + [{"maxRecords": "1000", "locator": str(n)} for n in range(1000, 5000, 1000)]
     # Pages are gathered into row groups of about row_group_rows: memory holds one group, not the table.
@@ -309,6 +311,29 @@ def test_a_previous_snapshot_without_fitting_tables_means_full_extraction(fake, 
 
     assert {o: r.mode for o, r in report.objects.items() if r.mode != "full"} == {}
     assert SELECT["Task"] in fake.soql() and not any("WHERE" in q for q in fake.soql())
+
+
+def test_a_previous_snapshot_older_than_the_recycle_bin_means_full_extraction(fake, store):
+    run(store, T0)
+    first = len(fake.soql())
+
+    report = run(store, T0 + timedelta(days=15))
+
+    assert {r.mode for r in report.objects.values()} == {"full"}
+    assert not any("WHERE" in q for q in fake.soql()[first:])
+
+
+def test_a_record_quarantined_before_and_unchanged_since_stays_quarantined(fake, store):
+    fake.upsert("Task", api("Task", [a_task(9999, activity_date="2026-13-01")]))
+    run(store, T0)
+
+    report = run(store, T1)
+
+    assert report.objects["Task"].mode == "incremental"
+    with open(f"{store.latest().url}/_quarantine.jsonl") as fh:
+        assert [(q["record_id"], q["detail"]) for q in map(json.loads, fh)] == [
+            (sf_id("00T", 9999), "ActivityDate: '2026-13-01' is not a date")]
+    assert (report.objects["Task"].rows, report.objects["Task"].quarantined) == (TASKS, 1)
 
 
 def test_an_incremental_result_that_does_not_add_up_is_extracted_in_full(fake, store):
