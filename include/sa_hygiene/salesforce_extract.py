@@ -8,7 +8,8 @@ Why it works the way it does:
 - Small objects page through REST ``query``/``queryMore``; an object with more rows than
   ``salesforce.bulk_threshold`` (by ``SELECT COUNT()``) goes through one Bulk API 2.0 query
   job. Either way records stream into Parquet a chunk at a time (one row group per chunk),
-  typed once here, so memory stays flat however large the org is.
+  typed once here, so memory does not grow with an object's rows. (What does: the day's
+  changes of an incremental object, and the event -> attendee e-mails map, both in Arrow.)
 - Task and Event change little from day to day but are the largest objects, so they are
   fetched by ``SystemModstamp`` since the previous snapshot, through ``queryAll`` so that
   deleted rows come back too, and merged into the previous snapshot's tables. The
@@ -600,8 +601,10 @@ class _Run:
     def _merge(self, spec: _Spec, delta: pa.Table, gone: pa.Array, sink: _Sink) -> None:
         """Previous rows not changed since, a row group at a time, then the live changed rows."""
         with self.prev_fs.open(f"{self.prev_root}/{spec.obj}.parquet", "rb") as fh:
-            for batch in pq.ParquetFile(fh).iter_batches(batch_size=self.options.row_group_rows, columns=spec.queried):
-                table = pa.Table.from_batches([batch])
+            previous = pq.ParquetFile(fh)
+            # Row group by row group: iter_batches' read-ahead took twice the memory (measured).
+            for i in range(previous.num_row_groups):
+                table = previous.read_row_group(i, columns=spec.queried)
                 sink.write(table.filter(pc.invert(pc.is_in(table[spec.id], value_set=gone))))
         live = delta.filter(pc.invert(pc.fill_null(delta["IsDeleted"], False)))
         sink.write(live.drop_columns(["IsDeleted"]))
