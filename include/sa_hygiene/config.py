@@ -43,6 +43,7 @@ ENV_OVERRIDES = {
     "SA_HYGIENE_REPORT_URL": ("slack", "report_url"),
     "SA_HYGIENE_SOURCE": ("source", "kind"),
     "SA_HYGIENE_SOURCE_FOLDER": ("source", "folder"),
+    "SA_HYGIENE_RETRY_DELAY_SECONDS": ("schedule", "retry_delay_seconds"),
 }
 
 FRAME_OBJECT = {
@@ -170,6 +171,8 @@ class Schedule(_Model):
     sa_digest_at: StrictStr
     fixed_channel_timezone: StrictStr
     reminder_every_minutes: Annotated[int, Field(strict=True, gt=0, le=60)]
+    # Not strict: a deployment sets it through its environment, as a string.
+    retry_delay_seconds: Annotated[float, Field(gt=0)]
 
 
 class Expectation(_Model):

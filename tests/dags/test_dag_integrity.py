@@ -4,7 +4,7 @@ Salesforce or Slack (and only there), and fires at the right UTC instants across
 import os
 import subprocess
 import sys
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -47,7 +47,8 @@ def test_retries_and_pools_only_where_salesforce_or_slack_is_called(dagbag):
     for dag in dagbag.dags.values():
         for t in dag.tasks:
             if t.task_id in NETWORK_TASKS:
-                assert t.retries >= 3 and t.retry_exponential_backoff, (dag.dag_id, t.task_id)
+                assert t.retries >= 3 and t.retry_exponential_backoff == 2.0, (dag.dag_id, t.task_id)
+                assert t.retry_delay == timedelta(seconds=60) and t.max_retry_delay == timedelta(minutes=15)
                 assert t.pool == ("salesforce_api" if t.task_id == "extract_snapshot" else "slack_api")
             else:
                 assert t.retries == 0, (dag.dag_id, t.task_id)

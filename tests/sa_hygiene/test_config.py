@@ -105,9 +105,11 @@ def test_deployment_environment_overrides_the_files(tmp_path, monkeypatch):
     path = write(tmp_path, "slack:\n  ledger_url: sqlite:///from-file.sqlite\n")
     monkeypatch.setenv("SA_HYGIENE_LEDGER_URL", "postgresql+psycopg://airflow@postgres/sa_hygiene")
     monkeypatch.setenv("SA_HYGIENE_DELIVERY", "slack")
+    monkeypatch.setenv("SA_HYGIENE_RETRY_DELAY_SECONDS", "2.5")
     cfg = load_config(path)
     assert cfg.slack.ledger_url == "postgresql+psycopg://airflow@postgres/sa_hygiene"
     assert cfg.slack.delivery == "slack"
+    assert cfg.schedule.retry_delay_seconds == 2.5
     monkeypatch.setenv("SA_HYGIENE_DELIVERY", "carrier-pigeon")
     with pytest.raises(ConfigError, match="slack.delivery"):
         load_config(path)
