@@ -4,24 +4,15 @@ import os
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 os.environ.pop("SA_HYGIENE_CONFIG", None)
 
-import uuid  # noqa: E402
-
 import pytest  # noqa: E402
-
-PG_ADMIN = "host=127.0.0.1 port=5432 user=postgres dbname=postgres"
+from services import postgres_database  # noqa: E402
 
 
 @pytest.fixture
 def postgres_url():
     """A database of its own on the local PostgreSQL, dropped afterwards."""
-    import psycopg
-
-    name = f"sa_hygiene_test_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    yield f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
-    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+    with postgres_database() as name:
+        yield f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
 
 
 @pytest.fixture
