@@ -5,7 +5,8 @@ points the snapshot DAG at it (``source.kind: folder``), the snapshot store, the
 outbox, the delivery ledger and an Airflow home with a SQLite metadata database. The DAGs
 are the ones in ``dags/``, run with ``dag.test()`` at the instants their schedules would
 fire on the simulated day: the 04:00 UTC snapshot, each region's 08:00, the fixed channels,
-every SA's 16:00, and the meeting reminders of the day.
+every SA's 16:00, and the meeting reminders of the day. The hygiene report is written right
+after the snapshot, as the snapshot's asset triggers it.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ def _configure(root: Path) -> Path:
         "SA_HYGIENE_CONFIG": str(cfg_path),
         "AIRFLOW_HOME": str(home),
         "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
+        "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO / "plugins"),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
@@ -65,7 +67,9 @@ def _runs(cfg, as_of: date) -> list[tuple[str, datetime, dict]]:
     from sa_hygiene.schedule import hhmm, local_instant
     from sa_hygiene.snapshot import read_snapshot
 
-    runs = [("sa_snapshot", datetime.combine(as_of, dtime(4), UTC), {})]
+    snapshot_at = datetime.combine(as_of, dtime(4), UTC)
+    # The report runs on the snapshot's asset, right after it.
+    runs = [("sa_snapshot", snapshot_at, {}), ("sa_report", snapshot_at, {})]
     at = hhmm(cfg.schedule.regional_digest_at)
     for key, region in cfg.regions.items():
         runs.append((f"sa_regional_digest_{dag_id_part(key)}", local_instant(as_of, at, ZoneInfo(region.timezone)), {}))
@@ -156,6 +160,8 @@ def _summary(cfg, root: Path, as_of: date) -> None:
     print(f"\nSlack: {calls['chat.postMessage']:,} messages for the day's {len(result.alerts):,} alerts, one per recipient "
           f"and slot ({sum(calls.values()):,} API calls: {', '.join(f'{n} {m}' for m, n in sorted(calls.items()))})")  # fmt: skip
     print(f"  outbox: {root / 'outbox'}\n  preview of every message: {index}")
+    latest = json.loads(Path(cfg.report_folder(), "latest.json").read_text())
+    print(f"\nHygiene report: {Path(cfg.report_folder(), latest['index'])}")
 
 
 def _index(outbox: Path, previews: list[Path]) -> Path:
