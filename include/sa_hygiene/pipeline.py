@@ -112,7 +112,8 @@ def validate_snapshot(cfg: Config, staged: str) -> dict:
 
     snap = read_snapshot(staged, cfg)
     quarantine = snap.quarantine
-    path = f"{staged}/_quarantine.jsonl"
+    # Beside the extractor's own _quarantine.jsonl (records it could not store at all).
+    path = f"{staged}/_read_quarantine.jsonl"
     _write_jsonl(path, quarantine.to_dict(orient="records"))
     counts = quarantine.groupby(["object", "reason"]).size()
     return {
