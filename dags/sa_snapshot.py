@@ -10,6 +10,7 @@ A failure anywhere leaves the previous snapshot as the latest.
 """
 
 from airflow.sdk import CronTriggerTimetable, dag, get_current_context, task
+
 from sa_hygiene.config import load_config
 from sa_hygiene.dag_support import NETWORK_RETRIES, NO_RETRIES, SNAPSHOT, START, TAGS, default_args
 

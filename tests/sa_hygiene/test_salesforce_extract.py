@@ -14,6 +14,7 @@ import pytest
 import trustme
 from builders import account, contact, contact_role, event, opportunity, sf_id, task, user, write_snapshot
 from fakes.salesforce import INSTANCE, FakeSalesforce
+
 from sa_hygiene.config import load_config
 from sa_hygiene.salesforce_extract import ExtractionError, ExtractOptions, extract_cli, extract_snapshot
 from sa_hygiene.schema import OBJECTS, default_field_map
