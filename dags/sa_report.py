@@ -15,6 +15,7 @@ Params: `as_of` (the evaluation date; blank: the snapshot's own date).
 """
 
 from airflow.sdk import Param, dag, get_current_context, task
+
 from sa_hygiene.config import load_config
 from sa_hygiene.dag_support import NO_RETRIES, SNAPSHOT, START, TAGS, default_args
 

@@ -11,6 +11,7 @@ from html.parser import HTMLParser
 
 import pytest
 from builders import opportunity, task, user, write_snapshot
+
 from sa_hygiene.config import load_config
 from sa_hygiene.report import Context, Model, fiscal_quarter, render, unknown_slack_users, write_report
 from sa_hygiene.rules import evaluate
