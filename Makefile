@@ -13,9 +13,18 @@ PYTEST_ARGS ?=
 export UV_CACHE_DIR ?= $(HOME)/.cache/uv
 export GX_ANALYTICS_ENABLED := false
 
-.PHONY: install demo test lint bench clean
+.PHONY: install chromium demo test lint bench clean
 
-install: $(STAMP)
+install: $(STAMP) chromium
+
+# The report's browser tests drive Debian's Chromium; install it when it is missing and we may.
+chromium:
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
+	else \
+		echo "chromium is missing and cannot be installed here (needs root and apt-get): the browser tests will fail" >&2; \
+	fi
 
 $(STAMP): requirements.lock pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -32,7 +41,7 @@ requirements.lock: requirements.txt
 demo: $(STAMP)
 	$(BIN)/python -m sa_hygiene demo --dir $(DEMO_DIR) --as-of $(AS_OF)
 
-test: $(STAMP)
+test: $(STAMP) chromium
 	@$(BIN)/python -m pytest $(PYTEST_ARGS); status=$$?; \
 	if [ $$status -eq 5 ]; then echo "pytest collected no tests" >&2; exit 1; fi; exit $$status
 

@@ -20,6 +20,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 from fakes.slack import TOKEN, FakeSlack  # noqa: E402
+
 from sa_hygiene.ledger import Ledger  # noqa: E402
 from sa_hygiene.slack_delivery import Message, SlackSink, deliver  # noqa: E402
 from sa_hygiene.slack_outbox import OutboxSink  # noqa: E402

@@ -105,6 +105,7 @@ def _extract(pipe, env: dict, store: str, config: str, now: datetime) -> None:
     import logging
 
     from airflow.providers.salesforce.hooks.salesforce import SalesforceHook  # noqa: F401  (in the baseline)
+
     from sa_hygiene.config import load_config
     from sa_hygiene.salesforce_extract import ExtractOptions, extract_snapshot
     from sa_hygiene.snapshot import SnapshotStore

@@ -12,6 +12,7 @@ Params: `sa` (a User Id: send that person's digest now), `as_of`, `dry_run`.
 from datetime import timedelta
 
 from airflow.sdk import CronTriggerTimetable, Param, dag, get_current_context, task
+
 from sa_hygiene.config import load_config
 from sa_hygiene.dag_support import NETWORK_RETRIES, NO_RETRIES, START, TAGS, default_args, run_params
 

@@ -12,6 +12,7 @@ Params: `as_of` (another day), `dry_run` (the outbox instead of Slack).
 """
 
 from airflow.sdk import CronTriggerTimetable, dag, get_current_context, task
+
 from sa_hygiene.config import load_config
 from sa_hygiene.dag_support import (
     NETWORK_RETRIES,

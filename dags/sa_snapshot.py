@@ -9,11 +9,15 @@ then commits the snapshot to the store, where it becomes the `sa_hygiene_snapsho
 A failure anywhere leaves the previous snapshot as the latest.
 """
 
+import logging
+
 from airflow.sdk import CronTriggerTimetable, dag, get_current_context, task
+
 from sa_hygiene.config import load_config
 from sa_hygiene.dag_support import NETWORK_RETRIES, NO_RETRIES, SNAPSHOT, START, TAGS, default_args
 
 CFG = load_config()
+log = logging.getLogger(__name__)
 
 
 @dag(
@@ -47,7 +51,7 @@ def sa_snapshot():
         from sa_hygiene.pipeline import commit_snapshot as commit
 
         url = commit(load_config(), staged["staged"], datetime.fromisoformat(staged["taken_at"]), staged["source"])
-        print(f"committed {url}: {validation['rows']}, {validation['quarantined']} rows quarantined")
+        log.info("committed %s: %s, %d rows quarantined", url, validation["rows"], validation["quarantined"])
         return url
 
     staged = extract_snapshot()

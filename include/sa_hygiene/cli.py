@@ -135,6 +135,8 @@ def parser() -> argparse.ArgumentParser:
     g.add_argument("--seed", type=int, default=7)
     g.set_defaults(func=cmd_demo_org)
 
+    sub.add_parser("extract", help="extract a Salesforce snapshot into the store: extract --conn-id ID --store URL")
+
     d = sub.add_parser("demo", help="build the demo org and run the whole pipeline on it (make demo)")
     d.add_argument("--dir", default=".demo")
     d.add_argument("--as-of", type=_date, default=date(2026, 11, 24))
@@ -144,6 +146,12 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["extract"]:
+        # Its own parser: extract --conn-id ID --store URL [--config FILE] (exit 1 on a failed extraction).
+        from sa_hygiene.salesforce_extract import extract_cli
+
+        return extract_cli(argv[1:])
     args = parser().parse_args(argv)
     from sa_hygiene.config import ConfigError
     from sa_hygiene.snapshot import SnapshotError

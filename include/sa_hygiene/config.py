@@ -111,6 +111,16 @@ class StoreSettings(_Model):
     max_age_hours: Annotated[float, Field(strict=True, gt=0)]
 
 
+class ReportSettings(_Model):
+    folder: StrictStr | None = None
+    fiscal_year_start_month: Annotated[int, Field(strict=True, ge=1, le=12)]
+    activity_weeks: Annotated[int, Field(strict=True, ge=1)]
+    trend_snapshots: Annotated[int, Field(strict=True, ge=1)]
+    top_sas: Annotated[int, Field(strict=True, ge=1)]
+    longest_open: Annotated[int, Field(strict=True, ge=1)]
+    news_workflows: list[StrictStr]
+
+
 class Stages(_Model):
     rank_pattern: StrictStr
     won: list[StrictStr]
@@ -247,6 +257,7 @@ class Config(_Model):
     source: SourceSettings
     slack: SlackSettings
     store: StoreSettings
+    report: ReportSettings
     fields: dict[StrictStr, dict[StrictStr, StrictStr]]
     stages: Stages
     thresholds: Thresholds
@@ -277,6 +288,10 @@ class Config(_Model):
 
     def api_name(self, obj: str, field: str) -> str:
         return self.fields[obj][field]
+
+    def report_folder(self) -> str:
+        """Where the sa_report DAG writes reports: ``report.folder``, else beside the snapshots."""
+        return (self.report.folder or f"{self.store.url.rstrip('/')}/_reports").rstrip("/")
 
 
 # --------------------------------------------------------------------------- checks
@@ -389,6 +404,11 @@ def _check_workflows(cfg: Config) -> list[tuple[str, str]]:
     return errors
 
 
+def _check_report(cfg: Config) -> list[tuple[str, str]]:
+    return [(f"report.news_workflows.{i}", f"{wid!r} is not a workflow of 'workflows'")
+            for i, wid in enumerate(cfg.report.news_workflows) if wid not in cfg.workflows]  # fmt: skip
+
+
 # --------------------------------------------------------------------------- loading
 
 
@@ -467,7 +487,7 @@ def _load(path: str | None, _mtime: float, env: tuple[tuple[str, str], ...]) -> 
             lines.append(f"{where(loc)}: {dotted}: {err['msg']}")
         raise ConfigError("invalid configuration:\n  " + "\n  ".join(lines)) from None
 
-    problems = _check_fields(cfg) + _check_timezones(cfg) + _check_routing(cfg) + _check_workflows(cfg)
+    problems = _check_fields(cfg) + _check_timezones(cfg) + _check_routing(cfg) + _check_workflows(cfg) + _check_report(cfg)
     if problems:
         lines = []
         for dotted, msg in problems:

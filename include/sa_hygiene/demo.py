@@ -5,7 +5,8 @@ points the snapshot DAG at it (``source.kind: folder``), the snapshot store, the
 outbox, the delivery ledger and an Airflow home with a SQLite metadata database. The DAGs
 are the ones in ``dags/``, run with ``dag.test()`` at the instants their schedules would
 fire on the simulated day: the 04:00 UTC snapshot, each region's 08:00, the fixed channels,
-every SA's 16:00, and the meeting reminders of the day.
+every SA's 16:00, and the meeting reminders of the day. The hygiene report is written right
+after the snapshot, as the snapshot's asset triggers it.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import shutil
 import subprocess
 import sys
 import time
+import warnings
 from datetime import UTC, date, datetime, timedelta
 from datetime import time as dtime
 from pathlib import Path
@@ -41,6 +43,7 @@ def _configure(root: Path) -> Path:
         "SA_HYGIENE_CONFIG": str(cfg_path),
         "AIRFLOW_HOME": str(home),
         "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
+        "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO / "plugins"),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
@@ -65,7 +68,9 @@ def _runs(cfg, as_of: date) -> list[tuple[str, datetime, dict]]:
     from sa_hygiene.schedule import hhmm, local_instant
     from sa_hygiene.snapshot import read_snapshot
 
-    runs = [("sa_snapshot", datetime.combine(as_of, dtime(4), UTC), {})]
+    snapshot_at = datetime.combine(as_of, dtime(4), UTC)
+    # The report runs on the snapshot's asset, right after it.
+    runs = [("sa_snapshot", snapshot_at, {}), ("sa_report", snapshot_at, {})]
     at = hhmm(cfg.schedule.regional_digest_at)
     for key, region in cfg.regions.items():
         runs.append((f"sa_regional_digest_{dag_id_part(key)}", local_instant(as_of, at, ZoneInfo(region.timezone)), {}))
@@ -120,6 +125,9 @@ def run_demo(root: Path, as_of: date, scale: float = 1.0) -> int:
             print(f"DAG import error in {path}:\n{error}", file=sys.stderr)
         return 1
     print(f"\nRunning {len(bag.dags)} DAGs of {REPO / 'dags'} for {as_of} (Airflow home {os.environ['AIRFLOW_HOME']}):")
+    # dag.test() runs the execution API in-process through starlette's test client, which warns
+    # about its own dependencies: nothing the user can act on.
+    warnings.filterwarnings("ignore", message=r".*starlette\.testclient.*")
     failed = []
     for dag_id, instant, conf in _runs(cfg, as_of):
         t0 = time.perf_counter()
@@ -156,6 +164,8 @@ def _summary(cfg, root: Path, as_of: date) -> None:
     print(f"\nSlack: {calls['chat.postMessage']:,} messages for the day's {len(result.alerts):,} alerts, one per recipient "
           f"and slot ({sum(calls.values()):,} API calls: {', '.join(f'{n} {m}' for m, n in sorted(calls.items()))})")  # fmt: skip
     print(f"  outbox: {root / 'outbox'}\n  preview of every message: {index}")
+    latest = json.loads(Path(cfg.report_folder(), "latest.json").read_text())
+    print(f"\nHygiene report: {Path(cfg.report_folder(), latest['index'])}")
 
 
 def _index(outbox: Path, previews: list[Path]) -> Path:

@@ -112,7 +112,8 @@ def validate_snapshot(cfg: Config, staged: str) -> dict:
 
     snap = read_snapshot(staged, cfg)
     quarantine = snap.quarantine
-    path = f"{staged}/_quarantine.jsonl"
+    # Beside the extractor's own _quarantine.jsonl (records it could not store at all).
+    path = f"{staged}/_read_quarantine.jsonl"
     _write_jsonl(path, quarantine.to_dict(orient="records"))
     counts = quarantine.groupby(["object", "reason"]).size()
     return {
@@ -166,7 +167,10 @@ def evaluate_latest(cfg: Config, as_of: date, since=None, until=None, *, out: st
     latest = store.latest()
     if latest is None:
         raise SnapshotError(f"{cfg.store.url}: the snapshot store holds no snapshot yet (run sa_snapshot first)")
-    previous = store.previous(latest)
+    # Changes since the window began: against the snapshot that was the latest then (the one
+    # before the latest with daily snapshots; still right when sa_snapshot runs more often).
+    then = store.at(pd_timestamp(since)) if since is not None else None
+    previous = then if then is not None and then != latest else store.previous(latest)
     current = read_snapshot(latest.url, cfg)
     before = read_snapshot(previous.url, cfg, objects=PREVIOUS_OBJECTS) if previous else None
     result = evaluate(current, before, cfg, as_of, since, until, slots=set(slots) if slots else None)
@@ -190,6 +194,14 @@ def evaluate_latest(cfg: Config, as_of: date, since=None, until=None, *, out: st
         "unrouted": sum(1 for a in alerts if a.get("unrouted")),
         "notice": notice,
     }
+
+
+def pd_timestamp(moment):
+    """A tz-aware datetime from a datetime or ISO string (naive means UTC)."""
+    from datetime import UTC, datetime
+
+    value = datetime.fromisoformat(moment) if isinstance(moment, str) else moment
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def deliver_digests(

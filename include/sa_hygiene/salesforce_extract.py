@@ -111,6 +111,7 @@ class ObjectReport:
 class ExtractionReport:
     taken_at: datetime
     snapshot: str | None = None  # URL of the committed snapshot
+    staged: str | None = None  # URL of the staged, uncommitted snapshot (commit=False)
     previous: str | None = None  # URL of the snapshot incremental objects were merged into
     objects: dict[str, ObjectReport] = field(default_factory=dict)
     quarantined: int = 0
@@ -743,11 +744,14 @@ def _check_fields(api: _Api, specs: dict[str, _Spec]) -> None:
 
 
 def extract_snapshot(cfg: Config, store: SnapshotStore, conn_id: str | None = None, now: datetime | None = None,
-                     *, session_id: str | None = None, options: ExtractOptions | None = None) -> ExtractionReport:  # fmt: skip
+                     *, session_id: str | None = None, options: ExtractOptions | None = None,
+                     commit: bool = True) -> ExtractionReport:  # fmt: skip
     """Extract one snapshot into ``store`` and commit it, or raise ``ExtractionError`` and commit nothing.
 
     ``conn_id`` defaults to ``cfg.salesforce.conn_id``; ``session_id`` is for connections that
-    authenticate with an existing session (the hook's direct-session method).
+    authenticate with an existing session (the hook's direct-session method). With
+    ``commit=False`` the snapshot stays staged (``report.staged``) for the caller to validate and
+    ``store.commit`` (the snapshot DAG's extract -> validate -> commit).
     """
     from sa_hygiene.snapshot import snapshot_name
 
@@ -762,13 +766,22 @@ def extract_snapshot(cfg: Config, store: SnapshotStore, conn_id: str | None = No
         api = _Api(conn_id, session_id, options)
         specs = _specs(cfg)
         _check_fields(api, specs)
-        with store.writer(taken_at, source=f"salesforce:{conn_id}") as tmp_url:
-            run = _Run(api, cfg, tmp_url, previous, taken_at, options)
+        staged = store.stage(taken_at)
+        try:
+            run = _Run(api, cfg, staged, previous, taken_at, options)
             for spec in specs.values():
                 report.objects[spec.obj] = obj = run.extract(spec)
                 log.info("%s: %d rows (%s, %s), %d quarantined", spec.obj, obj.rows, obj.mode, obj.path, obj.quarantined)
             report.quarantined = run.write_quarantine()
-        report.snapshot = f"{store.url}/{snapshot_name(taken_at)}"
+            if commit:
+                store.commit(staged, taken_at, source=f"salesforce:{conn_id}")
+        except BaseException:
+            store.discard(staged)
+            raise
+        if commit:
+            report.snapshot = f"{store.url}/{snapshot_name(taken_at)}"
+        else:
+            report.staged = staged
     except ExtractionError as exc:
         _account(report, api, started)
         latest = previous.name if previous else "none"

@@ -446,6 +446,11 @@ class SnapshotStore:
         earlier = [r for r in self.list() if r.taken_at < when]
         return earlier[-1] if earlier else None
 
+    def at(self, moment: datetime) -> SnapshotRef | None:
+        """The snapshot that was the latest at ``moment`` (taken at or before it)."""
+        before = [r for r in self.list() if r.taken_at <= moment]
+        return before[-1] if before else None
+
     def manifest(self, ref: SnapshotRef) -> dict:
         with self.fs.open(f"{self.root}/{ref.name}/{MANIFEST}") as fh:
             return json.load(fh)

@@ -28,7 +28,8 @@ def test_no_import_errors_and_every_expected_dag(dagbag):
     assert dagbag.import_errors == {}
     regional = {f"sa_regional_digest_{k}" for k in ("east_sa", "west_sa", "emea_sa", "apj_cs", "commercial_sa",
                                                     "pubsec_sa", "channels_and_alliances_sa")}  # fmt: skip
-    assert set(dagbag.dags) == {"sa_snapshot", "sa_dm_digests", "sa_meeting_reminders", "sa_channel_posts", *regional}
+    assert set(dagbag.dags) == {"sa_snapshot", "sa_report", "sa_dm_digests", "sa_meeting_reminders", "sa_channel_posts",
+                                *regional}
 
 
 def test_docs_tags_catchup_owner_and_failure_callback(dagbag):
@@ -54,6 +55,8 @@ def test_retries_and_pools_only_where_salesforce_or_slack_is_called(dagbag):
                 assert t.retries == 0, (dag.dag_id, t.task_id)
     assert dagbag.dags["sa_snapshot"].max_active_runs == 1
     assert [o.name for o in dagbag.dags["sa_snapshot"].get_task("commit_snapshot").outlets] == ["sa_hygiene_snapshot"]
+    # The report follows each committed snapshot.
+    assert [a.name for a in dagbag.dags["sa_report"].timetable.asset_condition.objects] == ["sa_hygiene_snapshot"]
 
 
 def test_params_to_run_by_hand(dagbag):

@@ -48,6 +48,10 @@ def test_every_dag_ran_and_every_region_got_one_digest(day):
     # The store holds yesterday's and today's snapshot; every alert of the day's runs is kept beside them.
     assert len([p for p in (root / "store").iterdir() if p.name[:1].isdigit()]) == 2
     assert "wf-14" in stdout and "preview of every message" in stdout
+    # The report of the day's snapshot, written right after it, and where to find it.
+    latest = json.loads((root / "store" / "_reports" / "latest.json").read_text())
+    assert latest["snapshot"] == "20261124T040000Z"
+    assert f"Hygiene report: {root / 'store' / '_reports' / latest['index']}" in stdout
 
 
 def test_a_rerun_posts_nothing_twice(day):

@@ -39,6 +39,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
+
 from sa_hygiene.schema import OBJECTS, default_field_map
 
 INSTANCE = "fake.my.salesforce.com"

@@ -59,3 +59,11 @@ def test_demo_org_command(tmp_path):
     assert r.returncode == 0, r.stderr
     assert "Opportunity" in r.stdout
     assert (tmp_path / "current" / "Task.parquet").exists() and (tmp_path / "previous" / "Task.parquet").exists()
+
+
+def test_extract_is_a_command_and_refuses_a_bad_configuration(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("salesforce: {bulk_threshold: many}\n")
+    r = run("extract", "--conn-id", "salesforce_default", "--store", str(tmp_path / "store"), "--config", str(bad))
+    assert r.returncode == 2
+    assert "salesforce.bulk_threshold" in r.stderr and "Traceback" not in r.stderr

@@ -1,6 +1,7 @@
 import textwrap
 
 import pytest
+
 from sa_hygiene.config import DEFAULTS_PATH, ConfigError, load_config
 from sa_hygiene.schema import OBJECTS
 

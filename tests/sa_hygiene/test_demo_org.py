@@ -3,6 +3,7 @@ from datetime import date
 
 import pyarrow.parquet as pq
 import pytest
+
 from sa_hygiene.config import load_config
 from sa_hygiene.demo_org import write_demo_org
 from sa_hygiene.schema import OBJECTS, default_field_map

@@ -4,6 +4,7 @@ from datetime import date, timedelta
 
 import pytest
 from builders import account, contact, contact_role, event, opportunity, task, user, write_snapshot
+
 from sa_hygiene.config import load_config
 from sa_hygiene.digest import MAX_BLOCKS, SECTION_CHARS, build_messages, esc
 from sa_hygiene.rules import evaluate

@@ -3,6 +3,7 @@
 import time
 
 import pytest
+
 from sa_hygiene.ledger import FAILED, PENDING, SENT, Ledger
 
 pytestmark = pytest.mark.integration

@@ -4,6 +4,7 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 from builders import account, contact, contact_role, event, opportunity, task, user, write_snapshot
+
 from sa_hygiene.rules import evaluate_paths
 
 pytestmark = pytest.mark.unit

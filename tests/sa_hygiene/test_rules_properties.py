@@ -9,6 +9,7 @@ from builders import account, contact, contact_role, event, opportunity, task, u
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from oracle import oracle
+
 from sa_hygiene.rules import evaluate_paths
 
 pytestmark = pytest.mark.unit

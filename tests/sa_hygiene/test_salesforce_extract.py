@@ -14,6 +14,7 @@ import pytest
 import trustme
 from builders import account, contact, contact_role, event, opportunity, sf_id, task, user, write_snapshot
 from fakes.salesforce import INSTANCE, FakeSalesforce
+
 from sa_hygiene.config import load_config
 from sa_hygiene.salesforce_extract import ExtractionError, ExtractOptions, extract_cli, extract_snapshot
 from sa_hygiene.schema import OBJECTS, default_field_map
@@ -497,3 +498,26 @@ def test_the_command_exits_1_on_failure_and_2_on_bad_input(tmp_path, capsys):
         "error: no Airflow connection 'nowhere' (set AIRFLOW_CONN_NOWHERE)\nnothing was committed")
     assert extract_cli(["--conn-id", CONN, "--store", str(tmp_path), "--config", str(tmp_path / "none.yaml")]) == 2
     assert "configuration file not found" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------- the snapshot DAG's steps
+
+
+def test_the_dag_steps_stage_validate_then_commit_through_the_same_extraction(fake, store, tmp_path):
+    from sa_hygiene import pipeline
+
+    cfg = config(tmp_path, f"source: {{kind: salesforce}}\nsalesforce: {{conn_id: {CONN}}}\nstore: {{url: {store.url}}}\n")
+    staged = pipeline.stage_snapshot(cfg, T0)
+    assert staged["source"] == f"salesforce:{CONN}"
+    assert store.latest() is None  # staged, validated next, not yet listed
+    checked = pipeline.validate_snapshot(cfg, staged["staged"])
+    assert checked["rows"]["Opportunity"] == len(org()["Opportunity"])
+    url = pipeline.commit_snapshot(cfg, staged["staged"], T0, staged["source"])
+    assert store.latest().url == url and store.manifest(store.latest())["source"] == f"salesforce:{CONN}"
+
+
+def test_a_failed_staged_extraction_leaves_nothing_behind(fake, store, tmp_path):
+    fake.fail("request_limit", when=lambda r: r.soql == "SELECT COUNT() FROM Task")
+    with pytest.raises(ExtractionError):
+        run(store, T0, commit=False)
+    assert list((tmp_path / "store").iterdir()) == []

@@ -2,6 +2,7 @@ from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
+
 from sa_hygiene.schedule import digest_window, due_in
 
 pytestmark = pytest.mark.unit

@@ -10,6 +10,8 @@ import time
 
 import pytest
 from fakes.slack import TOKEN, FakeSlack
+from slack_builders import ANN, EAST, MANAGER, digest, section
+
 from sa_hygiene.ledger import FAILED, PENDING, Ledger
 from sa_hygiene.slack_delivery import (
     CLOCK_SKEW,
@@ -19,7 +21,6 @@ from sa_hygiene.slack_delivery import (
     deliver,
 )
 from sa_hygiene.slack_outbox import OutboxSink
-from slack_builders import ANN, EAST, MANAGER, digest, section
 
 pytestmark = pytest.mark.integration
 

@@ -4,10 +4,11 @@ import dataclasses
 import json
 
 import pytest
+from slack_builders import ANN, EAST, digest, section
+
 from sa_hygiene.ledger import Ledger
 from sa_hygiene.slack_delivery import deliver
 from sa_hygiene.slack_outbox import OutboxSink
-from slack_builders import ANN, EAST, digest, section
 
 pytestmark = pytest.mark.unit
 

@@ -1,6 +1,7 @@
 """Slack mrkdwn and Block Kit text as the HTML of the outbox preview."""
 
 import pytest
+
 from sa_hygiene.slack_preview import mrkdwn, text_object
 
 pytestmark = pytest.mark.unit

@@ -1,6 +1,7 @@
 import pandas as pd
 import pytest
 from builders import account, contact, event, opportunity, task, user, write_snapshot
+
 from sa_hygiene.config import load_config
 from sa_hygiene.snapshot import SnapshotError, read_snapshot
 

@@ -2,6 +2,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from builders import user, write_snapshot
+
 from sa_hygiene.config import load_config
 from sa_hygiene.snapshot import MANIFEST, SnapshotStore, read_snapshot
 
@@ -85,3 +86,11 @@ def test_prune_removes_what_a_killed_writer_left(tmp_path):
     (dead / "User.parquet").write_bytes(b"")
     store.commit_folder(source(tmp_path), T0)
     assert not dead.exists()
+
+
+def test_the_snapshot_that_was_latest_at_a_moment(tmp_path):
+    store = SnapshotStore(tmp_path / "store")
+    refs = [store.commit_folder(source(tmp_path), T0 + timedelta(hours=6 * i)) for i in range(4)]
+    assert store.at(T0 - timedelta(seconds=1)) is None
+    assert store.at(T0) == refs[0]
+    assert store.at(T0 + timedelta(hours=13)) == refs[2]

@@ -1,0 +1,765 @@
+"""The hygiene report: one static, self-contained HTML dashboard per snapshot.
+
+The handbook's reports (SA activity, the current quarter's technical evaluations, the
+regional dashboards) need a Salesforce licence to read; this page needs a browser. It is
+built from one evaluation of the latest snapshot (the same rules, the same alerts as the
+digests) and from the snapshot itself, so every number on it is a count of records the
+page also lists: each links to a drill-down of the records behind it, and each record to
+Salesforce.
+
+Layout of a report folder (``<report folder>/<snapshot name>/``): ``index.html`` (headline
+numbers, regions, open alerts, SAs, technical evaluations, data quality),
+``activity.html`` (SA activity and its drill-downs, apart so that the main page stays
+light), ``data_docs/`` (Great Expectations Data Docs of the run's validations) and
+``counts.json`` (alerts per workflow: the points of the trend chart, so that no snapshot
+is evaluated twice). ``latest.json`` beside the folders names the newest report; the
+Airflow UI plugin serves it.
+
+Charts are drawn by matplotlib as inline SVG; the pages fetch nothing, so they read the
+same from a file, behind a firewall, or inside Airflow. Salesforce text reaches the page
+only through Jinja2's autoescaping.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import re
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import fsspec
+import pandas as pd
+from jinja2 import Environment, PackageLoader, select_autoescape
+from markupsafe import Markup
+
+from sa_hygiene.config import Config
+from sa_hygiene.routing import USER, Directory
+from sa_hygiene.rules import Evaluation, _sa_activity, evaluate
+from sa_hygiene.snapshot import ID_RE, PREVIOUS_OBJECTS, Snapshot, SnapshotRef, SnapshotStore, read_snapshot
+
+log = logging.getLogger(__name__)
+
+UNROUTED = "(unrouted)"
+NOT_SET = "(not set)"
+OUTCOMES = ("Win", "Loss", "Stalled")
+LATEST = "latest.json"
+COUNTS = "counts.json"
+# Slack users not found are read from the deliveries of this many days before the snapshot.
+SLACK_LOOKBACK = timedelta(days=7)
+
+
+# --------------------------------------------------------------------------- the fiscal quarter
+
+
+@dataclass(frozen=True)
+class Quarter:
+    start: date
+    end: date  # the last day, included
+    label: str
+
+    def holds(self, days: pd.Series) -> pd.Series:
+        """Which dates (naive midnight timestamps) fall in the quarter, both ends included."""
+        return (days >= pd.Timestamp(self.start)) & (days <= pd.Timestamp(self.end))
+
+
+def fiscal_quarter(day: date, start_month: int) -> Quarter:
+    """The fiscal quarter holding ``day`` when the fiscal year starts in ``start_month``.
+
+    A fiscal year is named by the calendar year it ends in (GitLab's FY27 runs from
+    February 2026 to January 2027), except when it starts in January.
+    """
+    offset = (day.month - start_month) % 12
+    number = offset // 3 + 1
+    first_month = (start_month - 1 + (number - 1) * 3) % 12 + 1
+    start = date(day.year if first_month <= day.month else day.year - 1, first_month, 1)
+    after = date(start.year + (start.month + 2) // 12, (start.month + 2) % 12 + 1, 1)
+    fy_start_year = day.year if day.month >= start_month else day.year - 1
+    fiscal_year = fy_start_year + (0 if start_month == 1 else 1)
+    return Quarter(start, after - timedelta(days=1), f"FY{fiscal_year % 100:02d}-Q{number}")
+
+
+# --------------------------------------------------------------------------- records and drill-downs
+
+
+def _slug(*parts: Any) -> str:
+    return "-".join(re.sub(r"[^a-z0-9]+", "-", str(p).lower()).strip("-") or "x" for p in parts)
+
+
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else ""
+
+
+def _day(value: Any) -> str:
+    return "" if value is None or pd.isna(value) else pd.Timestamp(value).strftime("%Y-%m-%d")
+
+
+@dataclass
+class Drill:
+    """The records behind one number: rendered once, as a <details> the number links to."""
+
+    id: str
+    title: str
+    rows: list[dict] = field(default_factory=list)
+
+    @property
+    def count(self) -> int:
+        return len(self.rows)
+
+
+class Records:
+    """Record lines (label, Salesforce link, a few facts) for the drill-downs of one snapshot."""
+
+    def __init__(self, snapshot: Snapshot, directory: Directory, cfg: Config):
+        self.instance = cfg.salesforce.instance_url.rstrip("/")
+        self.d = directory
+        self.tables = {obj: t.set_index("key", drop=False) for obj, t in snapshot.tables.items()}
+
+    def url(self, obj: str, record_id: Any) -> str | None:
+        return f"{self.instance}/lightning/r/{obj}/{record_id}/view" if isinstance(record_id, str) else None
+
+    def user_name(self, user_id: Any) -> str:
+        key = user_id[:15] if isinstance(user_id, str) else None
+        name = self.d.users["name"].get(key) if key else None
+        return name if isinstance(name, str) else _text(user_id)
+
+    def row(self, obj: str, record_id: Any) -> dict:
+        table = self.tables.get(obj)
+        key = record_id[:15] if isinstance(record_id, str) else None
+        if table is None or key is None or key not in table.index:
+            return {}
+        return table.loc[key].to_dict()
+
+    def line(self, obj: str, record_id: Any, note: str = "") -> dict:
+        """One drill-down row: what a manager needs to recognise the record, and its link."""
+        r = self.row(obj, record_id)
+        if obj == "Opportunity":
+            sa = r.get("sa")
+            facts = [_text(r.get("stage")), f"IACV ${r.get('iacv') or 0:,.0f}",
+                     f"SA {self.user_name(sa)}" if isinstance(sa, str) else "no Primary SA",
+                     f"owner {self.user_name(r.get('owner_id'))}"]  # fmt: skip
+            label = r.get("name")
+        elif obj == "Task":
+            facts = [", ".join(r.get("activity_types") or []), f"by {self.user_name(r.get('owner_id'))}",
+                     _day(r.get("activity_date"))]  # fmt: skip
+            label = r.get("subject") or "No subject"
+        elif obj == "Event":
+            facts = [f"by {self.user_name(r.get('owner_id'))}", _day(r.get("end"))]
+            label = r.get("subject") or "Meeting"
+        elif obj == "User":
+            facts = [_text(r.get("email"))]
+            label = r.get("name")
+        else:
+            facts, label = [], None
+        return {"label": _text(label) or _text(record_id) or "(no Id)", "url": self.url(obj, record_id),
+                "facts": " · ".join(f for f in facts if f), "note": note,
+                "iacv": float(r.get("iacv") or 0) if obj == "Opportunity" else 0.0}  # fmt: skip
+
+
+def _reasons(cfg: Config, reasons: Any) -> str:
+    return "; ".join(cfg.reasons.get(r, r) for r in (list(reasons) if reasons is not None else []))
+
+
+# --------------------------------------------------------------------------- regions and people
+
+
+def responsible(alerts: pd.DataFrame, snapshot: Snapshot) -> tuple[pd.Series, pd.Series]:
+    """(user the region is read from, the SA or owner who must act) of each alert.
+
+    An opportunity's region is its SA's when set, else its owner's (WORKFLOWS.md); the
+    person who must act on it is its SA. A task or meeting belongs to its owner.
+    """
+    keys = alerts["record_id"].astype(str).str.slice(0, 15)
+    by_region = pd.Series(None, index=alerts.index, dtype=object)
+    person = pd.Series(None, index=alerts.index, dtype=object)
+    for obj in ("Opportunity", "Task", "Event"):
+        mine = alerts["object"] == obj
+        if not mine.any() or obj not in snapshot.tables:
+            continue
+        table = snapshot[obj].set_index("key")
+        owner = keys[mine].map(table["owner_id"])
+        if obj == "Opportunity":
+            sa = keys[mine].map(table["sa"])
+            by_region[mine] = sa.where(sa.notna(), owner)
+            person[mine] = sa
+        else:
+            by_region[mine] = owner
+            person[mine] = owner
+    return by_region, person
+
+
+def region_of(users: pd.Series, d: Directory) -> pd.Series:
+    """Region key of each referenced user; ``(unrouted)`` when no routing rule matches."""
+    region = users.astype(object).where(users.notna(), "").str.slice(0, 15).map(d.region)
+    return region.fillna(UNROUTED).astype(object)
+
+
+# --------------------------------------------------------------------------- the model
+
+
+@dataclass
+class Context:
+    """What one report is built from."""
+
+    cfg: Config
+    evaluation: Evaluation
+    snapshot: Snapshot
+    as_of: date
+    snapshot_name: str
+    previous_name: str | None = None
+    trend: list[dict] = field(default_factory=list)  # counts.json of earlier snapshots and this one
+    slack: dict = field(default_factory=dict)  # from unknown_slack_users()
+
+
+class Model:
+    """Every number of the report and the records behind it, computed once, rendered twice
+    (``index.html`` and ``activity.html``). Pure: tests compare it with their own counts."""
+
+    def __init__(self, c: Context):
+        self.c = c
+        self.cfg = c.cfg
+        self.d = c.evaluation.directory
+        self.records = Records(c.snapshot, self.d, c.cfg)
+        self.drills: dict[str, Drill] = {}  # index.html
+        self.activity_drills: dict[str, Drill] = {}  # activity.html
+        self.regions = [*self.cfg.regions, UNROUTED]
+        alerts = c.evaluation.alerts.copy()
+        by_region, person = responsible(alerts, c.snapshot)
+        alerts["region"] = region_of(by_region, self.d)
+        alerts["person"] = person
+        news = set(self.cfg.report.news_workflows)
+        alerts["news"] = alerts["workflow"].isin(news)
+        self.alerts = alerts
+        self.workflows = list(self.cfg.enabled_workflows())
+        self.quarter = fiscal_quarter(c.as_of, self.cfg.report.fiscal_year_start_month)
+
+    # ------------------------------------------------------------------ helpers
+    def _drill(self, drills: dict[str, Drill], drill_id: str, title: str, rows: list[dict]) -> dict:
+        """Register the records behind a number; returns the number as {n, id, href}."""
+        base, n = drill_id, 1
+        while drill_id in self.drills or drill_id in self.activity_drills:  # "Lunch & Learn", "Lunch + Learn"
+            n += 1
+            drill_id = f"{base}-{n}"
+        drills[drill_id] = Drill(drill_id, title, rows)
+        page = "activity.html" if drills is self.activity_drills else ""
+        return {"n": len(rows), "id": drill_id, "href": f"{page}#{drill_id}" if rows else None}
+
+    def _alert_rows(self, alerts: pd.DataFrame) -> list[dict]:
+        rows = []
+        for a in alerts.itertuples(index=False):
+            note = _reasons(self.cfg, a.reasons)
+            if a.workflow == "wf-01" and isinstance(a.suggested_what_id, str):
+                note = f"log it on {self.records.line(_object_of(a.suggested_what_id), a.suggested_what_id)['label']}"
+            rows.append(self.records.line(a.object, a.record_id, note))
+        # The biggest opportunities first, as in the digests; other records keep the run's order.
+        return sorted(rows, key=lambda r: -r["iacv"])
+
+    # ------------------------------------------------------------------ alerts
+    def matrix(self) -> dict:
+        """Alerts per workflow and region; each cell drills down to its records."""
+        rows = []
+        previous = self.c.trend[-2]["workflows"] if len(self.c.trend) > 1 else None
+        for wid in self.workflows:
+            wf = self.cfg.workflows[wid]
+            mine = self.alerts[self.alerts["workflow"] == wid]
+            cells = []
+            for region in self.regions:
+                cell = mine[mine["region"] == region]
+                cells.append(self._drill(self.drills, _slug("a", wid, region), f"{wid} · {region}", self._alert_rows(cell)))
+            total = len(mine)
+            anchor = _slug("w", wid)
+            rows.append({"wid": wid, "id": anchor, "title": wf.title, "news": wid in self.cfg.report.news_workflows,
+                         "cells": cells, "total": {"n": total, "href": f"#{anchor}" if total else None},
+                         "delta": None if previous is None else total - int(previous.get(wid, 0))})  # fmt: skip
+        totals = []
+        for region in self.regions:
+            n = int((self.alerts["region"] == region).sum())
+            totals.append({"n": n, "href": f"#{_slug('r', region)}" if n else None})
+        # Shading of each cell, relative to the largest cell of its kind (issues or news).
+        for news in (False, True):
+            cells = [c for r in rows if r["news"] is news for c in r["cells"]]
+            top = max((c["n"] for c in cells), default=0) or 1
+            for c in cells:
+                c["heat"] = round(c["n"] / top, 2)
+        return {"regions": self.regions, "rows": rows, "totals": totals, "total": len(self.alerts)}
+
+    def region_issues(self, matrix: dict) -> list[dict]:
+        """Per region, the workflows with alerts there: the drill-down of a region's total."""
+        out = []
+        for i, region in enumerate(self.regions):
+            items = [{"wid": r["wid"], "title": r["title"], **r["cells"][i]} for r in matrix["rows"] if r["cells"][i]["n"]]
+            out.append({"region": region, "id": _slug("r", region), "items": items, "n": sum(x["n"] for x in items)})
+        return out
+
+    def people(self) -> list[dict]:
+        """Per region, the SAs (and owners) with the most open items of their daily digest."""
+        mine = self.alerts[(self.alerts["slot"] == "sa_digest") & self.alerts["person"].notna()]
+        if mine.empty:
+            return []
+        person_region = region_of(mine["person"], self.d)
+        out = []
+        for region in self.regions:
+            here = mine[person_region == region]
+            if here.empty:
+                continue
+            counts = here.groupby("person").size()
+            ranked = sorted(counts.items(), key=lambda kv: (-kv[1], self.records.user_name(kv[0])))
+            rows = []
+            for user_id, _ in ranked[: self.cfg.report.top_sas]:
+                theirs = here[here["person"] == user_id]
+                by_wf = theirs.groupby("workflow").size()
+                rows.append({
+                    **self.records.line("User", user_id),
+                    "active": bool(self.d.active.get(str(user_id)[:15], False)),
+                    "items": self._drill(self.drills, _slug("p", user_id), f"{self.records.user_name(user_id)}: open items",
+                                         self._alert_rows(theirs)),
+                    "by_workflow": ", ".join(f"{w} {n}" for w, n in by_wf.items()),
+                })  # fmt: skip
+            out.append({"region": region, "people": int(counts.size), "rows": rows})
+        return out
+
+    # ------------------------------------------------------------------ SA activity
+    def activities(self) -> dict:
+        """SA activity logged (CreatedDate) in the run's window and in the weeks before its end."""
+        w = self.c.evaluation.window
+        tasks = self.c.snapshot["Task"]
+        sa = tasks[_sa_activity(tasks)]
+        weeks = self.cfg.report.activity_weeks
+        periods = {"window": (w.since, w.until), "weeks": (w.until - pd.Timedelta(weeks=weeks), w.until)}
+        frames = {p: sa[(sa["created"] >= a) & (sa["created"] < b)] for p, (a, b) in periods.items()}
+        rows = {p: {k: self.records.line("Task", i) for k, i in zip(f["key"], f["id"], strict=True)} for p, f in frames.items()}
+
+        def values(frame: pd.DataFrame, dimension: str) -> pd.Series:
+            """Each activity's value(s) of a dimension, indexed by its key (multi-selects repeat it)."""
+            if dimension in ("activity_types", "persona_levels"):
+                lists = frame[dimension].map(lambda v: list(v) if v is not None and len(v) else [NOT_SET])
+                return pd.Series(lists.to_numpy(), index=frame["key"].to_numpy()).explode()
+            if dimension == "region":
+                return pd.Series(region_of(frame["owner_id"], self.d).to_numpy(), index=frame["key"].to_numpy())
+            return pd.Series(frame[dimension].fillna(NOT_SET).to_numpy(), index=frame["key"].to_numpy())
+
+        order = {
+            "activity_types": self.cfg.taxonomy.all_activity_types,
+            "sentiment": list(self.cfg.taxonomy.sentiments),
+            "persona_levels": list(self.cfg.taxonomy.persona_levels),
+            "region": self.regions,
+        }
+        tables = {}
+        for dimension, known in order.items():
+            by_period = {p: values(frames[p], dimension) for p in periods}
+            seen = set().union(*(set(v.dropna()) for v in by_period.values()))
+            labels = [k for k in known if k in seen] + sorted(seen - set(known))
+            table = []
+            for label in labels:
+                row = {"label": label, "known": label in known or label == NOT_SET}
+                for p in periods:
+                    keys = by_period[p][by_period[p] == label].index.unique()
+                    row[p] = self._drill(self.activity_drills, _slug("t", dimension, label, p),
+                                         f"{label} · {'window' if p == 'window' else f'last {weeks} weeks'}",
+                                         [rows[p][k] for k in keys])  # fmt: skip
+                table.append(row)
+            if dimension == "activity_types":
+                table.sort(key=lambda r: -r["weeks"]["n"])
+            tables[dimension] = table
+        totals = {p: self._drill(self.activity_drills, _slug("t", "all", p), f"All SA activity · {p}", list(rows[p].values()))
+                  for p in periods}  # fmt: skip
+        return {"since": w.since, "until": w.until, "weeks": weeks, "tables": tables, "totals": totals}
+
+    # ------------------------------------------------------------------ technical evaluations
+    def evaluations(self) -> dict:
+        """The current fiscal quarter's technical evaluations (proofs of value): started, ended,
+        their outcomes, how long they took, and the ones open the longest."""
+        q = self.quarter
+        o = self.c.snapshot["Opportunity"]
+        region = region_of(o["sa"].where(o["sa"].notna(), o["owner_id"]), self.d)
+        started = o[q.holds(o["te_start"])]
+        ended = o[q.holds(o["te_end"])]
+
+        def line(frame: pd.DataFrame) -> list[dict]:
+            return [self.records.line("Opportunity", i) for i in frame["id"]]
+
+        out = {"quarter": q, "started": self._drill(self.drills, "e-started", f"Evaluations started in {q.label}", line(started)),
+               "ended": self._drill(self.drills, "e-ended", f"Evaluations ended in {q.label}", line(ended))}  # fmt: skip
+        outcomes = []
+        for status in (*OUTCOMES, None):
+            these = ended[ended["te_status"] == status] if status else ended[~ended["te_status"].isin(OUTCOMES)]
+            name = status or "No valid status"
+            n = self._drill(self.drills, _slug("e", name), f"Evaluations ended in {q.label}: {name}", line(these))
+            outcomes.append({"status": name, **n, "rate": n["n"] / len(ended) if len(ended) else None})
+        out["outcomes"] = outcomes
+        timed = ended[ended["te_start"].notna() & (ended["te_end"] >= ended["te_start"])]
+        days = (timed["te_end"] - timed["te_start"]).dt.days
+        out["median_days"] = float(days.median()) if len(days) else None
+        out["timed"] = self._drill(self.drills, "e-timed", f"Evaluations ended in {q.label} with a start date",
+                                   [{**self.records.line("Opportunity", i), "note": f"{n} days"}
+                                    for i, n in zip(timed["id"], days, strict=True)])  # fmt: skip
+        as_of = pd.Timestamp(self.c.as_of)
+        running = o[o["te_start"].notna() & (o["te_start"] <= as_of) & o["te_end"].isna() & ~o["is_closed"] & ~o["lost"]]
+        running = running.assign(days=(as_of - running["te_start"]).dt.days).sort_values(["days", "id"], ascending=[False, True])
+        out["open"] = self._drill(self.drills, "e-open", "Evaluations open (started, no end date)", line(running))
+        out["longest"] = [{**self.records.line("Opportunity", r.id), "started": _day(r.te_start), "days": int(r.days),
+                           "region": region[r.Index]} for r in running.head(self.cfg.report.longest_open).itertuples()]  # fmt: skip
+        by_region = []
+        for r in self.regions:
+            here = region == r
+            s, e = started[here[started.index]], ended[here[ended.index]]
+            if not len(s) and not len(e):
+                continue
+            wins = e[e["te_status"] == "Win"]
+            by_region.append({"region": r,
+                              "started": self._drill(self.drills, _slug("e", r, "started"), f"Started in {q.label} · {r}", line(s)),
+                              "ended": self._drill(self.drills, _slug("e", r, "ended"), f"Ended in {q.label} · {r}", line(e)),
+                              "win": self._drill(self.drills, _slug("e", r, "win"), f"Won in {q.label} · {r}", line(wins)),
+                              "rate": len(wins) / len(e) if len(e) else None})  # fmt: skip
+        out["by_region"] = by_region
+        return out
+
+    # ------------------------------------------------------------------ data quality
+    def quality(self) -> dict:
+        q = self.c.snapshot.quarantine
+        quarantined = []
+        for (obj, reason), rows in q.groupby(["object", "reason"], sort=True):
+            lines = [{"label": _text(r.record_id) or "(no Id)", "facts": _text(r.detail), "note": "",
+                      "url": self.records.url(obj, r.record_id) if re.fullmatch(ID_RE, _text(r.record_id)) else None}
+                     for r in rows.itertuples()]  # fmt: skip
+            quarantined.append({"object": obj, "reason": reason,
+                                **self._drill(self.drills, _slug("q", obj, reason), f"Quarantined {obj}: {reason}", lines)})  # fmt: skip
+        unrouted = []
+        unrouted_alerts = self.alerts[self.alerts["unrouted"].astype(bool)]
+        for wid, rows in unrouted_alerts.groupby("workflow", sort=False):
+            unrouted.append({"wid": wid, **self._drill(self.drills, _slug("u", wid), f"Unrouted {wid}", self._alert_rows(rows))})
+        slack = dict(self.c.slack)
+        users = slack.get("users") or []
+        slack["users"] = [{**self.records.line("User", u["user_id"]), "digests": u["digests"], "sent_to": u["sent_to"]} for u in users]
+        return {"quarantined": quarantined, "quarantined_total": len(q), "unrouted": unrouted,
+                "unrouted_total": len(unrouted_alerts), "slack": slack}  # fmt: skip
+
+    # ------------------------------------------------------------------ all of it
+    def build(self) -> dict:
+        matrix = self.matrix()
+        issues = self.alerts[~self.alerts["news"]]
+        news = self.alerts[self.alerts["news"]]
+        previous = self.c.trend[-2] if len(self.c.trend) > 1 else None
+        prev_issues = None
+        if previous:
+            prev_issues = sum(n for w, n in previous["workflows"].items() if w not in self.cfg.report.news_workflows)
+        activity = self.activities()
+        evaluations = self.evaluations()
+        quality = self.quality()
+        regions = self.region_summary(matrix, activity, evaluations)
+        return {
+            "as_of": self.c.as_of, "snapshot": self.c.snapshot_name, "previous": self.c.previous_name,
+            "taken_at": self.c.snapshot.taken_at, "window": self.c.evaluation.window,
+            "issues": len(issues), "issues_delta": None if prev_issues is None else len(issues) - prev_issues,
+            "news": len(news), "matrix": matrix, "region_issues": self.region_issues(matrix), "regions": regions,
+            "people": self.people(), "activity": activity, "evaluations": evaluations, "quality": quality,
+            "trend": self.c.trend,
+        }  # fmt: skip
+
+    def region_summary(self, matrix: dict, activity: dict, evaluations: dict) -> list[dict]:
+        """One row per region: its open issues, news, activity and evaluations."""
+        rows = []
+        act = {p: {r["label"]: r[p] for r in activity["tables"]["region"]} for p in ("window", "weeks")}
+        te = {r["region"]: r for r in evaluations["by_region"]}
+        for i, region in enumerate(self.regions):
+            issue = sum(r["cells"][i]["n"] for r in matrix["rows"] if not r["news"])
+            news = sum(r["cells"][i]["n"] for r in matrix["rows"] if r["news"])
+            if not (issue or news or region in act["weeks"] or region in te):
+                continue
+            rows.append({"region": region, "issues": issue, "news": news, "href": f"#{_slug('r', region)}",
+                         "window": act["window"].get(region, {"n": 0, "href": None}),
+                         "weeks": act["weeks"].get(region, {"n": 0, "href": None}),
+                         "started": te.get(region, {}).get("started", {"n": 0, "href": None}),
+                         "ended": te.get(region, {}).get("ended", {"n": 0, "href": None})})  # fmt: skip
+        return rows
+
+
+def _object_of(record_id: str) -> str:
+    return {"006": "Opportunity", "001": "Account"}.get(record_id[:3], "")
+
+
+# --------------------------------------------------------------------------- charts
+
+
+def _svg(fig) -> Markup:
+    """A matplotlib figure as inline SVG that scales with the page."""
+    buf = io.StringIO()
+    fig.savefig(buf, format="svg", bbox_inches="tight")
+    svg = buf.getvalue()
+    svg = svg[svg.index("<svg") :]
+    svg = re.sub(r'<svg([^>]*?) width="[^"]*" height="[^"]*"', r'<svg\1 class="chart" role="img"', svg, count=1)
+    return Markup(svg)
+
+
+@contextmanager
+def _figure(name: str, width: float, height: float) -> Iterator[Any]:
+    """A matplotlib Figure (no pyplot: no global state) drawn and saved under the report's style."""
+    import matplotlib
+    from matplotlib.figure import Figure
+
+    # Text stays text (smaller, selectable); "$" in a Salesforce value is not TeX; ids unique per chart.
+    rc = {"svg.fonttype": "none", "svg.hashsalt": name, "text.parse_math": False, "font.size": 9,
+          "axes.spines.top": False, "axes.spines.right": False, "axes.edgecolor": "#9aa5b1"}  # fmt: skip
+    with matplotlib.rc_context(rc):
+        yield Figure(figsize=(width, height), dpi=100)
+
+
+PALETTE = ["#1d5fbf", "#e07b39", "#2e9d6b", "#c0392b", "#8e6cc3", "#8c6d31", "#d35fa7", "#7b8794", "#b5a32b",
+           "#17a2b8", "#5a3e9b", "#3c8d2f", "#a93226", "#2c3e50", "#d4ac0d", "#6c7a89", "#117a65"]  # fmt: skip
+
+
+def charts(model: dict, cfg: Config) -> dict[str, Markup]:
+    """The report's charts: open issues by region, the trend, SA activity by type and region,
+    and the quarter's evaluation outcomes."""
+    out = {}
+    matrix = model["matrix"]
+    issue_rows = [r for r in matrix["rows"] if not r["news"] and r["total"]["n"]]
+    regions = [r for i, r in enumerate(matrix["regions"]) if any(row["cells"][i]["n"] for row in issue_rows)]
+
+    with _figure("regions", 6.2, 0.42 * max(len(regions), 2) + 1.4) as fig:
+        ax = fig.subplots()
+        left = [0] * len(regions)
+        for n, row in enumerate(issue_rows):
+            idx = [matrix["regions"].index(r) for r in regions]
+            values = [row["cells"][i]["n"] for i in idx]
+            ax.barh(regions, values, left=left, color=PALETTE[n % len(PALETTE)], label=row["wid"], height=0.65)
+            left = [a + b for a, b in zip(left, values, strict=True)]
+        for y, total in enumerate(left):
+            ax.text(total, y, f" {total}", va="center", fontsize=8, color="#3e4c59")
+        ax.invert_yaxis()
+        ax.set_xlabel("open hygiene issues")
+        ax.legend(ncol=min(6, max(len(issue_rows), 1)), fontsize=7, frameon=False, loc="upper center",
+                  bbox_to_anchor=(0.5, -0.12 - 0.6 / max(len(regions), 2)))  # fmt: skip
+        out["regions"] = _svg(fig)
+
+    trend = model["trend"]
+    with _figure("trend", 6.2, 4.2) as fig:
+        # All open issues above, each workflow below: on one axis the total flattens the rest.
+        top, bottom = fig.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [1, 2.2]})
+        xs = [pd.Timestamp(t["taken_at"]).strftime("%m-%d") for t in trend]
+        issue_ids = [w for w in cfg.workflows if w not in cfg.report.news_workflows and cfg.workflows[w].enabled]
+        totals = [sum(t["workflows"].get(w, 0) for w in issue_ids) for t in trend]
+        top.plot(xs, totals, color="#1f2933", linewidth=2.2, marker="o")
+        top.set_ylabel("all issues")
+        for n, wid in enumerate(issue_ids):
+            bottom.plot(xs, [t["workflows"].get(wid, 0) for t in trend], color=PALETTE[n % len(PALETTE)], linewidth=1.2,
+                        marker=".", label=wid)  # fmt: skip
+        bottom.set_ylabel("per workflow")
+        bottom.legend(fontsize=7, frameon=False, loc="upper left", bbox_to_anchor=(1.0, 1.05))
+        for ax in (top, bottom):
+            ax.set_ylim(bottom=0)
+            ax.grid(axis="y", color="#e4e7eb")
+        out["trend"] = _svg(fig)
+
+    types = model["activity"]["tables"]["activity_types"]
+    with _figure("types", 5.6, 0.25 * max(len(types), 3) + 0.9) as fig:
+        ax = fig.subplots()
+        labels = [t["label"] for t in types]
+        ax.barh(labels, [t["weeks"]["n"] for t in types], color="#9fc1ee", label=f"last {model['activity']['weeks']} weeks")
+        ax.barh(labels, [t["window"]["n"] for t in types], color="#1d5fbf", label="window", height=0.45)
+        ax.invert_yaxis()
+        ax.set_xlabel("SA activities (one with two types counts under both)")
+        ax.legend(fontsize=8, frameon=False, loc="lower right")
+        out["types"] = _svg(fig)
+
+    outcomes = model["evaluations"]["outcomes"]
+    with _figure("outcomes", 4.2, 1.9) as fig:
+        ax = fig.subplots()
+        colors = {"Win": "#2e9d6b", "Loss": "#c0392b", "Stalled": "#e07b39"}
+        names = [o["status"] for o in outcomes]
+        ax.barh(names, [o["n"] for o in outcomes], color=[colors.get(s, "#9aa5b1") for s in names], height=0.6)
+        for y, o in enumerate(outcomes):
+            ax.text(o["n"], y, f" {o['n']}", va="center", fontsize=8)
+        ax.invert_yaxis()
+        ax.set_xlabel(f"evaluations ended in {model['evaluations']['quarter'].label}")
+        out["outcomes"] = _svg(fig)
+    return out
+
+
+# --------------------------------------------------------------------------- Slack users not found
+
+
+def unknown_slack_users(ledger_url: str, since: datetime) -> dict:
+    """Users Slack did not know by their Salesforce e-mail, from the delivery ledger's digests
+    marked since ``since``: a digest whose first part went to someone else (their manager or
+    their region) or nowhere. ``{"users": [...], "error": str | None}``; a ledger that cannot
+    be read is reported, not raised: the report is still worth having without it."""
+    from sqlalchemy import create_engine, inspect, make_url, select
+
+    from sa_hygiene.ledger import deliveries
+
+    try:
+        url = make_url(ledger_url)
+        if url.get_backend_name() == "sqlite" and url.database and not Path(url.database).exists():
+            return {"users": [], "error": None, "checked": False}
+        engine = create_engine(url)
+        try:
+            if not inspect(engine).has_table(deliveries.name):
+                return {"users": [], "error": None, "checked": False}
+            query = select(deliveries.c.key, deliveries.c.target).where(
+                deliveries.c.part == 0, deliveries.c.updated_at >= since.timestamp()
+            )
+            with engine.connect() as conn:
+                rows = conn.execute(query).all()
+        finally:
+            engine.dispose()
+    except Exception as exc:  # the ledger's database is someone else's: say what failed, keep the report
+        return {"users": [], "error": f"{type(exc).__name__}: {exc}", "checked": False}
+    found: dict[str, dict] = {}
+    for key, target in rows:
+        parts = key.split("|")
+        if len(parts) < 2 or not parts[1].startswith(USER):
+            continue
+        user_id = parts[1][len(USER) :]
+        went = json.loads(target) if target else None
+        if went == {"type": "user", "id": user_id}:
+            continue
+        entry = found.setdefault(user_id, {"user_id": user_id, "digests": 0, "sent_to": set()})
+        entry["digests"] += 1
+        entry["sent_to"].add((went or {}).get("name") or (went or {}).get("id") or "nobody")
+    users = [{**u, "sent_to": ", ".join(sorted(u["sent_to"]))} for u in found.values()]
+    return {"users": sorted(users, key=lambda u: -u["digests"]), "error": None, "checked": True}
+
+
+# --------------------------------------------------------------------------- rendering
+
+
+def _environment() -> Environment:
+    env = Environment(loader=PackageLoader("sa_hygiene", "templates"), autoescape=select_autoescape(["html", "j2"]))
+    env.filters.update(
+        number=lambda n: f"{n:,}",
+        pct=lambda x: "—" if x is None else f"{x:.0%}",
+        signed=lambda n: "" if n is None else ("±0" if n == 0 else f"{n:+,}"),
+        stamp=lambda t: "" if t is None else pd.Timestamp(t).strftime("%Y-%m-%d %H:%M UTC"),
+        day=_day,
+    )
+    return env
+
+
+def render(model: dict, model_obj: Model, chart_svgs: dict, validations: list[dict], cfg: Config) -> dict[str, str]:
+    """``{file name: HTML}`` of the report's pages."""
+    env = _environment()
+    common = {"m": model, "cfg": cfg, "charts": chart_svgs, "validations": validations,
+              "generated": datetime.now(UTC), "workflows": cfg.workflows}  # fmt: skip
+    return {
+        "index.html": env.get_template("report.html.j2").render(**common, d=model_obj.drills),
+        "activity.html": env.get_template("report_activity.html.j2").render(**common, drills=model_obj.activity_drills.values()),
+    }
+
+
+# --------------------------------------------------------------------------- the trend
+
+
+def _read_json(fs, path: str) -> dict | None:
+    try:
+        with fs.open(path, "r") as fh:
+            return json.load(fh)
+    except FileNotFoundError:
+        return None
+
+
+def trend(cfg: Config, store: SnapshotStore, latest: SnapshotRef, latest_counts: dict) -> list[dict]:
+    """Alerts per workflow of the latest ``report.trend_snapshots`` snapshots, oldest first.
+
+    Each report keeps its snapshot's counts; a snapshot without them (taken before the first
+    report, or whose report failed) is evaluated once, with its own previous snapshot and its
+    own date, and its counts are kept for the next report.
+    """
+    fs, root = fsspec.core.url_to_fs(cfg.report_folder())
+    refs = [r for r in store.list() if r.taken_at <= latest.taken_at][-cfg.report.trend_snapshots :]
+    points = []
+    for i, ref in enumerate(refs):
+        if ref.name == latest.name:
+            points.append(latest_counts)
+            continue
+        counts = _read_json(fs, f"{root}/{ref.name}/{COUNTS}")
+        if counts is None:
+            earlier = store.previous(ref)
+            current = read_snapshot(ref.url, cfg)
+            before = read_snapshot(earlier.url, cfg, objects=PREVIOUS_OBJECTS) if earlier else None
+            result = evaluate(current, before, cfg, ref.taken_at.date())
+            counts = _counts(ref, ref.taken_at.date(), result)
+            fs.makedirs(f"{root}/{ref.name}", exist_ok=True)
+            with fs.open(f"{root}/{ref.name}/{COUNTS}", "w") as fh:
+                json.dump(counts, fh, indent=1)
+            log.info("trend: evaluated %s (%d of %d) for its counts", ref.name, i + 1, len(refs))
+        points.append(counts)
+    return points
+
+
+def _counts(ref: SnapshotRef, as_of: date, evaluation: Evaluation) -> dict:
+    return {"snapshot": ref.name, "taken_at": ref.taken_at.isoformat(), "as_of": as_of.isoformat(),
+            "workflows": evaluation.counts()}  # fmt: skip
+
+
+# --------------------------------------------------------------------------- the whole run
+
+
+def write_report(cfg: Config, *, as_of: date | None = None, ledger_url: str | None = None) -> dict:
+    """Evaluate the latest snapshot of the store and publish its report; what the sa_report DAG runs.
+
+    ``as_of`` defaults to the snapshot's own (UTC) date. The report is built in a local
+    temporary folder, then copied to ``<report folder>/<snapshot name>/`` (a local folder or
+    any fsspec URL), and ``latest.json`` is rewritten last, so the plugin never serves a
+    half-written report. Reports of snapshots the store has pruned are removed with them.
+    """
+    store = SnapshotStore(cfg.store.url, keep=cfg.store.keep)
+    latest = store.latest()
+    if latest is None:
+        from sa_hygiene.snapshot import SnapshotError
+
+        raise SnapshotError(f"{cfg.store.url}: the snapshot store holds no snapshot yet (run sa_snapshot first)")
+    previous = store.previous(latest)
+    as_of = as_of or latest.taken_at.date()
+    current = read_snapshot(latest.url, cfg)
+    before = read_snapshot(previous.url, cfg, objects=PREVIOUS_OBJECTS) if previous else None
+    evaluation = evaluate(current, before, cfg, as_of)
+    counts = _counts(latest, as_of, evaluation)
+    points = trend(cfg, store, latest, counts)
+    slack = unknown_slack_users(ledger_url or cfg.slack.ledger_url, latest.taken_at - SLACK_LOOKBACK)
+    context = Context(cfg, evaluation, current, as_of, latest.name, previous.name if previous else None, points, slack)
+    model_obj = Model(context)
+    model = model_obj.build()
+
+    from sa_hygiene.data_docs import build_data_docs
+
+    fs, root = fsspec.core.url_to_fs(cfg.report_folder())
+    target = f"{root}/{latest.name}"
+    with tempfile.TemporaryDirectory(prefix="sa-report-") as tmp:
+        local = Path(tmp) / latest.name
+        validations = build_data_docs(evaluation.results, local / "data_docs", latest.name, latest.taken_at)
+        for name, html in render(model, model_obj, charts(model, cfg), validations, cfg).items():
+            (local / name).write_text(html, encoding="utf-8")
+        (local / COUNTS).write_text(json.dumps(counts, indent=1), encoding="utf-8")
+        if fs.exists(target):
+            fs.rm(target, recursive=True)
+        fs.makedirs(root, exist_ok=True)
+        fs.put(str(local), f"{root}/", recursive=True)
+    pointer = {"snapshot": latest.name, "index": f"{latest.name}/index.html", "as_of": as_of.isoformat(),
+               "written_at": datetime.now(UTC).isoformat()}  # fmt: skip
+    with fs.open(f"{root}/{LATEST}", "w") as fh:
+        json.dump(pointer, fh, indent=1)
+    removed = prune_reports(fs, root, {r.name for r in store.list()})
+    url = f"{cfg.report_folder()}/{latest.name}/index.html"
+    log.info("report of %s: %s (%d alerts; pruned %d old reports)", latest.name, url, len(evaluation.alerts), len(removed))
+    return {"report": url, "snapshot": latest.name, "as_of": as_of.isoformat(), "issues": model["issues"],
+            "news": model["news"], "quarantined": model["quality"]["quarantined_total"], "counts": counts["workflows"]}  # fmt: skip
+
+
+def prune_reports(fs, root: str, kept: set[str]) -> list[str]:
+    """Remove the report folders of snapshots no longer in the store."""
+    from sa_hygiene.snapshot import parse_snapshot_name
+
+    removed = []
+    for entry in fs.ls(root, detail=False):
+        name = entry.rstrip("/").rsplit("/", 1)[-1]
+        if parse_snapshot_name(name) and name not in kept:
+            fs.rm(f"{root}/{name}", recursive=True)
+            removed.append(name)
+    return removed
