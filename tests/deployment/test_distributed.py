@@ -9,8 +9,8 @@ swapped) and a few timings shortened. Digests go to the fake Slack Web API of te
 The DAGs are triggered through the REST API (a JWT from the SimpleAuthManager's /auth/token).
 Then the Celery worker is killed, with everything it started, while a post is in Slack but
 its answer is not back: Airflow notices the missing heartbeats, retries the task on a new
-worker, and every digest part is still posted exactly once. The module takes about two and a
-half minutes here (README, "Measured here").
+worker, and every digest part is still posted exactly once. The module takes 85-110 s here
+(README, "Measured here").
 """
 
 from __future__ import annotations
