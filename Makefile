@@ -29,7 +29,8 @@ chromium:
 $(STAMP): requirements.lock pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@$(BIN)/python -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION) 2>&1 | grep -v '^WARNING: Location' || true
-	$(BIN)/uv pip sync --quiet --python $(BIN)/python requirements.lock
+	@# Compiled now: machines with PYTHONDONTWRITEBYTECODE would recompile Airflow in every process.
+	$(BIN)/uv pip sync --quiet --compile-bytecode --python $(BIN)/python requirements.lock
 	$(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps -e .
 	@touch $@
 
