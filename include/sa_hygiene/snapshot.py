@@ -92,7 +92,18 @@ def _locate(fs, root: str, obj: str) -> str:
 
 
 def _read_table(fs, path: str, wanted: list[str]) -> pa.Table:
-    """Read the columns of ``wanted`` that exist; CSV is read all-text (we type it ourselves)."""
+    """Read the columns of ``wanted`` that exist; CSV is read all-text (we type it ourselves).
+
+    A file that is not what its name says is a clear error naming it, not a traceback.
+    """
+    try:
+        return _read_columns(fs, path, wanted)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, OSError, UnicodeDecodeError) as exc:
+        kind = "Parquet" if path.endswith(".parquet") else "CSV"
+        raise SnapshotError(f"{path}: not a readable {kind} table: {exc}") from None
+
+
+def _read_columns(fs, path: str, wanted: list[str]) -> pa.Table:
     if path.endswith(".parquet"):
         source = path if _is_local(fs) else fs.open(path, "rb")
         present = set(pq.read_schema(source).names)
@@ -112,10 +123,7 @@ def _read_table(fs, path: str, wanted: list[str]) -> pa.Table:
         quoted_strings_can_be_null=False,
     )
     with fs.open(path, "rb") as fh:
-        try:
-            return pacsv.read_csv(fh, convert_options=opts, read_options=pacsv.ReadOptions(block_size=1 << 24))
-        except pa.ArrowInvalid as exc:
-            raise SnapshotError(f"{path}: not a readable CSV table: {exc}") from None
+        return pacsv.read_csv(fh, convert_options=opts, read_options=pacsv.ReadOptions(block_size=1 << 24))
 
 
 def _clean(col: pa.ChunkedArray) -> pa.ChunkedArray:

@@ -140,6 +140,21 @@ def test_missing_file_and_missing_column_are_clear_errors(tmp_path):
         read_snapshot(tmp_path / "nowhere", CFG)
 
 
+def test_unreadable_files_are_clear_errors_and_a_byte_order_mark_is_fine(tmp_path):
+    path = write_snapshot(tmp_path / "pq", org(), fmt="parquet")
+    (path / "Task.parquet").write_bytes(b"PAR1 not really parquet")
+    with pytest.raises(SnapshotError, match=r"Task\.parquet: not a readable Parquet table"):
+        read_snapshot(path, CFG)
+    path = write_snapshot(tmp_path / "csv", org())
+    (path / "Event.csv").write_bytes(b'Id,OwnerId\n"unterminated,x\n')
+    with pytest.raises(SnapshotError, match=r"Event\.csv: not a readable CSV table"):
+        read_snapshot(path, CFG)
+    path = write_snapshot(tmp_path / "bom", org(Opportunity=[opportunity(owner_id=AE["id"])]))
+    for f in path.glob("*.csv"):  # what Excel writes
+        f.write_bytes(b"\xef\xbb\xbf" + f.read_bytes())
+    assert len(read_snapshot(path, CFG)["Opportunity"]) == 1
+
+
 def test_optional_columns_may_be_absent(tmp_path):
     tables = org(Opportunity=[opportunity(owner_id="0055e0000000AE1AAA")])
     path = write_snapshot(tmp_path, tables, drop={"Opportunity": ["Name", "CloseDate", "SystemModstamp"]})
