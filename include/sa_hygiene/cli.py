@@ -65,22 +65,23 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 def cmd_digest(args: argparse.Namespace) -> int:
     from sa_hygiene.config import load_config
-    from sa_hygiene.pipeline import digest_from_files
-    from sa_hygiene.slack_delivery import SlackSink
+    from sa_hygiene.pipeline import deliver_digests
+    from sa_hygiene.slack_delivery import DeliveryFailed, SlackSink
     from sa_hygiene.slack_outbox import OutboxSink
 
     cfg = load_config(args.config)
     run_id = f"digest-{args.as_of.isoformat()}"
     sink = SlackSink(args.slack_conn_id) if args.slack_conn_id else OutboxSink(args.outbox, run_id)
-    messages, report, _ = digest_from_files(
-        cfg, args.snapshot, args.alerts, args.as_of, previous=args.previous, sink=sink,
-        ledger_url=args.ledger, run_id=run_id,
-    )  # fmt: skip
-    print(f"{len(messages)} digests: {len(report.sent)} sent, {len(report.already_sent)} already sent, "
-          f"{len(report.failed)} failed, {len(report.unknown_users)} users unknown to Slack")  # fmt: skip
-    if isinstance(sink, OutboxSink):
-        print(f"outbox: {sink.calls_path}\npreview: {sink.preview_path}")
-    report.raise_for_failures()
+    info = {"as_of": args.as_of.isoformat(), "alerts": args.alerts, "snapshot": args.snapshot, "previous": args.previous}
+    try:
+        out = deliver_digests(cfg, info, run_id, sink=sink, ledger_url=args.ledger, with_quarantine=True)
+    except DeliveryFailed as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(f"{out['messages']} digests: {out['sent']} sent, {out['already_sent']} already sent, "
+          f"{out['unknown_users']} users unknown to Slack")  # fmt: skip
+    if "preview" in out:
+        print(f"outbox: {sink.calls_path}\npreview: {out['preview']}")
     return 0
 
 

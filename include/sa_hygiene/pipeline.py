@@ -44,38 +44,6 @@ def read_alerts(path: str | Path) -> list[dict]:
         return [json.loads(line) for line in fh if line.strip()]
 
 
-def digest_from_files(
-    cfg: Config,
-    snapshot: str,
-    alerts_path: str,
-    as_of: date,
-    *,
-    previous: str | None = None,
-    sink=None,
-    ledger_url: str | None = None,
-    run_id: str | None = None,
-):
-    """Render the day's digests of an alerts file and deliver them, then the operations summary.
-
-    Returns (messages, report of the digests, report of the summary or None).
-    """
-    from sa_hygiene.digest import build_messages, ops_summary
-    from sa_hygiene.snapshot import PREVIOUS_OBJECTS, read_snapshot
-
-    current = read_snapshot(snapshot, cfg)
-    before = read_snapshot(previous, cfg, objects=PREVIOUS_OBJECTS) if previous else None
-    alerts = read_alerts(alerts_path)
-    run_id = run_id or f"digest-{as_of.isoformat()}"
-    messages = build_messages(alerts, current, cfg, as_of, previous=before)
-    report = deliver_messages(messages, cfg, run_id, sink=sink, ledger_url=ledger_url)
-    summary = ops_summary(
-        cfg, as_of, "digest", quarantine=current.quarantine, unrouted=sum(1 for a in alerts if a.get("unrouted")),
-        unknown_users=report.unknown_users, failed=report.failed,
-    )  # fmt: skip
-    summary_report = deliver_messages([summary], cfg, run_id, sink=sink, ledger_url=ledger_url) if summary else None
-    return messages, report, summary_report
-
-
 # --------------------------------------------------------------------------- snapshots
 
 
@@ -209,16 +177,18 @@ def deliver_digests(
     info: dict,
     run_id: str,
     *,
-    slots: set[str],
+    slots: set[str] | None = None,
     recipients: set[str] | None = None,
     dry_run: bool = False,
-    ops_notes: list[str] | None = None,
+    sink=None,
+    ledger_url: str | None = None,
     with_quarantine: bool = False,
 ) -> dict:
-    """Render the digests of an evaluation for some slots (and recipients) and deliver each once.
+    """Render the digests of an evaluation (``info``: as_of, alerts file, snapshot paths, notice)
+    for some slots and recipients, all by default, and deliver each once.
 
-    The operations channel hears of stale data, unknown Slack users and failures; the
-    task fails at the end, naming what was not delivered, so that its retry resumes it.
+    The operations channel hears of stale data, unknown Slack users and failures; the call
+    raises at the end, naming what was not delivered, so that a task's retry resumes it.
     """
     from datetime import date as date_type
 
@@ -229,32 +199,30 @@ def deliver_digests(
     as_of = date_type.fromisoformat(info["as_of"])
     alerts = [
         a for a in _read_jsonl(info["alerts"])
-        if effective_slot(a) in slots and (recipients is None or encode(a["recipient"]) in recipients)
+        if (slots is None or effective_slot(a) in slots) and (recipients is None or encode(a["recipient"]) in recipients)
     ]  # fmt: skip
-    sink = open_sink(cfg, run_id, delivery="outbox" if dry_run else None)
+    sink = sink if sink is not None else open_sink(cfg, run_id, delivery="outbox" if dry_run else None)
+    current = read_snapshot(info["snapshot"], cfg) if alerts or with_quarantine else None
     messages = []
     if alerts:
-        current = read_snapshot(info["snapshot"], cfg)
         before = read_snapshot(info["previous"], cfg, objects=PREVIOUS_OBJECTS) if info.get("previous") else None
         messages = build_messages(alerts, current, cfg, as_of, previous=before, notice=info.get("notice"))
-    report = deliver_messages(messages, cfg, run_id, sink=sink)
-    notes = list(ops_notes or [])
-    if info.get("notice") and messages:
-        notes.append(info["notice"])
-    quarantine = None
-    if with_quarantine and info.get("quarantined"):
-        quarantine = read_snapshot(info["snapshot"], cfg).quarantine
-    summary = ops_summary(cfg, as_of, run_id, quarantine=quarantine,
-                          unrouted=sum(1 for a in alerts if a.get("unrouted")),
-                          unknown_users=report.unknown_users, failed=report.failed, notes=notes)  # fmt: skip
+    report = deliver_messages(messages, cfg, run_id, sink=sink, ledger_url=ledger_url)
+    summary = ops_summary(
+        cfg, as_of, run_id, quarantine=current.quarantine if with_quarantine else None,
+        unrouted=sum(1 for a in alerts if a.get("unrouted")), unknown_users=report.unknown_users,
+        failed=report.failed, notes=[info["notice"]] if info.get("notice") and messages else [],
+    )  # fmt: skip
     if summary is not None:
-        deliver_messages([summary], cfg, run_id, sink=sink)
-    report.raise_for_failures()
+        deliver_messages([summary], cfg, run_id, sink=sink, ledger_url=ledger_url)
     out = {"messages": len(messages), "sent": len(report.sent), "already_sent": len(report.already_sent),
-           "unknown_users": len(report.unknown_users), "recipients": sorted({encode(m.recipient) for m in messages})}  # fmt: skip
+           "failed": len(report.failed), "unknown_users": len(report.unknown_users),
+           "recipients": sorted({encode(m.recipient) for m in messages})}  # fmt: skip
     preview = getattr(sink, "preview_path", None)
     if preview is not None:
         out["preview"] = str(preview)
+    log.info("delivered %s", out)
+    report.raise_for_failures()
     return out
 
 

@@ -67,3 +67,20 @@ def test_extract_is_a_command_and_refuses_a_bad_configuration(tmp_path):
     r = run("extract", "--conn-id", "salesforce_default", "--store", str(tmp_path / "store"), "--config", str(bad))
     assert r.returncode == 2
     assert "salesforce.bulk_threshold" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_digest_delivers_once_to_the_outbox_and_a_second_run_adds_nothing(tmp_path):
+    sa = user(id="0055e0000000SA9AAA", email="sam@gitlab.com")
+    opp = opportunity(id="0065e0000000OP9AAA", owner_id=sa["id"], sa=sa["id"], stage="4-Proposal", te_start="2026-11-01")
+    snap = write_snapshot(tmp_path / "s", {"User": [sa], "Opportunity": [opp]})
+    alerts = tmp_path / "alerts.jsonl"
+    assert run("evaluate", "--snapshot", str(snap), "--as-of", "2026-11-24", "--out", str(alerts)).returncode == 0
+    args = ["digest", "--snapshot", str(snap), "--alerts", str(alerts), "--as-of", "2026-11-24",
+            "--outbox", str(tmp_path / "outbox"), "--ledger", f"sqlite:///{tmp_path / 'ledger.sqlite'}"]  # fmt: skip
+    first, second = run(*args), run(*args)
+    assert first.returncode == second.returncode == 0, first.stderr + second.stderr
+    assert first.stdout.startswith("1 digests: 1 sent") and second.stdout.startswith("1 digests: 0 sent, 1 already sent")
+    calls = [json.loads(line) for line in (tmp_path / "outbox" / "digest-2026-11-24" / "calls.jsonl").open()]
+    posts = [c for c in calls if c["method"] == "chat.postMessage"]
+    assert len(posts) == 1 and posts[0]["recipient"] == {"type": "user", "id": sa["id"]}
+    assert posts[0]["args"]["metadata"]["event_payload"] == {"key": f"sa_digest|user:{sa['id']}|2026-11-24", "part": 0}
