@@ -8,7 +8,7 @@ workflow and region with the records behind each number, the SAs with the most o
 SA activity, the current fiscal quarter's technical evaluations, data quality, a trend over
 the stored snapshots, and Great Expectations Data Docs of the run's validations.
 
-The newest report is served inside Airflow (the "Hygiene report" entry of the navigation) to
+The newest report is served inside Airflow (the "Hygiene" entry of the navigation) to
 anyone who may read this DAG. Nothing here calls Salesforce or Slack, so nothing retries.
 
 Params: `as_of` (the evaluation date; blank: the snapshot's own date).

@@ -17,10 +17,6 @@ from pathlib import Path
 EXIT_USAGE = 2
 
 
-class UsageError(Exception):
-    """Input the command cannot use; printed without a traceback, exit status 2."""
-
-
 def _date(value: str) -> date:
     try:
         return date.fromisoformat(value)
@@ -159,6 +155,6 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         return args.func(args)
-    except (ConfigError, SnapshotError, UsageError) as exc:
+    except (ConfigError, SnapshotError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import logging
 from datetime import date
-from pathlib import Path
 
 from sa_hygiene.config import Config
 
@@ -37,11 +36,6 @@ def deliver_messages(messages: list, cfg: Config, run_id: str, *, sink=None, led
         return deliver(messages, sink, ledger, run_id)
     finally:
         ledger.close()
-
-
-def read_alerts(path: str | Path) -> list[dict]:
-    with open(path, encoding="utf-8") as fh:
-        return [json.loads(line) for line in fh if line.strip()]
 
 
 # --------------------------------------------------------------------------- snapshots
@@ -113,7 +107,8 @@ def _write_jsonl(url: str, records) -> None:
             fh.write(json.dumps(rec, ensure_ascii=False, default=str) + "\n")
 
 
-def _read_jsonl(url: str) -> list[dict]:
+def read_jsonl(url: str) -> list[dict]:
+    """The records of a JSON Lines file at a local path or any fsspec URL."""
     import fsspec
 
     with fsspec.open(url, "r", encoding="utf-8") as fh:
@@ -137,7 +132,7 @@ def evaluate_latest(cfg: Config, as_of: date, since=None, until=None, *, out: st
         raise SnapshotError(f"{cfg.store.url}: the snapshot store holds no snapshot yet (run sa_snapshot first)")
     # Changes since the window began: against the snapshot that was the latest then (the one
     # before the latest with daily snapshots; still right when sa_snapshot runs more often).
-    then = store.at(pd_timestamp(since)) if since is not None else None
+    then = store.at(as_utc(since)) if since is not None else None
     previous = then if then is not None and then != latest else store.previous(latest)
     current = read_snapshot(latest.url, cfg)
     before = read_snapshot(previous.url, cfg, objects=PREVIOUS_OBJECTS) if previous else None
@@ -164,7 +159,7 @@ def evaluate_latest(cfg: Config, as_of: date, since=None, until=None, *, out: st
     }
 
 
-def pd_timestamp(moment):
+def as_utc(moment):
     """A tz-aware datetime from a datetime or ISO string (naive means UTC)."""
     from datetime import UTC, datetime
 
@@ -198,7 +193,7 @@ def deliver_digests(
 
     as_of = date_type.fromisoformat(info["as_of"])
     alerts = [
-        a for a in _read_jsonl(info["alerts"])
+        a for a in read_jsonl(info["alerts"])
         if (slots is None or effective_slot(a) in slots) and (recipients is None or encode(a["recipient"]) in recipients)
     ]  # fmt: skip
     sink = sink if sink is not None else open_sink(cfg, run_id, delivery="outbox" if dry_run else None)

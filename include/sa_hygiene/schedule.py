@@ -16,8 +16,6 @@ from __future__ import annotations
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sa_hygiene.config import Config
-
 
 def hhmm(value: str) -> time:
     hours, minutes = value.split(":")
@@ -67,10 +65,6 @@ def previous_occurrence(moment: datetime, at: str, tz: ZoneInfo) -> datetime:
     """The local ``at`` one calendar day before ``moment``'s own local ``at`` (23 or 25 hours on DST days)."""
     local = moment.astimezone(tz)
     return local_instant(local.date() - timedelta(days=1), hhmm(at), tz)
-
-
-def region_zones(cfg: Config) -> dict[str, str]:
-    return {key: region.timezone for key, region in cfg.regions.items()}
 
 
 def digest_window(moment: datetime, tz_name: str, at: str, as_of: date | None = None) -> tuple[date, datetime, datetime]:

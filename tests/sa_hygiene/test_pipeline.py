@@ -6,7 +6,7 @@ import pytest
 from builders import opportunity, user, write_snapshot
 
 from sa_hygiene.config import load_config
-from sa_hygiene.pipeline import evaluate_latest, read_alerts
+from sa_hygiene.pipeline import evaluate_latest, read_jsonl
 from sa_hygiene.snapshot import SnapshotStore
 
 pytestmark = pytest.mark.unit
@@ -27,5 +27,5 @@ def test_changes_are_counted_from_the_snapshot_latest_when_the_window_began(tmp_
         store.commit_folder(folder, day0 + timedelta(hours=hours))
     until = day0 + timedelta(days=1)
     info = evaluate_latest(cfg, date(2026, 11, 24), day0, until, out=str(tmp_path / "run"), slots={"channel_post"}, now=until)
-    assert [a["workflow"] for a in read_alerts(info["alerts"])] == ["wf-03"]
+    assert [a["workflow"] for a in read_jsonl(info["alerts"])] == ["wf-03"]
     assert info["previous"].endswith("20261123T040000Z") and info["notice"] is None
