@@ -1,6 +1,7 @@
-"""Delivery figures: digests per second into the outbox and into a local fake Slack, and a re-run.
+"""Delivery figures: digests per second into the outbox and into a local fake Slack, and a re-run;
+then the demo day's own digests (what the ledger's claims cost on a real mix of messages).
 
-    .venv/bin/python bench/deliver.py [--digests 500]
+    .venv/bin/python bench/deliver.py [--digests 500] [--scale 1]
 
 The fake Slack (tests/fakes/slack.py) answers on 127.0.0.1 without rate limits, so the
 Slack figure measures this code, slack_sdk and the ledger, not Slack: real Slack allows
@@ -18,12 +19,18 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+os.environ.setdefault("AIRFLOW__LOGGING__LOGGING_LEVEL", "WARNING")
 
 from fakes.slack import TOKEN, FakeSlack  # noqa: E402
 
+from sa_hygiene.config import load_config  # noqa: E402
+from sa_hygiene.demo_org import write_demo_org  # noqa: E402
+from sa_hygiene.digest import build_messages  # noqa: E402
 from sa_hygiene.ledger import Ledger  # noqa: E402
+from sa_hygiene.rules import evaluate_paths  # noqa: E402
 from sa_hygiene.slack_delivery import Message, SlackSink, deliver  # noqa: E402
 from sa_hygiene.slack_outbox import OutboxSink  # noqa: E402
+from sa_hygiene.snapshot import PREVIOUS_OBJECTS, read_snapshot  # noqa: E402
 
 
 def digests(n: int) -> list[Message]:
@@ -50,13 +57,36 @@ def timed(label: str, run) -> None:
     report = run()
     seconds = time.perf_counter() - started
     done = len(report.sent) or len(report.already_sent)
-    print(f"{label:<48} {done:>5} digests  {seconds:6.2f} s  {done / seconds:7.1f} digests/s")
+    print(f"{label:<56} {done:>5} digests  {seconds:6.2f} s  {done / seconds:7.1f} digests/s")
+
+
+def demo_day(tmp: str, scale: float) -> list[Message]:
+    """The digests of the demo org's day, as the DAGs render them."""
+    from datetime import date
+
+    as_of = date(2026, 11, 24)
+    write_demo_org(f"{tmp}/org", as_of, scale=scale)
+    cfg = load_config()
+    alerts = evaluate_paths(f"{tmp}/org/current", f"{tmp}/org/previous", as_of).alert_records()
+    snap = read_snapshot(f"{tmp}/org/current", cfg)
+    return build_messages(alerts, snap, cfg, as_of, previous=read_snapshot(f"{tmp}/org/previous", cfg, objects=PREVIOUS_OBJECTS))
+
+
+def ledger_urls(tmp: str):
+    """(name, URL) of a fresh SQLite and a fresh PostgreSQL ledger."""
+    from services import postgres_database
+
+    yield "SQLite", f"sqlite:///{tmp}/demo-{time.time_ns()}.sqlite"
+    with postgres_database("sa_hygiene_bench") as name:
+        yield "PostgreSQL", f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--digests", type=int, default=500)
-    messages = digests(parser.parse_args().digests)
+    parser.add_argument("--scale", type=float, default=1.0)
+    args = parser.parse_args()
+    messages = digests(args.digests)
     with tempfile.TemporaryDirectory() as tmp:
         ledger = Ledger(f"sqlite:///{tmp}/outbox-ledger.sqlite")
         timed("outbox, first run (2 posts + 2 lookups each)", lambda: deliver(messages, OutboxSink(tmp, "r"), ledger, "r"))
@@ -72,7 +102,26 @@ def main() -> None:
         ledger = Ledger(f"sqlite:///{tmp}/slack-ledger.sqlite")
         timed("fake Slack over HTTP, first run", lambda: deliver(messages, SlackSink(), ledger, "r"))
         timed("fake Slack over HTTP, re-run", lambda: deliver(messages, SlackSink(), ledger, "r"))
+
+        day = demo_day(tmp, args.scale)
+        parts = sum(len(m.parts()) for m in day)
+        print(f"\ndemo day (scale {args.scale:g}): {len(day)} digests, {parts} message parts")
+        users = {m.email for m in day if m.email} | {fb["email"] for m in day for fb in m.fallbacks if fb.get("email")}
+        for i, email in enumerate(sorted(users)):
+            fake.add_user(email, f"UD{i:07d}")
+        for name in {m.recipient["name"] for m in day if m.recipient["type"] == "channel"} | {
+                fb["name"] for m in day for fb in m.fallbacks if fb["type"] == "channel"}:  # fmt: skip
+            fake.add_channel(name.removeprefix("#"), "C" + name.removeprefix("#"))
+        for name, url in ledger_urls(tmp):
+            deliver_day(day, tmp, name, Ledger(url))
         fake.stop()
+
+
+def deliver_day(day: list[Message], tmp: str, name: str, ledger: Ledger) -> None:
+    outbox = OutboxSink(tmp, f"day-{name}")
+    timed(f"demo day, outbox, {name} ledger", lambda: deliver(day, outbox, ledger, "d"))
+    timed(f"demo day, fake Slack, {name} ledger", lambda: deliver(day, SlackSink(), ledger, "d"))
+    timed(f"demo day, fake Slack, {name} ledger, re-run", lambda: deliver(day, SlackSink(), ledger, "d"))
 
 
 if __name__ == "__main__":

@@ -35,6 +35,7 @@ def digest_dag(dag_id: str, tz: str, slots: set[str], recipients: set[str], doc:
         schedule=CronTriggerTimetable(cron_at(CFG.schedule.regional_digest_at), timezone=tz),
         start_date=START,
         catchup=False,
+        max_active_runs=1,
         tags=[*TAGS, *tags],
         doc_md=f"{doc}\n\n{__doc__}",
         default_args=default_args(CFG),

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from datetime import date, datetime
@@ -60,6 +61,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_digest(args: argparse.Namespace) -> int:
+    # Airflow (imported for its Slack hook) logs every step to standard output; this command
+    # prints its own summary there, and warnings suffice unless the user asks for more.
+    os.environ.setdefault("AIRFLOW__LOGGING__LOGGING_LEVEL", "WARNING")
     from sa_hygiene.config import load_config
     from sa_hygiene.pipeline import deliver_digests
     from sa_hygiene.slack_delivery import DeliveryFailed, SlackSink
@@ -75,7 +79,7 @@ def cmd_digest(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     print(f"{out['messages']} digests: {out['sent']} sent, {out['already_sent']} already sent, "
-          f"{out['unknown_users']} users unknown to Slack")  # fmt: skip
+          f"{out['elsewhere']} delivered by another run, {out['unknown_users']} users unknown to Slack")  # fmt: skip
     if "preview" in out:
         print(f"outbox: {sink.calls_path}\npreview: {out['preview']}")
     return 0
@@ -151,10 +155,11 @@ def main(argv: list[str] | None = None) -> int:
         return extract_cli(argv[1:])
     args = parser().parse_args(argv)
     from sa_hygiene.config import ConfigError
+    from sa_hygiene.db import DatabaseError
     from sa_hygiene.snapshot import SnapshotError
 
     try:
         return args.func(args)
-    except (ConfigError, SnapshotError) as exc:
+    except (ConfigError, SnapshotError, DatabaseError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE

@@ -91,6 +91,7 @@ class SlackSettings(_Model):
     outbox: StrictStr
     ledger_url: StrictStr
     user_cache_hours: Annotated[float, Field(strict=True, gt=0)]
+    lease_seconds: Annotated[float, Field(strict=True, gt=0)]
     report_url: StrictStr | None = None
 
 

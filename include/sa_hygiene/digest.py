@@ -413,6 +413,7 @@ def ops_summary(
     unknown_users: list | None = None,
     failed: dict[str, str] | None = None,
     notes: list[str] | None = None,
+    unconfirmed: list[str] | None = None,
 ) -> Message | None:
     """The operations channel's summary of a run; None when there is nothing to say."""
     lines = list(notes or [])
@@ -429,6 +430,10 @@ def ops_summary(
     if failed:
         lines.append(f"*{_plural(len(failed), 'digest')} not delivered* (retried on the next run):")
         lines += [f"• {esc(k)}: {esc(v)}" for k, v in failed.items()]
+    if unconfirmed:
+        lines.append(f"*{_plural(len(unconfirmed), 'message part')} posted but never confirmed*: Slack did not let "
+                     "the app read the conversation (invite it, or grant `channels:join`); not posted again:")
+        lines += [f"• {esc(p)}" for p in unconfirmed]
     if not lines:
         return None
     channel = cfg.channels.operations

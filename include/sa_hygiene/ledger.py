@@ -1,30 +1,47 @@
-"""The delivery ledger: what was posted where, and the Slack ids worth remembering.
+"""The delivery ledger: what was posted where, who is posting it now, and the Slack ids worth remembering.
 
-Slack has no idempotency key, so the ledger is what makes a digest go out once.
-Each message part (the first message of a digest and each of its thread replies)
-has a row keyed by the digest's delivery key and the part number:
+Slack has no idempotency key, so the ledger is what makes a digest go out once. Each
+message part (the first message of a digest and each of its thread replies) has a row keyed
+by the digest's delivery key and the part number:
 
-- ``pending``: a post was about to be sent, or was sent without its answer being
-  recorded. Slack may hold the message; look (``marked_at`` bounds the search)
-  before posting again.
+- ``new``: claimed, never posted; nothing of it can be in Slack.
+- ``pending``: a post was about to be sent, or was sent without its answer being recorded.
+  Slack may hold the message; look (``marked_at`` bounds the search) before posting again.
 - ``sent``: Slack answered with ``ts``; never post again.
+- ``unconfirmed``: posted, but Slack never let us see the post (the app may post to a public
+  channel it is not a member of and cannot read); never posted again, and the operations
+  channel is told.
 - ``failed``: Slack refused it, or it never reached Slack; safe to post again.
 
-The same tables cache Slack's user, DM and channel ids, so that a daily run does
-not look up a few hundred e-mail addresses again. Every row is scoped by a
-*workspace* (the sink's name) so that a demo run into the outbox never marks a real
-digest as delivered, nor feeds made-up ids to a real Slack.
+**Leases.** Two processes may deliver the same digests at once: a run by hand during the
+scheduled one, a zombie task and its retry, two DAGs whose fallbacks reach one channel. A
+process works on a part only while it holds the part's lease: ``owner`` (host, pid, a token
+and the run) and ``lease_until``. Taking a lease is a compare-and-swap on the row, so exactly
+one process wins it; the others leave that part to its holder. A lease ends when its part is
+sent or given up, when it expires, or at once when its holder was a process of this host
+that no longer exists (a killed task). Posting is fenced: a part is marked pending, the last
+step before the post, only by the lease's current holder, so a process that lost its lease
+while it stalled never posts.
 
-SQLAlchemy Core, one code path for SQLite (the default) and PostgreSQL. Times are
-Unix seconds, directly comparable with Slack's ``ts``.
+The same tables cache Slack's user, DM and channel ids, so that a daily run does not look up a
+few hundred e-mail addresses again. Every row is scoped by a *workspace* (the sink's name) so
+that a demo run into the outbox never marks a real digest as delivered, nor feeds made-up ids
+to a real Slack.
+
+SQLAlchemy Core, one code path for SQLite (the default) and PostgreSQL (``sa_hygiene.db``).
+Times are Unix seconds, directly comparable with Slack's ``ts``.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import socket
 import time
-from dataclasses import dataclass
-from pathlib import Path
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
 
 from sqlalchemy import (
     Column,
@@ -36,15 +53,25 @@ from sqlalchemy import (
     Table,
     Text,
     and_,
-    create_engine,
-    delete,
-    insert,
-    make_url,
+    case,
     select,
     update,
 )
+from sqlalchemy.exc import SQLAlchemyError
 
-PENDING, SENT, FAILED = "pending", "sent", "failed"
+from sa_hygiene.db import (
+    DatabaseError,
+    connect,
+    ensure_schema,
+    insert_ignoring_conflicts,
+    reason,
+    safe_url,
+    upsert,
+)
+
+NEW, PENDING, SENT, UNCONFIRMED, FAILED = "new", "pending", "sent", "unconfirmed", "failed"
+DONE = (SENT, UNCONFIRMED)
+WHAT = "the delivery ledger"
 
 metadata = MetaData()
 
@@ -54,7 +81,7 @@ deliveries = Table(
     Column("workspace", String(200), primary_key=True),
     Column("key", String(400), primary_key=True),
     Column("part", Integer, primary_key=True),
-    Column("state", String(10), nullable=False),
+    Column("state", String(12), nullable=False),
     Column("run_id", String(250), nullable=False),
     Column("target", Text),  # the recipient actually used (JSON), after any fallback
     Column("channel", String(40)),
@@ -62,6 +89,9 @@ deliveries = Table(
     Column("marked_at", Float),  # first moment a post of this part may have reached Slack
     Column("updated_at", Float, nullable=False),
     Column("error", Text),
+    Column("owner", String(300)),  # the lease holder: host/pid/token
+    Column("lease_until", Float),
+    Column("checks", Integer, nullable=False, server_default="0"),  # searches that could not read the conversation
 )
 
 users = Table(
@@ -84,6 +114,25 @@ channels = Table(
 )
 
 
+def _add_lease_columns(conn: Connection) -> None:
+    """Version 2: leases (owner, lease_until) and the count of searches that could not read."""
+    for ddl in ("owner VARCHAR(300)", "lease_until FLOAT", "checks INTEGER DEFAULT 0 NOT NULL"):
+        conn.exec_driver_sql(f"ALTER TABLE slack_deliveries ADD COLUMN {ddl}")
+    if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql("ALTER TABLE slack_deliveries ALTER COLUMN state TYPE VARCHAR(12)")
+
+
+UPGRADES = {2: _add_lease_columns}
+
+
+class LedgerError(DatabaseError):
+    """The ledger cannot be used (down, unreachable, not a database): delivery must stop, and retry."""
+
+
+class LeaseLost(RuntimeError):
+    """Another process took over a part whose lease this one let expire: it must not post."""
+
+
 @dataclass(frozen=True)
 class Part:
     """One ledger row: the state of one message part of a digest."""
@@ -95,86 +144,173 @@ class Part:
     ts: str | None
     marked_at: float | None
     error: str | None
+    owner: str | None = None
+    lease_until: float | None = None
+    checks: int = 0
+
+
+@dataclass(frozen=True)
+class Claim:
+    """The outcome of asking for a part's lease: ``claimed`` (ours now), ``done`` (sent or
+    unconfirmed: nothing to do) or ``held`` (another live process works on it)."""
+
+    outcome: str
+    part: Part
+
+
+def new_owner(run_id: str) -> str:
+    """A lease owner: unique per delivery run in this process, recognisable on its host."""
+    return f"{socket.gethostname()}/{os.getpid()}/{uuid.uuid4().hex[:12]}"[:300]
+
+
+def _holder_is_gone(owner: str) -> bool:
+    """True when ``owner`` was a process of this host that has exited (it cannot finish its post)."""
+    host, _, rest = owner.partition("/")
+    pid_text = rest.partition("/")[0]
+    if host != socket.gethostname() or not pid_text.isdigit():
+        return False
+    pid = int(pid_text)
+    if pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # alive, someone else's
+        return False
+    return False
+
+
+def _part(r) -> Part:
+    return Part(
+        part=r["part"], state=r["state"], target=json.loads(r["target"]) if r["target"] else None,
+        channel=r["channel"], ts=r["ts"], marked_at=r["marked_at"], error=r["error"], owner=r["owner"],
+        lease_until=r["lease_until"], checks=r["checks"] or 0,
+    )  # fmt: skip
 
 
 class Ledger:
-    """Delivery states and Slack id caches in one SQL database (``sqlite:///...`` or ``postgresql+psycopg://...``)."""
+    """Delivery states, leases and Slack id caches in one SQL database (``sqlite:///...`` or
+    ``postgresql+psycopg://...``)."""
 
-    def __init__(self, url: str, *, cache_hours: float = 24.0) -> None:
-        parsed = make_url(url)
-        if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        self.engine = create_engine(url)
+    def __init__(self, url: str, *, cache_hours: float = 24.0, lease_seconds: float = 300.0) -> None:
+        self.url = safe_url(url)
         self.cache_seconds = cache_hours * 3600
-        metadata.create_all(self.engine)
+        self.lease_seconds = lease_seconds
+        try:
+            self.engine = connect(url, WHAT)
+            ensure_schema(self.engine, WHAT, "ledger", metadata, UPGRADES)
+        except DatabaseError as exc:
+            raise LedgerError(str(exc)) from None
 
     def close(self) -> None:
         self.engine.dispose()
+
+    @contextmanager
+    def _begin(self) -> Iterator[Connection]:
+        try:
+            with self.engine.begin() as conn:
+                yield conn
+        except SQLAlchemyError as exc:
+            raise LedgerError(f"{WHAT} {self.url}: {reason(exc)}") from None
 
     # ------------------------------------------------------------------ deliveries
 
     def parts(self, workspace: str, key: str) -> dict[int, Part]:
         query = select(deliveries).where(deliveries.c.workspace == workspace, deliveries.c.key == key)
-        with self.engine.connect() as conn:
+        with self._begin() as conn:
             rows = conn.execute(query).mappings().all()
-        return {
-            r["part"]: Part(
-                part=r["part"],
-                state=r["state"],
-                target=json.loads(r["target"]) if r["target"] else None,
-                channel=r["channel"],
-                ts=r["ts"],
-                marked_at=r["marked_at"],
-                error=r["error"],
-            )
-            for r in rows
-        }
+        return {r["part"]: _part(r) for r in rows}
 
-    def mark_pending(
-        self, workspace: str, key: str, part: int, *, run_id: str, target: dict, channel: str
-    ) -> None:
-        """Record that a post is about to be sent. An earlier ``pending`` mark keeps its time:
-        a post from that earlier attempt may still be in Slack."""
+    def claim(self, workspace: str, key: str, part: int, *, owner: str, run_id: str) -> Claim:
+        """Take the lease of one part, unless it is done or another live process holds it."""
+        where = self._where(workspace, key, part)
+        c = deliveries.c
+        for _ in range(20):  # each lost race means another process changed the row: look again
+            now = time.time()
+            with self._begin() as conn:
+                insert_ignoring_conflicts(
+                    conn, deliveries,
+                    dict(workspace=workspace, key=key, part=part, state=NEW, run_id=run_id, updated_at=now, checks=0),
+                )  # fmt: skip
+                row = _part(conn.execute(select(deliveries).where(where)).mappings().one())
+                if row.state in DONE:
+                    return Claim("done", row)
+                held = row.owner not in (None, owner) and (row.lease_until or 0) >= now
+                if held and not _holder_is_gone(row.owner):
+                    return Claim("held", row)
+                won = conn.execute(
+                    update(deliveries)
+                    .where(where, c.state == row.state, c.owner.is_not_distinct_from(row.owner),
+                           c.lease_until.is_not_distinct_from(row.lease_until))
+                    .values(owner=owner, lease_until=now + self.lease_seconds, run_id=run_id, updated_at=now)
+                ).rowcount  # fmt: skip
+                if won == 1:
+                    return Claim("claimed", replace(row, owner=owner, lease_until=now + self.lease_seconds))
+        return Claim("held", row)
+
+    def mark_pending(self, workspace: str, key: str, part: int, *, owner: str, target: dict, channel: str) -> None:
+        """The last step before a post, by the lease's holder only (else ``LeaseLost``); it renews
+        the lease. An earlier ``pending`` mark keeps its time: a post of that attempt may be in Slack."""
         now = time.time()
-        with self.engine.begin() as conn:
-            previous = self._row(conn, workspace, key, part)
-            marked_at = previous["marked_at"] if previous and previous["state"] == PENDING else now
-            values = dict(
-                state=PENDING, run_id=run_id, target=json.dumps(target, sort_keys=True),
-                channel=channel, ts=None, marked_at=marked_at, updated_at=now, error=None,
-            )  # fmt: skip
-            self._upsert(conn, previous, workspace, key, part, values)
+        c = deliveries.c
+        with self._begin() as conn:
+            done = conn.execute(
+                update(deliveries)
+                .where(self._where(workspace, key, part), c.owner == owner, c.state.not_in(DONE))
+                .values(state=PENDING, target=json.dumps(target, sort_keys=True), channel=channel, ts=None,
+                        marked_at=case((c.state == PENDING, c.marked_at), else_=now),
+                        lease_until=now + self.lease_seconds, updated_at=now, error=None)
+            ).rowcount  # fmt: skip
+        if done != 1:
+            raise LeaseLost(f"{key} part {part}: another delivery took it over")
 
-    def mark_sent(self, workspace: str, key: str, part: int, *, ts: str) -> None:
-        with self.engine.begin() as conn:
+    def mark_sent(self, workspace: str, key: str, part: int, *, ts: str, state: str = SENT) -> None:
+        """Slack holds the part (``ts``); whoever learns it first records it, and the lease ends."""
+        with self._begin() as conn:
             conn.execute(
                 update(deliveries)
                 .where(self._where(workspace, key, part))
-                .values(state=SENT, ts=ts, updated_at=time.time(), error=None)
+                .values(state=state, ts=ts, owner=None, lease_until=None, updated_at=time.time(), error=None)
             )
 
-    def mark_failed(self, workspace: str, key: str, part: int, *, run_id: str, error: str) -> None:
-        """Record a failure after which nothing of this part can be in Slack."""
-        with self.engine.begin() as conn:
-            previous = self._row(conn, workspace, key, part)
-            values = dict(
-                state=FAILED, run_id=run_id, ts=None, marked_at=None, updated_at=time.time(), error=error
+    def mark_unconfirmed(self, workspace: str, key: str, part: int) -> None:
+        """Posted as far as anyone can tell, but Slack never showed it to us: never post it again."""
+        self.mark_sent(workspace, key, part, ts=None, state=UNCONFIRMED)
+
+    def count_check(self, workspace: str, key: str, part: int) -> int:
+        """One more search that could not read the conversation; the count so far."""
+        with self._begin() as conn:
+            conn.execute(
+                update(deliveries).where(self._where(workspace, key, part)).values(checks=deliveries.c.checks + 1)
             )
-            self._upsert(conn, previous, workspace, key, part, values)
+            return conn.execute(select(deliveries.c.checks).where(self._where(workspace, key, part))).scalar()
+
+    def mark_failed(self, workspace: str, key: str, part: int, *, owner: str, run_id: str, error: str) -> None:
+        """Record a failure after which nothing of this part can be in Slack, and end the lease."""
+        c = deliveries.c
+        with self._begin() as conn:
+            conn.execute(
+                update(deliveries)
+                .where(self._where(workspace, key, part), c.owner == owner, c.state.not_in(DONE))
+                .values(state=FAILED, run_id=run_id, ts=None, marked_at=None, updated_at=time.time(), error=error,
+                        owner=None, lease_until=None)
+            )  # fmt: skip
+
+    def release(self, workspace: str, key: str, part: int, *, owner: str) -> None:
+        """End this owner's lease on a part (it stays as it is: pending, failed or sent)."""
+        c = deliveries.c
+        with self._begin() as conn:
+            conn.execute(
+                update(deliveries)
+                .where(self._where(workspace, key, part), c.owner == owner)
+                .values(owner=None, lease_until=None, updated_at=time.time())
+            )
 
     @staticmethod
     def _where(workspace: str, key: str, part: int):
         c = deliveries.c
         return and_(c.workspace == workspace, c.key == key, c.part == part)
-
-    def _row(self, conn: Connection, workspace: str, key: str, part: int):
-        return conn.execute(select(deliveries).where(self._where(workspace, key, part))).mappings().first()
-
-    def _upsert(self, conn: Connection, previous, workspace: str, key: str, part: int, values: dict) -> None:
-        if previous is None:
-            conn.execute(insert(deliveries).values(workspace=workspace, key=key, part=part, **values))
-        else:
-            conn.execute(update(deliveries).where(self._where(workspace, key, part)).values(**values))
 
     # ------------------------------------------------------------------ id caches
 
@@ -202,18 +338,14 @@ class Ledger:
             table.c[key_column] == key,
             table.c.cached_at > time.time() - self.cache_seconds,
         )
-        with self.engine.connect() as conn:
+        with self._begin() as conn:
             return conn.execute(query).scalar()
 
     def _replace(self, table: Table, workspace: str, key_column: str, rows: dict[str, dict]) -> None:
+        """Concurrent runs cache the same ids: an upsert, so that both succeed."""
         if not rows:
             return
         now = time.time()
-        with self.engine.begin() as conn:
-            conn.execute(
-                delete(table).where(table.c.workspace == workspace, table.c[key_column].in_(list(rows)))
-            )
-            conn.execute(
-                insert(table),
-                [{"workspace": workspace, key_column: k, "cached_at": now, **v} for k, v in rows.items()],
-            )
+        with self._begin() as conn:
+            upsert(conn, table, [{"workspace": workspace, key_column: k, "cached_at": now, **v} for k, v in rows.items()],
+                   keys=["workspace", key_column])  # fmt: skip

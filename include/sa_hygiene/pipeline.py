@@ -31,7 +31,8 @@ def deliver_messages(messages: list, cfg: Config, run_id: str, *, sink=None, led
     from sa_hygiene.slack_delivery import deliver
 
     sink = sink if sink is not None else open_sink(cfg, run_id)
-    ledger = Ledger(ledger_url or cfg.slack.ledger_url, cache_hours=cfg.slack.user_cache_hours)
+    ledger = Ledger(ledger_url or cfg.slack.ledger_url, cache_hours=cfg.slack.user_cache_hours,
+                    lease_seconds=cfg.slack.lease_seconds)  # fmt: skip
     try:
         return deliver(messages, sink, ledger, run_id)
     finally:
@@ -206,12 +207,13 @@ def deliver_digests(
     summary = ops_summary(
         cfg, as_of, run_id, quarantine=current.quarantine if with_quarantine else None,
         unrouted=sum(1 for a in alerts if a.get("unrouted")), unknown_users=report.unknown_users,
-        failed=report.failed, notes=[info["notice"]] if info.get("notice") and messages else [],
+        failed=report.failed, unconfirmed=report.unconfirmed,
+        notes=[info["notice"]] if info.get("notice") and messages else [],
     )  # fmt: skip
     if summary is not None:
         deliver_messages([summary], cfg, run_id, sink=sink, ledger_url=ledger_url)
     out = {"messages": len(messages), "sent": len(report.sent), "already_sent": len(report.already_sent),
-           "failed": len(report.failed), "unknown_users": len(report.unknown_users),
+           "elsewhere": len(report.elsewhere), "failed": len(report.failed), "unknown_users": len(report.unknown_users),
            "recipients": sorted({encode(m.recipient) for m in messages})}  # fmt: skip
     preview = getattr(sink, "preview_path", None)
     if preview is not None:

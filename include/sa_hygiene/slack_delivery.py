@@ -20,6 +20,7 @@ the Slack Web API through the Airflow provider's hook, ``OutboxSink``
 from __future__ import annotations
 
 import logging
+import time
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -36,7 +37,7 @@ from slack_sdk.http_retry import (
     RetryHandler,
 )
 
-from sa_hygiene.ledger import FAILED, PENDING, SENT, Ledger
+from sa_hygiene.ledger import DONE, PENDING, LeaseLost, Ledger, LedgerError, Part, new_owner
 
 log = logging.getLogger(__name__)
 
@@ -99,8 +100,10 @@ class DeliveryReport:
     sent: list[str] = field(default_factory=list)  # completed by this run
     recovered: list[str] = field(default_factory=list)  # of those, found in Slack rather than posted again
     already_sent: list[str] = field(default_factory=list)  # completed by an earlier run
+    elsewhere: list[str] = field(default_factory=list)  # completed meanwhile by another delivery run
     failed: dict[str, str] = field(default_factory=dict)  # key -> error
     unknown_users: list[UnknownUser] = field(default_factory=list)
+    unconfirmed: list[str] = field(default_factory=list)  # "key part n": posted, but Slack never showed it
 
     def raise_for_failures(self) -> None:
         """Fail the task after everything deliverable was delivered; a retry resumes the rest."""
@@ -141,30 +144,43 @@ def check_message(message: Message) -> None:
                     )
 
 
-def deliver(messages: Sequence[Message], sink: Sink, ledger: Ledger, run_id: str) -> DeliveryReport:
+def deliver(
+    messages: Sequence[Message], sink: Sink, ledger: Ledger, run_id: str, *, wait_seconds: float | None = None
+) -> DeliveryReport:
     """Deliver every message not delivered yet; a failing one does not stop the others.
 
-    Call ``raise_for_failures()`` on the report to fail an Airflow task once all
-    else is delivered: its retry picks up exactly what is missing.
+    Parts that another delivery run is posting right now (it holds their lease) are left to it;
+    once everything else is done, this run waits for them, at most ``wait_seconds`` (the
+    ledger's lease by default) without progress, and takes over any part whose lease ends
+    unfinished. What is still held then counts as failed, so that a task's retry comes back.
+    Call ``raise_for_failures()`` on the report to fail an Airflow task once all else is
+    delivered: its retry picks up exactly what is missing. A ledger that cannot be used
+    (``LedgerError``) stops the run at once: nothing can be delivered safely without it.
     """
     duplicates = sorted(k for k, n in Counter(m.key for m in messages).items() if n > 1)
     if duplicates:
         raise ValueError(f"delivery keys must be unique per run, repeated: {', '.join(duplicates)}")
     report = DeliveryReport(run_id)
     courier = _Courier(sink, ledger, run_id, report)
+    patience = ledger.lease_seconds if wait_seconds is None else wait_seconds
     try:
-        for message in messages:
-            try:
-                courier.deliver(message)
-            except Exception as exc:  # one recipient's failure must not stop the others
-                report.failed[message.key] = _describe(exc)
-                log.warning("not delivered: %s: %s", message.key, report.failed[message.key])
+        waiting = [m for m in messages if courier.attempt(m) == HELD]
+        deadline = time.monotonic() + patience
+        while waiting and time.monotonic() < deadline:
+            time.sleep(POLL_SECONDS)
+            still = [m for m in waiting if courier.attempt(m) == HELD]
+            if len(still) < len(waiting) or courier.progressed():
+                deadline = time.monotonic() + patience
+            waiting = still
+        for message in waiting:
+            report.failed[message.key] = f"still being delivered by another run ({courier.holders[message.key]})"
     finally:
         sink.finish()
     log.info(
-        "delivery %s: %d sent (%d recovered), %d already sent, %d failed, %d unknown Slack users",
-        run_id, len(report.sent), len(report.recovered), len(report.already_sent), len(report.failed),
-        len(report.unknown_users),
+        "delivery %s: %d sent (%d recovered), %d already sent, %d delivered by another run, %d failed, "
+        "%d unknown Slack users",
+        run_id, len(report.sent), len(report.recovered), len(report.already_sent), len(report.elsewhere),
+        len(report.failed), len(report.unknown_users),
     )  # fmt: skip
     return report
 
@@ -184,47 +200,132 @@ def _contract(recipient: dict) -> dict:
     return {k: recipient[k] for k in ("type", "id", "name") if k in recipient}
 
 
+DONE_, HELD = "done", "held"
+# How often a run looks again at parts another run is posting.
+POLL_SECONDS = 0.25
+# Searches of a conversation the app may not read (``not_in_channel``) before a part that may
+# be in it is given up as posted-but-unconfirmed.
+MAX_CHECKS = 3
+
+
 class _Courier:
-    """Delivery of one run: resolution, ledger marks, posts and their recovery."""
+    """Delivery of one run: leases, resolution, ledger marks, posts and their recovery."""
 
     def __init__(self, sink: Sink, ledger: Ledger, run_id: str, report: DeliveryReport) -> None:
         self.sink, self.ledger, self.run_id, self.report = sink, ledger, run_id, report
         self.workspace = sink.workspace
+        self.owner = new_owner(run_id)
+        self.holders: dict[str, str] = {}  # key -> the other run holding one of its parts
+        self._parts_done: dict[str, int] = {}
+        self._progress = 0
 
-    def deliver(self, message: Message) -> None:
+    def attempt(self, message: Message) -> str:
+        """Deliver one message: ``done`` (sent, failed or finished elsewhere) or ``held``."""
+        try:
+            return self.deliver(message)
+        except LedgerError:
+            raise
+        except Exception as exc:  # one recipient's failure must not stop the others
+            self.report.failed[message.key] = _describe(exc)
+            log.warning("not delivered: %s: %s", message.key, self.report.failed[message.key])
+            return DONE_
+
+    def progressed(self) -> bool:
+        """Whether parts held elsewhere got done since the last call."""
+        seen, self._progress = self._progress, 0
+        return seen > 0
+
+    def deliver(self, message: Message) -> str:
         key, parts = message.key, message.parts()
-        done = self.ledger.parts(self.workspace, key)
-        if all(n in done and done[n].state == SENT for n in range(len(parts))):
-            self.report.already_sent.append(key)
-            return
-        first = done.get(0)
-        # Once part 0 may be in Slack, the digest stays in that conversation, whatever
-        # Slack's directory says today.
-        placed = first is not None and first.state != FAILED
+        if key not in self.holders:
+            done = self.ledger.parts(self.workspace, key)
+            if all(n in done and done[n].state in DONE for n in range(len(parts))):
+                self.report.already_sent.append(key)
+                return DONE_
         try:
             check_message(message)
-            target, channel = (first.target, first.channel) if placed else self._destination(message)
-        except Exception as exc:
-            if not placed:
-                self.ledger.mark_failed(self.workspace, key, 0, run_id=self.run_id, error=_describe(exc))
+        except InvalidMessage as exc:
+            self._record_failure(key, exc)
             raise
-        thread_ts = None
-        recovered = False
+        target = channel = thread_ts = None
+        posted = recovered = False
         for n in range(len(parts)):
-            row = done.get(n)
-            ts = row.ts if row and row.state == SENT else None
-            if row and row.state == PENDING:
-                ts = self._find(target, channel, key, n, row.marked_at, thread_ts)
-                if ts:
-                    recovered = True
-                    self.ledger.mark_sent(self.workspace, key, n, ts=ts)
-            if ts is None:
-                ts = self._post(message, n, target, channel, thread_ts)
+            claim = self.ledger.claim(self.workspace, key, n, owner=self.owner, run_id=self.run_id)
+            row = claim.part
+            if claim.outcome == HELD:
+                self.holders[key] = row.owner or "?"
+                return HELD
+            if claim.outcome == "claimed":
+                try:
+                    if n == 0:
+                        # Once part 0 may be in Slack, the digest stays in that conversation,
+                        # whatever Slack's directory says today.
+                        target, channel = (row.target, row.channel) if row.state == PENDING else self._place(message)
+                    ts, found = self._recover_or_post(message, n, row, target, channel, thread_ts)
+                except LeaseLost:
+                    self.holders[key] = "a run that took over an expired lease"
+                    return HELD
+                finally:
+                    self.ledger.release(self.workspace, key, n, owner=self.owner)
+                posted, recovered = True, recovered or found
+            else:
+                ts = row.ts
+                if n == 0:
+                    target, channel = row.target, row.channel
+                if self._parts_done.get(key, -1) < n:
+                    self._progress += 1
+            self._parts_done[key] = n
             thread_ts = thread_ts or ts
-        self.report.sent.append(key)
-        if recovered:
-            self.report.recovered.append(key)
-        log.info("delivered %s to %s (%d part(s))", key, target, len(parts))
+        if posted:
+            self.report.sent.append(key)
+            if recovered:
+                self.report.recovered.append(key)
+            log.info("delivered %s to %s (%d part(s))", key, target, len(parts))
+        else:
+            self.report.elsewhere.append(key)
+        self.holders.pop(key, None)
+        return DONE_
+
+    def _recover_or_post(
+        self, message: Message, n: int, row: Part, target: dict, channel: str, thread_ts: str | None
+    ) -> tuple[str | None, bool]:
+        """(ts, found): a pending part is looked for in Slack first, and posted only when absent."""
+        if row.state == PENDING:
+            try:
+                ts = self._find(target, channel, message.key, n, row.marked_at, thread_ts)
+            except SlackApiError as exc:
+                if exc.response.get("error") != "not_in_channel" or not self._join(target, channel):
+                    if exc.response.get("error") != "not_in_channel":
+                        raise
+                    return self._unreadable(message, n)
+                ts = self._find(target, channel, message.key, n, row.marked_at, thread_ts)
+            if ts:
+                self.ledger.mark_sent(self.workspace, message.key, n, ts=ts)
+                return ts, True
+        return self._post(message, n, target, channel, thread_ts), False
+
+    def _join(self, target: dict, channel: str) -> bool:
+        """Join a public channel the app posts to without being a member (``chat:write.public``),
+        so that its history can be read; False when Slack does not allow it."""
+        try:
+            self.sink.call("conversations.join", target, {"channel": channel})
+        except SlackApiError as exc:
+            log.warning("cannot join %s to look for a lost post: %s", channel, _describe(exc))
+            return False
+        return True
+
+    def _unreadable(self, message: Message, n: int) -> tuple[str | None, bool]:
+        """A part that may be in a conversation the app cannot read: checked again by the next
+        runs, then given up as unconfirmed (never posted twice); the rest of the digest goes on."""
+        checks = self.ledger.count_check(self.workspace, message.key, n)
+        if checks < MAX_CHECKS:
+            raise RecipientNotFound(
+                f"not_in_channel: cannot read the conversation to look for part {n} "
+                f"(check {checks} of {MAX_CHECKS}); invite the app or grant channels:join"
+            )
+        self.ledger.mark_unconfirmed(self.workspace, message.key, n)
+        self.report.unconfirmed.append(f"{message.key} part {n}")
+        return None, True
 
     def _post(self, message: Message, n: int, target: dict, channel: str, thread_ts: str | None) -> str:
         parts = message.parts()
@@ -238,9 +339,7 @@ class _Courier:
         }
         if thread_ts:
             args["thread_ts"] = thread_ts
-        self.ledger.mark_pending(
-            self.workspace, message.key, n, run_id=self.run_id, target=target, channel=channel
-        )
+        self.ledger.mark_pending(self.workspace, message.key, n, owner=self.owner, target=target, channel=channel)
         try:
             answer = self.sink.call("chat.postMessage", target, args, title=message.title)
         except SlackApiError as exc:
@@ -248,7 +347,7 @@ class _Courier:
             # a dropped connection) leaves the part pending: the post may have landed.
             if exc.response.status_code == 200:
                 self.ledger.mark_failed(
-                    self.workspace, message.key, n, run_id=self.run_id, error=_describe(exc)
+                    self.workspace, message.key, n, owner=self.owner, run_id=self.run_id, error=_describe(exc)
                 )
             raise
         self.ledger.mark_sent(self.workspace, message.key, n, ts=answer["ts"])
@@ -258,7 +357,7 @@ class _Courier:
         self, target: dict, channel: str, key: str, part: int, since: float, thread_ts: str | None
     ) -> str | None:
         """The ts of a part an earlier attempt posted, found by its metadata; None when it is not there."""
-        if part:
+        if part and thread_ts:
             method, args = "conversations.replies", {"channel": channel, "ts": thread_ts}
         else:
             method, args = "conversations.history", {"channel": channel}
@@ -274,6 +373,19 @@ class _Courier:
                 ):
                     return msg["ts"]
         return None
+
+    def _place(self, message: Message) -> tuple[dict, str]:
+        """Where part 0 goes; a recipient Slack does not know is recorded as a failure of the part."""
+        try:
+            return self._destination(message)
+        except Exception as exc:
+            self._record_failure(message.key, exc)
+            raise
+
+    def _record_failure(self, key: str, exc: Exception) -> None:
+        """Part 0 failed before anything was posted: the ledger says why (unless another run has it)."""
+        if self.ledger.claim(self.workspace, key, 0, owner=self.owner, run_id=self.run_id).outcome == "claimed":
+            self.ledger.mark_failed(self.workspace, key, 0, owner=self.owner, run_id=self.run_id, error=_describe(exc))
 
     def _destination(self, message: Message) -> tuple[dict, str]:
         """(recipient used, Slack conversation id): the recipient, else the first fallback Slack knows."""

@@ -12,8 +12,10 @@ Nothing secret is ever written: the outbox has no token.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
+import os
 import re
 import time
 from pathlib import Path
@@ -55,12 +57,18 @@ class OutboxSink:
         answer = self._answer(method, recipient, args)
         if method == "chat.postMessage":
             line |= {"ts": answer["ts"], "title": title}
+        # Runs that overlap may share a run folder: one locked write per line, never interleaved.
         with self.calls_path.open("a", encoding="utf-8") as out:
+            fcntl.flock(out, fcntl.LOCK_EX)
             out.write(json.dumps(line, ensure_ascii=False) + "\n")
+            out.flush()
         return answer
 
     def finish(self) -> None:
-        write_preview(self.posts(self.folder), self.preview_path, run_id=self.run_id)
+        """Render the preview beside the calls, replacing the old one whole."""
+        staged = self.preview_path.with_name(f".{PREVIEW}.{os.getpid()}")
+        write_preview(self.posts(self.folder), staged, run_id=self.run_id)
+        os.replace(staged, self.preview_path)
 
     def _answer(self, method: str, recipient: dict, args: dict) -> dict[str, Any]:
         if method == "users.lookupByEmail":

@@ -54,6 +54,11 @@ def test_retries_and_pools_only_where_salesforce_or_slack_is_called(dagbag):
             else:
                 assert t.retries == 0, (dag.dag_id, t.task_id)
     assert dagbag.dags["sa_snapshot"].max_active_runs == 1
+    # A run by hand during the scheduled one waits for it: the ledger would keep them from posting
+    # twice anyway, but each would wait on the other's leases.
+    delivering = [d for d in dagbag.dags.values() if any(t.pool == "slack_api" for t in d.tasks)]
+    assert len(delivering) == len(dagbag.dags) - 2  # all but sa_snapshot and sa_report
+    assert {d.dag_id: d.max_active_runs for d in delivering} == {d.dag_id: 1 for d in delivering}
     assert [o.name for o in dagbag.dags["sa_snapshot"].get_task("commit_snapshot").outlets] == ["sa_hygiene_snapshot"]
     # The report follows each committed snapshot.
     assert [a.name for a in dagbag.dags["sa_report"].timetable.asset_condition.objects] == ["sa_hygiene_snapshot"]

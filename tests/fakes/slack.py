@@ -8,7 +8,13 @@ only with ``include_all_metadata``. Every request is recorded with its decoded
 arguments; the Bearer token is checked. ``fail`` injects faults: rate limits with
 ``Retry-After``, 5xx answers, API errors, dropped connections, and a post that is
 stored but whose answer is lost (optionally running a callback first, e.g. to kill
-the client).
+the client), and a slow answer (``delay``) to a call served as usual.
+
+For concurrency tests, ``gate(n)`` holds every request until ``n`` of them wait at once (so
+that ``n`` client processes start posting together), and ``posts_per_part()`` counts how
+often each digest part reached a conversation. Public channels may be posted to without
+being a member (``chat:write.public``), but their history is ``not_in_channel`` until the app
+joins them (``conversations.join``, refused with ``missing_scope`` when ``can_join`` is off).
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 TOKEN = "xoxb-fake-0123456789-secret"
@@ -42,6 +49,9 @@ class Fault:
     on_hit: Callable[[], None] | None = None
     times: int = 1
     after: int = 0  # matching calls to let through first
+    delay: float = 0.0  # seconds to wait before answering (at most, with ``until``)
+    until: threading.Event | None = None  # answer as soon as this is set
+    serve: bool = False  # answer as usual (after the delay) instead of failing
 
 
 @dataclass
@@ -53,9 +63,11 @@ class FakeSlack:
     messages: dict[str, list[dict]] = field(default_factory=dict)  # channel id -> posts, oldest first
     requests: list[Request] = field(default_factory=list)
     faults: list[Fault] = field(default_factory=list)
+    can_join: bool = True
 
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
+        self._gate: threading.Barrier | None = None
         self._last_ts = 0.0
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
         self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True)
@@ -77,8 +89,23 @@ class FakeSlack:
     def add_user(self, email: str, user_id: str, *, deleted: bool = False) -> None:
         self.users[email.lower()] = {"id": user_id, "deleted": deleted, "profile": {"email": email}}
 
-    def add_channel(self, name: str, channel_id: str) -> None:
-        self.channels[channel_id] = {"id": channel_id, "name": name, "is_archived": False}
+    def add_channel(self, name: str, channel_id: str, *, member: bool = True) -> None:
+        self.channels[channel_id] = {"id": channel_id, "name": name, "is_archived": False, "is_member": member}
+
+    def gate(self, n: int, timeout: float = 120.0) -> None:
+        """Hold requests until ``n`` wait together, once; a request still alone after ``timeout``
+        seconds goes on (a client that never came must not hang the test)."""
+        self._gate = threading.Barrier(n, timeout=timeout)
+
+    def posts_per_part(self) -> dict[tuple[str, int], int]:
+        """How many times each (delivery key, part) was posted, over all conversations."""
+        counts: dict[tuple[str, int], int] = {}
+        for posts in self.messages.values():
+            for m in posts:
+                payload = (m.get("metadata") or {}).get("event_payload") or {}
+                part = (payload.get("key"), payload.get("part"))
+                counts[part] = counts.get(part, 0) + 1
+        return counts
 
     def fail(self, method: str, **kwargs) -> None:
         self.faults.append(Fault(method, **kwargs))
@@ -92,29 +119,48 @@ class FakeSlack:
     # ------------------------------------------------------------------ the API
 
     def handle(self, method: str, args: dict, authorization: str | None) -> tuple[int, dict, dict]:
+        gate = self._gate
+        if gate is not None:
+            try:
+                gate.wait()
+            except threading.BrokenBarrierError:
+                pass
+            self._gate = None
+        status, headers, body, delay, until = self._handle(method, args, authorization)
+        if until is not None:
+            until.wait(delay)
+        elif delay:
+            time.sleep(delay)
+        return status, headers, body
+
+    def _handle(self, method: str, args: dict, authorization: str | None) -> tuple[int, dict, dict, float, Any]:
         authorized = authorization == f"Bearer {self.token}"
         with self._lock:
             self.requests.append(Request(method, args, authorized))
             if not authorized:
-                return 200, {}, {"ok": False, "error": "invalid_auth" if authorization else "not_authed"}
+                return 200, {}, {"ok": False, "error": "invalid_auth" if authorization else "not_authed"}, 0.0, None
             fault = next((f for f in self.faults if f.method == method and f.times > 0), None)
             if fault and fault.after:
                 fault.after -= 1
             elif fault:
                 fault.times -= 1
+                if fault.serve:
+                    if fault.on_hit:
+                        fault.on_hit()
+                    return 200, {}, self._dispatch(method, args), fault.delay, fault.until
                 if fault.after_storing:
                     self._dispatch(method, args)
                 if fault.on_hit:
                     fault.on_hit()
                 if fault.drop:
-                    return 0, {}, {}
+                    return 0, {}, {}, fault.delay, fault.until
                 headers = {"Retry-After": str(fault.retry_after)} if fault.retry_after is not None else {}
                 body = {
                     "ok": False,
                     "error": fault.error or ("ratelimited" if fault.status == 429 else "fatal_error"),
                 }
-                return fault.status, headers, body
-            return 200, {}, self._dispatch(method, args)
+                return fault.status, headers, body, fault.delay, fault.until
+            return 200, {}, self._dispatch(method, args), 0.0, None
 
     def _dispatch(self, method: str, args: dict) -> dict:
         handler = {
@@ -124,6 +170,7 @@ class FakeSlack:
             "conversations.history": self._history,
             "conversations.replies": self._replies,
             "chat.postMessage": self._post,
+            "conversations.join": self._join,
         }.get(method)
         return handler(args) if handler else {"ok": False, "error": "unknown_method"}
 
@@ -172,9 +219,20 @@ class FakeSlack:
         self.messages.setdefault(channel, []).append(message)
         return {"ok": True, "channel": channel, "ts": message["ts"], "message": message}
 
+    def _join(self, args: dict) -> dict:
+        channel = self.channels.get(args.get("channel"))
+        if channel is None:
+            return {"ok": False, "error": "channel_not_found"}
+        if not self.can_join:
+            return {"ok": False, "error": "missing_scope", "needed": "channels:join"}
+        channel["is_member"] = True
+        return {"ok": True, "channel": channel}
+
     def _history(self, args: dict) -> dict:
         if args.get("channel") not in self.channels:
             return {"ok": False, "error": "channel_not_found"}
+        if self.channels[args["channel"]].get("is_member") is False:
+            return {"ok": False, "error": "not_in_channel"}
         found = [m for m in self.messages.get(args["channel"], []) if "thread_ts" not in m]
         return self._page(list(reversed(found)), args)
 

@@ -341,13 +341,16 @@ def test_every_number_on_the_pages_opens_exactly_that_many_records(tmp_path):
 
 def test_slack_users_not_found_come_from_the_delivery_ledger(ledger, ledger_url):
     def delivered(key, target):
-        ledger.mark_pending("outbox", key, 0, run_id="r", target=target, channel="D1")
+        ledger.claim("outbox", key, 0, owner="me", run_id="r")
+        ledger.mark_pending("outbox", key, 0, owner="me", target=target, channel="D1")
         ledger.mark_sent("outbox", key, 0, ts="1.0")
 
     delivered(f"sa_digest|user:{SA_E['id']}|2026-11-23", {"type": "user", "id": SA_E["id"]})  # Slack knew her
     delivered(f"sa_digest|user:{SA_M['id']}|2026-11-23", {"type": "user", "id": AE_M["id"]})  # went to the manager
     delivered(f"sa_digest|user:{SA_M['id']}|2026-11-22", {"type": "channel", "name": "#sa-activities-emea-sa"})
-    ledger.mark_failed("outbox", f"sa_digest|user:{SA_X['id']}|2026-11-23", 0, run_id="r", error="users_not_found")
+    ledger.claim("outbox", f"sa_digest|user:{SA_X['id']}|2026-11-23", 0, owner="me", run_id="r")
+    ledger.mark_failed("outbox", f"sa_digest|user:{SA_X['id']}|2026-11-23", 0, owner="me", run_id="r",
+                       error="users_not_found")  # fmt: skip
     delivered("regional_digest|channel:#sa-activities-east-sa|2026-11-23", {"type": "channel", "name": "#x"})
     got = unknown_slack_users(ledger_url, datetime.now(UTC) - timedelta(hours=1))
     assert got["checked"] and got["error"] is None

@@ -377,3 +377,41 @@ def test_outbox_and_slack_receive_the_same_posts(slack, ledger, tmp_path):
     in_outbox = [comparable(post["args"]) for post in OutboxSink.posts(outbox.folder)]
     assert in_outbox == in_slack and len(in_slack) == 6
     assert ANN["id"] in outbox.preview_path.read_text()
+
+
+def test_a_lost_post_in_a_channel_the_app_only_posts_to_is_found_after_joining_it(slack, ledger):
+    slack.add_channel("sa-activities-west-sa", "C0W", member=False)  # posted to with chat:write.public
+    west = {"type": "channel", "name": "#sa-activities-west-sa"}
+    message = digest(west, replies=1)
+    slack.fail("chat.postMessage", status=500, after_storing=True)
+    assert deliver([message], SlackSink(), ledger, "run-1").failed
+
+    retry = deliver([message], SlackSink(), ledger, "run-2")
+
+    assert retry.recovered == [message.key] and not retry.unconfirmed
+    assert [r.method for r in slack.requests][-4:] == [
+        "conversations.history", "conversations.join", "conversations.history", "chat.postMessage",
+    ]  # fmt: skip
+    ts0 = slack.posts("C0W")[0]["ts"]
+    assert parts_posted(slack, "C0W") == [(0, None), (1, ts0)]
+
+
+def test_a_post_that_can_never_be_confirmed_is_given_up_after_three_checks_and_the_rest_goes_on(slack, ledger):
+    slack.can_join = False
+    slack.add_channel("sa-activities-west-sa", "C0W", member=False)
+    west = {"type": "channel", "name": "#sa-activities-west-sa"}
+    message, other = digest(west, replies=1), digest(EAST)
+    slack.fail("chat.postMessage", status=500, after_storing=True)
+    deliver([message], SlackSink(), ledger, "run-1")
+
+    checks = [deliver([message, other], SlackSink(), ledger, f"run-{n}") for n in (2, 3, 4)]
+
+    assert [c.failed for c in checks[:2]] == [{message.key: (
+        f"RecipientNotFound: not_in_channel: cannot read the conversation to look for part 0 (check {n} of 3); "
+        "invite the app or grant channels:join")} for n in (1, 2)]  # fmt: skip
+    assert checks[0].sent == [other.key]  # the rest of the run is not held up
+    last = checks[2]
+    assert (last.sent, last.failed, last.unconfirmed) == ([message.key], {}, [f"{message.key} part 0"])
+    assert parts_posted(slack, "C0W") == [(0, None), (1, None)]  # never posted twice; the rest without its thread
+    assert [p.state for p in ledger.parts(WS, message.key).values()] == ["unconfirmed", "sent"]
+    assert deliver([message], SlackSink(), ledger, "run-5").already_sent == [message.key]
