@@ -1,3 +1,3 @@
-from sa_hygiene.cli import main
+from sa_hygiene.cli import run
 
-raise SystemExit(main())
+run()

@@ -163,3 +163,33 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, SnapshotError, DatabaseError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+
+
+def exit_now(rc: int) -> None:
+    """Leave without running C++ static destructors.
+
+    Arrow's thread pools are sometimes still joinable when the interpreter tears down,
+    and the process then aborts (``terminate called without an active exception``,
+    exit -6) after its work is done: apache/arrow#34314. Everything of ours is flushed
+    and closed first, so skipping the rest of the teardown loses nothing.
+    """
+    import logging
+
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    logging.shutdown()
+    os._exit(rc if isinstance(rc, int) else 1)
+
+
+def run() -> None:
+    """The console entry point (``sa-hygiene`` and ``python -m sa_hygiene``)."""
+    try:
+        rc = main()
+    except SystemExit as exc:  # argparse's --help and usage errors
+        rc = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else EXIT_USAGE)
+        if not isinstance(exc.code, int) and exc.code is not None:
+            print(exc.code, file=sys.stderr)
+    exit_now(rc)
