@@ -52,11 +52,57 @@ def write_jsonl(records, path: str | None) -> None:
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from sa_hygiene.rules import evaluate_paths
 
+    if args.resolved and not args.state:
+        print("error: --resolved needs --state (the alert memory it reads episodes from)", file=sys.stderr)
+        return EXIT_USAGE
     result = evaluate_paths(args.snapshot, args.previous, args.as_of, args.since, args.until, args.config)
-    write_jsonl(result.alert_records(), args.out)
+    alerts = result.alert_records()
+    if args.state:
+        from sa_hygiene.config import load_config
+        from sa_hygiene.state import AlertState
+
+        with AlertState(args.state, news=load_config(args.config).news_workflows) as state:
+            memory = state.record(args.as_of, alerts)
+        alerts = memory.alerts
+        if args.resolved:
+            write_jsonl(memory.resolved, args.resolved)
+    write_jsonl(alerts, args.out)
     if args.quarantine:
         write_jsonl(result.quarantine_records(), args.quarantine)
     print(f"{len(result.alerts)} alerts, {len(result.quarantine)} quarantined rows", file=sys.stderr)
+    return 0
+
+
+def cmd_snooze(args: argparse.Namespace) -> int:
+    from sa_hygiene.config import load_config
+    from sa_hygiene.state import AlertState
+
+    cfg = load_config(args.config)
+    if args.workflow not in cfg.workflows:
+        print(f"error: --workflow: {args.workflow!r} is not a workflow of the configuration", file=sys.stderr)
+        return EXIT_USAGE
+    if args.workflow in cfg.news_workflows:
+        print(f"error: --workflow: {args.workflow} is news, announced once: there is nothing to snooze", file=sys.stderr)
+        return EXIT_USAGE
+    if not args.reason.strip():
+        print("error: --reason: say why, for whoever reads the report", file=sys.stderr)
+        return EXIT_USAGE
+    with AlertState(args.state or cfg.state_url, news=cfg.news_workflows) as state:
+        state.snooze(args.workflow, args.record, args.until, args.reason.strip(), args.by)
+    print(f"{args.workflow} {args.record} snoozed until {args.until.isoformat()} by {args.by}")
+    return 0
+
+
+def cmd_db_upgrade(args: argparse.Namespace) -> int:
+    from sa_hygiene.config import load_config
+    from sa_hygiene.db import safe_url
+    from sa_hygiene.ledger import Ledger
+    from sa_hygiene.state import AlertState
+
+    cfg = load_config(args.config)
+    Ledger(cfg.slack.ledger_url).close()
+    AlertState(cfg.state_url).close()
+    print(f"schemas current: ledger {safe_url(cfg.slack.ledger_url)}, alert state {safe_url(cfg.state_url)}")
     return 0
 
 
@@ -115,7 +161,23 @@ def parser() -> argparse.ArgumentParser:
     e.add_argument("--config", help="project configuration YAML (default: the built-in defaults)")
     e.add_argument("--out", help="alerts file, JSON Lines (default: standard output)")
     e.add_argument("--quarantine", help="quarantined rows file, JSON Lines")
+    e.add_argument("--state", help="alert memory database URL: adds first_seen and age_days, records episodes")
+    e.add_argument("--resolved", help="with --state: write the episodes this date resolved here (JSON Lines)")
     e.set_defaults(func=cmd_evaluate)
+
+    z = sub.add_parser("snooze", help="leave one item out of digests until a date")
+    z.add_argument("--workflow", required=True)
+    z.add_argument("--record", required=True, help="the record's Salesforce Id")
+    z.add_argument("--until", required=True, type=_date, help="the first date it is shown again, YYYY-MM-DD")
+    z.add_argument("--reason", required=True)
+    z.add_argument("--by", default=os.environ.get("USER") or "command line", help="who snoozes it (default: $USER)")
+    z.add_argument("--state", help="alert memory database URL (default: the configuration's)")
+    z.add_argument("--config")
+    z.set_defaults(func=cmd_snooze)
+
+    u = sub.add_parser("db-upgrade", help="create or upgrade the delivery ledger and alert state schemas")
+    u.add_argument("--config")
+    u.set_defaults(func=cmd_db_upgrade)
 
     m = sub.add_parser("digest", help="render the day's digests of an alerts file and deliver them once")
     m.add_argument("--snapshot", required=True, help="the snapshot the alerts were evaluated on")

@@ -39,6 +39,7 @@ ENV_OVERRIDES = {
     "SA_HYGIENE_DELIVERY": ("slack", "delivery"),
     "SA_HYGIENE_OUTBOX": ("slack", "outbox"),
     "SA_HYGIENE_LEDGER_URL": ("slack", "ledger_url"),
+    "SA_HYGIENE_STATE_URL": ("state", "url"),
     "SA_HYGIENE_STORE": ("store", "url"),
     "SA_HYGIENE_REPORT_URL": ("slack", "report_url"),
     "SA_HYGIENE_SOURCE": ("source", "kind"),
@@ -112,6 +113,11 @@ class StoreSettings(_Model):
     max_age_hours: Annotated[float, Field(strict=True, gt=0)]
 
 
+class StateSettings(_Model):
+    # Blank: the delivery ledger's database (the alert state lives beside it).
+    url: StrictStr | None = None
+
+
 class ReportSettings(_Model):
     folder: StrictStr | None = None
     fiscal_year_start_month: Annotated[int, Field(strict=True, ge=1, le=12)]
@@ -180,6 +186,7 @@ class Schedule(_Model):
     snapshot_cron: StrictStr
     regional_digest_at: StrictStr
     sa_digest_at: StrictStr
+    escalation_at: StrictStr = "08:00"
     fixed_channel_timezone: StrictStr
     reminder_every_minutes: Annotated[int, Field(strict=True, gt=0, le=60)]
     # Not strict: a deployment sets it through its environment, as a string.
@@ -251,6 +258,8 @@ class Workflow(_Model):
     slot: Literal[SLOTS]  # type: ignore[valid-type]
     report_reasons: StrictBool = False
     enabled: StrictBool = True
+    # An item still open after this many days goes into its recipient's manager's escalation DM.
+    escalate_after_days: Annotated[int, Field(strict=True, ge=1)] | None = None
 
 
 class Config(_Model):
@@ -258,6 +267,7 @@ class Config(_Model):
     source: SourceSettings
     slack: SlackSettings
     store: StoreSettings
+    state: StateSettings = StateSettings()
     report: ReportSettings
     fields: dict[StrictStr, dict[StrictStr, StrictStr]]
     stages: Stages
@@ -289,6 +299,14 @@ class Config(_Model):
 
     def api_name(self, obj: str, field: str) -> str:
         return self.fields[obj][field]
+
+    @property
+    def state_url(self) -> str:
+        return self.state.url or self.slack.ledger_url
+
+    @property
+    def news_workflows(self) -> set[str]:
+        return set(self.report.news_workflows)
 
     def report_folder(self) -> str:
         """Where the sa_report DAG writes reports: ``report.folder``, else beside the snapshots."""
@@ -406,8 +424,13 @@ def _check_workflows(cfg: Config) -> list[tuple[str, str]]:
 
 
 def _check_report(cfg: Config) -> list[tuple[str, str]]:
-    return [(f"report.news_workflows.{i}", f"{wid!r} is not a workflow of 'workflows'")
-            for i, wid in enumerate(cfg.report.news_workflows) if wid not in cfg.workflows]  # fmt: skip
+    out = [(f"report.news_workflows.{i}", f"{wid!r} is not a workflow of 'workflows'")
+           for i, wid in enumerate(cfg.report.news_workflows) if wid not in cfg.workflows]  # fmt: skip
+    # News is announced once, never open: it cannot age into an escalation.
+    out += [(f"workflows.{wid}.escalate_after_days", "a news workflow (report.news_workflows) is never escalated")
+            for wid, wf in cfg.workflows.items()
+            if wf.escalate_after_days is not None and wid in cfg.report.news_workflows]  # fmt: skip
+    return out
 
 
 # --------------------------------------------------------------------------- loading

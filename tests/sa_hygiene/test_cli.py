@@ -84,3 +84,51 @@ def test_digest_delivers_once_to_the_outbox_and_a_second_run_adds_nothing(tmp_pa
     posts = [c for c in calls if c["method"] == "chat.postMessage"]
     assert len(posts) == 1 and posts[0]["recipient"] == {"type": "user", "id": sa["id"]}
     assert posts[0]["args"]["metadata"]["event_payload"] == {"key": f"sa_digest|user:{sa['id']}|2026-11-24", "part": 0}
+
+
+def test_evaluate_with_state_ages_alerts_and_writes_the_resolved_episodes(tmp_path):
+    sa = user(id="0055e0000000SA9AAA")
+    open_te = opportunity(id="0065e0000000OP9AAA", owner_id=sa["id"], sa=sa["id"], stage="4-Proposal", te_start="2026-11-01")
+    before = write_snapshot(tmp_path / "before", {"User": [sa], "Opportunity": [open_te]})
+    fixed = write_snapshot(tmp_path / "fixed", {"User": [sa], "Opportunity": [{**open_te, "te_end": "2026-11-20"}]})
+    url = f"sqlite:///{tmp_path}/state.sqlite"
+
+    def evaluate(snap, day):
+        out, resolved = tmp_path / f"a-{day}.jsonl", tmp_path / f"r-{day}.jsonl"
+        r = run("evaluate", "--snapshot", str(snap), "--as-of", day, "--state", url, "--out", str(out),
+                "--resolved", str(resolved))  # fmt: skip
+        assert r.returncode == 0, r.stderr
+        alerts = [json.loads(line) for line in out.read_text().splitlines()]
+        return {a["workflow"]: a for a in alerts}, [json.loads(line) for line in resolved.read_text().splitlines()]
+
+    first = evaluate(before, "2026-11-24")[0]["wf-06"]
+    assert (first["first_seen"], first["age_days"]) == ("2026-11-24", 0)
+    alerts, resolved = evaluate(before, "2026-11-26")
+    assert (alerts["wf-06"]["first_seen"], alerts["wf-06"]["age_days"], resolved) == ("2026-11-24", 2, [])
+    gone = {"workflow": "wf-06", "object": "Opportunity", "record_id": open_te["id"],
+            "recipient": {"type": "user", "id": sa["id"]}, "first_seen": "2026-11-24", "resolved_on": "2026-11-27"}  # fmt: skip
+    alerts, resolved = evaluate(fixed, "2026-11-27")
+    assert "wf-06" not in alerts and gone in resolved
+    assert evaluate(fixed, "2026-11-27")[1] == resolved  # a re-run of the day: the same file
+
+
+def test_snooze_and_db_upgrade_commands(tmp_path):
+    url = f"sqlite:///{tmp_path}/state.sqlite"
+    r = run("snooze", "--workflow", "wf-06", "--record", "0065e0000000OP9AAA", "--until", "2026-12-01",
+            "--reason", "customer on holiday", "--by", "ann", "--state", url)  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    from sa_hygiene.state import AlertState
+
+    with AlertState(url) as state:
+        assert [(s["record_key"], s["snoozed_by"]) for s in state.all_snoozes()] == [("0065e0000000OP9", "ann")]
+    r = run("snooze", "--workflow", "wf-02", "--record", "0065e0000000OP9AAA", "--until", "2026-12-01",
+            "--reason", "x", "--state", url)  # fmt: skip
+    assert (r.returncode, "is news" in r.stderr) == (2, True)
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(f"slack:\n  ledger_url: sqlite:///{tmp_path}/db/ledger.sqlite\n")
+    r = run("db-upgrade", "--config", str(cfg))
+    assert r.returncode == 0, r.stderr
+    import sqlite3
+
+    tables = {t for (t,) in sqlite3.connect(tmp_path / "db/ledger.sqlite").execute("select name from sqlite_master")}
+    assert {"alert_episodes", "alert_snoozes", "sa_hygiene_schema"} <= tables

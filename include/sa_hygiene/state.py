@@ -1,0 +1,356 @@
+"""Alert memory: how long each hygiene alert has been open, what got fixed, who snoozed what.
+
+An **episode** is one (workflow, record) alert raised by consecutive evaluations: it starts
+on the first evaluation date that raises it and ends (``resolved_on``) on the first later
+evaluation date that does not. Days without an evaluation neither extend nor end one, so a
+weekend without snapshots is not a fix. News workflows (a new activity, a stage move) are
+announcements, not problems: they have no episodes (CONTRACT.md § 2b).
+
+Evaluating the date already recorded last replaces that day: its effects are undone (one
+level is all that is needed, since only the latest day can be replaced) and it is recorded
+again, so a re-run changes nothing. An earlier date is answered from the episodes without
+writing: history is not rewritten by a late backfill.
+
+The state lives beside the delivery ledger (SQLite by default, PostgreSQL in a deployment)
+and one transaction records a day, serialised against other writers (``BEGIN IMMEDIATE`` on
+SQLite, an advisory lock on PostgreSQL), so two runs of the same day cannot interleave.
+"""
+
+from __future__ import annotations
+
+import json
+import zlib
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+
+from sqlalchemy import (
+    Column,
+    Connection,
+    Date,
+    DateTime,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    and_,
+    bindparam,
+    delete,
+    func,
+    insert,
+    select,
+    update,
+)
+from sqlalchemy.exc import SQLAlchemyError
+
+from sa_hygiene.db import DatabaseError, connect, ensure_schema, reason, safe_url, upsert
+from sa_hygiene.routing import encode
+
+COMPONENT = "alert_state"
+WHAT = "the alert state"
+
+metadata = MetaData()
+episodes = Table(
+    "alert_episodes",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("workflow", String(60), nullable=False),
+    # The 15-character Id: an 18-character Id and its prefix name the same record.
+    Column("record_key", String(15), nullable=False),
+    Column("object", String(60), nullable=False),
+    Column("record_id", String(18), nullable=False),
+    Column("first_seen", Date, nullable=False),
+    Column("last_seen", Date, nullable=False),
+    Column("resolved_on", Date),
+    # JSON lists of encoded recipients: the latest evaluation's, and the one before (undo).
+    Column("recipients", Text, nullable=False),
+    Column("prev_recipients", Text),
+    UniqueConstraint("workflow", "record_key", "first_seen", name="uq_alert_episode"),
+    Index("ix_alert_episodes_open", "resolved_on"),
+)
+evaluations = Table(
+    "alert_evaluations",
+    metadata,
+    Column("as_of", Date, primary_key=True),
+    Column("recorded_at", DateTime(timezone=True), nullable=False),
+    Column("alerts", Integer, nullable=False),
+)
+snoozes = Table(
+    "alert_snoozes",
+    metadata,
+    Column("workflow", String(60), primary_key=True),
+    Column("record_key", String(15), primary_key=True),
+    Column("until", Date, nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("snoozed_by", String(200), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+digest_marks = Table(
+    "alert_digest_marks",
+    metadata,
+    Column("recipient", String(200), primary_key=True),
+    Column("kind", String(40), primary_key=True),
+    # The local date of the recipient's latest digest, and of the one before it (a re-run of
+    # the same day still counts from the day before).
+    Column("last_on", Date, nullable=False),
+    Column("previous_on", Date),
+)
+
+# version: step from the version before. Version 1 is the first schema.
+UPGRADES: dict = {}
+
+
+def key_of(record_id: str) -> str:
+    return str(record_id)[:15]
+
+
+@dataclass
+class Memory:
+    """What an evaluation date adds to its alerts."""
+
+    alerts: list[dict]
+    resolved: list[dict] = field(default_factory=list)
+    recorded: bool = True
+
+
+class AlertState:
+    def __init__(self, url: str, news: Iterable[str] = ()):
+        self.url = url
+        self.news = set(news)
+        self.engine = connect(url, WHAT)
+        ensure_schema(self.engine, WHAT, COMPONENT, metadata, UPGRADES)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def __enter__(self) -> AlertState:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def _fail(self, exc: SQLAlchemyError) -> DatabaseError:
+        return DatabaseError(f"{WHAT} {safe_url(self.url)}: {reason(exc)}")
+
+    def _lock(self, conn: Connection) -> None:
+        if conn.dialect.name == "postgresql":
+            conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({zlib.crc32(COMPONENT.encode())})")
+
+    # ------------------------------------------------------------------ episodes
+
+    def record(self, as_of: date, alerts: list[dict]) -> Memory:
+        """Record one evaluation date's alerts (CONTRACT.md § 2b); an earlier date than the
+        latest recorded one is only read."""
+        try:
+            with self.engine.begin() as conn:
+                self._lock(conn)
+                latest = conn.execute(select(func.max(evaluations.c.as_of))).scalar()
+                if latest is not None and as_of < latest:
+                    return self._read(conn, as_of, alerts)
+                if latest == as_of:
+                    self._undo(conn, as_of)
+                return self._apply(conn, as_of, alerts)
+        except SQLAlchemyError as exc:
+            raise self._fail(exc) from None
+
+    def annotate(self, as_of: date, alerts: list[dict]) -> Memory:
+        """The ages of an evaluation's alerts without recording anything (digests of a date the
+        snapshot's own evaluation already recorded)."""
+        try:
+            with self.engine.connect() as conn:
+                return self._read(conn, as_of, alerts)
+        except SQLAlchemyError as exc:
+            raise self._fail(exc) from None
+
+    def _hygiene(self, alerts: list[dict]) -> dict[tuple[str, str], dict]:
+        today: dict[tuple[str, str], dict] = {}
+        for a in alerts:
+            if a["workflow"] in self.news:
+                continue
+            k = (a["workflow"], key_of(a["record_id"]))
+            entry = today.setdefault(k, {"object": a["object"], "record_id": a["record_id"], "recipients": []})
+            r = encode(a["recipient"])
+            if r not in entry["recipients"]:
+                entry["recipients"].append(r)
+        return today
+
+    def _undo(self, conn: Connection, day: date) -> None:
+        before = conn.execute(select(func.max(evaluations.c.as_of)).where(evaluations.c.as_of < day)).scalar()
+        conn.execute(delete(episodes).where(episodes.c.first_seen == day))
+        conn.execute(update(episodes).where(episodes.c.resolved_on == day).values(resolved_on=None))
+        conn.execute(
+            update(episodes)
+            .where(and_(episodes.c.last_seen == day, episodes.c.resolved_on.is_(None)))
+            .values(last_seen=before, recipients=episodes.c.prev_recipients, prev_recipients=None)
+        )
+        conn.execute(delete(evaluations).where(evaluations.c.as_of == day))
+
+    def _apply(self, conn: Connection, day: date, alerts: list[dict]) -> Memory:
+        today = self._hygiene(alerts)
+        open_rows = conn.execute(
+            select(episodes.c.id, episodes.c.workflow, episodes.c.record_key, episodes.c.object,
+                   episodes.c.record_id, episodes.c.first_seen, episodes.c.recipients)
+            .where(episodes.c.resolved_on.is_(None))
+        ).all()  # fmt: skip
+        known = {(r.workflow, r.record_key): r for r in open_rows}
+        continued, started, first_seen = [], [], {}
+        for k, entry in today.items():
+            row = known.get(k)
+            recipients = json.dumps(entry["recipients"])
+            if row is not None:
+                continued.append({"eid": row.id, "recipients": recipients, "prev": row.recipients})
+                first_seen[k] = row.first_seen
+            else:
+                started.append({"workflow": k[0], "record_key": k[1], "object": entry["object"],
+                                "record_id": entry["record_id"], "first_seen": day, "last_seen": day,
+                                "recipients": recipients})  # fmt: skip
+                first_seen[k] = day
+        ended = [row for k, row in known.items() if k not in today]
+        if continued:
+            conn.execute(
+                update(episodes).where(episodes.c.id == bindparam("eid"))
+                .values(last_seen=day, recipients=bindparam("recipients"), prev_recipients=bindparam("prev")),
+                continued,
+            )  # fmt: skip
+        if started:
+            conn.execute(insert(episodes), started)
+        if ended:
+            conn.execute(
+                update(episodes).where(episodes.c.id == bindparam("eid")).values(resolved_on=day),
+                [{"eid": row.id} for row in ended],
+            )
+        conn.execute(insert(evaluations).values(as_of=day, recorded_at=datetime.now(UTC), alerts=len(alerts)))
+        resolved = [_resolved(row.workflow, row.object, row.record_id, row.recipients, row.first_seen, day)
+                    for row in ended]  # fmt: skip
+        return Memory(self._annotated(alerts, first_seen, day), [r for rs in resolved for r in rs])
+
+    def _read(self, conn: Connection, day: date, alerts: list[dict]) -> Memory:
+        today = self._hygiene(alerts)
+        covering = conn.execute(
+            select(episodes.c.workflow, episodes.c.record_key, episodes.c.first_seen).where(
+                and_(episodes.c.first_seen <= day,
+                     (episodes.c.resolved_on.is_(None)) | (episodes.c.resolved_on > day))
+            )
+        ).all()  # fmt: skip
+        first_seen = {(r.workflow, r.record_key): r.first_seen for r in covering if (r.workflow, r.record_key) in today}
+        gone = conn.execute(select(episodes).where(episodes.c.resolved_on == day)).all()
+        resolved = [_resolved(r.workflow, r.object, r.record_id, r.recipients, r.first_seen, day) for r in gone]
+        return Memory(self._annotated(alerts, first_seen, day), [r for rs in resolved for r in rs], recorded=False)
+
+    def _annotated(self, alerts: list[dict], first_seen: dict, day: date) -> list[dict]:
+        out = []
+        for a in alerts:
+            seen = day if a["workflow"] in self.news else first_seen.get((a["workflow"], key_of(a["record_id"])), day)
+            out.append({**a, "first_seen": seen.isoformat(), "age_days": (day - seen).days})
+        return out
+
+    def open_episodes(self) -> list[dict]:
+        """Every open episode (the report's age bands, escalation)."""
+        try:
+            with self.engine.connect() as conn:
+                rows = conn.execute(select(episodes).where(episodes.c.resolved_on.is_(None))).all()
+        except SQLAlchemyError as exc:
+            raise self._fail(exc) from None
+        return [_episode(r) for r in rows]
+
+    def resolved_between(self, start: date | None, end: date) -> list[dict]:
+        """Episodes resolved in ``(start, end]`` (all before ``end`` when ``start`` is None)."""
+        cond = episodes.c.resolved_on <= end
+        if start is not None:
+            cond = and_(cond, episodes.c.resolved_on > start)
+        try:
+            with self.engine.connect() as conn:
+                rows = conn.execute(select(episodes).where(cond)).all()
+        except SQLAlchemyError as exc:
+            raise self._fail(exc) from None
+        return [_episode(r) for r in rows]
+
+    # ------------------------------------------------------------------ snoozes
+
+    def snooze(self, workflow: str, record_id: str, until: date, reason: str, by: str) -> dict:
+        """Snooze one (workflow, record) until a date: digests leave it out before that date.
+        A new snooze of the same item replaces the old one (e.g. extended, or ended early)."""
+        row = {"workflow": workflow, "record_key": key_of(record_id), "until": until, "reason": reason,
+               "snoozed_by": by, "created_at": datetime.now(UTC)}  # fmt: skip
+        try:
+            with self.engine.begin() as conn:
+                upsert(conn, snoozes, [row], ["workflow", "record_key"])
+        except SQLAlchemyError as exc:
+            raise self._fail(exc) from None
+        return row
+
+    def snoozed(self, on: date) -> dict[tuple[str, str], dict]:
+        """{(workflow, record key): snooze} of the snoozes still running on ``on``."""
+        try:
+            with self.engine.connect() as conn:
+                rows = conn.execute(select(snoozes).where(snoozes.c.until > on)).all()
+        except SQLAlchemyError as exc:
+            raise self._fail(exc) from None
+        return {(r.workflow, r.record_key): dict(r._mapping) for r in rows}
+
+    def all_snoozes(self) -> list[dict]:
+        try:
+            with self.engine.connect() as conn:
+                return [dict(r._mapping) for r in conn.execute(select(snoozes)).all()]
+        except SQLAlchemyError as exc:
+            raise self._fail(exc) from None
+
+    # ------------------------------------------------------------------ digests
+
+    def last_digest(self, recipient: str, kind: str, on: date) -> date | None:
+        """The local date of the recipient's digest before ``on`` (a re-run of ``on`` counts
+        from the same day as the first run did)."""
+        try:
+            with self.engine.connect() as conn:
+                row = conn.execute(
+                    select(digest_marks).where(and_(digest_marks.c.recipient == recipient, digest_marks.c.kind == kind))
+                ).first()
+        except SQLAlchemyError as exc:
+            raise self._fail(exc) from None
+        if row is None:
+            return None
+        return row.previous_on if row.last_on >= on else row.last_on
+
+    def mark_digests(self, recipients: Iterable[str], kind: str, on: date) -> None:
+        """Remember that these recipients got their ``kind`` digest of local date ``on``."""
+        recipients = sorted(set(recipients))
+        if not recipients:
+            return
+        try:
+            with self.engine.begin() as conn:
+                current = {
+                    r.recipient: r for r in conn.execute(
+                        select(digest_marks).where(and_(digest_marks.c.kind == kind,
+                                                        digest_marks.c.recipient.in_(recipients)))
+                    ).all()
+                }  # fmt: skip
+                rows = []
+                for rcpt in recipients:
+                    old = current.get(rcpt)
+                    if old is None:
+                        rows.append({"recipient": rcpt, "kind": kind, "last_on": on, "previous_on": None})
+                    elif old.last_on < on:
+                        rows.append({"recipient": rcpt, "kind": kind, "last_on": on, "previous_on": old.last_on})
+                upsert(conn, digest_marks, rows, ["recipient", "kind"])
+        except SQLAlchemyError as exc:
+            raise self._fail(exc) from None
+
+
+def _resolved(workflow, obj, record_id, recipients_json, first_seen: date, day: date) -> list[dict]:
+    from sa_hygiene.routing import as_recipient
+
+    return [
+        {"workflow": workflow, "object": obj, "record_id": record_id, "recipient": as_recipient(r),
+         "first_seen": first_seen.isoformat(), "resolved_on": day.isoformat()}
+        for r in json.loads(recipients_json)
+    ]  # fmt: skip
+
+
+def _episode(row) -> dict:
+    d = dict(row._mapping)
+    d["recipients"] = json.loads(d["recipients"])
+    d.pop("prev_recipients", None)
+    return d
