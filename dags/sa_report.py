@@ -17,7 +17,7 @@ Params: `as_of` (the evaluation date; blank: the snapshot's own date).
 from airflow.sdk import Param, dag, get_current_context, task
 
 from sa_hygiene.config import load_config
-from sa_hygiene.dag_support import NO_RETRIES, SNAPSHOT, START, TAGS, default_args
+from sa_hygiene.dag_support import NETWORK_RETRIES, NO_RETRIES, SNAPSHOT, START, TAGS, default_args
 
 CFG = load_config()
 
@@ -42,7 +42,15 @@ def sa_report():
         as_of = get_current_context()["params"]["as_of"]
         return write(load_config(), as_of=date.fromisoformat(as_of) if as_of else None)
 
-    write_report()
+    @task(**NETWORK_RETRIES)
+    def record_alert_memory(_report: dict) -> dict:
+        """Episodes of the evaluation just stored (and of any a down state missed): retried,
+        because the state is a database that may be away for a moment."""
+        from sa_hygiene.pipeline import remember
+
+        return remember(load_config())
+
+    record_alert_memory(write_report())
 
 
 sa_report()

@@ -89,6 +89,11 @@ def init_python() -> str:
     return re.search(r"<<'PY'\n(.*?)\nPY\n", script, re.S).group(1)
 
 
+def init_runs_db_upgrade() -> bool:
+    """Whether the airflow-init service creates the ledger's and the alert state's tables."""
+    return "/entrypoint python -m sa_hygiene db-upgrade" in raw_compose()["services"]["airflow-init"]["command"][1]
+
+
 def init_pools() -> list[tuple[str, int, str]]:
     """(name, slots, description) of the pools the airflow-init service creates."""
     script = raw_compose()["services"]["airflow-init"]["command"][1]

@@ -27,6 +27,8 @@ from sa_hygiene.slack_delivery import Message
 from sa_hygiene.snapshot import Snapshot
 
 MAX_BLOCKS = 50
+# Fixed items named in a digest's opening line; the rest are counted.
+FIXED_SHOWN = 10
 SECTION_CHARS = 3000
 # A regional digest continues in its thread; replies open with one context block.
 REPLY_HEAD = 1
@@ -36,6 +38,7 @@ SLOT_TITLES = {
     "channel_post": "SA hygiene",
     "meeting_reminder": "Log your meeting",
     "ops_summary": "sa-hygiene run summary",
+    "escalation": "Open too long in your team",
 }
 
 
@@ -135,12 +138,29 @@ class _Group:
     alerts: list[dict] = field(default_factory=list)
 
 
+def age_text(alerts: list[dict]) -> str | None:
+    """How long the oldest of a record's alerts has been open (alert memory), or None without it."""
+    ages = [a for a in alerts if a.get("first_seen") is not None]
+    if not ages:
+        return None
+    oldest = max(ages, key=lambda a: a["age_days"])
+    if oldest["age_days"] == 0:
+        return "_new today_"
+    return f"_open {_plural(oldest['age_days'], 'day')}, since {oldest['first_seen']}_"
+
+
+def _age(alerts: list[dict]) -> int:
+    return max((a.get("age_days") or 0 for a in alerts), default=0)
+
+
 class Renderer:
-    def __init__(self, cfg: Config, lookup: Lookup, as_of: date, notice: str | None = None):
+    def __init__(self, cfg: Config, lookup: Lookup, as_of: date, notice: str | None = None,
+                 fixed: dict[str, list[dict]] | None = None):  # fmt: skip
         self.cfg = cfg
         self.lookup = lookup
         self.as_of = as_of
         self.notice = notice
+        self.fixed = fixed or {}
         self.order = list(cfg.workflows)
 
     # ------------------------------------------------------------------ links and facts
@@ -192,7 +212,12 @@ class Renderer:
             lines.append(" · ".join(dates))
         lines += self._changes(record_id, alerts)
         lines += self._issues(alerts, skip=section_wf)
-        return "\n".join(lines)
+        return "\n".join(self._with_age(lines, alerts))
+
+    @staticmethod
+    def _with_age(lines: list[str], alerts: list[dict]) -> list[str]:
+        age = age_text(alerts)
+        return [*lines, age] if age else lines
 
     def _changes(self, record_id: str, alerts: list[dict]) -> list[str]:
         """Before → after for the change workflows, when the previous snapshot is at hand."""
@@ -230,7 +255,7 @@ class Renderer:
             cut = description[:preview] + ("…" if len(description) > preview else "")
             lines.append("> " + esc(cut).replace("\n", "\n> "))
         lines += self._issues(alerts, skip=section_wf)
-        return "\n".join(lines)
+        return "\n".join(self._with_age(lines, alerts))
 
     def meeting(self, alert: dict) -> list[dict]:
         e = self.lookup.row("Event", alert["record_id"]) or {}
@@ -276,7 +301,7 @@ class Renderer:
             content.append({"type": "divider"})
             content += _section(f"*{esc(wf.title)}* ({len(ids)})\n_{esc(wf.message)}_" if wf.message else f"*{esc(wf.title)}* ({len(ids)})")
             render = self.opportunity if wf.object == "Opportunity" else self.task
-            for record_id in self._ordered(wf.object, ids):
+            for record_id in self._ordered(wf.object, ids, by_record):
                 content += _section(render(record_id, by_record[record_id], wid))
         n = len(by_record)
         summary = f"{_plural(n, 'record')} " + ("need you" if group.slot == "sa_digest" else "to look at") + ": " + " · ".join(counts)
@@ -284,19 +309,41 @@ class Renderer:
             {"type": "header", "text": {"type": "plain_text", "text": self.title(group)[:150]}},
             _context(esc(summary)),
         ]
+        fixed = self.fixed.get(encode(group.recipient))
+        if fixed:
+            preamble += _section(self.fixed_line(fixed))
         if self.notice:
             preamble += _section(f":warning: {esc(self.notice)}")
         if self.cfg.slack.report_url:
             preamble.append(_context(f"<{self.cfg.slack.report_url}|Open the hygiene dashboard>"))
         return preamble, content, summary
 
-    def _ordered(self, obj: str, ids: list[str]) -> list[str]:
-        """Biggest opportunities first; activities in the order they were created."""
+    def _ordered(self, obj: str, ids: list[str], by_record: dict[str, list[dict]]) -> list[str]:
+        """Oldest open items first (with alert memory), then the biggest opportunities;
+        activities in the order they were created."""
         if obj == "Opportunity":
-            return sorted(ids, key=lambda i: -float((self.lookup.row("Opportunity", i) or {}).get("iacv") or 0))
+            return sorted(ids, key=lambda i: (-_age(by_record[i]),
+                                              -float((self.lookup.row("Opportunity", i) or {}).get("iacv") or 0)))  # fmt: skip
         if obj == "Task":
-            return sorted(ids, key=lambda i: str((self.lookup.row("Task", i) or {}).get("created")))
+            return sorted(ids, key=lambda i: (-_age(by_record[i]), str((self.lookup.row("Task", i) or {}).get("created"))))
         return ids
+
+    def fixed_line(self, fixed: list[dict]) -> str:
+        """What the recipient fixed since their last digest, compactly (one mention per record):
+        the good news first."""
+        shown = FIXED_SHOWN
+        by_record: dict[str, list[dict]] = defaultdict(list)
+        for e in sorted(fixed, key=lambda e: (e["resolved_on"], e["record_id"])):
+            by_record[e["record_id"]].append(e)
+        names = []
+        for record_id, done in list(by_record.items())[:shown]:
+            obj = done[0]["object"]
+            row = self.lookup.row(obj, record_id) or {}
+            label = row.get("name") or row.get("subject") or record_id
+            titles = "; ".join(esc(self.cfg.workflows[e["workflow"]].title) for e in done if e["workflow"] in self.cfg.workflows)
+            names.append(f"{self.link(obj, record_id, label)}" + (f" ({titles})" if titles else ""))
+        more = f" and {len(by_record) - shown} more" if len(by_record) > shown else ""
+        return f":white_check_mark: *{_plural(len(fixed), 'item')} fixed since your last digest*: " + ", ".join(names) + more
 
     def title(self, group: _Group) -> str:
         when = f"{self.as_of:%a %d %b}"
@@ -351,6 +398,7 @@ def build_messages(
     previous: Snapshot | None = None,
     slots: set[str] | None = None,
     notice: str | None = None,
+    fixed: dict[str, list[dict]] | None = None,
 ) -> list[Message]:
     """One message per recipient and slot (one per meeting for reminders), in a stable order.
 
@@ -358,19 +406,20 @@ def build_messages(
     manager are inactive) joins that channel's regional digest.
     """
     lookup = Lookup(snapshot, cfg, previous)
+    named = alerts + [e for episodes in (fixed or {}).values() for e in episodes]
     for obj in ("Opportunity", "Task", "Event"):
-        ids = [a["record_id"] for a in alerts if a["object"] == obj]
+        ids = [a["record_id"] for a in named if a["object"] == obj]
         lookup.prepare(obj, ids)
     related = [a.get("suggested_what_id") for a in alerts] + [
         (lookup.row("Task", a["record_id"]) or {}).get("what_id") for a in alerts if a["object"] == "Task"
     ]
     opp_ids = [r for r in related if isinstance(r, str) and r.startswith("006")]
-    opp_ids += [a["record_id"] for a in alerts if a["object"] == "Opportunity"]
+    opp_ids += [a["record_id"] for a in named if a["object"] == "Opportunity"]
     lookup.prepare("Opportunity", opp_ids)
     accounts = [(lookup.row("Opportunity", o) or {}).get("account_id") for o in opp_ids]
     lookup.prepare("Account", [*accounts, *(r for r in related if isinstance(r, str) and r.startswith("001"))])
 
-    renderer = Renderer(cfg, lookup, as_of, notice)
+    renderer = Renderer(cfg, lookup, as_of, notice, fixed)
     groups: dict[tuple, _Group] = {}
     for a in alerts:
         slot = effective_slot(a)
@@ -443,3 +492,49 @@ def ops_summary(
     return Message(key=f"ops_summary|channel:{channel}|{as_of.isoformat()}|{run}", slot="ops_summary",
                    recipient={"type": "channel", "name": channel}, email=None, fallbacks=(), text=title,
                    blocks=first, replies=replies, title=title)  # fmt: skip
+
+
+def escalation_messages(items: list[dict], snapshot: Snapshot, cfg: Config, days: dict[str, date]) -> list[Message]:
+    """One DM per manager: their team's items open longer than the workflow's
+    ``escalate_after_days``, grouped by SA, oldest first.
+
+    ``items``: open episodes with ``manager``, ``owner`` (the User Id of the SA or owner the
+    item goes to), ``first_seen`` and ``age_days``; ``days``: each manager's local date.
+    """
+    lookup = Lookup(snapshot, cfg)
+    for obj in ("Opportunity", "Task"):
+        lookup.prepare(obj, [i["record_id"] for i in items if i["object"] == obj])
+    renderer = Renderer(cfg, lookup, min(days.values(), default=date.today()))
+    by_manager: dict[str, list[dict]] = defaultdict(list)
+    for item in items:
+        by_manager[item["manager"]].append(item)
+    messages = []
+    for manager in sorted(by_manager):
+        team = by_manager[manager]
+        day = days[manager]
+        name = lookup.user_name(manager)
+        title = f"{SLOT_TITLES['escalation']} · {name} · {day:%a %d %b}"
+        per_sa: dict[str, list[dict]] = defaultdict(list)
+        for item in team:
+            per_sa[item["owner"]].append(item)
+        content: list[dict] = []
+        for owner in sorted(per_sa, key=lambda o: (-max(i["age_days"] for i in per_sa[o]), lookup.user_name(o))):
+            lines = [f"*{esc(lookup.user_name(owner))}* ({len(per_sa[owner])})"]
+            for i in sorted(per_sa[owner], key=lambda i: (-i["age_days"], i["record_id"])):
+                row = lookup.row(i["object"], i["record_id"]) or {}
+                label = row.get("name") or row.get("subject") or i["record_id"]
+                title_wf = cfg.workflows[i["workflow"]].title if i["workflow"] in cfg.workflows else i["workflow"]
+                lines.append(f"• {renderer.link(i['object'], i['record_id'], label)}: {esc(title_wf)}, "
+                             f"open {_plural(i['age_days'], 'day')} (since {i['first_seen']})")  # fmt: skip
+            content += [{"type": "divider"}, *_section("\n".join(lines))]
+        people = "1 person" if len(per_sa) == 1 else f"{len(per_sa)} people"
+        summary = f"{_plural(len(team), 'item')} of {people} in your team open longer than their workflow allows"
+        preamble = [{"type": "header", "text": {"type": "plain_text", "text": title[:150]}}, _context(esc(summary))]
+        first, replies = _paginate(preamble, content, title)
+        recipient = {"type": "user", "id": manager}
+        email = lookup.directory.users["email"].get(manager[:15])
+        messages.append(Message(key=f"escalation|{encode(recipient)}|{day.isoformat()}", slot="escalation",
+                                recipient=recipient, email=email if isinstance(email, str) else None,
+                                fallbacks=_fallbacks(recipient, lookup), text=f"{title}: {summary}"[:3000],
+                                blocks=first, replies=replies, title=title))  # fmt: skip
+    return messages

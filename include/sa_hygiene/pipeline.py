@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import json
 import logging
+from dataclasses import dataclass, field
 from datetime import date
 
 from sa_hygiene.config import Config
 
 log = logging.getLogger(__name__)
+# Full evaluations kept for the alert state: <store>/_alert_memory/<snapshot>/.
+MEMORY_FOLDER = "_alert_memory"
 
 
 def open_sink(cfg: Config, run_id: str, delivery: str | None = None, outbox: str | None = None, conn_id: str | None = None):
@@ -197,24 +200,29 @@ def deliver_digests(
         a for a in read_jsonl(info["alerts"])
         if (slots is None or effective_slot(a) in slots) and (recipients is None or encode(a["recipient"]) in recipients)
     ]  # fmt: skip
+    memory = with_memory(cfg, as_of, alerts, state_url=cfg.state.url or ledger_url)
+    alerts = memory.alerts
     sink = sink if sink is not None else open_sink(cfg, run_id, delivery="outbox" if dry_run else None)
     current = read_snapshot(info["snapshot"], cfg) if alerts or with_quarantine else None
     messages = []
     if alerts:
         before = read_snapshot(info["previous"], cfg, objects=PREVIOUS_OBJECTS) if info.get("previous") else None
-        messages = build_messages(alerts, current, cfg, as_of, previous=before, notice=info.get("notice"))
+        messages = build_messages(alerts, current, cfg, as_of, previous=before, notice=info.get("notice"),
+                                  fixed=memory.fixed)  # fmt: skip
     report = deliver_messages(messages, cfg, run_id, sink=sink, ledger_url=ledger_url)
+    _mark_digests(memory, messages, report, as_of)
+    notes = [info["notice"]] if info.get("notice") and messages else []
     summary = ops_summary(
         cfg, as_of, run_id, quarantine=current.quarantine if with_quarantine else None,
         unrouted=sum(1 for a in alerts if a.get("unrouted")), unknown_users=report.unknown_users,
-        failed=report.failed, unconfirmed=report.unconfirmed,
-        notes=[info["notice"]] if info.get("notice") and messages else [],
+        failed=report.failed, unconfirmed=report.unconfirmed, notes=notes + memory.notes,
     )  # fmt: skip
     if summary is not None:
         deliver_messages([summary], cfg, run_id, sink=sink, ledger_url=ledger_url)
     out = {"messages": len(messages), "sent": len(report.sent), "already_sent": len(report.already_sent),
            "elsewhere": len(report.elsewhere), "failed": len(report.failed), "unknown_users": len(report.unknown_users),
-           "recipients": sorted({encode(m.recipient) for m in messages})}  # fmt: skip
+           "recipients": sorted({encode(m.recipient) for m in messages}), "snoozed": memory.snoozed,
+           "fixed": sum(len(v) for v in memory.fixed.values())}  # fmt: skip
     preview = getattr(sink, "preview_path", None)
     if preview is not None:
         out["preview"] = str(preview)
@@ -265,3 +273,192 @@ def reminder_window(start, end, previous_end, params: dict) -> tuple:
     if previous_end is not None and start - timedelta(days=1) <= previous_end < start:
         return previous_end, end
     return start, end
+
+
+# --------------------------------------------------------------------------- alert memory
+
+
+@dataclass
+class DigestMemory:
+    """What the alert state adds to a digest run: ages, fixes, snoozes, or why it could not."""
+
+    alerts: list[dict]
+    fixed: dict[str, list[dict]] = field(default_factory=dict)
+    snoozed: int = 0
+    notes: list[str] = field(default_factory=list)
+    state: object | None = None
+
+
+def open_state(cfg: Config, url: str | None = None):
+    from sa_hygiene.state import AlertState
+
+    return AlertState(url or cfg.state_url, news=cfg.news_workflows)
+
+
+def _state_down(exc: Exception) -> str:
+    return (f"The alert state is unavailable ({exc}): digests went out without ages, fixes and snoozes. "
+            "Nothing is lost: the next healthy run records the stored evaluations.")  # fmt: skip
+
+
+def with_memory(cfg: Config, as_of: date, alerts: list[dict], *, state_url: str | None = None) -> DigestMemory:
+    """Ages from the episodes (read, never written: the snapshot's own evaluation records them),
+    snoozed items left out, and what each DM recipient fixed since their last digest.
+
+    A state that is down or broken costs the ages, never the digest: the operations channel is
+    told and the alerts go out as they are.
+    """
+    from sa_hygiene.db import DatabaseError
+    from sa_hygiene.routing import encode
+    from sa_hygiene.state import key_of
+
+    try:
+        state = open_state(cfg, state_url)
+        annotated = state.annotate(as_of, alerts).alerts
+        snoozed = state.snoozed(as_of)
+        kept = [a for a in annotated if (a["workflow"], key_of(a["record_id"])) not in snoozed]
+        fixed: dict[str, list[dict]] = {}
+        dm = sorted({encode(a["recipient"]) for a in kept if a["recipient"]["type"] == "user" and a["slot"] == "sa_digest"})
+        if dm:
+            since = {r: state.last_digest(r, "sa_digest", as_of) for r in dm}
+            earliest = min((d for d in since.values() if d is not None), default=None)
+            if earliest is not None:
+                for e in state.resolved_between(earliest, as_of):
+                    for r in e["recipients"]:
+                        if since.get(r) is not None and e["resolved_on"] > since[r] and e["workflow"] in cfg.workflows \
+                                and cfg.workflows[e["workflow"]].slot == "sa_digest":
+                            fixed.setdefault(r, []).append({**e, "resolved_on": e["resolved_on"].isoformat()})
+        return DigestMemory(kept, fixed, len(annotated) - len(kept), state=state)
+    except DatabaseError as exc:
+        log.warning("alert state unavailable: %s", exc)
+        return DigestMemory(alerts, notes=[_state_down(exc)])
+
+
+def _mark_digests(memory: DigestMemory, messages: list, report, as_of: date) -> None:
+    """Remember who got their DM digest today: tomorrow's "fixed since" counts from here."""
+    from sa_hygiene.db import DatabaseError
+    from sa_hygiene.routing import encode
+
+    if memory.state is None:
+        return
+    done = set(report.sent) | set(report.already_sent) | set(report.elsewhere)
+    got = [encode(m.recipient) for m in messages if m.slot == "sa_digest" and m.key in done]
+    try:
+        memory.state.mark_digests(got, "sa_digest", as_of)
+    except DatabaseError as exc:
+        log.warning("alert state: digests not marked: %s", exc)
+    finally:
+        memory.state.close()
+
+
+def save_evaluation(cfg: Config, snapshot_name: str, as_of: date, alerts: list[dict]) -> str:
+    """Keep a full evaluation's alerts in the store, so that the alert state can record them now
+    or, when it is down, on its next healthy run."""
+    from datetime import UTC, datetime
+
+    import fsspec
+
+    folder = f"{cfg.store.url.rstrip('/')}/{MEMORY_FOLDER}/{snapshot_name}"
+    _write_jsonl(f"{folder}/alerts.jsonl", alerts)
+    with fsspec.open(f"{folder}/meta.json", "w", encoding="utf-8", auto_mkdir=True) as fh:
+        json.dump({"snapshot": snapshot_name, "as_of": as_of.isoformat(), "saved_at": datetime.now(UTC).isoformat()}, fh)
+    return folder
+
+
+def remember(cfg: Config, state_url: str | None = None) -> dict:
+    """Record the stored full evaluations the alert state has not seen yet, oldest first (one per
+    snapshot; the latest again when it was re-evaluated). What the sa_report DAG runs after its
+    evaluation: a state that was down catches up here."""
+    import fsspec
+
+    fs, root = fsspec.core.url_to_fs(f"{cfg.store.url.rstrip('/')}/{MEMORY_FOLDER}")
+    if not fs.exists(root):
+        return {"recorded": []}
+    stored = []
+    for entry in fs.ls(root, detail=False):
+        try:
+            with fs.open(f"{entry}/meta.json", "r") as fh:
+                meta = json.load(fh)
+        except FileNotFoundError:
+            continue  # a folder being written
+        stored.append((date.fromisoformat(meta["as_of"]), meta["saved_at"], meta["snapshot"], entry))
+    recorded = []
+    with open_state(cfg, state_url) as state:
+        latest = state.latest_recorded()
+        for as_of, saved_at, name, entry in sorted(stored):
+            # Dates before the latest recorded one are history; the latest again only when re-evaluated.
+            if latest is not None and (as_of < latest[0] or (as_of == latest[0] and saved_at <= latest[1].isoformat())):
+                continue
+            with fs.open(f"{entry}/alerts.jsonl", "r") as fh:
+                alerts = [json.loads(line) for line in fh if line.strip()]
+            mem = state.record(as_of, alerts)
+            recorded.append({"snapshot": name, "as_of": as_of.isoformat(), "alerts": len(alerts),
+                             "resolved": len(mem.resolved)})  # fmt: skip
+    log.info("alert memory: recorded %s", recorded)
+    return {"recorded": recorded}
+
+
+def escalations(cfg: Config, start, end, *, only: str | None = None, as_of: str | None = None,
+                state_url: str | None = None) -> dict:
+    """The managers whose local ``schedule.escalation_at`` falls in ``[start, end)`` and their team's
+    items open longer than the workflow's ``escalate_after_days`` (snoozed ones left out)."""
+    from datetime import UTC, datetime
+
+    from sa_hygiene.routing import as_recipient
+    from sa_hygiene.schedule import due_in, zone
+    from sa_hygiene.snapshot import read_snapshot
+    from sa_hygiene.state import key_of
+
+    latest = _store(cfg).latest()
+    if latest is None:
+        return {"items": [], "days": {}, "snapshot": None}
+    users = read_snapshot(latest.url, cfg, objects=("User",))["User"]
+    active = users[users["is_active"]]
+    managers = {str(m)[:15]: m for m in active["id"]}
+    manager_of = {k: m for k, m in zip(users["key"], users["manager_id"], strict=True) if isinstance(m, str)}
+    if only:
+        row = active[active["key"] == only[:15]]
+        if row.empty:
+            raise ValueError(f"{only}: no active user with this Id in the latest snapshot")
+        tz = zone(row["timezone"].iloc[0])
+        days = {row["id"].iloc[0]: date.fromisoformat(as_of) if as_of else datetime.now(UTC).astimezone(tz).date()}
+    else:
+        days = due_in(start, end, dict(zip(active["id"], active["timezone"], strict=True)), cfg.schedule.escalation_at)
+    if not days:
+        return {"items": [], "days": {}, "snapshot": latest.url}
+    limits = {w: wf.escalate_after_days for w, wf in cfg.enabled_workflows().items() if wf.escalate_after_days}
+    with open_state(cfg, state_url) as state:
+        episodes = state.open_episodes()
+        snoozed = state.snoozed(min(days.values()))
+    items = []
+    for e in episodes:
+        if e["workflow"] not in limits or (e["workflow"], e["record_key"]) in snoozed:
+            continue
+        for r in e["recipients"]:
+            who = as_recipient(r)
+            if who["type"] != "user":
+                continue
+            manager = managers.get(str(manager_of.get(key_of(who["id"]), ""))[:15])
+            if manager is None or manager not in days:
+                continue
+            age = (days[manager] - e["first_seen"]).days
+            if age >= limits[e["workflow"]]:
+                items.append({"manager": manager, "owner": who["id"], "workflow": e["workflow"], "object": e["object"],
+                              "record_id": e["record_id"], "first_seen": e["first_seen"].isoformat(), "age_days": age})  # fmt: skip
+    return {"items": items, "days": {m: d.isoformat() for m, d in days.items()}, "snapshot": latest.url}
+
+
+def deliver_escalations(cfg: Config, found: dict, run_id: str, *, dry_run: bool = False, sink=None) -> dict:
+    """One DM per manager with overdue items; the ledger keeps it to once a day."""
+    from sa_hygiene.digest import escalation_messages
+    from sa_hygiene.snapshot import read_snapshot
+
+    if not found["items"]:
+        return {"messages": 0, "sent": 0}
+    snapshot = read_snapshot(found["snapshot"], cfg)
+    days = {m: date.fromisoformat(d) for m, d in found["days"].items()}
+    messages = escalation_messages(found["items"], snapshot, cfg, days)
+    sink = sink if sink is not None else open_sink(cfg, run_id, delivery="outbox" if dry_run else None)
+    report = deliver_messages(messages, cfg, run_id, sink=sink)
+    report.raise_for_failures()
+    return {"messages": len(messages), "sent": len(report.sent), "already_sent": len(report.already_sent),
+            "items": len(found["items"])}  # fmt: skip

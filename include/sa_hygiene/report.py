@@ -720,6 +720,10 @@ def write_report(cfg: Config, *, as_of: date | None = None, ledger_url: str | No
     current = read_snapshot(latest.url, cfg)
     before = read_snapshot(previous.url, cfg, objects=PREVIOUS_OBJECTS) if previous else None
     evaluation = evaluate(current, before, cfg, as_of)
+    from sa_hygiene.pipeline import save_evaluation
+
+    # The one full evaluation of this snapshot: the alert state records its episodes (sa_report's next task).
+    save_evaluation(cfg, latest.name, as_of, evaluation.alert_records())
     counts = _counts(latest, as_of, evaluation)
     points = trend(cfg, store, latest, counts)
     slack = unknown_slack_users(ledger_url or cfg.slack.ledger_url, latest.taken_at - SLACK_LOOKBACK)

@@ -247,6 +247,20 @@ class AlertState:
             out.append({**a, "first_seen": seen.isoformat(), "age_days": (day - seen).days})
         return out
 
+    def latest_recorded(self) -> tuple[date, datetime] | None:
+        """(as_of, recorded at) of the latest evaluation date recorded, or None."""
+        try:
+            with self.engine.connect() as conn:
+                row = conn.execute(
+                    select(evaluations.c.as_of, evaluations.c.recorded_at).order_by(evaluations.c.as_of.desc()).limit(1)
+                ).first()
+        except SQLAlchemyError as exc:
+            raise self._fail(exc) from None
+        if row is None:
+            return None
+        at = row.recorded_at
+        return row.as_of, (at if at.tzinfo else at.replace(tzinfo=UTC))
+
     def open_episodes(self) -> list[dict]:
         """Every open episode (the report's age bands, escalation)."""
         try:

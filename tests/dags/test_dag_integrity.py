@@ -12,7 +12,9 @@ import pytest
 pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).resolve().parents[2]
 NETWORK_TASKS = {"extract_snapshot", "post_regional_digest", "post_channel_digests", "post_sa_digests",
-                 "post_meeting_reminders"}  # fmt: skip
+                 "post_meeting_reminders", "post_escalations"}  # fmt: skip
+# Tasks that retry because they use the alert state, a database that may be away for a moment.
+STATE_TASKS = {"record_alert_memory", "find_overdue_items"}
 
 
 @pytest.fixture(scope="module")
@@ -29,7 +31,7 @@ def test_no_import_errors_and_every_expected_dag(dagbag):
     regional = {f"sa_regional_digest_{k}" for k in ("east_sa", "west_sa", "emea_sa", "apj_cs", "commercial_sa",
                                                     "pubsec_sa", "channels_and_alliances_sa")}  # fmt: skip
     assert set(dagbag.dags) == {"sa_snapshot", "sa_report", "sa_dm_digests", "sa_meeting_reminders", "sa_channel_posts",
-                                *regional}
+                                "sa_escalations", *regional}
 
 
 def test_docs_tags_catchup_owner_and_failure_callback(dagbag):
@@ -51,6 +53,8 @@ def test_retries_and_pools_only_where_salesforce_or_slack_is_called(dagbag):
                 assert t.retries >= 3 and t.retry_exponential_backoff == 2.0, (dag.dag_id, t.task_id)
                 assert t.retry_delay == timedelta(seconds=60) and t.max_retry_delay == timedelta(minutes=15)
                 assert t.pool == ("salesforce_api" if t.task_id == "extract_snapshot" else "slack_api")
+            elif t.task_id in STATE_TASKS:
+                assert t.retries >= 3 and t.pool == "default_pool", (dag.dag_id, t.task_id)
             else:
                 assert t.retries == 0, (dag.dag_id, t.task_id)
     assert dagbag.dags["sa_snapshot"].max_active_runs == 1
@@ -65,10 +69,11 @@ def test_retries_and_pools_only_where_salesforce_or_slack_is_called(dagbag):
 
 
 def test_params_to_run_by_hand(dagbag):
-    for dag_id in ("sa_regional_digest_east_sa", "sa_channel_posts", "sa_dm_digests", "sa_meeting_reminders"):
+    for dag_id in ("sa_regional_digest_east_sa", "sa_channel_posts", "sa_dm_digests", "sa_meeting_reminders",
+                   "sa_escalations"):  # fmt: skip
         params = dagbag.dags[dag_id].params
         assert {"as_of", "dry_run"} <= set(params.keys()), dag_id
-    assert "sa" in dagbag.dags["sa_dm_digests"].params
+    assert "sa" in dagbag.dags["sa_dm_digests"].params and "sa" in dagbag.dags["sa_escalations"].params
 
 
 def next_runs(dag, after: datetime, n: int) -> list[datetime]:

@@ -38,6 +38,7 @@ from compose_file import (
     environment,
     init_pools,
     init_python,
+    init_runs_db_upgrade,
     load_compose,
     read_dotenv,
     required_variables,
@@ -324,6 +325,8 @@ def deployment():
 
         cluster.run("db", "migrate")  # what the image's entrypoint does for airflow-init
         subprocess.run([sys.executable, "-c", init_python()], env=env, check=True)
+        assert init_runs_db_upgrade()
+        subprocess.run([sys.executable, "-m", "sa_hygiene", "db-upgrade"], env=env, check=True)
         cluster.start("api-server", "api-server")
         cluster.start("scheduler", "scheduler")
         cluster.start("dag-processor", "dag-processor")

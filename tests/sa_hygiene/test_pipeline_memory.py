@@ -1,0 +1,133 @@
+"""Alert memory in the DAG steps: the snapshot's evaluation recorded, digests with ages and
+fixes, snoozes, escalation to the manager, and digests that still go out when the state is down."""
+
+import json
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+import pytest
+from builders import opportunity, user, write_snapshot
+
+from sa_hygiene.config import load_config
+from sa_hygiene.pipeline import (
+    deliver_digests,
+    deliver_escalations,
+    escalations,
+    evaluate_latest,
+    open_state,
+    remember,
+    save_evaluation,
+)
+from sa_hygiene.slack_outbox import OutboxSink
+from sa_hygiene.snapshot import SnapshotStore
+
+pytestmark = pytest.mark.integration
+
+MGR = user(id="0055e0000000MG1AAA", name="Maya Manager", email="maya@gitlab.com")
+SA = user(id="0055e0000000SA1AAA", name="Sam Architect", manager_id=MGR["id"])
+OLD = opportunity(id="0065e0000000OLDAAA", name="Old Co - Premium", owner_id=SA["id"], sa=SA["id"],
+                  stage="4-Proposal", te_start="2026-11-01")  # fmt: skip
+FIXED = opportunity(id="0065e0000000FIXAAA", name="Fixed Co - Ultimate", owner_id=SA["id"], sa=SA["id"],
+                    stage="4-Proposal", te_start="2026-11-01")  # fmt: skip
+
+
+def config(tmp_path: Path, state: str | None = None):
+    path = tmp_path / "c.yaml"
+    text = (f"store: {{url: {tmp_path / 'store'}}}\nslack: {{outbox: {tmp_path / 'outbox'}, "
+            f"ledger_url: 'sqlite:///{tmp_path}/ledger.sqlite'}}\n")  # fmt: skip
+    if state:
+        text += f"state: {{url: '{state}'}}\n"
+    path.write_text(text)
+    return load_config(path)
+
+
+def snapshot_day(cfg, tmp_path, day: date, opps) -> str:
+    """Commit a snapshot of ``day`` and do what sa_report does with it."""
+    from sa_hygiene.rules import evaluate
+    from sa_hygiene.snapshot import read_snapshot
+
+    folder = write_snapshot(tmp_path / f"snap-{day}", {"User": [MGR, SA], "Opportunity": opps})
+    ref = SnapshotStore(cfg.store.url).commit_folder(folder, datetime(day.year, day.month, day.day, 4, tzinfo=UTC))
+    alerts = evaluate(read_snapshot(ref.url, cfg), None, cfg, day).alert_records()
+    save_evaluation(cfg, ref.name, day, alerts)
+    return ref.url
+
+
+def dm(cfg, tmp_path, day: date) -> tuple[dict, list[dict]]:
+    info = evaluate_latest(cfg, day, out=str(tmp_path / f"run-{day}"), slots={"sa_digest"},
+                           now=datetime(day.year, day.month, day.day, 16, tzinfo=UTC))  # fmt: skip
+    run = f"dm-{day}"
+    out = deliver_digests(cfg, info, run, slots={"sa_digest"}, recipients={f"user:{SA['id']}"})
+    return out, OutboxSink.posts(Path(cfg.slack.outbox) / run)
+
+
+def text_of(post: dict) -> str:
+    return json.dumps(post["args"]["blocks"], ensure_ascii=False)
+
+
+def test_digests_show_ages_fixes_and_leave_snoozed_items_out(tmp_path):
+    cfg = config(tmp_path)
+    snapshot_day(cfg, tmp_path, date(2026, 11, 16), [OLD, FIXED])
+    assert [r["as_of"] for r in remember(cfg)["recorded"]] == ["2026-11-16"]
+    _, posts = dm(cfg, tmp_path, date(2026, 11, 16))
+    assert "_new today_" in text_of(posts[0]) and "fixed since" not in text_of(posts[0])
+
+    snapshot_day(cfg, tmp_path, date(2026, 11, 24), [OLD, {**FIXED, "te_end": "2026-11-20"}])
+    assert [r["as_of"] for r in remember(cfg)["recorded"]] == ["2026-11-24"]  # 11-16 is not recorded again
+    out, posts = dm(cfg, tmp_path, date(2026, 11, 24))
+    body = text_of(posts[0])
+    assert "items fixed since your last digest*: <https://gitlab.my.salesforce.com/lightning/r/Opportunity/" \
+           "0065e0000000FIXAAA/view|Fixed Co - Ultimate>" in body  # fmt: skip
+    assert body.index("fixed since") < body.index("Old Co - Premium")  # the good news first
+    assert "_open 8 days, since 2026-11-16_" in body
+    assert out["fixed"] >= 1 and out["snoozed"] == 0
+
+    with open_state(cfg) as state:
+        state.snooze("wf-06", OLD["id"], date(2026, 12, 1), "customer on holiday", "sam")
+    out, posts = dm(cfg, tmp_path, date(2026, 11, 25))
+    assert out["snoozed"] >= 1
+    wf06 = cfg.workflows["wf-06"].title
+    assert not any(wf06 in text_of(p) and "Old Co - Premium" in text_of(p) for p in posts)
+
+
+def test_a_manager_hears_once_of_items_open_longer_than_the_workflow_allows(tmp_path):
+    cfg = config(tmp_path)
+    snapshot_day(cfg, tmp_path, date(2026, 11, 16), [OLD])
+    remember(cfg)
+    snapshot_day(cfg, tmp_path, date(2026, 11, 20), [OLD, FIXED])
+    remember(cfg)
+    found = escalations(cfg, None, None, only=MGR["id"], as_of="2026-11-23")
+    # OLD has been open 7 days by the manager's 11-23 (wf-06 and te-stalled escalate after 7), FIXED only 3.
+    assert {(i["record_id"], i["age_days"], i["owner"]) for i in found["items"]} >= {(OLD["id"], 7, SA["id"])}
+    assert FIXED["id"] not in {i["record_id"] for i in found["items"]}
+    assert {i["manager"] for i in found["items"]} == {MGR["id"]}
+    first = deliver_escalations(cfg, found, "esc-1")
+    again = deliver_escalations(cfg, found, "esc-2")  # the next 15-minute run, or a retry
+    assert (first["sent"], again["sent"], again["already_sent"]) == (1, 0, 1)
+    [post] = OutboxSink.posts(Path(cfg.slack.outbox) / "esc-1")
+    assert "Sam Architect" in text_of(post) and "open 7 days (since 2026-11-16)" in text_of(post)
+    with open_state(cfg) as state:
+        state.snooze("wf-06", OLD["id"], date(2026, 12, 1), "waiting on legal", "maya")
+    later = escalations(cfg, None, None, only=MGR["id"], as_of="2026-11-23")
+    assert ("wf-06", OLD["id"]) not in {(i["workflow"], i["record_id"]) for i in later["items"]}
+
+
+def test_digests_go_out_without_ages_when_the_state_is_down_and_the_next_run_catches_up(tmp_path):
+    (tmp_path / "not-a-folder").write_text("")
+    down = config(tmp_path, state=f"sqlite:///{tmp_path}/not-a-folder/state.sqlite")
+    snapshot_day(down, tmp_path, date(2026, 11, 16), [OLD])
+    with pytest.raises(Exception, match="the alert state"):
+        remember(down)  # the sa_report task fails and retries
+    out, posts = dm(down, tmp_path, date(2026, 11, 16))
+    assert out["sent"] == 1 and "Old Co - Premium" in text_of(posts[0]) and "_new today_" not in text_of(posts[0])
+    ops = OutboxSink.posts(Path(down.slack.outbox) / "dm-2026-11-16")
+    assert any("The alert state is unavailable" in text_of(p) for p in ops)
+
+    healthy = config(tmp_path, state=f"sqlite:///{tmp_path}/state/state.sqlite")
+    snapshot_day(healthy, tmp_path, date(2026, 11, 17), [OLD])
+    assert [r["as_of"] for r in remember(healthy)["recorded"]] == ["2026-11-16", "2026-11-17"]
+    with open_state(healthy) as state:
+        assert {e["first_seen"] for e in state.open_episodes() if e["record_key"] == OLD["id"][:15]} == {date(2026, 11, 16)}
+        ages = state.annotate(date(2026, 11, 17), [{"workflow": "wf-06", "object": "Opportunity",
+                                                     "record_id": OLD["id"], "recipient": {"type": "user", "id": SA["id"]}}])  # fmt: skip
+    assert ages.alerts[0]["age_days"] == 1
