@@ -215,6 +215,7 @@ class Context:
     previous_name: str | None = None
     trend: list[dict] = field(default_factory=list)  # counts.json of earlier snapshots and this one
     slack: dict = field(default_factory=dict)  # from unknown_slack_users()
+    memory: dict = field(default_factory=dict)  # from alert_memory(): episodes, evaluation dates, snoozes
 
 
 class Model:
@@ -440,6 +441,68 @@ class Model:
         return {"quarantined": quarantined, "quarantined_total": len(q), "unrouted": unrouted,
                 "unrouted_total": len(unrouted_alerts), "slack": slack}  # fmt: skip
 
+    # ------------------------------------------------------------------ alert memory
+    def memory(self) -> dict:
+        """Ages of the open items, time to fix, fixes per week and snoozes, from the alert state.
+
+        The open items are this evaluation's hygiene alerts (what the digests show), aged by
+        their episodes; fixes are the episodes the state resolved."""
+        m = self.c.memory
+        if not m or m.get("down"):
+            return {"available": False, "down": m.get("down") if m else None}
+        as_of = self.c.as_of
+        first = {(e["workflow"], e["record_key"]): e["first_seen"] for e in m["episodes"] if e["resolved_on"] is None}
+        issues = self.alerts[~self.alerts["news"]].drop_duplicates(["workflow", "record_id"])
+        keys = zip(issues["workflow"], issues["record_id"].astype(str).str.slice(0, 15), strict=True)
+        ages = pd.Series([(as_of - first.get(k, as_of)).days for k in keys], index=issues.index, dtype="int64")
+        bands = pd.cut(ages, [-1, *AGE_BANDS[1:], 10**6], labels=AGE_BAND_LABELS)
+
+        def by(column: str, values: list[str]) -> list[dict]:
+            table = pd.crosstab(issues[column], bands).reindex(index=values, columns=AGE_BAND_LABELS, fill_value=0)
+            rows = []
+            for v in values:
+                mine = ages[issues[column] == v]
+                if mine.empty:
+                    continue
+                rows.append({"label": v, "bands": [int(n) for n in table.loc[v]], "n": len(mine),
+                             "median": float(mine.median()), "p90": float(mine.quantile(0.9))})  # fmt: skip
+            return rows
+
+        fixed = [e for e in m["episodes"] if e["resolved_on"] is not None]
+        days_to_fix = pd.Series([(e["resolved_on"] - e["first_seen"]).days for e in fixed], dtype="float64")
+        weeks = self.cfg.report.activity_weeks
+        week_of = [e["resolved_on"] - timedelta(days=e["resolved_on"].weekday()) for e in fixed]
+        starts = sorted({as_of - timedelta(days=as_of.weekday() + 7 * i) for i in range(weeks)})
+        people = pd.Series([_first_user(e["recipients"]) for e in fixed], dtype=object)
+        region = region_of(people, self.d) if len(fixed) else pd.Series([], dtype=object)
+        per_week = pd.DataFrame({"week": week_of, "person": people, "region": region})
+
+        def weekly(column: str, label) -> list[dict]:
+            if per_week.empty:
+                return []
+            counts = per_week[per_week["week"].isin(starts)].groupby([column, "week"]).size()
+            out = []
+            for key in sorted({k for k, _ in counts.index}, key=str):
+                out.append({"label": label(key), "weeks": [int(counts.get((key, w), 0)) for w in starts]})
+            return sorted(out, key=lambda r: -sum(r["weeks"]))
+
+        trend = []
+        for day in m["days"]:
+            open_n = sum(1 for e in m["episodes"] if e["first_seen"] <= day and (e["resolved_on"] is None or e["resolved_on"] > day))
+            trend.append({"day": day, "open": open_n, "fixed": sum(1 for e in fixed if e["resolved_on"] == day)})
+        snoozed = [{"line": self.records.line(_object_of(s["record_key"]), s["record_key"], ""), "workflow": s["workflow"],
+                    "until": s["until"], "by": s["snoozed_by"], "reason": s["reason"]}
+                   for s in m["snoozes"] if s["until"] > as_of]  # fmt: skip
+        return {
+            "available": True, "bands": AGE_BAND_LABELS,
+            "by_region": by("region", self.regions), "by_workflow": by("workflow", self.workflows),
+            "median": float(ages.median()) if len(ages) else None, "p90": float(ages.quantile(0.9)) if len(ages) else None,
+            "fixed": len(fixed), "median_days_to_fix": float(days_to_fix.median()) if len(fixed) else None,
+            "weeks": starts, "fixed_by_region": weekly("region", str),
+            "fixed_by_person": weekly("person", lambda u: self.records.user_name(u))[: self.cfg.report.top_sas * 4],
+            "trend": trend, "snoozes": snoozed,
+        }  # fmt: skip
+
     # ------------------------------------------------------------------ all of it
     def build(self) -> dict:
         matrix = self.matrix()
@@ -459,7 +522,7 @@ class Model:
             "issues": len(issues), "issues_delta": None if prev_issues is None else len(issues) - prev_issues,
             "news": len(news), "matrix": matrix, "region_issues": self.region_issues(matrix), "regions": regions,
             "people": self.people(), "activity": activity, "evaluations": evaluations, "quality": quality,
-            "trend": self.c.trend,
+            "trend": self.c.trend, "memory": self.memory(),
         }  # fmt: skip
 
     def region_summary(self, matrix: dict, activity: dict, evaluations: dict) -> list[dict]:
@@ -478,6 +541,31 @@ class Model:
                          "started": te.get(region, {}).get("started", {"n": 0, "href": None}),
                          "ended": te.get(region, {}).get("ended", {"n": 0, "href": None})})  # fmt: skip
         return rows
+
+
+# Age bands of open items, in days: [0, 7), [7, 14), [14, 30), 30 and more.
+AGE_BANDS = (0, 6, 13, 29)
+AGE_BAND_LABELS = ["under 7 days", "7-13 days", "14-29 days", "30+ days"]
+
+
+def _first_user(recipients: list[str]) -> str | None:
+    """The person an episode was addressed to (its first user recipient)."""
+    return next((r.split(":", 1)[1] for r in recipients if r.startswith("user:")), None)
+
+
+def alert_memory(cfg: Config, as_of: date, state_url: str | None = None) -> dict:
+    """What the report shows of the alert state; a state that is down is said, not fatal."""
+    from sa_hygiene.db import DatabaseError
+    from sa_hygiene.pipeline import open_state
+
+    since = as_of - timedelta(days=max(7 * cfg.report.activity_weeks, cfg.report.trend_snapshots))
+    try:
+        with open_state(cfg, cfg.state.url or state_url) as state:
+            episodes, days = state.history(since)
+            return {"episodes": episodes, "days": days, "snoozes": state.all_snoozes()}
+    except DatabaseError as exc:
+        log.warning("report without alert memory: %s", exc)
+        return {"down": str(exc)}
 
 
 def _object_of(record_id: str) -> str:
@@ -727,7 +815,8 @@ def write_report(cfg: Config, *, as_of: date | None = None, ledger_url: str | No
     counts = _counts(latest, as_of, evaluation)
     points = trend(cfg, store, latest, counts)
     slack = unknown_slack_users(ledger_url or cfg.slack.ledger_url, latest.taken_at - SLACK_LOOKBACK)
-    context = Context(cfg, evaluation, current, as_of, latest.name, previous.name if previous else None, points, slack)
+    context = Context(cfg, evaluation, current, as_of, latest.name, previous.name if previous else None, points, slack,
+                      alert_memory(cfg, as_of, ledger_url))  # fmt: skip
     model_obj = Model(context)
     model = model_obj.build()
 

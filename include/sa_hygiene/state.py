@@ -270,6 +270,21 @@ class AlertState:
             raise self._fail(exc) from None
         return [_episode(r) for r in rows]
 
+    def history(self, since: date) -> tuple[list[dict], list[date]]:
+        """(episodes open on or after ``since``, evaluation dates from ``since``): the report's
+        ages, times to fix and trend."""
+        try:
+            with self.engine.connect() as conn:
+                rows = conn.execute(
+                    select(episodes).where(episodes.c.resolved_on.is_(None) | (episodes.c.resolved_on >= since))
+                ).all()
+                days = conn.execute(
+                    select(evaluations.c.as_of).where(evaluations.c.as_of >= since).order_by(evaluations.c.as_of)
+                ).scalars().all()
+        except SQLAlchemyError as exc:
+            raise self._fail(exc) from None
+        return [_episode(r) for r in rows], list(days)
+
     def resolved_between(self, start: date | None, end: date) -> list[dict]:
         """Episodes resolved in ``(start, end]`` (all before ``end`` when ``start`` is None)."""
         cond = episodes.c.resolved_on <= end

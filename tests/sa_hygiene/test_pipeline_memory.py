@@ -131,3 +131,33 @@ def test_digests_go_out_without_ages_when_the_state_is_down_and_the_next_run_cat
         ages = state.annotate(date(2026, 11, 17), [{"workflow": "wf-06", "object": "Opportunity",
                                                      "record_id": OLD["id"], "recipient": {"type": "user", "id": SA["id"]}}])  # fmt: skip
     assert ages.alerts[0]["age_days"] == 1
+
+
+def test_the_report_shows_ages_fixes_and_snoozes(tmp_path):
+    from sa_hygiene.report import write_report
+
+    cfg = config(tmp_path)
+    snapshot_day(cfg, tmp_path, date(2026, 11, 16), [OLD, FIXED])
+    remember(cfg)
+    snapshot_day(cfg, tmp_path, date(2026, 11, 24), [OLD, {**FIXED, "te_end": "2026-11-20"}])
+    remember(cfg)
+    with open_state(cfg) as state:
+        state.snooze("wf-06", OLD["id"], date(2026, 12, 1), "waiting on <legal>", "maya")
+    out = write_report(cfg, as_of=date(2026, 11, 24))
+    html = Path(out["report"]).read_text()
+    memory = html[html.index('<section id="memory">'):html.index('<section id="evaluations">')]
+    assert "No alert memory" not in memory
+    # OLD's episodes are 8 days old: its row of the 7-13 band; FIXED's two fixes took 8 days.
+    assert "median time to fix 8.0 days" in memory and "2 fixed in the period" in memory
+    assert "waiting on &lt;legal&gt;" in memory and "by maya" in memory
+    assert "Sam Architect" in memory  # fixed per person
+
+
+def test_the_report_says_when_the_state_is_down(tmp_path):
+    from sa_hygiene.report import write_report
+
+    (tmp_path / "not-a-folder").write_text("")
+    cfg = config(tmp_path, state=f"sqlite:///{tmp_path}/not-a-folder/state.sqlite")
+    snapshot_day(cfg, tmp_path, date(2026, 11, 16), [OLD])
+    html = Path(write_report(cfg, as_of=date(2026, 11, 16))["report"]).read_text()
+    assert "No alert memory: the alert state sqlite:///" in html and "cannot create" in html
