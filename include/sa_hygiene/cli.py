@@ -52,7 +52,8 @@ def write_jsonl(records, path: str | None) -> None:
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from sa_hygiene.rules import evaluate_paths
 
-    result = evaluate_paths(args.snapshot, args.previous, args.as_of, args.since, args.until, args.config)
+    result = evaluate_paths(args.snapshot, args.previous, args.as_of, args.since, args.until, args.config,
+                            changes=args.changes)  # fmt: skip
     write_jsonl(result.alert_records(), args.out)
     if args.quarantine:
         write_jsonl(result.quarantine_records(), args.quarantine)
@@ -115,6 +116,7 @@ def parser() -> argparse.ArgumentParser:
     e.add_argument("--config", help="project configuration YAML (default: the built-in defaults)")
     e.add_argument("--out", help="alerts file, JSON Lines (default: standard output)")
     e.add_argument("--quarantine", help="quarantined rows file, JSON Lines")
+    e.add_argument("--changes", help="a changes folder to apply to the snapshot first (rows changed since it was taken)")
     e.set_defaults(func=cmd_evaluate)
 
     m = sub.add_parser("digest", help="render the day's digests of an alerts file and deliver them once")
