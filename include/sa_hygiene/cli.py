@@ -139,6 +139,7 @@ def parser() -> argparse.ArgumentParser:
     g.set_defaults(func=cmd_demo_org)
 
     sub.add_parser("extract", help="extract a Salesforce snapshot into the store: extract --conn-id ID --store URL")
+    sub.add_parser("changes", help="pull the changes since the latest snapshot: changes --conn-id ID --store URL")
 
     d = sub.add_parser("demo", help="build the demo org and run the whole pipeline on it (make demo)")
     d.add_argument("--dir", default=".demo")
@@ -155,6 +156,10 @@ def main(argv: list[str] | None = None) -> int:
         from sa_hygiene.salesforce_extract import extract_cli
 
         return extract_cli(argv[1:])
+    if argv[:1] == ["changes"]:
+        from sa_hygiene.salesforce_extract import changes_cli
+
+        return changes_cli(argv[1:])
     args = parser().parse_args(argv)
     from sa_hygiene.config import ConfigError
     from sa_hygiene.db import DatabaseError

@@ -112,6 +112,11 @@ class StoreSettings(_Model):
     max_age_hours: Annotated[float, Field(strict=True, gt=0)]
 
 
+class ChangesSettings(_Model):
+    overlap_minutes: Annotated[float, Field(strict=True, ge=0)]
+    max_age_minutes: Annotated[float, Field(strict=True, gt=0)]
+
+
 class ReportSettings(_Model):
     folder: StrictStr | None = None
     fiscal_year_start_month: Annotated[int, Field(strict=True, ge=1, le=12)]
@@ -258,6 +263,7 @@ class Config(_Model):
     source: SourceSettings
     slack: SlackSettings
     store: StoreSettings
+    changes: ChangesSettings
     report: ReportSettings
     fields: dict[StrictStr, dict[StrictStr, StrictStr]]
     stages: Stages

@@ -685,3 +685,81 @@ def _all_text(path: Path) -> dict[str, pa.DataType]:
     with open(path, "rb") as fh:
         head = fh.readline()
     return {c: pa.string() for c in pacsv.read_csv(pa.py_buffer(head)).column_names}
+
+
+# --------------------------------------------------------------------------- the changes feed of a snapshot
+
+CHANGES_DIR = "_changes"
+CHANGES_POINTER = "latest.json"
+
+
+class ChangesFeed:
+    """The changes pulled since one snapshot: ``<snapshot>/_changes/v<version>/`` folders and
+    ``latest.json``, the manifest of the newest good one.
+
+    The feed is cumulative (each version holds every change since the snapshot), so a reader
+    needs only the latest. A version is staged under a temporary name, gets its manifest, is
+    renamed, and only then does the pointer move (written beside and renamed over, one object
+    on object stores): a pull that fails anywhere leaves the last good version and its
+    high-water mark in place. A new snapshot starts a new feed in its own folder.
+    """
+
+    keep = 3  # versions kept: a reader that just read the pointer still finds its folder
+
+    def __init__(self, store: SnapshotStore, ref: SnapshotRef):
+        self.store, self.ref = store, ref
+        self.fs = store.fs
+        self.root = f"{store.root}/{ref.name}/{CHANGES_DIR}"
+        self.url = f"{ref.url}/{CHANGES_DIR}"
+
+    def latest(self) -> dict | None:
+        """The manifest of the newest good version (``folder``: its URL), or None before the first pull."""
+        path = f"{self.root}/{CHANGES_POINTER}"
+        if not self.fs.exists(path):
+            return None
+        with self.fs.open(path) as fh:
+            manifest = json.load(fh)
+        return {**manifest, "folder": f"{self.url}/{manifest['name']}"}
+
+    def stage(self) -> str:
+        tmp = f".tmp-{uuid.uuid4().hex[:12]}"
+        self.fs.makedirs(f"{self.root}/{tmp}", exist_ok=True)
+        return f"{self.url}/{tmp}"
+
+    def discard(self, staged: str) -> None:
+        path = _fs(staged)[1]
+        if self.fs.exists(path):
+            self.fs.rm(path, recursive=True)
+
+    def commit(self, staged: str, manifest: dict) -> dict:
+        """Publish a staged folder as the next version; returns its manifest."""
+        last = self.latest()
+        version = (last["version"] if last else 0) + 1
+        name = f"v{version:06d}"
+        manifest = {**manifest, "version": version, "name": name}
+        tmp = _fs(staged)[1]
+        with self.fs.open(f"{tmp}/{MANIFEST}", "w") as fh:
+            json.dump(manifest, fh, indent=1)
+        self.fs.mv(tmp, f"{self.root}/{name}", recursive=True)
+        self.point(manifest)
+        self._prune(version)
+        return {**manifest, "folder": f"{self.url}/{name}"}
+
+    def point(self, manifest: dict) -> None:
+        """Move the pointer: also after a pull that found nothing new (a later high-water mark)."""
+        manifest = {k: v for k, v in manifest.items() if k != "folder"}
+        tmp = f"{self.root}/.{CHANGES_POINTER}-{uuid.uuid4().hex[:8]}"
+        with self.fs.open(tmp, "w") as fh:
+            json.dump(manifest, fh, indent=1)
+        self.fs.mv(tmp, f"{self.root}/{CHANGES_POINTER}")
+
+    def _prune(self, version: int) -> None:
+        for entry in self.fs.ls(self.root, detail=False):
+            base = entry.rstrip("/").rsplit("/", 1)[-1]
+            if re.fullmatch(r"v\d{6}", base) and int(base[1:]) <= version - self.keep:
+                self.fs.rm(f"{self.root}/{base}", recursive=True)
+
+
+def latest_changes(store: SnapshotStore, ref: SnapshotRef | None) -> dict | None:
+    """The newest changes of snapshot ``ref`` (manifest with ``folder``), or None."""
+    return ChangesFeed(store, ref).latest() if ref is not None else None
