@@ -130,8 +130,12 @@ def read_jsonl(url: str) -> list[dict]:
         return [json.loads(line) for line in fh if line.strip()]
 
 
+# Evaluations this process ran and reused (``cache=True``): observable by tests and the bench.
+EVALUATIONS = {"run": 0, "reused": 0}
+
+
 def evaluate_latest(cfg: Config, as_of: date, since=None, until=None, *, out: str, slots=None, now=None,
-                    with_changes: bool = False) -> dict:  # fmt: skip
+                    with_changes: bool = False, cache: bool = False) -> dict:  # fmt: skip
     """Evaluate the latest snapshot (against the one before it) and keep the alerts in ``out``.
 
     Returns what delivery needs (paths, counts) and a freshness notice when the latest
@@ -139,11 +143,15 @@ def evaluate_latest(cfg: Config, as_of: date, since=None, until=None, *, out: st
     digests) reads the snapshot with its latest changes, so that what was logged or booked
     since the snapshot counts; changes older than ``changes.max_age_minutes`` are reported to
     the operations channel (``changes_notice``).
+
+    ``cache``: the DM digests run every 15 minutes and would evaluate the whole org each time for
+    a handful of recipients. One evaluation per (snapshot, previous, changes version, local
+    date, window, slots) is kept in ``<store>/_evaluations/`` and reused by every run with the
+    same key; a new changes version is a new key.
     """
     from datetime import UTC, datetime
 
-    from sa_hygiene.rules import evaluate
-    from sa_hygiene.snapshot import PREVIOUS_OBJECTS, SnapshotError, latest_changes, read_snapshot
+    from sa_hygiene.snapshot import SnapshotError, latest_changes
 
     store = _store(cfg)
     latest = store.latest()
@@ -154,18 +162,34 @@ def evaluate_latest(cfg: Config, as_of: date, since=None, until=None, *, out: st
     then = store.at(as_utc(since)) if since is not None else None
     previous = then if then is not None and then != latest else store.previous(latest)
     changes = latest_changes(store, latest) if with_changes else None
-    current = read_snapshot(latest.url, cfg, changes=changes["folder"] if changes else None)
-    before = read_snapshot(previous.url, cfg, objects=PREVIOUS_OBJECTS) if previous else None
-    result = evaluate(current, before, cfg, as_of, since, until, slots=set(slots) if slots else None)
-    alerts = result.alert_records()
-    _write_jsonl(f"{out}/alerts.jsonl", alerts)
+    folder = _evaluation_folder(cfg, latest, previous, changes, as_of, since, until, slots) if cache else None
+    evaluated = _read_json(f"{folder}/info.json") if folder else None
+    if evaluated is not None:
+        EVALUATIONS["reused"] += 1
+        log.info("evaluation reused: %s", folder)
+    else:
+        evaluated = _evaluate(cfg, latest, previous, changes, as_of, since, until, slots, folder or out)
     now = now or datetime.now(UTC)
     age = (now - latest.taken_at).total_seconds() / 3600
     notice = None
     if age > cfg.store.max_age_hours:
         notice = (f"The latest Salesforce snapshot is from {latest.taken_at:%Y-%m-%d %H:%M} UTC, {age:.0f} hours ago: "
                   "recent changes are missing from this digest.")  # fmt: skip
-    return {
+    return {**evaluated, "notice": notice, **_changes_info(cfg, changes, now)}
+
+
+def _evaluate(cfg: Config, latest, previous, changes, as_of, since, until, slots, out: str) -> dict:
+    """Evaluate and write the alerts to ``out``; ``info.json`` last, which marks the folder complete."""
+    from sa_hygiene.rules import evaluate
+    from sa_hygiene.snapshot import PREVIOUS_OBJECTS, read_snapshot
+
+    current = read_snapshot(latest.url, cfg, changes=changes["folder"] if changes else None)
+    before = read_snapshot(previous.url, cfg, objects=PREVIOUS_OBJECTS) if previous else None
+    result = evaluate(current, before, cfg, as_of, since, until, slots=set(slots) if slots else None)
+    EVALUATIONS["run"] += 1
+    alerts = result.alert_records()
+    _write_jsonl(f"{out}/alerts.jsonl", alerts)
+    evaluated = {
         "as_of": as_of.isoformat(),
         "since": result.window.since.isoformat(),
         "until": result.window.until.isoformat(),
@@ -176,9 +200,34 @@ def evaluate_latest(cfg: Config, as_of: date, since=None, until=None, *, out: st
         "counts": result.counts(),
         "quarantined": len(result.quarantine),
         "unrouted": sum(1 for a in alerts if a.get("unrouted")),
-        "notice": notice,
-        **_changes_info(cfg, changes, now),
     }
+    _write_jsonl(f"{out}/info.json", [evaluated])
+    return evaluated
+
+
+def _evaluation_folder(cfg: Config, latest, previous, changes, as_of, since, until, slots) -> str:
+    """The cache folder of one evaluation key; older snapshots' evaluations are removed."""
+    import hashlib
+
+    import fsspec
+
+    version = changes["version"] if changes else 0
+    key = json.dumps([latest.name, previous.name if previous else None, version, as_of.isoformat(),
+                      str(since), str(until), sorted(slots or [])])  # fmt: skip
+    root = f"{cfg.store.url.rstrip('/')}/_evaluations"
+    fs, path = fsspec.core.url_to_fs(root)
+    if fs.exists(path):
+        for entry in fs.ls(path, detail=False):
+            if not entry.rstrip("/").rsplit("/", 1)[-1].startswith(latest.name):
+                fs.rm(entry, recursive=True)
+    return f"{root}/{latest.name}-v{version}-{as_of.isoformat()}-{hashlib.sha256(key.encode()).hexdigest()[:12]}"
+
+
+def _read_json(url: str) -> dict | None:
+    import fsspec
+
+    fs, path = fsspec.core.url_to_fs(url)
+    return read_jsonl(url)[0] if fs.exists(path) else None
 
 
 def _changes_info(cfg: Config, changes: dict | None, now) -> dict:

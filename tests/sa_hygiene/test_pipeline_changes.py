@@ -86,3 +86,29 @@ def test_changes_older_than_an_hour_are_reported_in_the_operations_channel(deplo
     calls = sink.calls_path.read_text()
     ops = [line for line in calls.splitlines() if "#sa-hygiene-ops" in line]
     assert any("chat.postMessage" in line and "61 minutes ago" in line for line in ops)
+
+
+def test_one_evaluation_is_reused_until_the_changes_move(deployment):
+    from sa_hygiene.pipeline import EVALUATIONS
+
+    cfg, tmp_path = deployment
+
+    def digest(minute: int) -> dict:
+        return evaluate_latest(cfg, date(2026, 11, 24), out=str(tmp_path / f"run{minute}"), slots={"sa_digest"},
+                               now=PULLED + timedelta(minutes=minute), with_changes=True, cache=True)  # fmt: skip
+
+    before = dict(EVALUATIONS)
+    first, second = digest(0), digest(15)
+    assert (EVALUATIONS["run"] - before["run"], EVALUATIONS["reused"] - before["reused"]) == (1, 1)
+    assert second["alerts"] == first["alerts"] and "/_evaluations/" in first["alerts"]
+    assert read_jsonl(second["alerts"]) == read_jsonl(first["alerts"])
+
+    store = SnapshotStore(cfg.store.url)
+    feed = ChangesFeed(store, store.latest())
+    staged = feed.stage()
+    write_changes(Path(staged), {"Task": [{**DUE, "is_closed": "false"}]})  # reopened: due today again
+    feed.commit(staged, {"high_water_mark": "2026-11-24T10:00:00+00:00", "pulled_at": PULLED.isoformat()})
+    third = digest(30)
+    assert EVALUATIONS["run"] - before["run"] == 2 and third["alerts"] != first["alerts"]
+    assert [a["record_id"] for a in read_jsonl(third["alerts"]) if a["workflow"] == "wf-11"] == [DUE["id"]]
+    assert third["changes_version"] == 2
