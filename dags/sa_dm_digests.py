@@ -4,7 +4,9 @@
 Runs every 15 minutes. A run delivers to the people whose local `schedule.sa_digest_at` (16:00)
 falls in its interval, evaluated with *their* local date as `as_of`: offsets are multiples of
 15 minutes (India +05:30, Nepal +05:45), so everyone is served exactly once a day, DST changes
-included. Most runs find nobody due and stop there.
+included. Most runs find nobody due and stop there. Reads the latest snapshot with its changes
+feed (`sa_changes`): a task closed this morning is not "due today" at 16:00. One evaluation per
+local date and changes version is kept in the store and reused by the runs that follow.
 
 Params: `sa` (a User Id: send that person's digest now), `as_of`, `dry_run`.
 """
@@ -50,7 +52,8 @@ def sa_dm_digests():
         infos = []
         for day, users in sorted(due.items()):
             out = f"{run_folder(cfg, 'sa_dm_digests', ctx['run_id'])}/{day}"
-            info = evaluate_latest(cfg, date.fromisoformat(day), out=out, slots={"sa_digest"}, now=ctx["data_interval_end"])
+            info = evaluate_latest(cfg, date.fromisoformat(day), out=out, slots={"sa_digest"}, now=ctx["data_interval_end"],
+                                   with_changes=True, cache=True)  # fmt: skip
             infos.append({**info, "recipients": [f"user:{u}" for u in users]})
         return infos
 

@@ -3,7 +3,8 @@
 
 Every 15 minutes, wf-01 for the meetings that ended since the previous successful run: a
 direct message per meeting to the SA who owns it, naming the opportunity (or account) the
-attendees suggest, unless the SA already logged an activity for it. Each meeting is reminded
+attendees suggest, unless the SA already logged an activity for it. Reads the latest snapshot
+with its changes feed (`sa_changes`), so a meeting booked or logged since the snapshot counts. Each meeting is reminded
 once: the delivery ledger keys reminders by meeting.
 
 Params: `since`/`until` (ISO date-times, a window by hand), `dry_run`.
@@ -43,7 +44,8 @@ def sa_meeting_reminders():
         since, until = reminder_window(ctx["data_interval_start"], ctx["data_interval_end"],
                                        ctx.get("prev_data_interval_end_success"), ctx["params"])  # fmt: skip
         out = run_folder(cfg, "sa_meeting_reminders", ctx["run_id"])
-        return evaluate_latest(cfg, until.date(), since, until, out=out, slots={"meeting_reminder"}, now=until)
+        return evaluate_latest(cfg, until.date(), since, until, out=out, slots={"meeting_reminder"}, now=until,
+                               with_changes=True)  # fmt: skip
 
     @task(pool="slack_api", **NETWORK_RETRIES)
     def post_meeting_reminders(info: dict) -> dict:

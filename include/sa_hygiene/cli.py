@@ -55,7 +55,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if args.resolved and not args.state:
         print("error: --resolved needs --state (the alert memory it reads episodes from)", file=sys.stderr)
         return EXIT_USAGE
-    result = evaluate_paths(args.snapshot, args.previous, args.as_of, args.since, args.until, args.config)
+    result = evaluate_paths(args.snapshot, args.previous, args.as_of, args.since, args.until, args.config,
+                            changes=args.changes)  # fmt: skip
     alerts = result.alert_records()
     if args.state:
         from sa_hygiene.config import load_config
@@ -161,6 +162,7 @@ def parser() -> argparse.ArgumentParser:
     e.add_argument("--config", help="project configuration YAML (default: the built-in defaults)")
     e.add_argument("--out", help="alerts file, JSON Lines (default: standard output)")
     e.add_argument("--quarantine", help="quarantined rows file, JSON Lines")
+    e.add_argument("--changes", help="a changes folder to apply to the snapshot first (rows changed since it was taken)")
     e.add_argument("--state", help="alert memory database URL: adds first_seen and age_days, records episodes")
     e.add_argument("--resolved", help="with --state: write the episodes this date resolved here (JSON Lines)")
     e.set_defaults(func=cmd_evaluate)
@@ -199,6 +201,7 @@ def parser() -> argparse.ArgumentParser:
     g.set_defaults(func=cmd_demo_org)
 
     sub.add_parser("extract", help="extract a Salesforce snapshot into the store: extract --conn-id ID --store URL")
+    sub.add_parser("changes", help="pull the changes since the latest snapshot: changes --conn-id ID --store URL")
 
     d = sub.add_parser("demo", help="build the demo org and run the whole pipeline on it (make demo)")
     d.add_argument("--dir", default=".demo")
@@ -215,6 +218,10 @@ def main(argv: list[str] | None = None) -> int:
         from sa_hygiene.salesforce_extract import extract_cli
 
         return extract_cli(argv[1:])
+    if argv[:1] == ["changes"]:
+        from sa_hygiene.salesforce_extract import changes_cli
+
+        return changes_cli(argv[1:])
     args = parser().parse_args(argv)
     from sa_hygiene.config import ConfigError
     from sa_hygiene.db import DatabaseError

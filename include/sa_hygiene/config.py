@@ -118,6 +118,11 @@ class StateSettings(_Model):
     url: StrictStr | None = None
 
 
+class ChangesSettings(_Model):
+    overlap_minutes: Annotated[float, Field(strict=True, ge=0)]
+    max_age_minutes: Annotated[float, Field(strict=True, gt=0)]
+
+
 class ReportSettings(_Model):
     folder: StrictStr | None = None
     fiscal_year_start_month: Annotated[int, Field(strict=True, ge=1, le=12)]
@@ -267,6 +272,7 @@ class Config(_Model):
     source: SourceSettings
     slack: SlackSettings
     store: StoreSettings
+    changes: ChangesSettings
     state: StateSettings = StateSettings()
     report: ReportSettings
     fields: dict[StrictStr, dict[StrictStr, StrictStr]]

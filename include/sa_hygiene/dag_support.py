@@ -1,4 +1,4 @@
-"""What every DAG of the project shares: defaults, the snapshot Asset, the failure notifier.
+"""What every DAG of the project shares: defaults, the snapshot and changes Assets, the failure notifier.
 
 Imported by DAG files at parse time, so only ``airflow.sdk`` and the light configuration
 module come in here; the Slack client is imported when a failure is actually reported.
@@ -18,6 +18,7 @@ TAGS = ["sa-hygiene"]
 # An "x-" scheme is private: Airflow neither validates nor normalizes it, where any other scheme
 # makes every parse load all providers' asset handlers first (about 50 ms a parse).
 SNAPSHOT = Asset("sa_hygiene_snapshot", uri="x-sa-hygiene://snapshot/latest")
+CHANGES = Asset("sa_hygiene_changes", uri="x-sa-hygiene://snapshot/latest/changes")
 
 # Tasks that talk to Salesforce or Slack retry; validation and evaluation do not (a bad
 # snapshot stays bad on retry, and their failure is a result the operators must see). When a

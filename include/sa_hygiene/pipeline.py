@@ -93,6 +93,20 @@ def commit_snapshot(cfg: Config, staged: str, taken_at, source: str) -> str:
     return _store(cfg).commit(staged, taken_at, source=source).url
 
 
+def pull_changes(cfg: Config, now=None, conn_id: str | None = None) -> dict:
+    """One pull of the changes feed into the latest snapshot's ``_changes`` (the sa_changes DAG).
+
+    A folder source has no Salesforce to ask: nothing is pulled, and runs read the snapshot alone.
+    """
+    if cfg.source.kind == "folder":
+        log.info("source.kind is folder: no changes feed to pull")
+        return {"skipped": "folder source"}
+    from sa_hygiene.salesforce_extract import pull_changes as pull
+
+    report = pull(cfg, _store(cfg), conn_id, now=now)
+    return {**report.manifest(), "folder": report.folder, "written": report.written}
+
+
 # --------------------------------------------------------------------------- evaluation and delivery
 
 
@@ -119,16 +133,28 @@ def read_jsonl(url: str) -> list[dict]:
         return [json.loads(line) for line in fh if line.strip()]
 
 
-def evaluate_latest(cfg: Config, as_of: date, since=None, until=None, *, out: str, slots=None, now=None) -> dict:
+# Evaluations this process ran and reused (``cache=True``): observable by tests and the bench.
+EVALUATIONS = {"run": 0, "reused": 0}
+
+
+def evaluate_latest(cfg: Config, as_of: date, since=None, until=None, *, out: str, slots=None, now=None,
+                    with_changes: bool = False, cache: bool = False) -> dict:  # fmt: skip
     """Evaluate the latest snapshot (against the one before it) and keep the alerts in ``out``.
 
     Returns what delivery needs (paths, counts) and a freshness notice when the latest
-    snapshot is older than ``store.max_age_hours``.
+    snapshot is older than ``store.max_age_hours``. ``with_changes`` (the reminders and the DM
+    digests) reads the snapshot with its latest changes, so that what was logged or booked
+    since the snapshot counts; changes older than ``changes.max_age_minutes`` are reported to
+    the operations channel (``changes_notice``).
+
+    ``cache``: the DM digests run every 15 minutes and would evaluate the whole org each time for
+    a handful of recipients. One evaluation per (snapshot, previous, changes version, local
+    date, window, slots) is kept in ``<store>/_evaluations/`` and reused by every run with the
+    same key; a new changes version is a new key.
     """
     from datetime import UTC, datetime
 
-    from sa_hygiene.rules import evaluate
-    from sa_hygiene.snapshot import PREVIOUS_OBJECTS, SnapshotError, read_snapshot
+    from sa_hygiene.snapshot import SnapshotError, latest_changes
 
     store = _store(cfg)
     latest = store.latest()
@@ -138,17 +164,35 @@ def evaluate_latest(cfg: Config, as_of: date, since=None, until=None, *, out: st
     # before the latest with daily snapshots; still right when sa_snapshot runs more often).
     then = store.at(as_utc(since)) if since is not None else None
     previous = then if then is not None and then != latest else store.previous(latest)
-    current = read_snapshot(latest.url, cfg)
-    before = read_snapshot(previous.url, cfg, objects=PREVIOUS_OBJECTS) if previous else None
-    result = evaluate(current, before, cfg, as_of, since, until, slots=set(slots) if slots else None)
-    alerts = result.alert_records()
-    _write_jsonl(f"{out}/alerts.jsonl", alerts)
-    age = ((now or datetime.now(UTC)) - latest.taken_at).total_seconds() / 3600
+    changes = latest_changes(store, latest) if with_changes else None
+    folder = _evaluation_folder(cfg, latest, previous, changes, as_of, since, until, slots) if cache else None
+    evaluated = _read_json(f"{folder}/info.json") if folder else None
+    if evaluated is not None:
+        EVALUATIONS["reused"] += 1
+        log.info("evaluation reused: %s", folder)
+    else:
+        evaluated = _evaluate(cfg, latest, previous, changes, as_of, since, until, slots, folder or out)
+    now = now or datetime.now(UTC)
+    age = (now - latest.taken_at).total_seconds() / 3600
     notice = None
     if age > cfg.store.max_age_hours:
         notice = (f"The latest Salesforce snapshot is from {latest.taken_at:%Y-%m-%d %H:%M} UTC, {age:.0f} hours ago: "
                   "recent changes are missing from this digest.")  # fmt: skip
-    return {
+    return {**evaluated, "notice": notice, **_changes_info(cfg, changes, now)}
+
+
+def _evaluate(cfg: Config, latest, previous, changes, as_of, since, until, slots, out: str) -> dict:
+    """Evaluate and write the alerts to ``out``; ``info.json`` last, which marks the folder complete."""
+    from sa_hygiene.rules import evaluate
+    from sa_hygiene.snapshot import PREVIOUS_OBJECTS, read_snapshot
+
+    current = read_snapshot(latest.url, cfg, changes=changes["folder"] if changes else None)
+    before = read_snapshot(previous.url, cfg, objects=PREVIOUS_OBJECTS) if previous else None
+    result = evaluate(current, before, cfg, as_of, since, until, slots=set(slots) if slots else None)
+    EVALUATIONS["run"] += 1
+    alerts = result.alert_records()
+    _write_jsonl(f"{out}/alerts.jsonl", alerts)
+    evaluated = {
         "as_of": as_of.isoformat(),
         "since": result.window.since.isoformat(),
         "until": result.window.until.isoformat(),
@@ -159,8 +203,50 @@ def evaluate_latest(cfg: Config, as_of: date, since=None, until=None, *, out: st
         "counts": result.counts(),
         "quarantined": len(result.quarantine),
         "unrouted": sum(1 for a in alerts if a.get("unrouted")),
-        "notice": notice,
     }
+    _write_jsonl(f"{out}/info.json", [evaluated])
+    return evaluated
+
+
+def _evaluation_folder(cfg: Config, latest, previous, changes, as_of, since, until, slots) -> str:
+    """The cache folder of one evaluation key; older snapshots' evaluations are removed."""
+    import hashlib
+
+    import fsspec
+
+    version = changes["version"] if changes else 0
+    key = json.dumps([latest.name, previous.name if previous else None, version, as_of.isoformat(),
+                      str(since), str(until), sorted(slots or [])])  # fmt: skip
+    root = f"{cfg.store.url.rstrip('/')}/_evaluations"
+    fs, path = fsspec.core.url_to_fs(root)
+    if fs.exists(path):
+        for entry in fs.ls(path, detail=False):
+            if not entry.rstrip("/").rsplit("/", 1)[-1].startswith(latest.name):
+                fs.rm(entry, recursive=True)
+    return f"{root}/{latest.name}-v{version}-{as_of.isoformat()}-{hashlib.sha256(key.encode()).hexdigest()[:12]}"
+
+
+def _read_json(url: str) -> dict | None:
+    import fsspec
+
+    fs, path = fsspec.core.url_to_fs(url)
+    return read_jsonl(url)[0] if fs.exists(path) else None
+
+
+def _changes_info(cfg: Config, changes: dict | None, now) -> dict:
+    """What delivery needs to know of the changes an evaluation read, and whether they were stale."""
+    from datetime import datetime
+
+    if changes is None:
+        return {}
+    pulled = datetime.fromisoformat(changes["pulled_at"])
+    minutes = (as_utc(now) - pulled).total_seconds() / 60
+    notice = None
+    if minutes > cfg.changes.max_age_minutes:
+        notice = (f"The latest Salesforce changes were pulled at {pulled:%Y-%m-%d %H:%M} UTC, {minutes:.0f} minutes "
+                  "ago: activities logged and meetings booked since then are missing from this run.")  # fmt: skip
+    return {"changes": changes["folder"], "changes_version": changes["version"], "changes_pulled_at": changes["pulled_at"],
+            "changes_notice": notice}  # fmt: skip
 
 
 def as_utc(moment):
@@ -203,7 +289,7 @@ def deliver_digests(
     memory = with_memory(cfg, as_of, alerts, state_url=cfg.state.url or ledger_url)
     alerts = memory.alerts
     sink = sink if sink is not None else open_sink(cfg, run_id, delivery="outbox" if dry_run else None)
-    current = read_snapshot(info["snapshot"], cfg) if alerts or with_quarantine else None
+    current = read_snapshot(info["snapshot"], cfg, changes=info.get("changes")) if alerts or with_quarantine else None
     messages = []
     if alerts:
         before = read_snapshot(info["previous"], cfg, objects=PREVIOUS_OBJECTS) if info.get("previous") else None
@@ -211,7 +297,7 @@ def deliver_digests(
                                   fixed=memory.fixed)  # fmt: skip
     report = deliver_messages(messages, cfg, run_id, sink=sink, ledger_url=ledger_url)
     _mark_digests(memory, messages, report, as_of)
-    notes = [info["notice"]] if info.get("notice") and messages else []
+    notes = [n for n in (info.get("notice"), info.get("changes_notice")) if n and messages]
     summary = ops_summary(
         cfg, as_of, run_id, quarantine=current.quarantine if with_quarantine else None,
         unrouted=sum(1 for a in alerts if a.get("unrouted")), unknown_users=report.unknown_users,

@@ -616,9 +616,13 @@ def evaluate_paths(
     since: datetime | None = None,
     until: datetime | None = None,
     config: str | None = None,
+    changes: str | None = None,
 ) -> Evaluation:
-    """``evaluate`` from snapshot paths: what the command line and the DAGs call."""
+    """``evaluate`` from snapshot paths: what the command line and the DAGs call.
+
+    ``changes``: a changes folder applied to the current snapshot (CONTRACT.md § 1b).
+    """
     cfg = load_config(config)
-    current = read_snapshot(snapshot, cfg)
+    current = read_snapshot(snapshot, cfg, changes=changes)
     before = read_snapshot(previous, cfg, objects=PREVIOUS_OBJECTS) if previous else None
     return evaluate(current, before, cfg, as_of, since, until)

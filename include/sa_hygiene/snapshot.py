@@ -8,6 +8,10 @@ record carries ``key`` (the 15-character Id prefix) so that 15- and 18-character
 of the same record join. Rows that cannot be trusted are moved to the quarantine
 with a reason code instead of failing the run (CONTRACT.md § 1, "Bad rows").
 
+A *changes folder* (CONTRACT.md § 1b: rows created, modified or deleted since the
+snapshot, with an optional ``IsDeleted``) is applied to the raw tables before typing and
+quarantine, so snapshot + changes reads exactly as a snapshot that already held them.
+
 The store keeps one directory per snapshot, named by its UTC timestamp. A snapshot
 is written under a temporary name, gets a manifest last, and is renamed; the store
 lists only directories with a manifest, so a half-written snapshot is never read,
@@ -249,15 +253,20 @@ class _Problems:
 
 
 def _load_object(
-    fs, root: str, obj: str, cfg: Config, stages: _Stages, tables: dict[str, pd.DataFrame]
-) -> tuple[pd.DataFrame, pd.DataFrame]:
+    fs, root: str, obj: str, cfg: Config, stages: _Stages, tables: dict[str, pd.DataFrame],
+    changes: tuple[fsspec.AbstractFileSystem, str] | None = None,
+) -> tuple[pd.DataFrame, pd.DataFrame]:  # fmt: skip
     path = _locate(fs, root, obj)
     fmap = cfg.fields[obj]
     catalog = OBJECTS[obj]
-    table = _read_table(fs, path, list(dict.fromkeys(fmap.values())))
-    missing = [fmap[n] for n, f in catalog.items() if f.required and fmap[n] not in table.column_names]
-    if missing:
-        raise SnapshotError(f"{path}: missing required column(s): {', '.join(missing)}")
+    wanted = list(dict.fromkeys(fmap.values()))
+    table = _read_required(fs, path, wanted, fmap, catalog)
+    bad_deleted = None
+    if changes is not None:
+        delta_path = _find(*changes, obj)
+        if delta_path is not None:
+            delta = _read_required(changes[0], delta_path, [*wanted, IS_DELETED], fmap, catalog)
+            table, bad_deleted = apply_changes(table, delta, fmap["id"])
 
     n = table.num_rows
     columns: dict[str, pd.Series] = {}
@@ -279,6 +288,8 @@ def _load_object(
     problems.flag(blank, "blank_id", "the Id is blank")
     problems.flag(~blank & ~ids.str.fullmatch(ID_RE).fillna(False).to_numpy(bool), "malformed_id", "not a 15- or 18-character Id")
     df.insert(1, "key", ids.str.slice(0, 15))
+    if bad_deleted is not None:  # a change that is neither clearly deleted nor clearly live
+        problems.flag(bad_deleted, "bad_boolean", f"{IS_DELETED} cannot be read as a bool")
 
     # 2. Duplicates: the latest SystemModstamp wins (file order breaks ties: the later row wins).
     keyed = ~problems.bad
@@ -327,6 +338,114 @@ def _load_object(
     return df, quarantine
 
 
+def _find(fs, root: str, obj: str) -> str | None:
+    try:
+        return _locate(fs, root, obj)
+    except SnapshotError:
+        return None
+
+
+def _read_required(fs, path: str, wanted: list[str], fmap: dict[str, str], catalog: dict[str, Field]) -> pa.Table:
+    table = _read_table(fs, path, wanted)
+    missing = [fmap[n] for n, f in catalog.items() if f.required and fmap[n] not in table.column_names]
+    if missing:
+        raise SnapshotError(f"{path}: missing required column(s): {', '.join(missing)}")
+    return table
+
+
+# --------------------------------------------------------------------------- changes (CONTRACT.md § 1b)
+
+IS_DELETED = "IsDeleted"
+
+
+def _valid_keys(ids: pa.ChunkedArray) -> tuple[pa.ChunkedArray, np.ndarray]:
+    """(15-character keys, mask of well-formed Ids): only a well-formed Id names a record."""
+    text = pc.fill_null(_clean(ids), "")
+    valid = pc.match_substring_regex(text, f"^{ID_RE}$").to_numpy(zero_copy_only=False).astype(bool)
+    return pc.utf8_slice_codeunits(text, 0, 15), valid
+
+
+def _as_text(col: pa.ChunkedArray) -> pa.ChunkedArray:
+    """A typed column as the text a CSV snapshot would hold, for concatenating with a text column.
+
+    Every result reads back as the same typed value (``_typed``): dates as ``YYYY-MM-DD``,
+    datetimes with their ``Z``, booleans ``true``/``false``, picklists ``;``-joined.
+    """
+    t = col.type
+    if pa.types.is_list(t) or pa.types.is_large_list(t):
+        return pc.binary_join(pc.cast(col, pa.list_(pa.string())), ";")
+    return pc.cast(col, pa.string())
+
+
+def _deleted(delta: pa.Table) -> tuple[np.ndarray, np.ndarray]:
+    """(rows whose IsDeleted is true, rows whose IsDeleted is neither true, false nor blank)."""
+    n = delta.num_rows
+    if IS_DELETED not in delta.column_names:
+        return np.zeros(n, bool), np.zeros(n, bool)
+    col = delta[IS_DELETED]
+    if pa.types.is_boolean(col.type):
+        return pc.fill_null(col, False).to_numpy(zero_copy_only=False).astype(bool), np.zeros(n, bool)
+    text = pc.fill_null(pc.utf8_lower(_clean(col)), "")
+    true = pc.is_in(text, value_set=pa.array(sorted(TRUE))).to_numpy(zero_copy_only=False).astype(bool)
+    known = pc.is_in(text, value_set=pa.array(sorted(FALSE | {""}))).to_numpy(zero_copy_only=False).astype(bool)
+    return true, ~(true | known)
+
+
+def _drop_rows(table: pa.Table, drop: np.ndarray) -> pa.Table:
+    """``table`` without the ``drop`` rows: zero-copy slices around a few (a day's changes
+    against ten million tasks), where a filter would copy every string."""
+    positions = np.flatnonzero(drop)
+    if len(positions) > 1000:
+        return table.filter(pa.array(~drop))
+    starts = np.concatenate([[0], positions + 1])
+    stops = np.concatenate([positions, [table.num_rows]])
+    pieces = [table.slice(a, b - a) for a, b in zip(starts, stops, strict=True) if b > a]
+    return pa.concat_tables(pieces) if pieces else table.slice(0, 0)
+
+
+def apply_changes(base: pa.Table, delta: pa.Table, id_column: str) -> tuple[pa.Table, np.ndarray]:
+    """The raw table of a snapshot with a changes table applied (CONTRACT.md § 1b).
+
+    A change replaces every base row of the same record whole (an 18-character Id and its
+    15-character prefix name one record), a new Id is appended, and an ``IsDeleted`` change
+    removes the record. Changes that name no record (a blank or malformed Id) are appended as
+    they are, to be quarantined like any bad row. Returns the table and the mask of its rows
+    whose ``IsDeleted`` is unreadable (to be quarantined: we cannot tell whether they exist).
+
+    Applied before typing so that the result is exactly the table of a snapshot that already
+    held the changes; a column typed differently on the two sides (Parquet against CSV) is
+    joined as text, which types back to the same values.
+    """
+    deleted, unreadable = _deleted(delta)
+    delta_keys, delta_valid = _valid_keys(delta[id_column])
+    replaced = pc.filter(delta_keys, pa.array(delta_valid))
+    if len(replaced) and base.num_rows:
+        base_text = pc.fill_null(_clean(base[id_column]), "")
+        hit = pc.is_in(pc.utf8_slice_codeunits(base_text, 0, 15), value_set=pc.unique(replaced))
+        hit = hit.to_numpy(zero_copy_only=False).astype(bool)
+        if hit.any():  # a malformed base Id is never "the same record", even with a matching prefix
+            hit[hit] = pc.match_substring_regex(pc.filter(base_text, pa.array(hit)), f"^{ID_RE}$").to_numpy(
+                zero_copy_only=False).astype(bool)  # fmt: skip
+            base = _drop_rows(base, hit)
+    keep = ~(deleted & delta_valid)
+    delta = delta.filter(pa.array(keep))
+    unreadable = unreadable[keep]
+    names = list(dict.fromkeys([*base.column_names, *(c for c in delta.column_names if c != IS_DELETED)]))
+    columns = {}
+    for name in names:
+        left = base[name] if name in base.column_names else None
+        right = delta[name] if name in delta.column_names else None
+        if left is None:
+            left = pa.chunked_array([pa.nulls(base.num_rows, right.type)])
+        if right is None:
+            right = pa.chunked_array([pa.nulls(delta.num_rows, left.type)])
+        if left.type != right.type:
+            left, right = _as_text(left), _as_text(right)
+        columns[name] = pa.chunked_array(left.chunks + right.chunks, type=left.type)
+    merged = pa.table(columns)
+    return merged, np.concatenate([np.zeros(base.num_rows, bool), unreadable])
+
+
 def _without(df: pd.DataFrame, bad: np.ndarray) -> pd.DataFrame:
     """``df`` without the ``bad`` rows. Arrow columns keep zero-copy slices around the few bad
     rows instead of copying every string (pandas' filter copies them all)."""
@@ -371,16 +490,29 @@ class _Stages:
 PREVIOUS_OBJECTS = ("User", "Opportunity")
 
 
-def read_snapshot(path: str | os.PathLike, cfg: Config, objects: tuple[str, ...] | None = None) -> Snapshot:
-    """Read the tables of the snapshot at ``path`` (a folder or fsspec URL): all, or ``objects``."""
+def read_snapshot(
+    path: str | os.PathLike, cfg: Config, objects: tuple[str, ...] | None = None,
+    changes: str | os.PathLike | None = None,
+) -> Snapshot:  # fmt: skip
+    """Read the tables of the snapshot at ``path`` (a folder or fsspec URL): all, or ``objects``.
+
+    ``changes`` names a changes folder (CONTRACT.md § 1b) applied to the raw tables first;
+    its objects outside the data contract (``EventRelation``, ``Lead``) are not read, as the
+    snapshot's own are not: the feed writes the ``Event`` rows whose attendees changed.
+    """
     fs, root = _fs(str(path))
     if not fs.isdir(root):
         raise SnapshotError(f"{path}: no such snapshot directory")
+    delta = None
+    if changes is not None:
+        delta = _fs(str(changes))
+        if not delta[0].isdir(delta[1]):
+            raise SnapshotError(f"{changes}: no such changes directory")
     stages = _Stages(cfg)
     tables: dict[str, pd.DataFrame] = {}
     problems: list[pd.DataFrame] = []
     for obj in [o for o in LOAD_ORDER if objects is None or o in objects]:
-        tables[obj], found = _load_object(fs, root, obj, cfg, stages, tables)
+        tables[obj], found = _load_object(fs, root, obj, cfg, stages, tables, delta)
         if len(found):
             problems.append(found)
     quarantine = (
@@ -553,3 +685,81 @@ def _all_text(path: Path) -> dict[str, pa.DataType]:
     with open(path, "rb") as fh:
         head = fh.readline()
     return {c: pa.string() for c in pacsv.read_csv(pa.py_buffer(head)).column_names}
+
+
+# --------------------------------------------------------------------------- the changes feed of a snapshot
+
+CHANGES_DIR = "_changes"
+CHANGES_POINTER = "latest.json"
+
+
+class ChangesFeed:
+    """The changes pulled since one snapshot: ``<snapshot>/_changes/v<version>/`` folders and
+    ``latest.json``, the manifest of the newest good one.
+
+    The feed is cumulative (each version holds every change since the snapshot), so a reader
+    needs only the latest. A version is staged under a temporary name, gets its manifest, is
+    renamed, and only then does the pointer move (written beside and renamed over, one object
+    on object stores): a pull that fails anywhere leaves the last good version and its
+    high-water mark in place. A new snapshot starts a new feed in its own folder.
+    """
+
+    keep = 3  # versions kept: a reader that just read the pointer still finds its folder
+
+    def __init__(self, store: SnapshotStore, ref: SnapshotRef):
+        self.store, self.ref = store, ref
+        self.fs = store.fs
+        self.root = f"{store.root}/{ref.name}/{CHANGES_DIR}"
+        self.url = f"{ref.url}/{CHANGES_DIR}"
+
+    def latest(self) -> dict | None:
+        """The manifest of the newest good version (``folder``: its URL), or None before the first pull."""
+        path = f"{self.root}/{CHANGES_POINTER}"
+        if not self.fs.exists(path):
+            return None
+        with self.fs.open(path) as fh:
+            manifest = json.load(fh)
+        return {**manifest, "folder": f"{self.url}/{manifest['name']}"}
+
+    def stage(self) -> str:
+        tmp = f".tmp-{uuid.uuid4().hex[:12]}"
+        self.fs.makedirs(f"{self.root}/{tmp}", exist_ok=True)
+        return f"{self.url}/{tmp}"
+
+    def discard(self, staged: str) -> None:
+        path = _fs(staged)[1]
+        if self.fs.exists(path):
+            self.fs.rm(path, recursive=True)
+
+    def commit(self, staged: str, manifest: dict) -> dict:
+        """Publish a staged folder as the next version; returns its manifest."""
+        last = self.latest()
+        version = (last["version"] if last else 0) + 1
+        name = f"v{version:06d}"
+        manifest = {**manifest, "version": version, "name": name}
+        tmp = _fs(staged)[1]
+        with self.fs.open(f"{tmp}/{MANIFEST}", "w") as fh:
+            json.dump(manifest, fh, indent=1)
+        self.fs.mv(tmp, f"{self.root}/{name}", recursive=True)
+        self.point(manifest)
+        self._prune(version)
+        return {**manifest, "folder": f"{self.url}/{name}"}
+
+    def point(self, manifest: dict) -> None:
+        """Move the pointer: also after a pull that found nothing new (a later high-water mark)."""
+        manifest = {k: v for k, v in manifest.items() if k != "folder"}
+        tmp = f"{self.root}/.{CHANGES_POINTER}-{uuid.uuid4().hex[:8]}"
+        with self.fs.open(tmp, "w") as fh:
+            json.dump(manifest, fh, indent=1)
+        self.fs.mv(tmp, f"{self.root}/{CHANGES_POINTER}")
+
+    def _prune(self, version: int) -> None:
+        for entry in self.fs.ls(self.root, detail=False):
+            base = entry.rstrip("/").rsplit("/", 1)[-1]
+            if re.fullmatch(r"v\d{6}", base) and int(base[1:]) <= version - self.keep:
+                self.fs.rm(f"{self.root}/{base}", recursive=True)
+
+
+def latest_changes(store: SnapshotStore, ref: SnapshotRef | None) -> dict | None:
+    """The newest changes of snapshot ``ref`` (manifest with ``folder``), or None."""
+    return ChangesFeed(store, ref).latest() if ref is not None else None

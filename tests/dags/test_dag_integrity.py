@@ -11,7 +11,7 @@ import pytest
 
 pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).resolve().parents[2]
-NETWORK_TASKS = {"extract_snapshot", "post_regional_digest", "post_channel_digests", "post_sa_digests",
+NETWORK_TASKS = {"extract_snapshot", "pull_changes", "post_regional_digest", "post_channel_digests", "post_sa_digests",
                  "post_meeting_reminders", "post_escalations"}  # fmt: skip
 # Tasks that retry because they use the alert state, a database that may be away for a moment.
 STATE_TASKS = {"record_alert_memory", "find_overdue_items"}
@@ -30,8 +30,8 @@ def test_no_import_errors_and_every_expected_dag(dagbag):
     assert dagbag.import_errors == {}
     regional = {f"sa_regional_digest_{k}" for k in ("east_sa", "west_sa", "emea_sa", "apj_cs", "commercial_sa",
                                                     "pubsec_sa", "channels_and_alliances_sa")}  # fmt: skip
-    assert set(dagbag.dags) == {"sa_snapshot", "sa_report", "sa_dm_digests", "sa_meeting_reminders", "sa_channel_posts",
-                                "sa_escalations", *regional}
+    assert set(dagbag.dags) == {"sa_snapshot", "sa_changes", "sa_report", "sa_dm_digests", "sa_meeting_reminders",
+                                "sa_channel_posts", "sa_escalations", *regional}
 
 
 def test_docs_tags_catchup_owner_and_failure_callback(dagbag):
@@ -52,18 +52,19 @@ def test_retries_and_pools_only_where_salesforce_or_slack_is_called(dagbag):
             if t.task_id in NETWORK_TASKS:
                 assert t.retries >= 3 and t.retry_exponential_backoff == 2.0, (dag.dag_id, t.task_id)
                 assert t.retry_delay == timedelta(seconds=60) and t.max_retry_delay == timedelta(minutes=15)
-                assert t.pool == ("salesforce_api" if t.task_id == "extract_snapshot" else "slack_api")
+                assert t.pool == ("salesforce_api" if t.task_id in ("extract_snapshot", "pull_changes") else "slack_api")
             elif t.task_id in STATE_TASKS:
                 assert t.retries >= 3 and t.pool == "default_pool", (dag.dag_id, t.task_id)
             else:
                 assert t.retries == 0, (dag.dag_id, t.task_id)
-    assert dagbag.dags["sa_snapshot"].max_active_runs == 1
+    assert dagbag.dags["sa_snapshot"].max_active_runs == dagbag.dags["sa_changes"].max_active_runs == 1
     # A run by hand during the scheduled one waits for it: the ledger would keep them from posting
     # twice anyway, but each would wait on the other's leases.
     delivering = [d for d in dagbag.dags.values() if any(t.pool == "slack_api" for t in d.tasks)]
-    assert len(delivering) == len(dagbag.dags) - 2  # all but sa_snapshot and sa_report
+    assert len(delivering) == len(dagbag.dags) - 3  # all but sa_snapshot, sa_changes and sa_report
     assert {d.dag_id: d.max_active_runs for d in delivering} == {d.dag_id: 1 for d in delivering}
     assert [o.name for o in dagbag.dags["sa_snapshot"].get_task("commit_snapshot").outlets] == ["sa_hygiene_snapshot"]
+    assert [o.name for o in dagbag.dags["sa_changes"].get_task("pull_changes").outlets] == ["sa_hygiene_changes"]
     # The report follows each committed snapshot.
     assert [a.name for a in dagbag.dags["sa_report"].timetable.asset_condition.objects] == ["sa_hygiene_snapshot"]
 
