@@ -156,11 +156,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     from sa_hygiene.config import ConfigError
     from sa_hygiene.db import DatabaseError
+    from sa_hygiene.rules import RuleError
     from sa_hygiene.snapshot import SnapshotError
 
     try:
         return args.func(args)
-    except (ConfigError, SnapshotError, DatabaseError) as exc:
+    except (ConfigError, SnapshotError, DatabaseError, RuleError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
 

@@ -36,6 +36,14 @@ from sa_hygiene.snapshot import PREVIOUS_OBJECTS, Snapshot, read_snapshot
 
 log = logging.getLogger(__name__)
 
+class RuleError(RuntimeError):
+    """An expectation Great Expectations could not compute (a regex its engine refuses, say).
+
+    Zero alerts would read as "all clean" when nothing was checked, so the run stops and
+    names the workflow and the expectation instead.
+    """
+
+
 ALERT_COLUMNS = ["workflow", "object", "record_id", "recipient", "reasons", "slot", "suggested_what_id", "unrouted"]
 
 
@@ -450,10 +458,27 @@ class Validator:
         self.results.append(result)
         out = []
         for r in result.results:
-            if r.exception_info and r.exception_info.get("raised_exception"):
-                raise RuntimeError(f"{suite_name}: GX could not run {r.expectation_config.type}: {r.exception_info.get('exception_message')}")
+            message = raised(r.exception_info)
+            if message is not None:
+                workflow = (r.expectation_config.meta or {}).get("workflow", suite_name)
+                raise RuleError(f"{workflow}: {r.expectation_config.type}: {message}")
             out.append(r.result.get("unexpected_index_list") or [])
         return out
+
+
+def raised(exception_info: dict | None) -> str | None:
+    """The message of an exception GX caught while validating, or None.
+
+    GX 0.x put ``raised_exception`` at the top of ``exception_info``; GX 1.x keys one such
+    record per metric id. Either shape counts.
+    """
+    if not exception_info:
+        return None
+    records = [exception_info] + [v for v in exception_info.values() if isinstance(v, dict)]
+    for rec in records:
+        if rec.get("raised_exception"):
+            return str(rec.get("exception_message") or "an exception without a message")
+    return None
 
 
 @dataclass

@@ -3,7 +3,7 @@ import subprocess
 import sys
 
 import pytest
-from builders import opportunity, user, write_snapshot
+from builders import opportunity, task, user, write_snapshot
 
 pytestmark = pytest.mark.unit
 
@@ -84,3 +84,44 @@ def test_digest_delivers_once_to_the_outbox_and_a_second_run_adds_nothing(tmp_pa
     posts = [c for c in calls if c["method"] == "chat.postMessage"]
     assert len(posts) == 1 and posts[0]["recipient"] == {"type": "user", "id": sa["id"]}
     assert posts[0]["args"]["metadata"]["event_payload"] == {"key": f"sa_digest|user:{sa['id']}|2026-11-24", "part": 0}
+
+
+# --------------------------------------------------------------------------- expectations GX cannot compute
+
+REGEX_WORKFLOW = """\
+workflows:
+  wf-99:
+    title: Activities without a link
+    object: Task
+    frame: activities
+    scope: created_in_review_period
+    expect:
+      - {{expectation: match_regex, column: description, regex: '{regex}'}}
+    recipient: {{dm: owner}}
+    slot: sa_digest
+"""
+
+
+@pytest.mark.parametrize(
+    "regex, rc, alerts",
+    [
+        ("https?://", 0, 1),
+        ("https?://(", 2, None),
+    ],
+)
+def test_an_expectation_gx_cannot_compute_is_an_error_naming_it_not_zero_alerts(tmp_path, regex, rc, alerts):
+    sa = user(id="0055e0000000SA9AAA")
+    activity = task(owner_id=sa["id"], activity_types="Demo", description="no link here",
+                    created="2026-11-20T12:00:00Z")  # fmt: skip
+    snap = write_snapshot(tmp_path / "s", {"User": [sa], "Task": [activity]})
+    config = tmp_path / "project.yaml"
+    config.write_text(REGEX_WORKFLOW.format(regex=regex))
+    out = tmp_path / "alerts.jsonl"
+    r = run("evaluate", "--snapshot", str(snap), "--as-of", "2026-11-24", "--config", str(config), "--out", str(out))
+    assert r.returncode == rc, r.stderr
+    assert "Traceback" not in r.stderr
+    if alerts is None:
+        assert "wf-99" in r.stderr and "match_regex" in r.stderr and "https?://(" in r.stderr
+    else:
+        got = [json.loads(line) for line in out.read_text().splitlines()]
+        assert [a["record_id"] for a in got if a["workflow"] == "wf-99"] == [activity["id"]]
