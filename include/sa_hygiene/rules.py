@@ -32,6 +32,7 @@ import pyarrow.compute as pc
 
 from sa_hygiene.config import Config, Expectation, Workflow, load_config
 from sa_hygiene.routing import CHANNEL, Directory, as_recipient
+from sa_hygiene.schema import FRAMES
 from sa_hygiene.snapshot import PREVIOUS_OBJECTS, Snapshot, read_snapshot
 
 log = logging.getLogger(__name__)
@@ -355,7 +356,17 @@ def prepare_frames(
         frames["meetings"] = _meetings(current, d, w, cfg, opps, sa_tasks)
     if "changes" in wanted and previous is not None:
         frames["changes"] = _changes(opps, previous, d)
+    for name, frame in frames.items():
+        _check_declared(name, frame)
     return frames, d
+
+
+def _check_declared(name: str, frame: pd.DataFrame) -> None:
+    """The configuration was validated against ``schema.FRAMES``; a frame that differs from it
+    would let a scope pass at load time and fail at run time, so the engine refuses to drift."""
+    declared = list(FRAMES[name])
+    if list(frame.columns) != declared:
+        raise AssertionError(f"frame {name!r} has columns {list(frame.columns)}, schema.FRAMES declares {declared}")
 
 
 # --------------------------------------------------------------------------- expectations

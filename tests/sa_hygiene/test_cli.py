@@ -38,6 +38,8 @@ def test_evaluate_writes_alerts_and_never_imports_airflow(tmp_path):
         (["--snapshot", "{snap}", "--as-of", "24/11/2026"], "is not a YYYY-MM-DD date"),
         (["--snapshot", "{snap}", "--as-of", "2026-11-24", "--config", "{bad_config}"], "thresholds.stall_days"),
         (["--snapshot", "{no_stage}", "--as-of", "2026-11-24"], "missing required column(s): StageName"),
+        (["--snapshot", "{snap}", "--as-of", "2026-11-24", "--config", "{late_config}"],
+         "workflows.wf-06.scope: unknown field 'owner_name' of frame 'opportunities'"),
     ],
 )
 def test_unusable_input_exits_2_with_a_message_not_a_traceback(tmp_path, args, message):
@@ -48,6 +50,8 @@ def test_unusable_input_exits_2_with_a_message_not_a_traceback(tmp_path, args, m
         "bad_config": tmp_path / "bad.yaml",
     }
     paths["bad_config"].write_text("thresholds:\n  stall_days: fourteen\n")
+    paths["late_config"] = tmp_path / "late.yaml"
+    paths["late_config"].write_text("workflows:\n  wf-06:\n    scope: owner_name == 'Sam'\n")
     r = run("evaluate", *[a.format(**paths) for a in args])
     assert r.returncode == 2
     assert message in r.stderr

@@ -588,3 +588,55 @@ class TestExpectationsGxCannotCompute:
         from sa_hygiene.rules import raised
 
         assert raised(info) == message
+
+
+# --------------------------------------------------------------------------- the declared frames
+
+
+def frame_kind(series) -> str:
+    """The schema.FrameKind a prepared column really has."""
+    import pandas as pd
+
+    dtype = series.dtype
+    if isinstance(dtype, pd.ArrowDtype) and str(dtype.pyarrow_dtype).startswith("list"):
+        return "multi"
+    if pd.api.types.is_bool_dtype(dtype):
+        return "bool"
+    if pd.api.types.is_numeric_dtype(dtype):
+        return "number"
+    if isinstance(dtype, pd.DatetimeTZDtype):
+        return "datetime"
+    if pd.api.types.is_datetime64_dtype(dtype):
+        return "date"
+    values = series.dropna()
+    assert all(isinstance(v, str) for v in values), f"{series.name}: {dtype} holds {set(map(type, values))}"
+    return "text"
+
+
+def test_the_declared_frames_are_the_frames_the_engine_builds(tmp_path):
+    """Configuration is checked against schema.FRAMES: it must name exactly the columns, and kinds, of the real frames."""
+    from sa_hygiene.config import load_config
+    from sa_hygiene.demo_org import write_demo_org
+    from sa_hygiene.rules import RunWindow, prepare_frames
+    from sa_hygiene.schema import FRAMES
+    from sa_hygiene.snapshot import PREVIOUS_OBJECTS, read_snapshot
+
+    write_demo_org(tmp_path, AS_OF, scale=0.05, seed=3)
+    cfg = load_config()
+    current = read_snapshot(tmp_path / "current", cfg)
+    previous = read_snapshot(tmp_path / "previous", cfg, objects=PREVIOUS_OBJECTS)
+    frames, _ = prepare_frames(current, previous, cfg, RunWindow.of(AS_OF))
+    assert set(frames) == set(FRAMES)
+    for name, frame in frames.items():
+        assert len(frame) > 0, name
+        assert {c: frame_kind(frame[c]) for c in frame.columns} == FRAMES[name], name
+
+
+def test_a_frame_that_drifts_from_the_declaration_stops_the_engine(monkeypatch):
+    import pandas as pd
+
+    from sa_hygiene import rules
+
+    monkeypatch.setitem(rules.FRAMES, "tasks", {**rules.FRAMES["tasks"], "owner_name": "text"})
+    with pytest.raises(AssertionError, match="schema.FRAMES declares"):
+        rules._check_declared("tasks", pd.DataFrame(columns=list(rules.FRAMES["tasks"])[:-1]))
