@@ -174,12 +174,12 @@ def main(argv: list[str] | None = None) -> int:
     from sa_hygiene.config import ConfigError
     from sa_hygiene.db import DatabaseError
     from sa_hygiene.pipeline import AlertsError
-    from sa_hygiene.rules import RuleError
+    from sa_hygiene.rules import RuleError, WindowError
     from sa_hygiene.snapshot import SnapshotError
 
     try:
         return args.func(args)
-    except (ConfigError, SnapshotError, DatabaseError, RuleError, AlertsError, OutputError) as exc:
+    except (ConfigError, SnapshotError, DatabaseError, RuleError, WindowError, AlertsError, OutputError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
 

@@ -45,6 +45,10 @@ class RuleError(RuntimeError):
     """
 
 
+class WindowError(ValueError):
+    """An activity window that holds no instant (``since`` not before ``until``)."""
+
+
 ALERT_COLUMNS = ["workflow", "object", "record_id", "recipient", "reasons", "slot", "suggested_what_id", "unrouted"]
 
 
@@ -111,6 +115,9 @@ class RunWindow:
         u = pd.Timestamp(until) if until is not None else midnight.tz_localize("UTC")
         s = s.tz_localize("UTC") if s.tzinfo is None else s.tz_convert("UTC")
         u = u.tz_localize("UTC") if u.tzinfo is None else u.tz_convert("UTC")
+        if s >= u:
+            # An empty window would report no new activity and no meeting: a silent wrong answer.
+            raise WindowError(f"the window [since, until) is empty or inverted: since {s.isoformat()} is not before until {u.isoformat()}")
         return cls(midnight, s, u)
 
     @property

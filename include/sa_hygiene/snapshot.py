@@ -227,11 +227,16 @@ def _typed(col: pa.ChunkedArray, f: Field) -> tuple[pd.Series, pd.Series | None]
         good = text.isna() | text.isin(TRUE | FALSE)
         return text.isin(TRUE).astype(bool), ~good
     if f.kind == "number":
+        # NaN and infinity are no amount: bad numbers in every format (Parquet floats, or
+        # CSV text such as "inf", "Infinity", "NaN" and "1e309"), never 0 or an endless IACV.
         if pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_decimal(t):
-            return pd.Series(pc.cast(col, pa.float64()).to_numpy(zero_copy_only=False)), None
-        text = _text(col)
-        values = pd.to_numeric(text, errors="coerce").astype("float64")
-        return values, text.notna() & values.isna()
+            values = pd.Series(pc.cast(col, pa.float64()).to_numpy(zero_copy_only=False))
+            given = pd.Series(pc.is_valid(col).to_numpy(zero_copy_only=False))
+        else:
+            text = _text(col)
+            values, given = pd.to_numeric(text, errors="coerce").astype("float64"), text.notna()
+        bad = given & ~np.isfinite(values.fillna(0.0))
+        return values.where(~bad), given & (values.isna() | bad)
     if f.kind == "date":
         if pa.types.is_date(t) or pa.types.is_timestamp(t):
             if pa.types.is_timestamp(t) and t.tz is not None:

@@ -231,3 +231,17 @@ def test_parquet_columns_of_an_unexpected_physical_type(tmp_path, column, values
     assert r.returncode == 0, r.stderr
     rows = [json.loads(line) for line in quarantine.read_text().splitlines()]
     assert [(q["record_id"], q["reason"], q["detail"]) for q in rows] == [("0065e0000000OP1AAA", *reason)]
+
+
+@pytest.mark.parametrize(
+    "window",
+    [
+        ["--since", "2026-11-24T00:00:00Z", "--until", "2026-11-23T00:00:00Z"],
+        ["--since", "2026-11-23T00:00:00Z", "--until", "2026-11-23T00:00:00Z"],
+        ["--since", "2026-11-25T00:00:00Z"],  # after the default until (as-of, 00:00 UTC)
+    ],
+)
+def test_an_empty_or_inverted_window_is_refused(tmp_path, window):
+    snap = write_snapshot(tmp_path / "s", {})
+    r = run("evaluate", "--snapshot", str(snap), "--as-of", "2026-11-24", *window)
+    assert_refused(r, "is not before until")

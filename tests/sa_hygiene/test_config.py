@@ -95,6 +95,11 @@ FAILED_AT_RUN_TIME = [
      "workflows.wf-02.expect.0.regex", "match_regex: 'https?://(' is not a regular expression"),
     ("workflows:\n  wf-02:\n    expect: [{expectation: min_length, column: description, min: '@as_of'}]\n",
      "workflows.wf-02.expect.0.min", "'@as_of' is a date"),
+    # Scopes that would allocate huge strings or lists on every evaluation.
+    ("workflows:\n  wf-07:\n    scope: \"stage == 'a' * 200000000\"\n", "workflows.wf-07.scope", "arithmetic on 'a' (a text)"),
+    ("workflows:\n  wf-07:\n    scope: \"stage == ('a' + 'b') * 9\"\n", "workflows.wf-07.scope", "arithmetic on 'a' (a text)"),
+    ("workflows:\n  wf-02:\n    scope: \"@activity_types * 100000000\"\n", "workflows.wf-02.scope", "arithmetic on @activity_types (a list)"),
+    (f"workflows:\n  wf-07:\n    scope: \"stage == '{'a' * 5000}'\"\n", "workflows.wf-07.scope", "text constant longer than 1000"),
 ]  # fmt: skip
 
 
