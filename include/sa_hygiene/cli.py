@@ -32,11 +32,28 @@ def _datetime(value: str) -> datetime:
         raise argparse.ArgumentTypeError(f"{value!r} is not an ISO 8601 date-time") from None
 
 
+class OutputError(OSError):
+    """A file or folder the command must write cannot be written: unusable input, exit 2."""
+
+
 def _open_out(path: str | None):
     if path in (None, "-"):
         return sys.stdout
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    return open(path, "w", encoding="utf-8")
+    try:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        return open(path, "w", encoding="utf-8")
+    except OSError as exc:
+        raise OutputError(f"{path}: cannot write: {exc.strerror or exc}") from None
+
+
+def _outbox(path: str) -> str:
+    """The outbox folder, made now: a file in its place is the user's to fix, before any delivery."""
+    try:
+        Path(path).mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        reason = "a file, not a folder" if Path(path).is_file() else exc.strerror or exc
+        raise OutputError(f"{path}: the outbox cannot be a folder: {reason}") from None
+    return path
 
 
 def write_jsonl(records, path: str | None) -> None:
@@ -116,9 +133,13 @@ def cmd_digest(args: argparse.Namespace) -> int:
     from sa_hygiene.slack_delivery import DeliveryFailed, SlackSink
     from sa_hygiene.slack_outbox import OutboxSink
 
+    from sa_hygiene.ledger import Ledger
+
     cfg = load_config(args.config)
+    # Nothing is posted without the ledger: an unusable one is the first and only error.
+    Ledger(args.ledger or cfg.slack.ledger_url).close()
     run_id = f"digest-{args.as_of.isoformat()}"
-    sink = SlackSink(args.slack_conn_id) if args.slack_conn_id else OutboxSink(args.outbox, run_id)
+    sink = SlackSink(args.slack_conn_id) if args.slack_conn_id else OutboxSink(_outbox(args.outbox), run_id)
     info = {"as_of": args.as_of.isoformat(), "alerts": args.alerts, "snapshot": args.snapshot, "previous": args.previous}
     try:
         out = deliver_digests(cfg, info, run_id, sink=sink, ledger_url=args.ledger, with_quarantine=True)
@@ -225,11 +246,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     from sa_hygiene.config import ConfigError
     from sa_hygiene.db import DatabaseError
+    from sa_hygiene.pipeline import AlertsError
+    from sa_hygiene.rules import RuleError, WindowError
     from sa_hygiene.snapshot import SnapshotError
 
     try:
         return args.func(args)
-    except (ConfigError, SnapshotError, DatabaseError) as exc:
+    except (ConfigError, SnapshotError, DatabaseError, RuleError, WindowError, AlertsError, OutputError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
 

@@ -69,7 +69,7 @@ def safe_url(url: str) -> str:
     """The URL as it may be logged: the password hidden; an unparsable URL not repeated at all."""
     try:
         return make_url(url).render_as_string(hide_password=True)
-    except ArgumentError:
+    except (ArgumentError, ValueError):  # ValueError: a port that is not a number ("host:[::1")
         return "(unparsable URL)"
 
 
@@ -84,7 +84,7 @@ def connect(url: str, what: str) -> Engine:
     """An engine for ``url``; ``what`` names the database in errors ("the delivery ledger")."""
     try:
         parsed = make_url(url)
-    except ArgumentError:
+    except (ArgumentError, ValueError):
         raise DatabaseError(
             f"{what}: not a database URL (expected sqlite:///path or postgresql+psycopg://user@host/db)"
         ) from None

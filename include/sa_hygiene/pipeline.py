@@ -133,6 +133,63 @@ def read_jsonl(url: str) -> list[dict]:
         return [json.loads(line) for line in fh if line.strip()]
 
 
+class AlertsError(ValueError):
+    """An alerts file digests cannot be built from; the message names the file and the line."""
+
+
+def read_alerts(url: str, cfg: Config) -> list[dict]:
+    """The alerts of an ``evaluate`` file (CONTRACT.md § 2), each checked where it is read.
+
+    A hand-edited or truncated file must fail here with its line number, not as a KeyError
+    deep inside digest rendering after some messages went out. ``object`` and ``slot`` may be
+    left out (the contract does not require them): the workflow's own are used.
+    """
+    import fsspec
+
+    try:
+        with fsspec.open(url, "r", encoding="utf-8") as fh:
+            lines = fh.readlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise AlertsError(f"{url}: cannot read the alerts file: {getattr(exc, 'strerror', None) or exc}") from None
+    alerts = []
+    for n, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            alert = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise AlertsError(f"{url}:{n}: not JSON: {exc.msg}") from None
+        problem = _alert_problem(alert, cfg)
+        if problem:
+            raise AlertsError(f"{url}:{n}: {problem}")
+        wf = cfg.workflows[alert["workflow"]]
+        alerts.append({"object": wf.object, "slot": wf.slot, "reasons": [], **alert})
+    return alerts
+
+
+def _alert_problem(alert, cfg: Config) -> str | None:
+    from sa_hygiene.config import SLOTS
+
+    if not isinstance(alert, dict):
+        return f"not a JSON object but {type(alert).__name__}"
+    wid = alert.get("workflow")
+    if wid not in cfg.workflows:
+        return f"unknown workflow {wid!r} (the configuration has {', '.join(cfg.workflows)})"
+    if not isinstance(alert.get("record_id"), str) or not alert["record_id"]:
+        return "no record_id"
+    r = alert.get("recipient")
+    user = isinstance(r, dict) and r.get("type") == "user" and isinstance(r.get("id"), str) and r["id"]
+    channel = isinstance(r, dict) and r.get("type") == "channel" and isinstance(r.get("name"), str) and r["name"][:1] == "#"
+    if not (user or channel):
+        return f"no recipient ({{'type': 'user', 'id': ...}} or {{'type': 'channel', 'name': '#...'}}), got {r!r}"
+    if "slot" in alert and alert["slot"] not in SLOTS:
+        return f"unknown slot {alert['slot']!r}"
+    reasons = alert.get("reasons", [])
+    if not isinstance(reasons, list) or not all(isinstance(x, str) for x in reasons):
+        return "reasons must be a list of reason codes"
+    return None
+
+
 # Evaluations this process ran and reused (``cache=True``): observable by tests and the bench.
 EVALUATIONS = {"run": 0, "reused": 0}
 
@@ -283,7 +340,7 @@ def deliver_digests(
 
     as_of = date_type.fromisoformat(info["as_of"])
     alerts = [
-        a for a in read_jsonl(info["alerts"])
+        a for a in read_alerts(info["alerts"], cfg)
         if (slots is None or effective_slot(a) in slots) and (recipients is None or encode(a["recipient"]) in recipients)
     ]  # fmt: skip
     memory = with_memory(cfg, as_of, alerts, state_url=cfg.state.url or ledger_url)

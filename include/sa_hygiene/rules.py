@@ -32,9 +32,22 @@ import pyarrow.compute as pc
 
 from sa_hygiene.config import Config, Expectation, Workflow, load_config
 from sa_hygiene.routing import CHANNEL, Directory, as_recipient
+from sa_hygiene.schema import FRAMES
 from sa_hygiene.snapshot import PREVIOUS_OBJECTS, Snapshot, read_snapshot
 
 log = logging.getLogger(__name__)
+
+class RuleError(RuntimeError):
+    """An expectation Great Expectations could not compute (a regex its engine refuses, say).
+
+    Zero alerts would read as "all clean" when nothing was checked, so the run stops and
+    names the workflow and the expectation instead.
+    """
+
+
+class WindowError(ValueError):
+    """An activity window that holds no instant (``since`` not before ``until``)."""
+
 
 ALERT_COLUMNS = ["workflow", "object", "record_id", "recipient", "reasons", "slot", "suggested_what_id", "unrouted"]
 
@@ -102,6 +115,9 @@ class RunWindow:
         u = pd.Timestamp(until) if until is not None else midnight.tz_localize("UTC")
         s = s.tz_localize("UTC") if s.tzinfo is None else s.tz_convert("UTC")
         u = u.tz_localize("UTC") if u.tzinfo is None else u.tz_convert("UTC")
+        if s >= u:
+            # An empty window would report no new activity and no meeting: a silent wrong answer.
+            raise WindowError(f"the window [since, until) is empty or inverted: since {s.isoformat()} is not before until {u.isoformat()}")
         return cls(midnight, s, u)
 
     @property
@@ -347,7 +363,17 @@ def prepare_frames(
         frames["meetings"] = _meetings(current, d, w, cfg, opps, sa_tasks)
     if "changes" in wanted and previous is not None:
         frames["changes"] = _changes(opps, previous, d)
+    for name, frame in frames.items():
+        _check_declared(name, frame)
     return frames, d
+
+
+def _check_declared(name: str, frame: pd.DataFrame) -> None:
+    """The configuration was validated against ``schema.FRAMES``; a frame that differs from it
+    would let a scope pass at load time and fail at run time, so the engine refuses to drift."""
+    declared = list(FRAMES[name])
+    if list(frame.columns) != declared:
+        raise AssertionError(f"frame {name!r} has columns {list(frame.columns)}, schema.FRAMES declares {declared}")
 
 
 # --------------------------------------------------------------------------- expectations
@@ -450,10 +476,27 @@ class Validator:
         self.results.append(result)
         out = []
         for r in result.results:
-            if r.exception_info and r.exception_info.get("raised_exception"):
-                raise RuntimeError(f"{suite_name}: GX could not run {r.expectation_config.type}: {r.exception_info.get('exception_message')}")
+            message = raised(r.exception_info)
+            if message is not None:
+                workflow = (r.expectation_config.meta or {}).get("workflow", suite_name)
+                raise RuleError(f"{workflow}: {r.expectation_config.type}: {message}")
             out.append(r.result.get("unexpected_index_list") or [])
         return out
+
+
+def raised(exception_info: dict | None) -> str | None:
+    """The message of an exception GX caught while validating, or None.
+
+    GX 0.x put ``raised_exception`` at the top of ``exception_info``; GX 1.x keys one such
+    record per metric id. Either shape counts.
+    """
+    if not exception_info:
+        return None
+    records = [exception_info] + [v for v in exception_info.values() if isinstance(v, dict)]
+    for rec in records:
+        if rec.get("raised_exception"):
+            return str(rec.get("exception_message") or "an exception without a message")
+    return None
 
 
 @dataclass

@@ -130,33 +130,80 @@ def default_field_map() -> dict[str, dict[str, str]]:
     return {obj: {f.name: f.api for f in fields.values()} for obj, fields in OBJECTS.items()}
 
 
-# Columns of the frames the rule engine prepares once per run (rules.py builds them).
-# Workflow scopes and expectations may only name these; config validation checks it,
-# so a typo in a user's YAML fails at load time, not at 08:00.
-FRAMES: dict[str, frozenset[str]] = {
-    "opportunities": frozenset(
-        """id key name account_id account_name owner_id owner_name stage rank is_open is_won lost
-        iacv sa sa_name has_sa stage3_date te_start te_end te_status te_details is_ps
-        has_te_start has_te_end has_te_status has_te_details days_since_stage3
-        days_since_te_start days_te_end_ahead recent_sa_activity close_date""".split()
-    ),
-    "changes": frozenset(
-        """id key name account_id account_name owner_id owner_name stage rank is_open lost iacv
-        sa sa_name has_sa te_start te_end te_status prev_stage prev_rank prev_sa prev_sa_name
-        prev_has_sa prev_te_start prev_te_end prev_te_status is_new""".split()
-    ),
-    "activities": frozenset(
-        """id owner_id owner_name what_id what_prefix who_id who_prefix account_id subject
-        description description_length activity_date created activity_types persona_levels
-        sentiment has_ride_along has_csp has_other description_has_link created_in_window
-        created_in_review_period has_subject has_description has_who""".split()
-    ),
-    "tasks": frozenset(
-        """id owner_id owner_name what_id subject activity_date is_closed created is_chorus
-        chorus_call_id owner_is_sa created_in_window is_sa_activity""".split()
-    ),
-    "meetings": frozenset(
-        """id owner_id owner_name subject start end local_start_date ended_in_window owner_is_sa
-        external_attendees has_external_attendee suggested_what_id suggested_object logged""".split()
-    ),
+# The frames the rule engine prepares once per run (rules.py builds them, and checks each
+# against this table), with the kind of each column. Workflow scopes and expectations may
+# only name these columns, compared with values of the same kind; configuration validation
+# checks both, so a mistake in a user's YAML fails at load time, not at 08:00.
+FrameKind = Literal["text", "date", "datetime", "number", "bool", "multi"]
+
+
+def _frame(spec: str) -> dict[str, FrameKind]:
+    """``"kind: col col ..."`` lines, in the order the engine builds the columns."""
+    out: dict[str, FrameKind] = {}
+    for line in spec.strip().splitlines():
+        kind, names = line.split(":")
+        out.update(dict.fromkeys(names.split(), kind.strip()))
+    return out
+
+
+FRAMES: dict[str, dict[str, FrameKind]] = {
+    "opportunities": _frame("""
+        text: id key name account_id owner_id stage
+        number: rank
+        bool: is_open is_won lost
+        number: iacv
+        text: sa
+        bool: has_sa
+        date: stage3_date te_start te_end
+        text: te_status te_details
+        bool: is_ps
+        date: close_date
+        bool: has_te_start has_te_end has_te_status has_te_details
+        number: days_since_stage3 days_since_te_start days_te_end_ahead
+        bool: recent_sa_activity
+    """),
+    "changes": _frame("""
+        text: id key name account_id owner_id stage
+        number: rank
+        bool: is_open lost
+        number: iacv
+        text: sa
+        bool: has_sa
+        date: te_start te_end
+        text: te_status prev_stage
+        number: prev_rank
+        text: prev_sa
+        date: prev_te_start prev_te_end
+        text: prev_te_status
+        bool: is_new prev_has_sa
+    """),
+    "activities": _frame("""
+        text: id owner_id what_id what_prefix who_id who_prefix account_id subject description
+        number: description_length
+        date: activity_date
+        datetime: created
+        multi: activity_types persona_levels
+        text: sentiment
+        bool: has_ride_along has_csp has_other description_has_link created_in_window
+        bool: created_in_review_period has_subject has_description has_who
+    """),
+    "tasks": _frame("""
+        text: id owner_id what_id subject
+        date: activity_date
+        bool: is_closed
+        datetime: created
+        bool: is_chorus
+        text: chorus_call_id
+        bool: owner_is_sa created_in_window is_sa_activity
+    """),
+    "meetings": _frame("""
+        text: id owner_id subject
+        datetime: start end
+        date: local_start_date
+        bool: owner_is_sa
+        number: external_attendees
+        bool: has_external_attendee
+        text: suggested_what_id suggested_object
+        bool: logged
+    """),
 }

@@ -171,9 +171,55 @@ def _multi(col: pa.ChunkedArray) -> pd.Series:
     return pd.Series(pd.arrays.ArrowExtensionArray(lists))
 
 
+def _utf8(col: pa.ChunkedArray) -> tuple[pa.ChunkedArray, np.ndarray | None]:
+    """A binary column as text, and the mask of values that are not UTF-8 (None: all are).
+
+    Parquet writers store text as binary when they do not know it is text; one value that
+    is not UTF-8 must cost its row, not the run.
+    """
+    try:
+        return pc.cast(col, pa.string()), None
+    except pa.ArrowInvalid:
+        pass
+    decoded, bad = [], []
+    for value in col.to_pylist():
+        try:
+            decoded.append(value.decode("utf-8") if value is not None else None)
+            bad.append(False)
+        except UnicodeDecodeError:
+            decoded.append(None)
+            bad.append(True)
+    return pa.chunked_array([pa.array(decoded, pa.string())]), np.asarray(bad, dtype=bool)
+
+
+# Python's dates, which every reader of the frames (digests, reports) converts to.
+_FIRST_DAY, _DAYS = -719_162, 3_652_059  # 0001-01-01 as days since 1970-01-01; days to 9999-12-31
+_PER_DAY = {"s": 86_400, "ms": 86_400_000, "us": 86_400_000_000, "ns": 86_400_000_000_000}
+
+
+def _out_of_range(col: pa.ChunkedArray) -> np.ndarray | None:
+    """Mask of date or timestamp values outside years 1-9999 (None: there are none)."""
+    t = col.type
+    if pa.types.is_date32(t):
+        ints, per_day = pc.cast(col, pa.int32()), 1
+    elif pa.types.is_date64(t):
+        ints, per_day = pc.cast(col, pa.int64()), _PER_DAY["ms"]
+    else:
+        ints, per_day = pc.cast(col, pa.int64()), _PER_DAY[t.unit]
+    days = np.floor_divide(pc.fill_null(ints, 0).to_numpy(zero_copy_only=False).astype(np.int64), per_day)
+    bad = (days < _FIRST_DAY) | (days >= _FIRST_DAY + _DAYS)
+    return bad if bad.any() else None
+
+
 def _typed(col: pa.ChunkedArray, f: Field) -> tuple[pd.Series, pd.Series | None]:
     """(typed values, mask of rows whose non-blank value could not be parsed)."""
     t = col.type
+    if f.kind in ("date", "datetime") and (pa.types.is_date(t) or pa.types.is_timestamp(t)):
+        far = _out_of_range(col)
+        if far is not None:
+            col = pc.if_else(pa.array(~far), col, pa.scalar(None, t))
+            values, _ = _typed(col, f)
+            return values, pd.Series(far)
     if f.kind in ("id", "ref", "text"):
         return _text(col), None
     if f.kind == "multi":
@@ -185,11 +231,16 @@ def _typed(col: pa.ChunkedArray, f: Field) -> tuple[pd.Series, pd.Series | None]
         good = text.isna() | text.isin(TRUE | FALSE)
         return text.isin(TRUE).astype(bool), ~good
     if f.kind == "number":
+        # NaN and infinity are no amount: bad numbers in every format (Parquet floats, or
+        # CSV text such as "inf", "Infinity", "NaN" and "1e309"), never 0 or an endless IACV.
         if pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_decimal(t):
-            return pd.Series(pc.cast(col, pa.float64()).to_numpy(zero_copy_only=False)), None
-        text = _text(col)
-        values = pd.to_numeric(text, errors="coerce").astype("float64")
-        return values, text.notna() & values.isna()
+            values = pd.Series(pc.cast(col, pa.float64()).to_numpy(zero_copy_only=False))
+            given = pd.Series(pc.is_valid(col).to_numpy(zero_copy_only=False))
+        else:
+            text = _text(col)
+            values, given = pd.to_numeric(text, errors="coerce").astype("float64"), text.notna()
+        bad = given & ~np.isfinite(values.fillna(0.0))
+        return values.where(~bad), given & (values.isna() | bad)
     if f.kind == "date":
         if pa.types.is_date(t) or pa.types.is_timestamp(t):
             if pa.types.is_timestamp(t) and t.tz is not None:
@@ -271,10 +322,20 @@ def _load_object(
     n = table.num_rows
     columns: dict[str, pd.Series] = {}
     invalid: dict[str, pd.Series] = {}
+    bad_text: dict[str, np.ndarray] = {}
     for name, f in catalog.items():
         api = fmap[name]
         col = table.column(api) if api in table.column_names else pa.chunked_array([pa.nulls(n, pa.string())])
-        values, bad_values = _typed(col, f)
+        if pa.types.is_nested(col.type) and not (f.kind == "multi" and pa.types.is_list(col.type)):
+            raise SnapshotError(f"{path}: column {api} holds {col.type} values, not {f.kind} values")
+        if pa.types.is_binary(col.type) or pa.types.is_large_binary(col.type) or pa.types.is_fixed_size_binary(col.type):
+            col, not_utf8 = _utf8(col)
+            if not_utf8 is not None:
+                bad_text[name] = not_utf8
+        try:
+            values, bad_values = _typed(col, f)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError) as exc:
+            raise SnapshotError(f"{path}: column {api} ({col.type}) cannot be read as {f.kind} values: {exc}") from None
         columns[name] = values.reset_index(drop=True)
         if bad_values is not None:
             invalid[name] = bad_values.reset_index(drop=True).fillna(False).astype(bool)
@@ -282,6 +343,10 @@ def _load_object(
     df = pd.DataFrame(columns)
     ids = df["id"]
     problems = _Problems(obj, n)
+
+    # 0. Text that is not text (binary Parquet columns): read as blank, so say why first.
+    for name, mask in bad_text.items():
+        problems.flag(mask, "bad_text", f"{fmap[name]} is not UTF-8 text")
 
     # 1. Ids: blank or malformed rows cannot be keyed at all.
     blank = ids.isna().to_numpy()

@@ -62,6 +62,47 @@ def test_environment_variable_names_the_file(tmp_path, monkeypatch):
     assert load_config().store.keep == 5
 
 
+# Each of these loaded before and failed at evaluation (a crash, or a silent wrong answer).
+FAILED_AT_RUN_TIME = [
+    # Columns the frame table once listed that no frame the engine builds has.
+    *[(f"workflows:\n  {wid}:\n    scope: {column} == 'x'\n", f"workflows.{wid}.scope", f"unknown field {column!r}")
+      for wid, column in [("wf-06", "owner_name"), ("wf-06", "sa_name"), ("wf-10", "account_name"),
+                          ("wf-14", "prev_sa_name"), ("wf-01", "ended_in_window")]],
+    ("workflows:\n  wf-06:\n    expect: [{expectation: not_null, column: to_sa}]\n", "workflows.wf-06.expect.0.column", "unknown field 'to_sa'"),
+    ("stages:\n  rank_pattern: '^[0-7]-'\n", "stages.rank_pattern", "exactly one capture group"),
+    ("stages:\n  rank_pattern: '^([0-7])([a-z])'\n", "stages.rank_pattern", "exactly one capture group"),
+    ("stages:\n  rank_pattern: '^(['\n", "stages.rank_pattern", "not a regular expression"),
+    ("workflows:\n  wf-08:\n    expect: [{expectation: in_set, column: prev_rank, values: '@stall_days'}]\n",
+     "workflows.wf-08.expect.0.values", "needs a list of values"),
+    ("workflows:\n  wf-11:\n    expect: [{expectation: not_in_set, column: activity_date, values: '@as_of'}]\n",
+     "workflows.wf-11.expect.0.values", "needs a list of values"),
+    ("workflows:\n  wf-07:\n    scope: stage3_date > 5\n", "workflows.wf-07.scope", "cannot compare stage3_date (a date) with 5 (a number)"),
+    ("workflows:\n  wf-07:\n    scope: stage >= @stage3_days\n", "workflows.wf-07.scope", "cannot compare stage (a text)"),
+    ("workflows:\n  wf-02:\n    scope: created >= @as_of\n", "workflows.wf-02.scope", "(a datetime) with @as_of (a date)"),
+    ("workflows:\n  wf-07:\n    scope: iacv\n", "workflows.wf-07.scope", "not true or false per row"),
+    ("workflows:\n  wf-07:\n    scope: not iacv\n", "workflows.wf-07.scope", "logic on iacv (a number)"),
+    ("workflows:\n  wf-08:\n    expect: [{expectation: in_set, column: prev_rank, values: ['2']}]\n",
+     "workflows.wf-08.expect.0.values", "'2' is a text, 'prev_rank' holds number values"),
+    ("workflows:\n  wf-06:\n    expect: [{expectation: between, column: te_end, max: 5}]\n",
+     "workflows.wf-06.expect.0.max", "'te_end' is compared as a date"),
+    ("workflows:\n  wf-06:\n    expect: [{expectation: between, column: te_status, min: 1}]\n",
+     "workflows.wf-06.expect.0.column", "between cannot check 'te_status', a text"),
+    ("workflows:\n  wf-06:\n    expect: [{expectation: pair_greater, column: te_end, other: iacv}]\n",
+     "workflows.wf-06.expect.0.other", "'iacv' is a number, 'te_end' a date"),
+    ("workflows:\n  wf-02:\n    expect: [{expectation: each_in_set, column: subject, values: '@sentiments'}]\n",
+     "workflows.wf-02.expect.0.column", "each_in_set cannot check 'subject'"),
+    ("workflows:\n  wf-02:\n    expect: [{expectation: match_regex, column: description, regex: 'https?://('}]\n",
+     "workflows.wf-02.expect.0.regex", "match_regex: 'https?://(' is not a regular expression"),
+    ("workflows:\n  wf-02:\n    expect: [{expectation: min_length, column: description, min: '@as_of'}]\n",
+     "workflows.wf-02.expect.0.min", "'@as_of' is a date"),
+    # Scopes that would allocate huge strings or lists on every evaluation.
+    ("workflows:\n  wf-07:\n    scope: \"stage == 'a' * 200000000\"\n", "workflows.wf-07.scope", "arithmetic on 'a' (a text)"),
+    ("workflows:\n  wf-07:\n    scope: \"stage == ('a' + 'b') * 9\"\n", "workflows.wf-07.scope", "arithmetic on 'a' (a text)"),
+    ("workflows:\n  wf-02:\n    scope: \"@activity_types * 100000000\"\n", "workflows.wf-02.scope", "arithmetic on @activity_types (a list)"),
+    (f"workflows:\n  wf-07:\n    scope: \"stage == '{'a' * 5000}'\"\n", "workflows.wf-07.scope", "text constant longer than 1000"),
+]  # fmt: skip
+
+
 @pytest.mark.parametrize(
     "text, key, words",
     [
@@ -75,6 +116,7 @@ def test_environment_variable_names_the_file(tmp_path, monkeypatch):
         ("fields:\n  Opportunity:\n    primary_sa: X__c\n", "fields.Opportunity.primary_sa", "unknown field"),
         ("routing:\n  rules: [{key: mars-sa, when: {geo: [MARS]}}]\n", "routing.rules.0.key", "not a region"),
         ("schedule:\n  sa_digest_at: '25:00'\n", "schedule.sa_digest_at", "HH:MM"),
+        *FAILED_AT_RUN_TIME,
     ],
 )
 def test_wrong_values_name_the_key_and_the_file(tmp_path, text, key, words):

@@ -533,3 +533,110 @@ class TestBadInput:
         result = evaluate(tmp_path, {"Opportunity": [o]})
         keys = [(a["workflow"], a["record_id"], a["recipient"]["id"]) for a in result.alert_records()]
         assert len(keys) == len(set(keys)) and {k[0] for k in keys} == {"wf-06", "wf-15", "te-stalled"}
+
+
+# --------------------------------------------------------------------------- errors Great Expectations reports
+
+
+class TestExpectationsGxCannotCompute:
+    def frames(self):
+        import pandas as pd
+
+        frame = pd.DataFrame({"id": ["00T5e0000000T01AAA"], "owner_id": [SA["id"]], "description": ["no link"]})
+        return {"activities": frame.astype({"description": "str"})}
+
+    def workflow(self, regex):
+        from sa_hygiene.config import Workflow
+
+        # Built directly, past the load-time checks, as a GX rule the configuration cannot foresee would be.
+        return Workflow.model_validate({
+            "title": "t", "object": "Task", "frame": "activities", "slot": "sa_digest", "recipient": {"dm": "owner"},
+            "expect": [{"expectation": "match_regex", "column": "description", "regex": regex}],
+        })  # fmt: skip
+
+    def run(self, regex):
+        from sa_hygiene.config import load_config
+        from sa_hygiene.routing import Directory
+        from sa_hygiene.rules import Validator, run_workflows
+        from sa_hygiene.snapshot import read_snapshot
+
+        cfg = load_config()
+        users = read_snapshot(write_snapshot(self.tmp / "s", {"User": [SA]}), cfg, objects=("User",))["User"]
+        return run_workflows(self.frames(), Directory(users, cfg), {"wf-99": self.workflow(regex)}, {}, Validator())
+
+    def test_a_metric_gx_could_not_compute_stops_the_run_naming_workflow_and_expectation(self, tmp_path):
+        from sa_hygiene.rules import RuleError
+
+        self.tmp = tmp_path
+        assert list(self.run("https?://")["record_id"]) == ["00T5e0000000T01AAA"]
+        with pytest.raises(RuleError, match=r"^wf-99: expect_column_values_to_match_regex: .*missing \)"):
+            self.run("https?://(")
+
+    @pytest.mark.parametrize(
+        "info, message",
+        [
+            (None, None),
+            ({}, None),
+            ({"raised_exception": False, "exception_message": None}, None),
+            ({"raised_exception": True, "exception_message": "top level"}, "top level"),
+            ({"MetricConfigurationID(metric_name='x')": {"raised_exception": True, "exception_message": "by metric"}},
+             "by metric"),
+            ({"MetricConfigurationID(metric_name='x')": {"raised_exception": False}}, None),
+        ],
+    )  # fmt: skip
+    def test_both_shapes_of_exception_info(self, info, message):
+        from sa_hygiene.rules import raised
+
+        assert raised(info) == message
+
+
+# --------------------------------------------------------------------------- the declared frames
+
+
+def frame_kind(series) -> str:
+    """The schema.FrameKind a prepared column really has."""
+    import pandas as pd
+
+    dtype = series.dtype
+    if isinstance(dtype, pd.ArrowDtype) and str(dtype.pyarrow_dtype).startswith("list"):
+        return "multi"
+    if pd.api.types.is_bool_dtype(dtype):
+        return "bool"
+    if pd.api.types.is_numeric_dtype(dtype):
+        return "number"
+    if isinstance(dtype, pd.DatetimeTZDtype):
+        return "datetime"
+    if pd.api.types.is_datetime64_dtype(dtype):
+        return "date"
+    values = series.dropna()
+    assert all(isinstance(v, str) for v in values), f"{series.name}: {dtype} holds {set(map(type, values))}"
+    return "text"
+
+
+def test_the_declared_frames_are_the_frames_the_engine_builds(tmp_path):
+    """Configuration is checked against schema.FRAMES: it must name exactly the columns, and kinds, of the real frames."""
+    from sa_hygiene.config import load_config
+    from sa_hygiene.demo_org import write_demo_org
+    from sa_hygiene.rules import RunWindow, prepare_frames
+    from sa_hygiene.schema import FRAMES
+    from sa_hygiene.snapshot import PREVIOUS_OBJECTS, read_snapshot
+
+    write_demo_org(tmp_path, AS_OF, scale=0.05, seed=3)
+    cfg = load_config()
+    current = read_snapshot(tmp_path / "current", cfg)
+    previous = read_snapshot(tmp_path / "previous", cfg, objects=PREVIOUS_OBJECTS)
+    frames, _ = prepare_frames(current, previous, cfg, RunWindow.of(AS_OF))
+    assert set(frames) == set(FRAMES)
+    for name, frame in frames.items():
+        assert len(frame) > 0, name
+        assert {c: frame_kind(frame[c]) for c in frame.columns} == FRAMES[name], name
+
+
+def test_a_frame_that_drifts_from_the_declaration_stops_the_engine(monkeypatch):
+    import pandas as pd
+
+    from sa_hygiene import rules
+
+    monkeypatch.setitem(rules.FRAMES, "tasks", {**rules.FRAMES["tasks"], "owner_name": "text"})
+    with pytest.raises(AssertionError, match="schema.FRAMES declares"):
+        rules._check_declared("tasks", pd.DataFrame(columns=list(rules.FRAMES["tasks"])[:-1]))

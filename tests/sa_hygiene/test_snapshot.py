@@ -213,3 +213,30 @@ def test_field_map_reads_an_org_with_other_names(tmp_path):
     assert read_snapshot(path, cfg)["Opportunity"]["sa"].tolist() == [SA["id"]]
     with pytest.raises(SnapshotError, match="Solution_Architect__c"):
         read_snapshot(path, CFG)
+
+
+NOT_AMOUNTS = ["inf", "-inf", "Infinity", "1e309", "NaN", "nan"]
+
+
+@pytest.mark.parametrize("fmt", ["csv", "parquet"])
+def test_infinite_and_nan_iacv_are_bad_numbers_in_every_format(tmp_path, fmt):
+    good = opportunity(owner_id=AE["id"], sa=SA["id"], iacv="25000")
+    bad = [opportunity(owner_id=AE["id"], sa=SA["id"], iacv=text) for text in NOT_AMOUNTS]
+    snap = read_snapshot(write_snapshot(tmp_path, org(Opportunity=[good, *bad]), fmt=fmt), CFG)
+    assert quarantined(snap, "Opportunity") == {o["id"]: "bad_number" for o in bad}
+    assert snap["Opportunity"]["iacv"].tolist() == [25000.0]
+
+
+def test_parquet_float_nan_and_infinity_iacv_are_bad_numbers_too(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    opps = [opportunity(owner_id=AE["id"], sa=SA["id"]) for _ in range(5)]
+    path = write_snapshot(tmp_path, org(Opportunity=opps), fmt="parquet")
+    table = pq.read_table(path / "Opportunity.parquet")
+    iacv = pa.array([25000.0, float("nan"), float("inf"), float("-inf"), None], pa.float64())
+    pq.write_table(table.set_column(table.column_names.index("Incremental_ACV__c"), "Incremental_ACV__c", iacv),
+                   path / "Opportunity.parquet")  # fmt: skip
+    snap = read_snapshot(path, CFG)
+    assert quarantined(snap, "Opportunity") == {o["id"]: "bad_number" for o in opps[1:4]}
+    assert snap["Opportunity"]["iacv"].tolist() == [25000.0, 0.0]  # blank is no IACV, as in CSV
