@@ -285,7 +285,8 @@ def test_a_crash_before_a_thread_reply_is_recorded_resumes_the_thread_without_re
 CHILD = """
 import json, sys
 from sa_hygiene.ledger import Ledger
-from sa_hygiene.slack_delivery import Message, SlackSink, deliver
+from sa_hygiene.blockkit import Message
+from sa_hygiene.slack_delivery import SlackSink, deliver
 messages = [Message(**{**m, "fallbacks": tuple(m["fallbacks"])}) for m in json.loads(sys.argv[2])]
 deliver(messages, SlackSink(), Ledger(sys.argv[1]), "run-1")
 """
@@ -336,7 +337,7 @@ def test_the_token_is_never_logged_even_at_debug_level_nor_stored(slack, ledger_
     assert stored and not any(TOKEN in row for row in stored)
 
 
-def test_oversized_messages_are_refused_before_anything_reaches_slack(slack, ledger):
+def test_too_many_blocks_are_refused_before_anything_reaches_slack_and_long_text_is_cut(slack, ledger):
     too_many = digest(EAST, blocks=[section("x")] * 51)
     too_long = digest(replies=1)
     too_long.replies[0][0]["text"]["text"] = "x" * 3001
@@ -345,10 +346,10 @@ def test_oversized_messages_are_refused_before_anything_reaches_slack(slack, led
 
     assert report.failed == {
         too_many.key: f"InvalidMessage: {too_many.key} part 0: 51 blocks, Slack allows 50 per message",
-        too_long.key: f"InvalidMessage: {too_long.key} part 1: block 0 (section) text has 3001 characters, "
-        "Slack allows 3000",
     }
-    assert slack.requests == []
+    assert report.sent == [too_long.key]
+    assert [m["blocks"] for m in slack.posts("D0ANN")][1] == [section("x" * 2999 + "…")]
+    assert slack.posts("C02") == []
 
 
 def test_a_wrong_token_fails_every_message_with_slacks_error(slack, ledger, monkeypatch):
