@@ -150,6 +150,28 @@ def test_users_slack_does_not_know_fall_back_in_order_and_are_reported(slack, le
     ]  # fmt: skip
 
 
+@pytest.mark.parametrize("error", ["user_not_found", "user_disabled", "cannot_dm_bot"])
+def test_a_user_slack_will_not_open_a_dm_with_falls_back_like_an_unknown_email(slack, ledger, error):
+    slack.add_user("gone@gitlab.com", "U0GONE", dm_error=error)  # found by e-mail, yet no DM
+    to_manager = digest({"type": "user", "id": "005GONE"}, email="gone@gitlab.com", fallbacks=(MANAGER, EAST))
+
+    report = deliver([to_manager], SlackSink(), ledger, "run-1")
+
+    manager = {"type": "user", "id": MANAGER["id"]}
+    assert report.sent == [to_manager.key] and not report.failed
+    assert report.unknown_users == [
+        UnknownUser(to_manager.key, {"type": "user", "id": "005GONE"}, "gone@gitlab.com", manager)
+    ]
+    assert [(r.method, r.args) for r in slack.requests[:4]] == [
+        ("users.lookupByEmail", {"email": "gone@gitlab.com"}),
+        ("conversations.open", {"users": "U0GONE"}),
+        ("users.lookupByEmail", {"email": "mgr@gitlab.com"}),
+        ("conversations.open", {"users": "U0MGR"}),
+    ]
+    assert [m["metadata"]["event_payload"]["key"] for m in slack.posts("D0MGR")] == [to_manager.key]
+    assert ledger.cached_dm(WS, "gone@gitlab.com") is None  # asked again next time
+
+
 def test_a_missing_channel_fails_only_its_message_and_is_delivered_on_retry(slack, ledger):
     lost = digest({"type": "channel", "name": "#sa-renamed"})
     fine = digest(EAST)
