@@ -23,12 +23,13 @@ os.environ.setdefault("AIRFLOW__LOGGING__LOGGING_LEVEL", "WARNING")
 
 from fakes.slack import TOKEN, FakeSlack  # noqa: E402
 
+from sa_hygiene.blockkit import Message  # noqa: E402
 from sa_hygiene.config import load_config  # noqa: E402
 from sa_hygiene.demo_org import write_demo_org  # noqa: E402
 from sa_hygiene.digest import build_messages  # noqa: E402
 from sa_hygiene.ledger import Ledger  # noqa: E402
 from sa_hygiene.rules import evaluate_paths  # noqa: E402
-from sa_hygiene.slack_delivery import Message, SlackSink, deliver  # noqa: E402
+from sa_hygiene.slack_delivery import SlackSink, deliver  # noqa: E402
 from sa_hygiene.slack_outbox import OutboxSink  # noqa: E402
 from sa_hygiene.snapshot import PREVIOUS_OBJECTS, read_snapshot  # noqa: E402
 

@@ -129,11 +129,10 @@ def cmd_digest(args: argparse.Namespace) -> int:
     # prints its own summary there, and warnings suffice unless the user asks for more.
     os.environ.setdefault("AIRFLOW__LOGGING__LOGGING_LEVEL", "WARNING")
     from sa_hygiene.config import load_config
+    from sa_hygiene.ledger import Ledger
     from sa_hygiene.pipeline import deliver_digests
     from sa_hygiene.slack_delivery import DeliveryFailed, SlackSink
     from sa_hygiene.slack_outbox import OutboxSink
-
-    from sa_hygiene.ledger import Ledger
 
     cfg = load_config(args.config)
     # Nothing is posted without the ledger: an unusable one is the first and only error.

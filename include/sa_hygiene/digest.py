@@ -21,15 +21,25 @@ from typing import Any
 
 import pandas as pd
 
+from sa_hygiene.blockkit import (
+    MAX_BLOCKS,
+    SECTION_CHARS,
+    Message,
+    cut,
+    esc,
+    fit_message,
+    is_salesforce_id,
+    record_link,
+    record_url,
+    safe_end,
+    units,
+)
 from sa_hygiene.config import Config
 from sa_hygiene.routing import Directory, as_recipient, encode
-from sa_hygiene.slack_delivery import Message
 from sa_hygiene.snapshot import Snapshot
 
-MAX_BLOCKS = 50
 # Fixed items named in a digest's opening line; the rest are counted.
 FIXED_SHOWN = 10
-SECTION_CHARS = 3000
 # A regional digest continues in its thread; replies open with one context block.
 REPLY_HEAD = 1
 SLOT_TITLES = {
@@ -40,13 +50,6 @@ SLOT_TITLES = {
     "ops_summary": "sa-hygiene run summary",
     "escalation": "Open too long in your team",
 }
-
-
-def esc(text: Any) -> str:
-    """Salesforce text made inert for mrkdwn: ``<!channel>`` shows as text and pings nobody."""
-    if text is None or (isinstance(text, float) and pd.isna(text)):
-        return ""
-    return str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def money(value: Any) -> str:
@@ -67,10 +70,11 @@ def _section(text: str) -> list[dict]:
     """Section blocks for ``text``, split at line breaks so that none exceeds Slack's limit."""
     blocks, chunk = [], ""
     for line in text.split("\n"):
-        while len(line) > SECTION_CHARS:  # one enormous line: cut it, keep all of it
-            blocks.append(line[:SECTION_CHARS])
-            line = line[SECTION_CHARS:]
-        if len(chunk) + len(line) + 1 > SECTION_CHARS:
+        while units(line) > SECTION_CHARS:  # one enormous line: split it where no escape or link breaks
+            end = max(1, safe_end(line, SECTION_CHARS))
+            blocks.append(line[:end])
+            line = line[end:]
+        if chunk and units(chunk) + units(line) + 1 > SECTION_CHARS:
             blocks.append(chunk)
             chunk = line
         else:
@@ -164,9 +168,8 @@ class Renderer:
         self.order = list(cfg.workflows)
 
     # ------------------------------------------------------------------ links and facts
-    def link(self, obj: str, record_id: str, label: Any) -> str:
-        url = f"{self.cfg.salesforce.instance_url.rstrip('/')}/lightning/r/{obj or 'Task'}/{record_id}/view"
-        return f"<{url}|{esc(label) or record_id}>"
+    def link(self, obj: str, record_id: Any, label: Any) -> str:
+        return record_link(self.cfg.salesforce.instance_url, obj or "Task", record_id, label)
 
     def _what(self, what_id: Any) -> str:
         obj, name = self.lookup.name_of(what_id)
@@ -179,7 +182,8 @@ class Renderer:
             words = [self.cfg.reasons.get(r, r) for r in a.get("reasons") or []]
             if a["workflow"] == skip and not words:
                 continue
-            lines.append("• " + (f"{wf.title}: " if a["workflow"] != skip else "") + "; ".join(words) if words else f"• {wf.title}")
+            title = esc(wf.title)
+            lines.append("• " + (f"{title}: " if a["workflow"] != skip else "") + esc("; ".join(words)) if words else f"• {title}")
         return lines
 
     def opportunity(self, record_id: str, alerts: list[dict], section_wf: str) -> str:
@@ -252,8 +256,8 @@ class Renderer:
         lines = [head, " · ".join(f for f in facts if f)]
         description = t.get("description")
         if isinstance(description, str) and section_wf in ("wf-02", "act-fields"):
-            cut = description[:preview] + ("…" if len(description) > preview else "")
-            lines.append("> " + esc(cut).replace("\n", "\n> "))
+            # ``preview`` characters, then the ellipsis when there is more.
+            lines.append("> " + cut(esc(description), preview + 1).replace("\n", "\n> "))
         lines += self._issues(alerts, skip=section_wf)
         return "\n".join(self._with_age(lines, alerts))
 
@@ -272,10 +276,12 @@ class Renderer:
         obj, name = self.lookup.name_of(suggested)
         if obj:
             text += f"\nLog it on {self.link(obj, suggested, name)}: types, contact, sentiment and two or three sentences."
-            url = f"{self.cfg.salesforce.instance_url.rstrip('/')}/lightning/r/{obj}/{suggested}/view"
         else:
             text += "\nLog it on the opportunity it was about."
-            url = f"{self.cfg.salesforce.instance_url.rstrip('/')}/lightning/r/Event/{alert['record_id']}/view"
+        obj, record_id = (obj, suggested) if obj and is_salesforce_id(suggested) else ("Event", alert["record_id"])
+        if not is_salesforce_id(record_id):
+            return _section(text)
+        url = record_url(self.cfg.salesforce.instance_url, obj, record_id)
         button = {"type": "actions", "elements": [
             {"type": "button", "text": {"type": "plain_text", "text": "Log it in Salesforce"}, "url": url, "style": "primary"}]}  # fmt: skip
         return [*_section(text), button]
@@ -297,7 +303,7 @@ class Renderer:
                 continue
             wf = self.cfg.workflows[wid]
             ids = sections[wid]
-            counts.append(f"{wf.title}: {len(ids)}")
+            counts.append(f"{esc(wf.title)}: {len(ids)}")
             content.append({"type": "divider"})
             content += _section(f"*{esc(wf.title)}* ({len(ids)})\n_{esc(wf.message)}_" if wf.message else f"*{esc(wf.title)}* ({len(ids)})")
             render = self.opportunity if wf.object == "Opportunity" else self.task
@@ -306,8 +312,8 @@ class Renderer:
         n = len(by_record)
         summary = f"{_plural(n, 'record')} " + ("need you" if group.slot == "sa_digest" else "to look at") + ": " + " · ".join(counts)
         preamble = [
-            {"type": "header", "text": {"type": "plain_text", "text": self.title(group)[:150]}},
-            _context(esc(summary)),
+            {"type": "header", "text": {"type": "plain_text", "text": self.title(group)}},
+            _context(summary),
         ]
         fixed = self.fixed.get(encode(group.recipient))
         if fixed:
@@ -346,23 +352,26 @@ class Renderer:
         return f":white_check_mark: *{_plural(len(fixed), 'item')} fixed since your last digest*: " + ", ".join(names) + more
 
     def title(self, group: _Group) -> str:
+        """The digest's name, escaped: it is the header, the notification and the replies' notifications."""
         when = f"{self.as_of:%a %d %b}"
         r = group.recipient
         if group.slot == "sa_digest" and r["type"] == "user":
-            return f"{SLOT_TITLES['sa_digest']} · {self.lookup.user_name(r['id'])} · {when}"
+            return esc(f"{SLOT_TITLES['sa_digest']} · {self.lookup.user_name(r['id'])} · {when}")
         if group.slot == "meeting_reminder":
             event = self.lookup.row("Event", group.alerts[0]["record_id"]) or {}
-            return f"{SLOT_TITLES['meeting_reminder']} · {self.lookup.user_name(r.get('id'))} · {event.get('subject') or 'meeting'}"
-        return f"{r.get('name')} · {SLOT_TITLES.get(group.slot, 'SA hygiene')} · {when}"
+            subject = event.get("subject") if isinstance(event.get("subject"), str) else None
+            return esc(f"{SLOT_TITLES['meeting_reminder']} · {self.lookup.user_name(r.get('id'))} · {subject or 'meeting'}")
+        return esc(f"{r.get('name')} · {SLOT_TITLES.get(group.slot, 'SA hygiene')} · {when}")
 
 
 def _paginate(preamble: list[dict], content: list[dict], title: str) -> tuple[list[dict], list[list[dict]]]:
-    """The first message and its thread replies: every block kept, at most 50 per message."""
+    """The first message and its thread replies: every block kept, at most 50 per message.
+    ``title`` is escaped already."""
     first_room = MAX_BLOCKS - len(preamble)
     first, rest = preamble + content[:first_room], content[first_room:]
     chunks = [rest[i : i + MAX_BLOCKS - REPLY_HEAD] for i in range(0, len(rest), MAX_BLOCKS - REPLY_HEAD)]
     total = len(chunks) + 1
-    replies = [[_context(f"{esc(title)}, continued ({n + 2}/{total})"), *chunk] for n, chunk in enumerate(chunks)]
+    replies = [[_context(f"{title}, continued ({n + 2}/{total})"), *chunk] for n, chunk in enumerate(chunks)]
     return first, replies
 
 
@@ -441,15 +450,15 @@ def build_messages(
         else:
             preamble, content, summary = renderer.blocks(group)
             first, replies = _paginate(preamble, content, title)
-            text = f"{title}: {summary}"
+            text = f"{title}: {summary}"  # both escaped
             key = f"{group.slot}|{gkey[1]}|{as_of.isoformat()}"
         email = None
         if group.recipient["type"] == "user":
             e = lookup.directory.users["email"].get(group.recipient["id"][:15])
             email = e if isinstance(e, str) else None
-        messages.append(Message(key=key, slot=group.slot, recipient=group.recipient, email=email,
-                                fallbacks=_fallbacks(group.recipient, lookup), text=text[:3000], blocks=first,
-                                replies=replies, title=title))  # fmt: skip
+        messages.append(fit_message(Message(
+            key=key, slot=group.slot, recipient=group.recipient, email=email, fallbacks=_fallbacks(group.recipient, lookup),
+            text=text, blocks=first, replies=replies, title=title)))  # fmt: skip
     return messages
 
 
@@ -465,11 +474,11 @@ def ops_summary(
     unconfirmed: list[str] | None = None,
 ) -> Message | None:
     """The operations channel's summary of a run; None when there is nothing to say."""
-    lines = list(notes or [])
+    lines = [esc(note) for note in notes or []]
     if quarantine is not None and len(quarantine):
         counts = quarantine.groupby(["object", "reason"]).size()
         lines.append(f"*{_plural(len(quarantine), 'row')} quarantined* (not evaluated, fix them in Salesforce):")
-        lines += [f"• {obj} {reason}: {n}" for (obj, reason), n in counts.items()]
+        lines += [f"• {esc(obj)} {esc(reason)}: {n}" for (obj, reason), n in counts.items()]
     if unrouted:
         lines.append(f"*{_plural(unrouted, 'alert')} had no region* (no routing rule matched the user) and came here.")
     if unknown_users:
@@ -486,12 +495,12 @@ def ops_summary(
     if not lines:
         return None
     channel = cfg.channels.operations
-    title = f"{SLOT_TITLES['ops_summary']} · {run} · {as_of:%a %d %b}"
+    title = esc(f"{SLOT_TITLES['ops_summary']} · {run} · {as_of:%a %d %b}")
     content = _section("\n".join(lines))
-    first, replies = _paginate([{"type": "header", "text": {"type": "plain_text", "text": title[:150]}}], content, title)
-    return Message(key=f"ops_summary|channel:{channel}|{as_of.isoformat()}|{run}", slot="ops_summary",
+    first, replies = _paginate([{"type": "header", "text": {"type": "plain_text", "text": title}}], content, title)
+    return fit_message(Message(key=f"ops_summary|channel:{channel}|{as_of.isoformat()}|{run}", slot="ops_summary",
                    recipient={"type": "channel", "name": channel}, email=None, fallbacks=(), text=title,
-                   blocks=first, replies=replies, title=title)  # fmt: skip
+                   blocks=first, replies=replies, title=title))  # fmt: skip
 
 
 def escalation_messages(items: list[dict], snapshot: Snapshot, cfg: Config, days: dict[str, date]) -> list[Message]:
@@ -513,7 +522,7 @@ def escalation_messages(items: list[dict], snapshot: Snapshot, cfg: Config, days
         team = by_manager[manager]
         day = days[manager]
         name = lookup.user_name(manager)
-        title = f"{SLOT_TITLES['escalation']} · {name} · {day:%a %d %b}"
+        title = esc(f"{SLOT_TITLES['escalation']} · {name} · {day:%a %d %b}")
         per_sa: dict[str, list[dict]] = defaultdict(list)
         for item in team:
             per_sa[item["owner"]].append(item)
@@ -529,12 +538,12 @@ def escalation_messages(items: list[dict], snapshot: Snapshot, cfg: Config, days
             content += [{"type": "divider"}, *_section("\n".join(lines))]
         people = "1 person" if len(per_sa) == 1 else f"{len(per_sa)} people"
         summary = f"{_plural(len(team), 'item')} of {people} in your team open longer than their workflow allows"
-        preamble = [{"type": "header", "text": {"type": "plain_text", "text": title[:150]}}, _context(esc(summary))]
+        preamble = [{"type": "header", "text": {"type": "plain_text", "text": title}}, _context(esc(summary))]
         first, replies = _paginate(preamble, content, title)
         recipient = {"type": "user", "id": manager}
         email = lookup.directory.users["email"].get(manager[:15])
-        messages.append(Message(key=f"escalation|{encode(recipient)}|{day.isoformat()}", slot="escalation",
-                                recipient=recipient, email=email if isinstance(email, str) else None,
-                                fallbacks=_fallbacks(recipient, lookup), text=f"{title}: {summary}"[:3000],
-                                blocks=first, replies=replies, title=title))  # fmt: skip
+        messages.append(fit_message(Message(
+            key=f"escalation|{encode(recipient)}|{day.isoformat()}", slot="escalation", recipient=recipient,
+            email=email if isinstance(email, str) else None, fallbacks=_fallbacks(recipient, lookup),
+            text=f"{title}: {esc(summary)}", blocks=first, replies=replies, title=title)))
     return messages

@@ -37,41 +37,17 @@ from slack_sdk.http_retry import (
     RetryHandler,
 )
 
+from sa_hygiene.blockkit import InvalidMessage, Message, check_message, fit_message
 from sa_hygiene.ledger import DONE, PENDING, LeaseLost, Ledger, LedgerError, Part, new_owner
 
 log = logging.getLogger(__name__)
 
 METADATA_EVENT = "sa_hygiene_digest"
-# Slack rejects a whole message (invalid_blocks) over any of these limits, so a
-# digest that breaks one is refused here with a message that says where.
-MAX_BLOCKS = 50
-TEXT_LIMITS = {"section": 3000, "header": 150}
-FIELD_LIMIT = 2000
+# Slack's answers meaning "no user to message here": the digest goes to the next fallback.
+NO_SUCH_USER = {"users_not_found", "user_not_found", "user_disabled", "cannot_dm_bot"}
 # A post made after a pending mark is searched from this many seconds before the
 # mark, in case Slack's clock is behind ours.
 CLOCK_SKEW = 300.0
-
-
-@dataclass(frozen=True)
-class Message:
-    """One rendered digest, ready to deliver."""
-
-    key: str  # delivery key, unique per digest: f"{slot}|{recipient}|{date}"
-    slot: str  # sa_digest | regional_digest | channel_post | meeting_reminder | ops_summary
-    recipient: dict  # {"type": "user", "id": "005..."} or {"type": "channel", "name": "#..."}
-    email: str | None  # Salesforce e-mail of a user recipient, for users.lookupByEmail
-    fallbacks: tuple[dict, ...]  # tried in order when Slack does not know the user
-    text: str  # notification text
-    blocks: list[dict]  # Block Kit blocks of the first message
-    replies: list[list[dict]]  # continuation messages, posted in the first message's thread
-    title: str  # names the digest in the outbox preview
-
-    def parts(self) -> list[list[dict]]:
-        return [self.blocks, *self.replies]
-
-
-class InvalidMessage(ValueError):
-    """A rendered message Slack would reject."""
 
 
 class RecipientNotFound(LookupError):
@@ -126,24 +102,6 @@ class Sink(Protocol):
         ...
 
 
-def check_message(message: Message) -> None:
-    """Refuse a message Slack would reject, naming the part and the block."""
-    for n, blocks in enumerate(message.parts()):
-        where = f"{message.key} part {n}"
-        if len(blocks) > MAX_BLOCKS:
-            raise InvalidMessage(f"{where}: {len(blocks)} blocks, Slack allows {MAX_BLOCKS} per message")
-        for i, block in enumerate(blocks):
-            texts = [("text", block.get("text"), TEXT_LIMITS.get(block.get("type"), 0))]
-            texts += [(f"fields[{j}]", f, FIELD_LIMIT) for j, f in enumerate(block.get("fields") or [])]
-            for name, obj, limit in texts:
-                length = len((obj or {}).get("text", ""))
-                if limit and length > limit:
-                    raise InvalidMessage(
-                        f"{where}: block {i} ({block.get('type')}) {name} has {length} characters, "
-                        f"Slack allows {limit}"
-                    )
-
-
 def deliver(
     messages: Sequence[Message], sink: Sink, ledger: Ledger, run_id: str, *, wait_seconds: float | None = None
 ) -> DeliveryReport:
@@ -156,7 +114,9 @@ def deliver(
     Call ``raise_for_failures()`` on the report to fail an Airflow task once all else is
     delivered: its retry picks up exactly what is missing. A ledger that cannot be used
     (``LedgerError``) stops the run at once: nothing can be delivered safely without it.
+    Each message is fitted to Slack's limits first (``blockkit.fit_message``), whoever rendered it.
     """
+    messages = [fit_message(m) for m in messages]
     duplicates = sorted(k for k, n in Counter(m.key for m in messages).items() if n > 1)
     if duplicates:
         raise ValueError(f"delivery keys must be unique per run, repeated: {', '.join(duplicates)}")
@@ -328,11 +288,10 @@ class _Courier:
         return None, True
 
     def _post(self, message: Message, n: int, target: dict, channel: str, thread_ts: str | None) -> str:
-        parts = message.parts()
         args = {
             "channel": channel,
-            "text": message.text if n == 0 else f"{message.title} ({n + 1}/{len(parts)})",
-            "blocks": parts[n],
+            "text": message.notification(n),
+            "blocks": message.parts()[n],
             "metadata": {"event_type": METADATA_EVENT, "event_payload": {"key": message.key, "part": n}},
             "unfurl_links": False,
             "unfurl_media": False,
@@ -411,7 +370,8 @@ class _Courier:
         return target, channel
 
     def _dm_channel(self, user: dict, email: str | None) -> str | None:
-        """The DM conversation with a user, or None when Slack has no active user with that e-mail."""
+        """The DM conversation with a user, or None when Slack has no user there to message: none
+        with that e-mail, or one it will not open a DM with (deactivated since, a bot)."""
         if not email:
             return None
         cached = self.ledger.cached_dm(self.workspace, email)
@@ -419,13 +379,13 @@ class _Courier:
             return cached
         try:
             found = self.sink.call("users.lookupByEmail", user, {"email": email})["user"]
+            if found.get("deleted"):
+                return None
+            dm = self.sink.call("conversations.open", user, {"users": found["id"]})["channel"]["id"]
         except SlackApiError as exc:
-            if exc.response.get("error") == "users_not_found":
+            if exc.response.get("error") in NO_SUCH_USER:
                 return None
             raise
-        if found.get("deleted"):
-            return None
-        dm = self.sink.call("conversations.open", user, {"users": found["id"]})["channel"]["id"]
         self.ledger.cache_user(self.workspace, email, found["id"], dm)
         return dm
 

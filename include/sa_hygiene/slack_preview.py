@@ -16,21 +16,17 @@ from pathlib import Path
 from jinja2 import Environment, PackageLoader, select_autoescape
 from markupsafe import Markup, escape
 
-_PRE = re.compile(r"```\n?(.+?)```", re.S)
-_CODE = re.compile(r"`([^`\n]+)`")
-_LINK = re.compile(r"<([^<>\n]+)>")
-_KEPT = re.compile("\x00(\\d+)\x00")
-_STYLES = [
-    (re.compile(r"(?<![\w*])\*(?=\S)([^*\n]+?)(?<=\S)\*(?![\w*])"), "strong"),
-    (re.compile(r"(?<![\w_])_(?=\S)([^_\n]+?)(?<=\S)_(?![\w_])"), "em"),
-    (re.compile(r"(?<![\w~])~(?=\S)([^~\n]+?)(?<=\S)~(?![\w~])"), "del"),
-]
+# Code and links are read first, left to right, and are atomic: styles wrap them, never enter them.
+_ATOM = re.compile(r"(?s:```\n?(?P<pre>.+?)```)|`(?P<code>[^`\n]+)`|<(?P<link>[^<>\n]+)>")
+_STYLES = {"*": "strong", "_": "em", "~": "del"}
+# Characters HTML does not allow in text (browsers show U+FFFD for NUL anyway).
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _SAFE_URL = re.compile(r"(https?://|mailto:)", re.I)
 
 
 def _unslack(text: str) -> str:
     """Slack escapes only &, < and > in message text; undo that before escaping for HTML."""
-    return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+    return _CONTROL.sub("\ufffd", text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&"))
 
 
 def _escaped(text: str) -> str:
@@ -38,35 +34,77 @@ def _escaped(text: str) -> str:
 
 
 def mrkdwn(text: str) -> Markup:
-    """Slack mrkdwn as safe HTML."""
-    kept: list[str] = []
+    """Slack mrkdwn as safe HTML.
 
-    def keep(html_: str) -> str:
-        # Code and links are rendered first and set aside, so that styles and line
-        # breaks apply around them but never inside.
-        kept.append(html_)
-        return f"\x00{len(kept) - 1}\x00"
+    A tokenizer, not substitutions: code and links become finished HTML tokens, the text
+    between them single characters, and styles are matched over that sequence. Nothing is
+    set aside inside the text itself, so no input can collide with a placeholder.
+    """
+    tokens: list[str | Markup] = []
+    at = 0
+    for m in _ATOM.finditer(text):
+        tokens += _unslack(text[at : m.start()])
+        if m["pre"] is not None:
+            tokens.append(Markup("<pre>{}</pre>").format(_unslack(m["pre"])))
+        elif m["code"] is not None:
+            tokens.append(Markup("<code>{}</code>").format(_unslack(m["code"])))
+        else:
+            tokens.append(_link(m["link"]))
+        at = m.end()
+    tokens += _unslack(text[at:])
+    return _styled(tokens)
 
-    text = _PRE.sub(lambda m: keep(f"<pre>{_escaped(m.group(1))}</pre>"), text)
-    text = _CODE.sub(lambda m: keep(f"<code>{_escaped(m.group(1))}</code>"), text)
-    text = _LINK.sub(lambda m: keep(_link(m.group(1))), text)
-    out = _escaped(text)
-    for pattern, tag in _STYLES:
-        out = pattern.sub(lambda m, tag=tag: f"<{tag}>{m.group(1)}</{tag}>", out)
-    out = out.replace("\n", "<br>\n")
-    return Markup(_KEPT.sub(lambda m: kept[int(m.group(1))], out))
+
+def _word(token: str | Markup | None) -> bool:
+    return isinstance(token, str) and not isinstance(token, Markup) and (token.isalnum() or token == "_")
 
 
-def _link(inner: str) -> str:
+def _space(token: str | Markup) -> bool:
+    return not isinstance(token, Markup) and token.isspace()
+
+
+def _closing(tokens: list[str | Markup], start: int, mark: str) -> int | None:
+    """Where the style ``mark`` opened before ``start`` closes, by Slack's rules: the same line,
+    no space just inside either mark, no word character just outside; None when it does not."""
+    if start >= len(tokens) or _space(tokens[start]) or tokens[start] == mark:
+        return None
+    for j in range(start + 1, len(tokens)):
+        if tokens[j] == "\n":
+            return None
+        if tokens[j] == mark:
+            after = tokens[j + 1] if j + 1 < len(tokens) else None
+            return None if _space(tokens[j - 1]) or _word(after) or after == mark else j
+    return None
+
+
+def _styled(tokens: list[str | Markup]) -> Markup:
+    out: list[Markup] = []
+    i = 0
+    while i < len(tokens):
+        token = tokens[i]
+        before = tokens[i - 1] if i else None
+        if not isinstance(token, Markup) and token in _STYLES and not (_word(before) or before == token):
+            end = _closing(tokens, i + 1, token)
+            if end is not None:
+                tag = _STYLES[token]
+                out.append(Markup("<{0}>{1}</{0}>").format(Markup(tag), _styled(tokens[i + 1 : end])))
+                i = end + 1
+                continue
+        out.append(Markup("<br>\n") if token == "\n" else escape(token))
+        i += 1
+    return Markup("").join(out)
+
+
+def _link(inner: str) -> Markup:
     target, _, label = inner.partition("|")
     if target.startswith(("@", "#", "!")):
         # <@U123>, <#C123|name>, <!here>, <!subteam^S1|@sas>: what Slack shows, without a lookup.
         sigil = "#" if target[0] == "#" else "@"
-        return f'<span class="mention">{escape(sigil + (label or target[1:]).lstrip("@#"))}</span>'
-    label = _escaped(label or target)
+        return Markup('<span class="mention">{}</span>').format(_unslack(sigil + (label or target[1:]).lstrip("@#")))
+    label = _unslack(label or target)
     if _SAFE_URL.match(target):
-        return f'<a href="{_escaped(target)}">{label}</a>'
-    return label
+        return Markup('<a href="{}">{}</a>').format(_unslack(target), label)
+    return escape(label)
 
 
 def text_object(obj: dict | None) -> Markup:
@@ -75,7 +113,7 @@ def text_object(obj: dict | None) -> Markup:
         return Markup("")
     if obj.get("type") == "mrkdwn":
         return mrkdwn(obj.get("text", ""))
-    return escape(obj.get("text", ""))
+    return escape(_unslack(obj.get("text", "")))
 
 
 def safe_url(url: str | None) -> str | None:
@@ -102,7 +140,7 @@ def _digests(posts: list[dict]) -> list[dict]:
         )
         digest["parts"][payload["part"]] = post["args"]
         if payload["part"] == 0:
-            digest["title"] = post.get("title") or post["args"]["text"]
+            digest["title"] = _unslack(post.get("title") or post["args"]["text"])
     for digest in digests.values():
         digest["parts"] = [digest["parts"][n] for n in sorted(digest["parts"])]
         digest["title"] = digest["title"] or digest["key"]

@@ -4,7 +4,8 @@ It speaks the methods delivery uses (``users.lookupByEmail``, ``conversations.op
 ``conversations.list``, ``conversations.history``, ``conversations.replies``,
 ``chat.postMessage``) the way Slack does: HTTP 200 with ``ok: false`` and an error
 code for API errors, cursor pagination, newest-first history, metadata returned
-only with ``include_all_metadata``. Every request is recorded with its decoded
+only with ``include_all_metadata``, and ``conversations.open`` refusals for users Slack
+found but will not DM (``add_user(dm_error=...)``). Every request is recorded with its decoded
 arguments; the Bearer token is checked. ``fail`` injects faults: rate limits with
 ``Retry-After``, 5xx answers, API errors, dropped connections, and a post that is
 stored but whose answer is lost (optionally running a callback first, e.g. to kill
@@ -69,6 +70,7 @@ class FakeSlack:
         self._lock = threading.Lock()
         self._gate: threading.Barrier | None = None
         self._last_ts = 0.0
+        self._dm_errors: dict[str, str] = {}
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
         self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True)
 
@@ -86,8 +88,12 @@ class FakeSlack:
         self._server.shutdown()
         self._server.server_close()
 
-    def add_user(self, email: str, user_id: str, *, deleted: bool = False) -> None:
+    def add_user(self, email: str, user_id: str, *, deleted: bool = False, dm_error: str | None = None) -> None:
+        """``dm_error``: what ``conversations.open`` answers for this user, e.g. ``user_disabled``
+        (deactivated after the lookup) or ``cannot_dm_bot``."""
         self.users[email.lower()] = {"id": user_id, "deleted": deleted, "profile": {"email": email}}
+        if dm_error:
+            self._dm_errors[user_id] = dm_error
 
     def add_channel(self, name: str, channel_id: str, *, member: bool = True) -> None:
         self.channels[channel_id] = {"id": channel_id, "name": name, "is_archived": False, "is_member": member}
@@ -182,6 +188,8 @@ class FakeSlack:
         user_id = args.get("users", "")
         if user_id not in {u["id"] for u in self.users.values()}:
             return {"ok": False, "error": "user_not_found"}
+        if user_id in self._dm_errors:
+            return {"ok": False, "error": self._dm_errors[user_id]}
         dm = "D" + user_id[1:]
         self.channels.setdefault(dm, {"id": dm, "is_im": True, "user": user_id})
         return {"ok": True, "channel": {"id": dm}}

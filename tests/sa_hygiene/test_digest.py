@@ -5,10 +5,10 @@ from datetime import date, timedelta
 import pytest
 from builders import account, contact, contact_role, event, opportunity, task, user, write_snapshot
 
+from sa_hygiene.blockkit import MAX_BLOCKS, SECTION_CHARS, check_message, esc
 from sa_hygiene.config import load_config
-from sa_hygiene.digest import MAX_BLOCKS, SECTION_CHARS, build_messages, esc
+from sa_hygiene.digest import build_messages
 from sa_hygiene.rules import evaluate
-from sa_hygiene.slack_delivery import check_message
 from sa_hygiene.snapshot import read_snapshot
 
 pytestmark = pytest.mark.unit
@@ -183,3 +183,88 @@ def test_the_operations_summary_names_failures_and_posts_that_were_never_confirm
         f"• {key} part 0"
     )
     assert ops_summary(CFG, AS_OF, "run-1") is None
+
+
+def outbox_posts(tmp_path, ledger, messages):
+    """Every chat.postMessage the outbox wrote for ``messages``: what Slack would receive."""
+    from sa_hygiene.slack_delivery import deliver
+    from sa_hygiene.slack_outbox import OutboxSink
+
+    sink = OutboxSink(tmp_path / "outbox", "run-1")
+    report = deliver(messages, sink, ledger, "run-1")
+    assert not report.failed, report.failed
+    return [post for post in OutboxSink.posts(sink.folder)]
+
+
+def strings(value):
+    """Every string in a JSON value: each is a field Slack shows or follows."""
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for v in value.values():
+            yield from strings(v)
+    elif isinstance(value, list | tuple):
+        for v in value:
+            yield from strings(v)
+
+
+def test_a_long_meeting_title_and_a_long_name_still_give_a_reminder_slack_accepts(tmp_path, ledger):
+    sa = dict(SA, name="Maximiliana Alexandrina Featherstonehaugh-Montgomery")
+    subject = ("Quarterly business review & technical deep dive: merge trains, compliance pipelines, runners " * 2)[:130]
+    o = opportunity(owner_id=AE["id"], name="Globex Renewal")
+    pat = contact(email="pat@globex.com")
+    e = event(owner_id=SA["id"], attendee_emails="sam@gitlab.com;pat@globex.com", subject=subject,
+              start="2026-11-23T09:00:00Z", end="2026-11-23T10:00:00Z")  # fmt: skip
+    tables = {"User": [sa, MGR, AE], "Opportunity": [o], "Contact": [pat], "Event": [e],
+              "OpportunityContactRole": [contact_role(opportunity_id=o["id"], contact_id=pat["id"])]}  # fmt: skip
+    cur = read_snapshot(write_snapshot(tmp_path / "c", tables), CFG)
+    messages = build_messages(evaluate(cur, None, CFG, AS_OF).alert_records(), cur, CFG, AS_OF)
+    [reminder] = [m for m in messages if m.slot == "meeting_reminder"]
+    assert len(f"Log your meeting · {sa['name']} · {subject}") > 150
+
+    [post] = outbox_posts(tmp_path, ledger, [reminder])
+
+    header = post["args"]["blocks"][0]["text"]["text"]
+    assert len(header) == 150 and header.endswith("…")
+    assert header.startswith(f"Log your meeting · {sa['name']} · Quarterly business review &amp; technical")
+    assert post["args"]["text"] == esc(f"Log your meeting · {sa['name']} · {subject}")
+
+
+def test_markup_in_any_salesforce_field_reaches_no_payload_field_unescaped(tmp_path, ledger):
+    nasty = " ".join(INJECTIONS + ["<#C1>"])
+    sa = dict(SA, name=f"Sam {nasty}")
+    acc = account(name=f"Acme {nasty}")
+    o = opportunity(owner_id=AE["id"], sa=SA["id"], account_id=acc["id"], stage="4-Proposal", iacv="50000",
+                    te_start=day(-30), name=f"Deal {nasty}")  # fmt: skip
+    t = task(owner_id=SA["id"], activity_types="Demo", created="2026-11-23T10:00:00Z", subject=f"Call {nasty}",
+             description=nasty, what_id=f"006{nasty}", sentiment="Positive")  # fmt: skip
+    pat = contact(email="pat@globex.com")
+    e = event(owner_id=SA["id"], attendee_emails="sam@gitlab.com;pat@globex.com", subject=f"Sync {nasty}",
+              what_id=o["id"], start="2026-11-23T09:00:00Z", end="2026-11-23T10:00:00Z")  # fmt: skip
+    tables = {"User": [sa, MGR, AE], "Account": [acc], "Opportunity": [o], "Task": [t], "Event": [e], "Contact": [pat],
+              "OpportunityContactRole": [contact_role(opportunity_id=o["id"], contact_id=pat["id"])]}  # fmt: skip
+    cur = read_snapshot(write_snapshot(tmp_path / "c", tables), CFG)
+    messages = build_messages(evaluate(cur, None, CFG, AS_OF).alert_records(), cur, CFG, AS_OF)
+    assert {m.slot for m in messages} >= {"sa_digest", "regional_digest", "meeting_reminder"}
+
+    posts = outbox_posts(tmp_path, ledger, messages)
+
+    fields = [s for post in posts for s in strings([post["args"]["text"], post["args"]["blocks"], post["title"]])]
+    assert any("Sam &lt;!channel&gt;" in f for f in fields)  # the name is there, as text
+    for bad in ("<!", "<@", "<#", "<https://evil"):
+        assert not [f for f in fields if bad in f], bad
+    links = [link for f in fields for link in re.findall(r"<([^|>]+)[|>]", f)]
+    links += [e["url"] for p in posts for b in p["args"]["blocks"] for e in b.get("elements", []) if "url" in e]
+    assert links and all(link.startswith("https://gitlab.my.salesforce.com/lightning/r/") for link in links)
+
+
+def test_a_related_to_that_is_no_salesforce_id_is_shown_without_a_link(tmp_path):
+    o = opportunity(owner_id=AE["id"], name="Initech Platform")
+    t = task(owner_id=SA["id"], activity_types="Demo", created="2026-11-23T10:00:00Z", what_id="006https://x.example",
+             sentiment="Positive")  # fmt: skip
+    messages, _ = run(tmp_path, {"Opportunity": [o], "Task": [t]})
+    regional = next(m for m in messages if m.slot == "regional_digest")
+    line = next(line for b in regional.blocks if b["type"] == "section" for line in b["text"]["text"].split("\n")
+                if " on " in line and "by Sam Architect" in line)  # fmt: skip
+    assert line.endswith(" · on 006https://x.example · 2026-11-01")
+    assert "/lightning/r/Opportunity/006https" not in all_text(regional)

@@ -150,6 +150,28 @@ def test_users_slack_does_not_know_fall_back_in_order_and_are_reported(slack, le
     ]  # fmt: skip
 
 
+@pytest.mark.parametrize("error", ["user_not_found", "user_disabled", "cannot_dm_bot"])
+def test_a_user_slack_will_not_open_a_dm_with_falls_back_like_an_unknown_email(slack, ledger, error):
+    slack.add_user("gone@gitlab.com", "U0GONE", dm_error=error)  # found by e-mail, yet no DM
+    to_manager = digest({"type": "user", "id": "005GONE"}, email="gone@gitlab.com", fallbacks=(MANAGER, EAST))
+
+    report = deliver([to_manager], SlackSink(), ledger, "run-1")
+
+    manager = {"type": "user", "id": MANAGER["id"]}
+    assert report.sent == [to_manager.key] and not report.failed
+    assert report.unknown_users == [
+        UnknownUser(to_manager.key, {"type": "user", "id": "005GONE"}, "gone@gitlab.com", manager)
+    ]
+    assert [(r.method, r.args) for r in slack.requests[:4]] == [
+        ("users.lookupByEmail", {"email": "gone@gitlab.com"}),
+        ("conversations.open", {"users": "U0GONE"}),
+        ("users.lookupByEmail", {"email": "mgr@gitlab.com"}),
+        ("conversations.open", {"users": "U0MGR"}),
+    ]
+    assert [m["metadata"]["event_payload"]["key"] for m in slack.posts("D0MGR")] == [to_manager.key]
+    assert ledger.cached_dm(WS, "gone@gitlab.com") is None  # asked again next time
+
+
 def test_a_missing_channel_fails_only_its_message_and_is_delivered_on_retry(slack, ledger):
     lost = digest({"type": "channel", "name": "#sa-renamed"})
     fine = digest(EAST)
@@ -285,7 +307,8 @@ def test_a_crash_before_a_thread_reply_is_recorded_resumes_the_thread_without_re
 CHILD = """
 import json, sys
 from sa_hygiene.ledger import Ledger
-from sa_hygiene.slack_delivery import Message, SlackSink, deliver
+from sa_hygiene.blockkit import Message
+from sa_hygiene.slack_delivery import SlackSink, deliver
 messages = [Message(**{**m, "fallbacks": tuple(m["fallbacks"])}) for m in json.loads(sys.argv[2])]
 deliver(messages, SlackSink(), Ledger(sys.argv[1]), "run-1")
 """
@@ -336,7 +359,7 @@ def test_the_token_is_never_logged_even_at_debug_level_nor_stored(slack, ledger_
     assert stored and not any(TOKEN in row for row in stored)
 
 
-def test_oversized_messages_are_refused_before_anything_reaches_slack(slack, ledger):
+def test_too_many_blocks_are_refused_before_anything_reaches_slack_and_long_text_is_cut(slack, ledger):
     too_many = digest(EAST, blocks=[section("x")] * 51)
     too_long = digest(replies=1)
     too_long.replies[0][0]["text"]["text"] = "x" * 3001
@@ -345,10 +368,10 @@ def test_oversized_messages_are_refused_before_anything_reaches_slack(slack, led
 
     assert report.failed == {
         too_many.key: f"InvalidMessage: {too_many.key} part 0: 51 blocks, Slack allows 50 per message",
-        too_long.key: f"InvalidMessage: {too_long.key} part 1: block 0 (section) text has 3001 characters, "
-        "Slack allows 3000",
     }
-    assert slack.requests == []
+    assert report.sent == [too_long.key]
+    assert [m["blocks"] for m in slack.posts("D0ANN")][1] == [section("x" * 2999 + "…")]
+    assert slack.posts("C02") == []
 
 
 def test_a_wrong_token_fails_every_message_with_slacks_error(slack, ledger, monkeypatch):

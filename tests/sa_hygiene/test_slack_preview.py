@@ -20,6 +20,8 @@ pytestmark = pytest.mark.unit
         ("te_status and 2*3*4 stay as they are", "te_status and 2*3*4 stay as they are"),
         ("line one\nline two", "line one<br>\nline two"),
         ("```\nSELECT 1\n```", "<pre>SELECT 1\n</pre>"),
+        ("**x* _a_b_ ~ x~", "**x* _a_b_ ~ x~"),
+        ("_*both*_ *`code` and <https://sf.example|link>*", '<em><strong>both</strong></em> <strong><code>code</code> and <a href="https://sf.example">link</a></strong>'),
     ],
 )  # fmt: skip
 def test_mrkdwn_becomes_safe_html(text, html):
@@ -38,3 +40,36 @@ def test_a_dm_is_labelled_with_the_name_its_digest_title_gives(tmp_path):
             "args": {"channel": "D1", "text": "t", "blocks": [], "metadata": {"event_payload": {"key": "k", "part": 0}}}}  # fmt: skip
     write_preview([post], tmp_path / "p.html", run_id="r")
     assert "DM to Ann Lee" in (tmp_path / "p.html").read_text()
+
+
+@pytest.mark.parametrize(
+    "text, html",
+    [
+        # What the old renderer used as its own placeholders is text like any other.
+        ("id \x000\x00 and \x001\x00 `x`", "id \ufffd0\ufffd and \ufffd1\ufffd <code>x</code>"),
+        ("\x000\x00", "\ufffd0\ufffd"),
+        # Code inside a link label is part of the label: shown, not rendered, nothing left behind.
+        ("<https://sf.example|see `a` and *b*>", '<a href="https://sf.example">see `a` and *b*</a>'),
+        ("`<https://sf.example|x>`", "<code>&lt;https://sf.example|x&gt;</code>"),
+        ("*_~nested~_* ~_*too*_~", "<strong><em><del>nested</del></em></strong> <del><em><strong>too</strong></em></del>"),
+        ("&lt;b onmouseover=alert(1)&gt;*&lt;i&gt;*", "&lt;b onmouseover=alert(1)&gt;<strong>&lt;i&gt;</strong>"),
+        ("<https://sf.example/\"onclick=\"x|a>", '<a href="https://sf.example/&#34;onclick=&#34;x">a</a>'),
+    ],
+)  # fmt: skip
+def test_text_that_looks_like_markup_or_placeholders_renders_safely(text, html):
+    assert str(mrkdwn(text)) == html
+
+
+def test_a_preview_of_hostile_text_is_written_without_raw_markup(tmp_path):
+    from sa_hygiene.slack_preview import write_preview
+
+    hostile = "\x001\x00 <https://x.example|`\x000\x00`> &lt;script&gt;alert(1)&lt;/script&gt; *_`<b>`_*"
+    post = {"recipient": {"type": "channel", "name": "#ops"}, "title": "t &lt;!channel&gt;",
+            "args": {"channel": "C1", "text": hostile, "metadata": {"event_payload": {"key": "k", "part": 0}},
+                     "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": hostile}},
+                                {"type": "header", "text": {"type": "plain_text", "text": "a &amp; &lt;b&gt;"}}]}}  # fmt: skip
+    write_preview([post], tmp_path / "p.html", run_id="r")
+    page = (tmp_path / "p.html").read_text()
+    assert "\x00" not in page and "<script>" not in page and "<b>" not in page
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    assert "t &lt;!channel&gt;" in page and "a &amp; &lt;b&gt;" in page  # shown as Slack shows them
