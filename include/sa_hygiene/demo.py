@@ -90,7 +90,65 @@ def _runs(cfg, as_of: date) -> list[tuple[str, datetime, dict]]:
             continue
         ends.add(instant.astimezone(UTC) + timedelta(minutes=15))
     runs += [("sa_dm_digests", end, {}) for end in sorted(ends)]
+    # The day's own meetings, reminded on the changes the 15-minute feed pulled by then (every
+    # few hours here, to keep the demo short; the windows follow each other without a gap).
+    day = datetime.combine(as_of, dtime(0), UTC)
+    for start, end in zip(REMINDER_HOURS, REMINDER_HOURS[1:], strict=False):
+        since, until = day + timedelta(hours=start), day + timedelta(hours=end)
+        runs.append(("sa_meeting_reminders", until, {"since": since.isoformat(), "until": until.isoformat()}))
     return sorted(runs, key=lambda r: r[1].astimezone(UTC))
+
+
+# Reminder runs of the simulated day (UTC hours): each covers the meetings that ended since the last.
+REMINDER_HOURS = (0, 10, 14, 18, 24)
+
+
+def _pull_changes(cfg, org: Path, at: datetime) -> dict | None:
+    """What ``sa_changes`` would have pulled by ``at`` (the demo org's stream up to then), as the
+    latest snapshot's next changes version; a folder source has no Salesforce to pull from."""
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    from sa_hygiene.snapshot import ChangesFeed, SnapshotStore
+
+    store = SnapshotStore(cfg.store.url, keep=cfg.store.keep)
+    latest = store.latest()
+    if latest is None or latest.taken_at > at:
+        return None
+    feed = ChangesFeed(store, latest)
+    staged = feed.stage()
+    rows = {}
+    stamp = at.strftime("%Y-%m-%dT%H:%M:%S")
+    for obj in ("Event", "Task"):
+        table = pq.read_table(org / "changes" / f"{obj}.parquet")
+        # ISO strings of one format compare like the instants they name.
+        table = table.filter(pc.less_equal(pc.utf8_slice_codeunits(table["SystemModstamp"], 0, 19), stamp))
+        pq.write_table(table, f"{staged.removeprefix('file://')}/{obj}.parquet")
+        rows[obj] = table.num_rows
+    return feed.commit(staged, {"high_water_mark": at.isoformat(), "pulled_at": at.isoformat(), "rows": rows,
+                                "api_calls": 0, "source": "demo stream"})  # fmt: skip
+
+
+def _already_logged(cfg, changes: dict, since: datetime, until: datetime) -> int:
+    """Reminders a run did not send because the SA had logged the meeting by then: its wf-01
+    alerts with the changes' meetings but without their logged activities, minus the real ones."""
+    import tempfile
+
+    import pyarrow.parquet as pq
+
+    from sa_hygiene.rules import evaluate
+    from sa_hygiene.snapshot import SnapshotStore, read_snapshot
+
+    latest = SnapshotStore(cfg.store.url, keep=cfg.store.keep).latest()
+    folder = Path(changes["folder"].removeprefix("file://"))
+    counts = []
+    with tempfile.TemporaryDirectory(prefix="sa-demo-") as tmp:
+        pq.write_table(pq.read_table(folder / "Event.parquet"), Path(tmp) / "Event.parquet")
+        for source in (tmp, str(folder)):
+            snap = read_snapshot(latest.url, cfg, changes=source)
+            result = evaluate(snap, None, cfg, until.date(), since, until, slots={"meeting_reminder"})
+            counts.append(len(result.alerts))
+    return counts[0] - counts[1]
 
 
 def run_demo(root: Path, as_of: date, scale: float = 1.0) -> int:
@@ -129,16 +187,25 @@ def run_demo(root: Path, as_of: date, scale: float = 1.0) -> int:
     # about its own dependencies: nothing the user can act on.
     warnings.filterwarnings("ignore", message=r".*starlette\.testclient.*")
     failed = []
+    not_reminded = 0
     for dag_id, instant, conf in _runs(cfg, as_of):
         t0 = time.perf_counter()
+        changes = None
+        if dag_id == "sa_meeting_reminders" and instant > datetime.combine(as_of, dtime(4), UTC):
+            changes = _pull_changes(cfg, root / "org", instant)
         dag = bag.dags[dag_id]
         run = dag.test(run_after=instant, logical_date=instant, run_conf=conf or None)
         state = getattr(run, "state", "?")
         print(f"  {instant.astimezone(UTC):%H:%M} UTC  {dag_id:<46} {state}  ({time.perf_counter() - t0:.1f}s)")
         if str(state) != "success":
             failed.append(dag_id)
+        if changes is not None:
+            not_reminded += _already_logged(cfg, changes, datetime.fromisoformat(conf["since"]), instant)
 
     _summary(cfg, root, as_of)
+    stream = meta.get("changes", {})
+    print(f"\nChanges feed: {stream.get('Event', 0)} meetings booked and {stream.get('Task', 0)} activities logged after "
+          f"the snapshot; {not_reminded} reminders not sent because the SA had already logged the meeting.")  # fmt: skip
     print(f"\nDone in {time.perf_counter() - started:.0f}s." + (f" FAILED: {', '.join(failed)}" if failed else ""))
     return 1 if failed else 0
 

@@ -591,6 +591,52 @@ class DemoOrg:
         })  # fmt: skip
         return current, previous, logged_tasks
 
+    def day_changes(self, users: _Users, contacts: tuple, roles: pa.Table) -> tuple[pa.Table, pa.Table]:
+        """(Event, Task) rows the changes feed brings during ``as_of``: customer meetings booked
+        after the snapshot for later that day, and, for about half of them, the SA's activity
+        logged 10 to 50 minutes after the meeting ended. Every row carries its SystemModstamp,
+        so the demo can hand the reminders what a 15-minute feed would have pulled by then."""
+        rng = self.rng(11)
+        sa_i = np.flatnonzero((users.role == "SA") & users.active)
+        n = max(8, int(round(0.3 * len(sa_i))))
+        owner = rng.choice(sa_i, size=n)
+        day0 = datetime.combine(self.as_of, time(0), UTC).timestamp()
+        booked = np.floor((day0 + rng.uniform(5.5 * 3600, 11 * 3600, size=n)) / 60) * 60
+        start = np.floor((booked + rng.uniform(3600, 9 * 3600, size=n)) / 900) * 900
+        end = start + _pick(rng, [1800, 2700, 3600], n).astype(float)
+        contact_ids = np.asarray(contacts[0].column("Id").to_pylist(), dtype=object)
+        email_of = dict(zip(contact_ids, contacts[2], strict=True))
+        role_opp = np.asarray(roles.column("OpportunityId").to_pylist(), dtype=object)
+        role_email = np.array([email_of.get(c) for c in roles.column("ContactId").to_pylist()], dtype=object)
+        usable = np.flatnonzero(role_email != None)  # noqa: E711
+        pick = usable[rng.integers(0, len(usable), size=n)]
+        ids = sf_ids(PREFIX["Event"], n, offset=self.n["Event"] + 10)
+        subject = _join("GitLab <> ", _pick(rng, ["intro", "demo", "PoV sync", "architecture review"], n).astype(str))
+        events = _table("Event", {
+            "id": ids, "owner_id": users.ids[owner], "subject": subject, "start": _iso_datetime(start),
+            "end": _iso_datetime(end), "what_id": role_opp[pick],
+            "attendee_emails": np.array([f"{users.email[o]};{e}" for o, e in zip(owner, role_email[pick], strict=True)], dtype=object),
+            "system_modstamp": _iso_datetime(booked),
+        })  # fmt: skip
+        logged = rng.random(n) < 0.5
+        m = int(logged.sum())
+        created = end[logged] + rng.uniform(600, 3000, size=m)
+        local_day = [datetime.fromtimestamp(s, UTC).astimezone(_zone(z)).date().isoformat()
+                     for s, z in zip(start[logged], users.tz[owner[logged]], strict=True)]  # fmt: skip
+        tasks = _table("Task", {
+            "id": sf_ids(PREFIX["Task"], m, offset=self.n["Task"] + 5000), "owner_id": users.ids[owner[logged]],
+            "what_id": role_opp[pick][logged], "who_id": np.full(m, None, dtype=object),
+            "account_id": np.full(m, None, dtype=object), "subject": subject.filter(pa.array(logged)),
+            "description": np.full(m, DESCRIPTIONS[0][0] + "the customer" + DESCRIPTIONS[0][1]),
+            "activity_date": pa.array(local_day, pa.string()), "status": np.full(m, "Completed"),
+            "is_closed": np.ones(m, bool), "created": _iso_datetime(created), "activity_types": np.full(m, "Demo"),
+            "products": np.full(m, None, dtype=object), "persona_levels": np.full(m, "Manager/Director"),
+            "persona_functions": np.full(m, "Development"), "sentiment": np.full(m, "Positive"),
+            "chorus_call_id": np.full(m, None, dtype=object), "last_modified": _iso_datetime(created),
+            "system_modstamp": _iso_datetime(created),
+        })  # fmt: skip
+        return events, tasks
+
     # ------------------------------------------------------------------ writing
     def write(self, out: str | Path) -> dict:
         out = Path(out)
@@ -620,6 +666,10 @@ class DemoOrg:
         put("OpportunityContactRole", roles, roles)
         ev_cur, ev_prev, logged = self.events(users, o, contacts, roles, domains)
         put("Event", _with_bad_rows("Event", ev_cur), ev_prev)
+        stream = out / "changes"
+        stream.mkdir(parents=True, exist_ok=True)
+        day_events, day_tasks = self.day_changes(users, contacts, roles)
+        pq.write_table(day_events, stream / "Event.parquet")
 
         writers = {}
         counts["Task"] = 0
@@ -628,6 +678,7 @@ class DemoOrg:
                 users, o, np.asarray(contacts[0].column("Id").to_pylist()), account_ids, account_names
             ):
                 if not writers:
+                    pq.write_table(day_tasks.cast(current.schema), stream / "Task.parquet")
                     current = pa.concat_tables([current, logged.cast(current.schema)])
                     current = _with_bad_rows("Task", current)
                     writers = {d: pq.ParquetWriter(d / "Task.parquet", current.schema, compression="zstd") for d in (cur_dir, prev_dir)}
@@ -644,6 +695,7 @@ class DemoOrg:
             "current_taken_at": self.current_at.isoformat(),
             "previous_taken_at": self.previous_at.isoformat(),
             "rows": counts,
+            "changes": {"Event": day_events.num_rows, "Task": day_tasks.num_rows},
         }
         (out / "demo.json").write_text(json.dumps(meta, indent=1))
         return meta
