@@ -63,11 +63,14 @@ episodes = Table(
     Column("object", String(60), nullable=False),
     Column("record_id", String(18), nullable=False),
     Column("first_seen", Date, nullable=False),
+    # The last evaluation date that raised it, kept once it is resolved; an open episode was
+    # raised by the latest evaluation, so a day that continues it writes nothing to its row.
     Column("last_seen", Date, nullable=False),
     Column("resolved_on", Date),
-    # JSON lists of encoded recipients: the latest evaluation's, and the one before (undo).
+    # JSON lists of encoded recipients: the latest ones, and those before the latest change (undo).
     Column("recipients", Text, nullable=False),
     Column("prev_recipients", Text),
+    Column("recipients_changed_on", Date),
     UniqueConstraint("workflow", "record_key", "first_seen", name="uq_alert_episode"),
     Index("ix_alert_episodes_open", "resolved_on"),
 )
@@ -178,13 +181,12 @@ class AlertState:
         return today
 
     def _undo(self, conn: Connection, day: date) -> None:
-        before = conn.execute(select(func.max(evaluations.c.as_of)).where(evaluations.c.as_of < day)).scalar()
         conn.execute(delete(episodes).where(episodes.c.first_seen == day))
         conn.execute(update(episodes).where(episodes.c.resolved_on == day).values(resolved_on=None))
         conn.execute(
             update(episodes)
-            .where(and_(episodes.c.last_seen == day, episodes.c.resolved_on.is_(None)))
-            .values(last_seen=before, recipients=episodes.c.prev_recipients, prev_recipients=None)
+            .where(episodes.c.recipients_changed_on == day)
+            .values(recipients=episodes.c.prev_recipients, prev_recipients=None, recipients_changed_on=None)
         )
         conn.execute(delete(evaluations).where(evaluations.c.as_of == day))
 
@@ -196,12 +198,14 @@ class AlertState:
             .where(episodes.c.resolved_on.is_(None))
         ).all()  # fmt: skip
         known = {(r.workflow, r.record_key): r for r in open_rows}
+        before = conn.execute(select(func.max(evaluations.c.as_of))).scalar()
         continued, started, first_seen = [], [], {}
         for k, entry in today.items():
             row = known.get(k)
             recipients = json.dumps(entry["recipients"])
             if row is not None:
-                continued.append({"eid": row.id, "recipients": recipients, "prev": row.recipients})
+                if recipients != row.recipients:  # an SA assigned, say: the only write a continuing day makes
+                    continued.append({"eid": row.id, "recipients": recipients, "prev": row.recipients})
                 first_seen[k] = row.first_seen
             else:
                 started.append({"workflow": k[0], "record_key": k[1], "object": entry["object"],
@@ -212,14 +216,14 @@ class AlertState:
         if continued:
             conn.execute(
                 update(episodes).where(episodes.c.id == bindparam("eid"))
-                .values(last_seen=day, recipients=bindparam("recipients"), prev_recipients=bindparam("prev")),
+                .values(recipients=bindparam("recipients"), prev_recipients=bindparam("prev"), recipients_changed_on=day),
                 continued,
             )  # fmt: skip
         if started:
             conn.execute(insert(episodes), started)
         if ended:
             conn.execute(
-                update(episodes).where(episodes.c.id == bindparam("eid")).values(resolved_on=day),
+                update(episodes).where(episodes.c.id == bindparam("eid")).values(resolved_on=day, last_seen=before),
                 [{"eid": row.id} for row in ended],
             )
         conn.execute(insert(evaluations).values(as_of=day, recorded_at=datetime.now(UTC), alerts=len(alerts)))
@@ -382,4 +386,5 @@ def _episode(row) -> dict:
     d = dict(row._mapping)
     d["recipients"] = json.loads(d["recipients"])
     d.pop("prev_recipients", None)
+    d.pop("recipients_changed_on", None)
     return d
