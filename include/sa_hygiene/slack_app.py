@@ -50,22 +50,28 @@ import pandas as pd
 from sqlalchemy import Column, DateTime, MetaData, String, Table, delete, update
 from sqlalchemy.exc import SQLAlchemyError
 
-from sa_hygiene.blockkit import cut, esc, is_salesforce_id, record_url
+from sa_hygiene.blockkit import (
+    ITEM_MENU,
+    LOG_IT,
+    OPEN_LINK,
+    OPTION_VALUE_CHARS,
+    cut,
+    esc,
+    is_salesforce_id,
+    item_value,
+    record_url,
+)
 from sa_hygiene.config import Config
 from sa_hygiene.db import DatabaseError, connect, ensure_schema, insert_ignoring_conflicts, reason, safe_url
+from sa_hygiene.digest import SNOOZE_DAYS
 
 log = logging.getLogger(__name__)
 
-SNOOZE_DAYS = 7
-ITEM_MENU = "sa_item_menu"  # the overflow menu of a digest item
-LOG_IT = "sa_log_it"  # the "Log it" button of a wf-01 reminder
-OPEN_LINK = "sa_open_link"  # a plain link button: Slack still tells the app it was clicked
 LOG_VIEW = "sa_log_form"  # callback_id of the log-it modal
 ACTIONS = {ITEM_MENU, LOG_IT, OPEN_LINK}
 # What an item's value says to do. Overflow option values are limited to 150 characters:
 # "kind|workflow|record Id|recipient User Id" takes about 50.
 KINDS = {"snooze", "notmine", "open", "log"}
-OPTION_VALUE_CHARS = 150
 USER_CACHE_SECONDS = 600.0
 # Fields of the form, by block id; each act-fields expectation reports on the block of its column.
 BLOCK_OF_COLUMN = {"what_prefix": "what", "what_id": "what", "who_id": "who", "who_prefix": "who",
@@ -130,7 +136,7 @@ class Item:
     what_id: str = ""  # log: the suggested Related To record
 
     def value(self) -> str:
-        return "|".join([self.kind, self.workflow, self.record_id, self.recipient, self.what_id]).rstrip("|")
+        return item_value(self.kind, self.workflow, self.record_id, self.recipient, self.what_id)
 
 
 _WORKFLOW = re.compile(r"[A-Za-z0-9_.-]{1,60}")
@@ -138,7 +144,7 @@ _WORKFLOW = re.compile(r"[A-Za-z0-9_.-]{1,60}")
 
 def decode_item(value: Any) -> Item | None:
     """The item of a value, or None when it is not one of ours (a forged or damaged request)."""
-    if not isinstance(value, str) or len(value) > OPTION_VALUE_CHARS:
+    if not isinstance(value, str) or len(value) > OPTION_VALUE_CHARS:  # Slack's limit for a menu option
         return None
     parts = value.split("|")
     if len(parts) not in (4, 5) or parts[0] not in KINDS or not _WORKFLOW.fullmatch(parts[1]):

@@ -25,7 +25,9 @@ from fakes.salesforce import serving
 from fakes.slack import TOKEN, FakeSlack
 from slack_sdk import WebClient
 
+from sa_hygiene.blockkit import Message, check_message, fit_message
 from sa_hygiene.config import load_config
+from sa_hygiene.digest import Lookup, Renderer
 from sa_hygiene.routing import Directory
 from sa_hygiene.slack_app import (
     ITEM_MENU,
@@ -83,11 +85,15 @@ def cfg():
     return load_config()
 
 
+SNAPSHOT: list = []
+
+
 @pytest.fixture
 def snapshot(tmp_path, cfg):
     folder = write_snapshot(tmp_path / "snap", {"User": [SAM, MIA, EVE], "Account": [ACME], "Opportunity": [OPP],
                                                 "Contact": [PAT], "Event": [MEETING]})  # fmt: skip
-    return read_snapshot(folder, cfg)
+    SNAPSHOT[:] = [read_snapshot(folder, cfg)]
+    return SNAPSHOT[0]
 
 
 @pytest.fixture
@@ -145,28 +151,26 @@ def eventually(check, timeout: float = 15.0):
 
 
 def post_digest(slack: FakeSlack, channel: str, item: Item) -> dict:
-    """A DM digest with one item, as delivery posts it; returns the stored message."""
+    """A DM digest with one item, with the menu the digest renderer gives it; the stored message."""
     slack.add_channel(channel, channel) if channel not in slack.channels else None
+    renderer = Renderer(load_config(), Lookup(SNAPSHOT[0], load_config()), TODAY)
+    section = {"type": "section", "text": {"type": "mrkdwn", "text": "*Acme - Ultimate*"}}
     blocks = [{"type": "header", "text": {"type": "plain_text", "text": "Your SA hygiene digest"}},
-              {"type": "section", "block_id": "item-1", "text": {"type": "mrkdwn", "text": "*Acme - Ultimate*"},
-               "accessory": {"type": "overflow", "action_id": ITEM_MENU,
-                             "options": [{"text": {"type": "plain_text", "text": "Snooze 7 days"},
-                                          "value": Item("snooze", *_item_args(item)).value()}]}}]  # fmt: skip
+              renderer.with_menu(section, item.workflow, "Opportunity", item.record_id, item.recipient)]  # fmt: skip
     answer = slack._post({"channel": channel, "text": "digest", "blocks": blocks})
     return answer["message"]
 
 
-def _item_args(item: Item) -> tuple:
-    return item.workflow, item.record_id, item.recipient
-
-
 def menu_click(slack_user: str, channel: str, message: dict, item: Item) -> dict:
+    """The click Slack sends for ``item``'s option of the message's menu (a forger may send any value)."""
+    options = message["blocks"][1]["accessory"]["options"]
+    option = next((o for o in options if o["value"] == item.value()), {"value": item.value()})
     return {"type": "block_actions", "user": {"id": slack_user}, "team": {"id": "T0FAKE"}, "api_app_id": "A0APP",
             "trigger_id": "1.2.trigger", "container": {"type": "message", "channel_id": channel,
                                                        "message_ts": message["ts"]},
             "channel": {"id": channel}, "message": message,
-            "actions": [{"type": "overflow", "action_id": ITEM_MENU, "block_id": "item-1",
-                         "selected_option": {"value": item.value()}, "action_ts": "1.3"}]}  # fmt: skip
+            "actions": [{"type": "overflow", "action_id": ITEM_MENU, "block_id": message["blocks"][1]["block_id"],
+                         "selected_option": {"value": option["value"]}, "action_ts": "1.3"}]}  # fmt: skip
 
 
 ITEM = Item("snooze", "wf-07", OPP["id"], SAM["id"])
@@ -300,23 +304,25 @@ def test_not_mine_tells_the_regional_and_operations_channels_and_snoozes(http, s
 
 
 LOG = Item("log", "wf-01", MEETING["id"], SAM["id"], OPP["id"])
+REMINDER = {"workflow": "wf-01", "object": "Event", "record_id": MEETING["id"], "recipient": {"type": "user", "id": SAM["id"]},
+            "suggested_what_id": OPP["id"]}  # fmt: skip
 
 
 def reminder(slack: FakeSlack) -> dict:
+    """The wf-01 reminder as the digest renderer makes it, posted to Sam's DM."""
     slack.add_channel("dm-sam", "DSAM")
-    blocks = [{"type": "section", "text": {"type": "mrkdwn", "text": "You just met *pat@acme.com*"}},
-              {"type": "actions", "elements": [{"type": "button", "action_id": LOG_IT, "value": LOG.value(),
-                                                "text": {"type": "plain_text", "text": "Log it"}}]}]  # fmt: skip
+    blocks = Renderer(load_config(), Lookup(SNAPSHOT[0], load_config()), TODAY).meeting(REMINDER)
     return slack._post({"channel": "DSAM", "text": "Log your meeting", "blocks": blocks})["message"]
 
 
 def click_log_it(http, slack, slack_user: str = "USAM") -> dict:
     message = reminder(slack)
+    [button] = [e for e in message["blocks"][-1]["elements"] if e["action_id"] == LOG_IT]
     payload = {"type": "block_actions", "user": {"id": slack_user}, "team": {"id": "T0FAKE"}, "api_app_id": "A0APP",
                "trigger_id": "1.2.trigger", "container": {"type": "message", "channel_id": "DSAM",
                                                           "message_ts": message["ts"]},
                "channel": {"id": "DSAM"}, "message": message,
-               "actions": [{"type": "button", "action_id": LOG_IT, "block_id": "b", "value": LOG.value(),
+               "actions": [{"type": "button", "action_id": LOG_IT, "block_id": "b", "value": button["value"],
                             "action_ts": "1.3"}]}  # fmt: skip
     assert send(http, payload).status_code == 200
     return message
@@ -469,3 +475,29 @@ def test_credentials_come_from_the_connection_and_never_show(monkeypatch):
     monkeypatch.setenv("SLACK_BOT_TOKEN", "xoxb-from-env")
     monkeypatch.setenv("SLACK_SIGNING_SECRET", "env-secret")
     assert credentials("slack_app_test").signing_secret == "env-secret"
+
+
+def test_digest_items_and_reminders_carry_the_app_s_controls_within_slack_s_limits(snapshot, cfg):
+    renderer = Renderer(cfg, Lookup(snapshot, cfg), TODAY)
+    section = {"type": "section", "text": {"type": "mrkdwn", "text": "item"}}
+    opp = renderer.with_menu(section, "wf-07", "Opportunity", OPP["id"], SAM["id"])
+    menu = opp["accessory"]
+    assert menu["action_id"] == ITEM_MENU and opp["block_id"] == f"item:{OPP['id']}"
+    assert [o["text"]["text"] for o in menu["options"]] == ["Snooze 7 days", "Not mine / wrong Primary SA", "Open in Salesforce"]
+    assert [decode_item(o["value"]).kind for o in menu["options"]] == ["snooze", "notmine", "open"]
+    assert menu["options"][2]["url"] == f"{cfg.salesforce.instance_url}/lightning/r/Opportunity/{OPP['id']}/view"
+    # News is announced once: nothing to snooze; a task is nobody's "wrong Primary SA".
+    news = renderer.with_menu(section, "wf-02", "Task", "00T5e0000000001AAA", SAM["id"])["accessory"]
+    assert news["type"] == "button" and "url" in news
+    assert renderer.with_menu(section, "wf-07", "Opportunity", "<!channel>", SAM["id"]) == section
+    blocks = renderer.meeting(REMINDER)
+    log_it, link = blocks[-1]["elements"]
+    assert decode_item(log_it["value"]) == LOG and log_it["action_id"] == LOG_IT
+    assert link["url"] == f"{cfg.salesforce.instance_url}/lightning/r/Opportunity/{OPP['id']}/view"
+    message = fit_message(Message(key="k", slot="sa_digest", recipient={"type": "user", "id": SAM["id"]}, email=None,
+                                  fallbacks=(), text="t", blocks=[opp, *blocks], replies=[], title="t"))  # fmt: skip
+    check_message(message)
+    too_many = {**opp, "accessory": {**menu, "options": menu["options"] * 2}}
+    with pytest.raises(ValueError, match="options"):
+        check_message(Message(key="k", slot="sa_digest", recipient={}, email=None, fallbacks=(), text="t",
+                              blocks=[too_many], replies=[], title="t"))  # fmt: skip
