@@ -501,3 +501,15 @@ def test_digest_items_and_reminders_carry_the_app_s_controls_within_slack_s_limi
     with pytest.raises(ValueError, match="options"):
         check_message(Message(key="k", slot="sa_digest", recipient={}, email=None, fallbacks=(), text="t",
                               blocks=[too_many], replies=[], title="t"))  # fmt: skip
+
+
+def test_socket_mode_command_without_credentials_says_what_is_missing(monkeypatch, capsys):
+    from sa_hygiene.cli import main
+
+    for name in ("SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET", "SLACK_APP_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AIRFLOW_CONN_SLACK_API_DEFAULT", json.dumps({"conn_type": "slack", "password": "xoxb-t",
+                                                                     "extra": {"signing_secret": "s"}}))  # fmt: skip
+    assert main(["slack-app"]) == 2
+    err = capsys.readouterr().err
+    assert "app-level token" in err and "xoxb-t" not in err
