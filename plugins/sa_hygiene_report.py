@@ -4,31 +4,42 @@ Airflow imports plugin files in every component (the scheduler, each task's proc
 this file imports only the plugin base class: the FastAPI app, Airflow's security
 dependencies and the configuration are loaded by the api-server on the first request
 (``sa_hygiene.report_app``). The page requires an Airflow login and read access to the
-``sa_report`` DAG.
+``sa_report`` DAG. The Slack app's endpoint (``sa_hygiene.slack_app``) is mounted beside it.
 """
 
 from airflow.plugins_manager import AirflowPlugin
 
 URL_PREFIX = "/sa-hygiene"
+# Slack's Request URL for interactivity: https://<airflow>/sa-hygiene-slack/events. Not under
+# URL_PREFIX: the report's app is mounted there and would take every path below it.
+SLACK_URL_PREFIX = "/sa-hygiene-slack"
 
 
-class _ReportApp:
-    """An ASGI app that builds the real one on its first request."""
+class _LazyApp:
+    """An ASGI app that builds the real one (``module:function``) on its first request."""
 
-    def __init__(self):
+    def __init__(self, factory: str):
+        self._factory = factory
         self._app = None
 
     async def __call__(self, scope, receive, send):
         if self._app is None:
-            from sa_hygiene.report_app import create_app
+            import importlib
 
-            self._app = create_app()
+            module, name = self._factory.split(":")
+            self._app = getattr(importlib.import_module(module), name)()
         await self._app(scope, receive, send)
+
 
 
 class SaHygieneReportPlugin(AirflowPlugin):
     name = "sa_hygiene_report"
-    fastapi_apps = [{"app": _ReportApp(), "url_prefix": URL_PREFIX, "name": "SA hygiene report"}]
+    fastapi_apps = [
+        {"app": _LazyApp("sa_hygiene.report_app:create_app"), "url_prefix": URL_PREFIX, "name": "SA hygiene report"},
+        # No Airflow login here: Slack signs every request, and the app checks the signature first.
+        {"app": _LazyApp("sa_hygiene.slack_app:create_asgi_app"), "url_prefix": SLACK_URL_PREFIX,
+         "name": "SA hygiene Slack app"},
+    ]
     external_views = [
         {
             "name": "Hygiene",

@@ -8,6 +8,17 @@ import pytest  # noqa: E402
 from services import postgres_database  # noqa: E402
 
 
+@pytest.fixture(scope="session")
+def ca(tmp_path_factory):
+    """A test certificate authority (trustme) and its bundle file, for the fake Salesforce's TLS."""
+    import trustme
+
+    authority = trustme.CA()
+    bundle = tmp_path_factory.mktemp("ca") / "ca.pem"
+    authority.cert_pem.write_to_path(str(bundle))
+    return authority, bundle
+
+
 @pytest.fixture
 def postgres_url():
     """A database of its own on the local PostgreSQL, dropped afterwards."""

@@ -33,6 +33,9 @@ ALT_TEXT_CHARS = 2000
 URL_CHARS = 3000
 ACTION_ID_CHARS = 255
 VALUE_CHARS = 2000
+OPTION_TEXT_CHARS = 75
+OPTION_VALUE_CHARS = 150
+MAX_OVERFLOW_OPTIONS = 5
 # Slack takes 40,000 characters of notification text; a phone shows a line of it.
 NOTIFICATION_CHARS = 3000
 # A record's name is cut so that its link always fits in a section with room to spare.
@@ -41,6 +44,11 @@ LINK_LABEL_CHARS = 1000
 _PART_SUFFIX = 16
 
 ELLIPSIS = "…"
+# The interactive elements the Slack app (``slack_app``) answers, and what their values carry.
+ITEM_MENU = "sa_item_menu"  # the overflow menu of a digest item
+LOG_IT = "sa_log_it"  # the "Log it" button of a wf-01 reminder
+OPEN_LINK = "sa_open_link"  # a link button: Slack still tells the app it was clicked
+
 _ENTITY = re.compile(r"&(?:amp|lt|gt);")
 _SALESFORCE_ID = re.compile(r"[A-Za-z0-9]{15}(?:[A-Za-z0-9]{3})?")
 
@@ -88,6 +96,12 @@ def cut(text: str, limit: int) -> str:
     if units(text) <= limit:
         return text
     return text[: safe_end(text, limit - 1)] + ELLIPSIS
+
+
+def item_value(kind: str, workflow: str, record_id: str, recipient: str, what_id: str = "") -> str:
+    """What a button or menu option acts on, compactly (an overflow option's value has 150
+    characters): ``kind|workflow|record Id|recipient User Id[|suggested record Id]``."""
+    return "|".join([kind, workflow, record_id, recipient, what_id]).rstrip("|")
 
 
 def is_salesforce_id(value: Any) -> bool:
@@ -152,6 +166,9 @@ def _element(element: Any, limit: int = SECTION_CHARS) -> Any:
         return _text(out, limit)
     if kind == "button":
         out["text"] = _text(out.get("text"), BUTTON_CHARS)
+    if isinstance(out.get("options"), list):
+        most = MAX_OVERFLOW_OPTIONS if kind == "overflow" else 100
+        out["options"] = [_option(o) for o in out["options"][:most]]
     for name, most in (("alt_text", ALT_TEXT_CHARS), ("value", VALUE_CHARS)):
         if isinstance(out.get(name), str):
             out[name] = cut(out[name], most)
@@ -160,6 +177,17 @@ def _element(element: Any, limit: int = SECTION_CHARS) -> Any:
     for name in ("url", "image_url"):
         if isinstance(out.get(name), str) and units(out[name]) > URL_CHARS:
             del out[name]
+    return out
+
+
+def _option(option: Any) -> Any:
+    """An option of a menu within its limits; a value that does not fit is not cut (it would
+    name another record) but refused by ``check_message``."""
+    if not isinstance(option, dict):
+        return option
+    out = {**option, "text": _text(option.get("text"), OPTION_TEXT_CHARS)}
+    if isinstance(out.get("url"), str) and units(out["url"]) > URL_CHARS:
+        del out["url"]
     return out
 
 
@@ -213,6 +241,14 @@ def _limits(block: dict) -> list[tuple[str, Any, int]]:
         for name, most in (("alt_text", ALT_TEXT_CHARS), ("url", URL_CHARS), ("image_url", URL_CHARS),
                            ("value", VALUE_CHARS), ("action_id", ACTION_ID_CHARS)):  # fmt: skip
             found.append((f"{where}.{name}" if where else name, e.get(name), most))
+        if isinstance(e.get("options"), list):
+            at = f"{where}.options" if where else "options"
+            found.append((at, e["options"], MAX_OVERFLOW_OPTIONS if e.get("type") == "overflow" else 100))
+            for k, o in enumerate(e["options"]):
+                o = o if isinstance(o, dict) else {}
+                found.extend([(f"{at}[{k}].text", (o.get("text") or {}).get("text"), OPTION_TEXT_CHARS),
+                              (f"{at}[{k}].value", o.get("value"), OPTION_VALUE_CHARS),
+                              (f"{at}[{k}].url", o.get("url"), URL_CHARS)])  # fmt: skip
 
     limit = {"header": HEADER_CHARS, "section": SECTION_CHARS}.get(kind, 0)
     found.append(("text", (block.get("text") or {}).get("text"), limit))

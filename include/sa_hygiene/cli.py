@@ -152,6 +152,22 @@ def cmd_digest(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_slack_app(args: argparse.Namespace) -> int:
+    os.environ.setdefault("AIRFLOW__LOGGING__LOGGING_LEVEL", "WARNING")
+    import logging
+
+    from sa_hygiene.config import load_config
+    from sa_hygiene.slack_app import SlackAppError, run_socket_mode
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        run_socket_mode(load_config(args.config))
+    except SlackAppError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    return 0
+
+
 def cmd_demo_org(args: argparse.Namespace) -> int:
     from sa_hygiene.demo_org import write_demo_org
 
@@ -212,6 +228,10 @@ def parser() -> argparse.ArgumentParser:
     m.add_argument("--config")
     m.add_argument("--ledger", help="delivery ledger URL (default: the configuration's slack.ledger_url)")
     m.set_defaults(func=cmd_digest)
+
+    s = sub.add_parser("slack-app", help="run the Slack app in Socket Mode (buttons on digests, the log-it form)")
+    s.add_argument("--config")
+    s.set_defaults(func=cmd_slack_app)
 
     g = sub.add_parser("demo-org", help="write a realistic demo org: a previous and a current snapshot")
     g.add_argument("--out", required=True)

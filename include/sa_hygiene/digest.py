@@ -22,13 +22,17 @@ from typing import Any
 import pandas as pd
 
 from sa_hygiene.blockkit import (
+    ITEM_MENU,
+    LOG_IT,
     MAX_BLOCKS,
+    OPEN_LINK,
     SECTION_CHARS,
     Message,
     cut,
     esc,
     fit_message,
     is_salesforce_id,
+    item_value,
     record_link,
     record_url,
     safe_end,
@@ -38,6 +42,8 @@ from sa_hygiene.config import Config
 from sa_hygiene.routing import Directory, as_recipient, encode
 from sa_hygiene.snapshot import Snapshot
 
+# A digest item's "Snooze" menu option puts it away for this many days (the Slack app's snooze).
+SNOOZE_DAYS = 7
 # Fixed items named in a digest's opening line; the rest are counted.
 FIXED_SHOWN = 10
 # A regional digest continues in its thread; replies open with one context block.
@@ -82,6 +88,10 @@ def _section(text: str) -> list[dict]:
     if chunk:
         blocks.append(chunk)
     return [{"type": "section", "text": {"type": "mrkdwn", "text": t}} for t in blocks]
+
+
+def _menu_option(text: str, value: str) -> dict:
+    return {"text": {"type": "plain_text", "text": text}, "value": value}
 
 
 def _context(text: str) -> dict:
@@ -261,6 +271,24 @@ class Renderer:
         lines += self._issues(alerts, skip=section_wf)
         return "\n".join(self._with_age(lines, alerts))
 
+    def with_menu(self, block: dict, workflow: str, obj: str, record_id: str, recipient: str) -> dict:
+        """A DM digest item with its menu for the Slack app: snooze it (hygiene items; news is
+        announced once), say an opportunity is not yours, or open it in Salesforce."""
+        if not (is_salesforce_id(record_id) and is_salesforce_id(recipient)):
+            return block
+        args = (workflow, record_id, recipient)
+        url = record_url(self.cfg.salesforce.instance_url, obj, record_id)
+        options = []
+        if workflow not in self.cfg.news_workflows:
+            options.append(_menu_option(f"Snooze {SNOOZE_DAYS} days", item_value("snooze", *args)))
+        if obj == "Opportunity":
+            options.append(_menu_option("Not mine / wrong Primary SA", item_value("notmine", *args)))
+        options.append({**_menu_option("Open in Salesforce", item_value("open", *args)), "url": url})
+        menu = {"type": "overflow", "action_id": ITEM_MENU, "options": options}
+        if len(options) == 1:  # an overflow needs two options: a plain link button instead
+            menu = {"type": "button", "action_id": OPEN_LINK, "text": {"type": "plain_text", "text": "Open"}, "url": url}
+        return {**block, "block_id": f"item:{record_id}", "accessory": menu}
+
     def meeting(self, alert: dict) -> list[dict]:
         e = self.lookup.row("Event", alert["record_id"]) or {}
         internal = {d.lower() for d in self.cfg.email_domains.company + self.cfg.email_domains.generic}
@@ -282,9 +310,18 @@ class Renderer:
         if not is_salesforce_id(record_id):
             return _section(text)
         url = record_url(self.cfg.salesforce.instance_url, obj, record_id)
-        button = {"type": "actions", "elements": [
-            {"type": "button", "text": {"type": "plain_text", "text": "Log it in Salesforce"}, "url": url, "style": "primary"}]}  # fmt: skip
-        return [*_section(text), button]
+        link = {"type": "button", "action_id": OPEN_LINK, "text": {"type": "plain_text", "text": "Log it in Salesforce"}, "url": url}
+        elements = [link]
+        recipient = alert["recipient"] if isinstance(alert["recipient"], dict) else as_recipient(alert["recipient"])
+        if is_salesforce_id(alert["record_id"]) and recipient.get("type") == "user" and is_salesforce_id(recipient.get("id")):
+            # The Slack app's form: the suggested record pre-selected, the Task created from Slack.
+            value = item_value("log", alert["workflow"], alert["record_id"], recipient["id"],
+                               suggested if is_salesforce_id(suggested) else "")  # fmt: skip
+            elements.insert(0, {"type": "button", "action_id": LOG_IT, "style": "primary",
+                                "text": {"type": "plain_text", "text": "Log it"}, "value": value})  # fmt: skip
+        else:
+            link["style"] = "primary"
+        return [*_section(text), {"type": "actions", "elements": elements}]
 
     # ------------------------------------------------------------------ one digest
     def blocks(self, group: _Group) -> tuple[list[dict], list[dict], str]:
@@ -308,7 +345,10 @@ class Renderer:
             content += _section(f"*{esc(wf.title)}* ({len(ids)})\n_{esc(wf.message)}_" if wf.message else f"*{esc(wf.title)}* ({len(ids)})")
             render = self.opportunity if wf.object == "Opportunity" else self.task
             for record_id in self._ordered(wf.object, ids, by_record):
-                content += _section(render(record_id, by_record[record_id], wid))
+                item = _section(render(record_id, by_record[record_id], wid))
+                if group.slot == "sa_digest" and group.recipient["type"] == "user":
+                    item[0] = self.with_menu(item[0], wid, wf.object, record_id, group.recipient["id"])
+                content += item
         n = len(by_record)
         summary = f"{_plural(n, 'record')} " + ("need you" if group.slot == "sa_digest" else "to look at") + ": " + " · ".join(counts)
         preamble = [

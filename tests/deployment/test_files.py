@@ -47,7 +47,7 @@ def compose():
 
 def test_the_services_of_the_official_file_each_with_a_health_check(compose):
     services = compose["services"]
-    assert set(services) == {"postgres", "redis", "airflow-init", *AIRFLOW_SERVICES}
+    assert set(services) == {"postgres", "redis", "airflow-init", "slack-app", *AIRFLOW_SERVICES}
     for name, service in services.items():
         if name != "airflow-init":
             assert service["healthcheck"]["test"][0] in ("CMD", "CMD-SHELL"), name
@@ -74,6 +74,15 @@ def test_start_order_waits_for_healthy_services_and_a_completed_init(compose):
         assert deps["airflow-init"] == {"condition": "service_completed_successfully"}, name
     # Workers run tasks that report to the api-server's Execution API from their first second.
     assert services["airflow-worker"]["depends_on"]["airflow-apiserver"] == healthy
+
+
+def test_the_slack_app_runs_in_socket_mode_from_the_same_image(compose):
+    app = compose["services"]["slack-app"]
+    assert app["command"] == ["python", "-m", "sa_hygiene", "slack-app"]
+    assert app["build"] == "." and app["env_file"] == [{"path": ".env", "required": False}]
+    assert app["depends_on"]["airflow-init"] == {"condition": "service_completed_successfully"}
+    assert app["depends_on"]["postgres"] == {"condition": "service_healthy"}  # the alert state lives there
+    assert not any(k.startswith("SLACK_") for k in environment(app))  # its tokens come from .env only
 
 
 def test_init_creates_the_pools_the_dags_use():

@@ -19,6 +19,7 @@ on every response. Every request is recorded; faults are injected per request wi
 
 from __future__ import annotations
 
+import contextlib
 import io
 import itertools
 import json
@@ -26,7 +27,8 @@ import re
 import socket
 import ssl
 import threading
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -56,7 +58,7 @@ OTHER_OBJECTS = {
     "Lead": {"Name": "string", "Email": "email"},
     "EventRelation": {"EventId": "reference", "RelationId": "reference"},
 }
-ACTIONS = ("expire_session", "request_limit", "unavailable", "drop", "miscount", "break_row")
+ACTIONS = ("expire_session", "request_limit", "unavailable", "drop", "miscount", "break_row", "validation_error")
 
 
 def default_types(obj: str) -> dict[str, str]:
@@ -187,6 +189,7 @@ _ROUTES = [
     ("GET", re.compile(r"/services/data/v[\d.]+/(?P<endpoint>query|queryAll)/(?P<cursor>\w+)-(?P<offset>\d+)"),
      "_query_more"),
     ("POST", re.compile(r"/services/data/v[\d.]+/jobs/query/?"), "_create_job"),
+    ("POST", re.compile(r"/services/data/v[\d.]+/sobjects/(?P<obj>\w+)/?"), "_create"),
     ("GET", re.compile(r"/services/data/v[\d.]+/jobs/query/(?P<job>\w+)/?"), "_job_info"),
     ("GET", re.compile(r"/services/data/v[\d.]+/jobs/query/(?P<job>\w+)/results/?"), "_results"),
 ]  # fmt: skip
@@ -214,6 +217,7 @@ class FakeSalesforce:
         self._tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         ca.issue_cert(*LOGIN_HOSTS, INSTANCE).configure_cert(self._tls)
         self._server: _Server | None = None
+        self.create_delay = 0.0  # seconds a record creation takes (a slow org)
 
     # ----------------------------------------------------------------------- set-up
 
@@ -249,7 +253,8 @@ class FakeSalesforce:
         ``expire_session`` (401 INVALID_SESSION_ID, and every session so far is invalid),
         ``request_limit`` (403 REQUEST_LIMIT_EXCEEDED), ``unavailable`` (503), ``drop`` (the
         connection closes halfway through the body), ``miscount`` (a COUNT() one too high),
-        ``break_row`` (the last row of a Bulk CSV page loses all fields but its Id).
+        ``break_row`` (the last row of a Bulk CSV page loses all fields but its Id), ``validation_error``
+        (a record creation refused by a validation rule, 400 FIELD_CUSTOM_VALIDATION_EXCEPTION).
         """
         assert action in ACTIONS, action
         self.faults.append(Fault(action, when, times))
@@ -299,6 +304,8 @@ class FakeSalesforce:
     # ----------------------------------------------------------------------- answering
 
     def handle(self, req: Request, authorization: str | None) -> _Response:
+        if self.create_delay and req.method == "POST" and "/sobjects/" in req.path:
+            time.sleep(self.create_delay)  # outside the lock: other requests go on meanwhile
         with self._lock:
             self.requests.append(req)
             action = self._fault_for(req)
@@ -403,6 +410,27 @@ class FakeSalesforce:
         if not out["done"]:
             out["nextRecordsUrl"] = f"/services/data/v{self.api_version}/{endpoint}/{cursor}-{end}"
         return _json(out)
+
+    def _create(self, req: Request, obj: str, action: str | None) -> _Response:
+        """Create one record (``POST sobjects/X/``): 201 with its new Id, or Salesforce's 400s."""
+        if obj not in self.objects:
+            return _errors(404, "NOT_FOUND", "The requested resource does not exist")
+        if action == "validation_error":
+            return _Response(400, json.dumps([{"message": "Activity Date cannot be in the future", "fields": [],
+                                               "errorCode": "FIELD_CUSTOM_VALIDATION_EXCEPTION"}]).encode())  # fmt: skip
+        try:
+            fields = json.loads(req.body)
+        except ValueError:
+            return _errors(400, "JSON_PARSER_ERROR", "the body is not JSON")
+        types = self.objects[obj].types
+        unknown = [f for f in fields if f not in types or f in STANDARD]
+        if unknown:
+            return _errors(400, "INVALID_FIELD", f"No such column '{unknown[0]}' on sobject of type {obj}")
+        prefix = {"Task": "00T", "Event": "00U", "Contact": "003", "Opportunity": "006", "Account": "001"}.get(obj, "a00")
+        new_id = f"{prefix}5e{next(self._ids):010d}AAA"
+        stamp = "2026-11-24T12:00:00.000+0000"
+        self.upsert(obj, [{**fields, "Id": new_id, "CreatedDate": stamp, "LastModifiedDate": stamp, "SystemModstamp": stamp}])
+        return _Response(201, json.dumps({"id": new_id, "success": True, "errors": []}).encode())
 
     def _create_job(self, req: Request, action: str | None) -> _Response:
         spec = json.loads(req.body)
@@ -525,6 +553,22 @@ class _Handler(BaseHTTPRequestHandler):
         finally:
             if self.host:
                 self.connection.close()
+
+
+@contextlib.contextmanager
+def serving(ca, monkeypatch, conn_id: str, tables: dict) -> Iterator[FakeSalesforce]:
+    """A started fake holding ``tables``, reached as Airflow connection ``conn_id`` and trusted
+    through ``REQUESTS_CA_BUNDLE``; ``ca`` is the conftest's (trustme CA, bundle path)."""
+    authority, bundle = ca
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(bundle))
+    for name in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    sf = FakeSalesforce(authority)
+    for obj, rows in tables.items():
+        sf.add(obj, rows)
+    with sf:
+        monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", sf.connection())
+        yield sf
 
 
 # --------------------------------------------------------------------------- an org from a snapshot

@@ -2,7 +2,8 @@
 
 It speaks the methods delivery uses (``users.lookupByEmail``, ``conversations.open``,
 ``conversations.list``, ``conversations.history``, ``conversations.replies``,
-``chat.postMessage``) the way Slack does: HTTP 200 with ``ok: false`` and an error
+``chat.postMessage``, and for the Slack app ``auth.test``, ``users.info``, ``chat.update``,
+``chat.postEphemeral``, ``views.open``, ``views.update``) the way Slack does: HTTP 200 with ``ok: false`` and an error
 code for API errors, cursor pagination, newest-first history, metadata returned
 only with ``include_all_metadata``, and ``conversations.open`` refusals for users Slack
 found but will not DM (``add_user(dm_error=...)``). Every request is recorded with its decoded
@@ -65,6 +66,8 @@ class FakeSlack:
     requests: list[Request] = field(default_factory=list)
     faults: list[Fault] = field(default_factory=list)
     can_join: bool = True
+    views: dict[str, dict] = field(default_factory=dict)  # view id -> the modal as last opened/updated
+    ephemeral: list[dict] = field(default_factory=list)  # chat.postEphemeral arguments
 
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
@@ -177,6 +180,12 @@ class FakeSlack:
             "conversations.replies": self._replies,
             "chat.postMessage": self._post,
             "conversations.join": self._join,
+            "auth.test": lambda args: {"ok": True, "user_id": "UBOT", "bot_id": "BBOT", "team_id": "T0FAKE"},
+            "users.info": self._user_info,
+            "chat.update": self._update,
+            "chat.postEphemeral": self._ephemeral,
+            "views.open": self._views_open,
+            "views.update": self._views_update,
         }.get(method)
         return handler(args) if handler else {"ok": False, "error": "unknown_method"}
 
@@ -227,6 +236,41 @@ class FakeSlack:
         self.messages.setdefault(channel, []).append(message)
         return {"ok": True, "channel": channel, "ts": message["ts"], "message": message}
 
+    def _user_info(self, args: dict) -> dict:
+        user = next((u for u in self.users.values() if u["id"] == args.get("user")), None)
+        return {"ok": True, "user": user} if user else {"ok": False, "error": "user_not_found"}
+
+    def _update(self, args: dict) -> dict:
+        posts = self.messages.get(args.get("channel"), [])
+        message = next((m for m in posts if m["ts"] == args.get("ts")), None)
+        if message is None:
+            return {"ok": False, "error": "message_not_found"}
+        blocks = _json_arg(args.get("blocks"))
+        if blocks is not None and len(blocks) > 50:
+            return {"ok": False, "error": "invalid_blocks"}
+        message.update({"text": args.get("text"), "blocks": blocks, "edited": True})
+        return {"ok": True, "channel": args["channel"], "ts": message["ts"], "text": message["text"]}
+
+    def _ephemeral(self, args: dict) -> dict:
+        if args.get("channel") not in self.channels:
+            return {"ok": False, "error": "channel_not_found"}
+        self.ephemeral.append(dict(args))
+        return {"ok": True, "message_ts": f"{time.time():.6f}"}
+
+    def _views_open(self, args: dict) -> dict:
+        if not args.get("trigger_id"):
+            return {"ok": False, "error": "invalid_trigger_id"}
+        view = {**_json_arg(args.get("view")), "id": f"V{len(self.views) + 1:08d}"}
+        self.views[view["id"]] = view
+        return {"ok": True, "view": view}
+
+    def _views_update(self, args: dict) -> dict:
+        if args.get("view_id") not in self.views:
+            return {"ok": False, "error": "not_found"}
+        view = {**_json_arg(args.get("view")), "id": args["view_id"]}
+        self.views[view["id"]] = view
+        return {"ok": True, "view": view}
+
     def _join(self, args: dict) -> dict:
         channel = self.channels.get(args.get("channel"))
         if channel is None:
@@ -264,6 +308,11 @@ class FakeSlack:
             "has_more": more,
             "response_metadata": {"next_cursor": str(start + limit) if more else ""},
         }
+
+
+def _json_arg(value: Any) -> Any:
+    """A JSON argument as sent in a form body (a string) or a JSON body (already decoded)."""
+    return json.loads(value) if isinstance(value, str) else value
 
 
 def _handler(fake: FakeSlack) -> type[BaseHTTPRequestHandler]:

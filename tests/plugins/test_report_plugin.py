@@ -22,6 +22,7 @@ from demo_report import write_demo_report
 pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).resolve().parents[2]
 PASSWORD = "report-plugin-test"
+SLACK_SECRET = "plugin-test-signing-secret"
 
 
 def free_port() -> int:
@@ -48,6 +49,9 @@ def server(tmp_path_factory):
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin",
         "AIRFLOW__API_AUTH__JWT_SECRET": "report-plugin-test-secret",
         "SA_HYGIENE_CONFIG": str(cfg_path),
+        # The Slack app's endpoint beside the report (test_slack_endpoint_*).
+        "SLACK_BOT_TOKEN": "xoxb-plugin-test",
+        "SLACK_SIGNING_SECRET": SLACK_SECRET,
     })  # fmt: skip
     airflow = str(Path(sys.executable).with_name("airflow"))
     subprocess.run([airflow, "db", "migrate"], env=env, check=True, capture_output=True, timeout=300)
@@ -132,3 +136,25 @@ def test_the_page_inside_the_airflow_ui(server, token, tmp_path):
         assert b.evaluate(f"{entry}.getAttribute('href')") == "/plugin/sa-hygiene"
     finally:
         b.close()
+
+
+def test_slack_endpoint_is_mounted_and_checks_signatures_before_anything(server):
+    """Slack's Request URL reaches the app through the plugin, without an Airflow login; the
+    signature decides: forged 401, signed but not one of ours 400."""
+    import hashlib
+    import hmac
+    from urllib.parse import urlencode
+
+    body = urlencode({"payload": json.dumps({"type": "block_actions", "user": {"id": "U1"},
+                                             "actions": [{"action_id": "not_ours"}]})})  # fmt: skip
+    ts = str(int(time.time()))
+    good = "v0=" + hmac.new(SLACK_SECRET.encode(), f"v0:{ts}:{body}".encode(), hashlib.sha256).hexdigest()
+    headers = {"Content-Type": "application/x-www-form-urlencoded", "X-Slack-Request-Timestamp": ts}
+    url = f"{server}/sa-hygiene-slack/events"
+    assert httpx.post(url, content=body, headers={**headers, "X-Slack-Signature": "v0=" + "0" * 64}, timeout=30).status_code == 401
+    stale = str(int(time.time()) - 600)
+    old = "v0=" + hmac.new(SLACK_SECRET.encode(), f"v0:{stale}:{body}".encode(), hashlib.sha256).hexdigest()
+    answer = httpx.post(url, content=body, headers={**headers, "X-Slack-Request-Timestamp": stale, "X-Slack-Signature": old},
+                        timeout=30)  # fmt: skip
+    assert answer.status_code == 401
+    assert httpx.post(url, content=body, headers={**headers, "X-Slack-Signature": good}, timeout=30).status_code == 400

@@ -22,7 +22,6 @@ from test_salesforce_extract import (  # noqa: F401
     T0,
     a_task,
     api,
-    ca,
     fake,
     relation,
     run,

@@ -11,9 +11,8 @@ from datetime import UTC, date, datetime, timedelta
 
 import pyarrow.parquet as pq
 import pytest
-import trustme
 from builders import account, contact, contact_role, event, opportunity, sf_id, task, user, write_snapshot
-from fakes.salesforce import INSTANCE, FakeSalesforce
+from fakes.salesforce import INSTANCE, serving
 
 from sa_hygiene.config import load_config
 from sa_hygiene.salesforce_extract import ExtractionError, ExtractOptions, extract_cli, extract_snapshot
@@ -134,25 +133,9 @@ def table(url: str, obj: str) -> list[dict]:
 # --------------------------------------------------------------------------- fixtures
 
 
-@pytest.fixture(scope="session")
-def ca(tmp_path_factory):
-    authority = trustme.CA()
-    bundle = tmp_path_factory.mktemp("ca") / "ca.pem"
-    authority.cert_pem.write_to_path(str(bundle))
-    return authority, bundle
-
-
 @pytest.fixture
 def fake(ca, monkeypatch):
-    authority, bundle = ca
-    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(bundle))
-    for name in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"):
-        monkeypatch.delenv(name, raising=False)
-    sf = FakeSalesforce(authority)
-    for obj, rows in org().items():
-        sf.add(obj, rows)
-    with sf:
-        monkeypatch.setenv(f"AIRFLOW_CONN_{CONN.upper()}", sf.connection())
+    with serving(ca, monkeypatch, CONN, org()) as sf:
         yield sf
 
 
