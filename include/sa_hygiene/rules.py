@@ -109,13 +109,16 @@ class RunWindow:
     until: pd.Timestamp  # UTC
 
     @classmethod
-    def of(cls, as_of: date, since: datetime | None = None, until: datetime | None = None) -> RunWindow:
+    def of(cls, as_of: date, since: datetime | None = None, until: datetime | None = None,
+           allow_empty: bool = False) -> RunWindow:
+        """``allow_empty``: a feed whose data has not moved since its last window (no new
+        snapshot) has an empty window, and rightly nothing new to post."""
         midnight = pd.Timestamp(as_of)
         s = pd.Timestamp(since) if since is not None else (midnight - pd.Timedelta(days=1)).tz_localize("UTC")
         u = pd.Timestamp(until) if until is not None else midnight.tz_localize("UTC")
         s = s.tz_localize("UTC") if s.tzinfo is None else s.tz_convert("UTC")
         u = u.tz_localize("UTC") if u.tzinfo is None else u.tz_convert("UTC")
-        if s >= u:
+        if s > u or (s == u and not allow_empty):
             # An empty window would report no new activity and no meeting: a silent wrong answer.
             raise WindowError(f"the window [since, until) is empty or inverted: since {s.isoformat()} is not before until {u.isoformat()}")
         return cls(midnight, s, u)
@@ -667,13 +670,14 @@ def evaluate(
     since: datetime | None = None,
     until: datetime | None = None,
     slots: set[str] | None = None,
+    allow_empty_window: bool = False,
 ) -> Evaluation:
     """Run the enabled workflows (of ``slots``, or all) on a snapshot and the one before it.
 
     Only the frames those workflows read are prepared: a 15-minute reminder run reads
     meetings, not ten million tasks' worth of activity checks.
     """
-    w = RunWindow.of(as_of, since, until)
+    w = RunWindow.of(as_of, since, until, allow_empty=allow_empty_window)
     workflows = {k: wf for k, wf in cfg.enabled_workflows().items() if slots is None or wf.slot in slots}
     frames, d = prepare_frames(current, previous, cfg, w, only={wf.frame for wf in workflows.values()})
     params = {**cfg.params(), "as_of": w.as_of}
