@@ -3,8 +3,9 @@
 
 One DAG per region of the configuration (`regions`), each on a cron evaluated in its region's
 zone, so the digest goes out at 08:00 local all year and DST moves only the UTC instant.
-A run evaluates the latest snapshot for the region's local date, with new activity since the
-previous 08:00, and posts one message to `#sa-activities-<region>` (continued in its thread
+A run evaluates the latest snapshot for the region's local date, with the activity created since
+the end of the last window this DAG delivered up to the moment the snapshot was taken (kept in the
+alert state: nothing created between the snapshot and 08:00 is skipped), and posts one message to `#sa-activities-<region>` (continued in its thread
 when long). Plus `sa_channel_posts`: the daily posts of the fixed channels (wf-03, wf-04,
 wf-08, wf-09, wf-14) and the operations channel, at 08:00 in `schedule.fixed_channel_timezone`.
 
@@ -55,8 +56,11 @@ def digest_dag(dag_id: str, tz: str, slots: set[str], recipients: set[str], doc:
             as_of = date.fromisoformat(ctx["params"]["as_of"]) if ctx["params"]["as_of"] else None
             day, since, until = digest_window(moment, tz, cfg.schedule.regional_digest_at, as_of)
             out = run_folder(cfg, dag_id, ctx["run_id"])
+            # New activity and Chorus calls: the DAG's feed window (from its last delivered one to
+            # the snapshot), not the clock's; a run by hand for another day keeps that day's.
+            feed = None if as_of else dag_id
             # DM alerts whose user and manager are inactive fall back to the region channel.
-            return evaluate_latest(cfg, day, since, until, out=out, slots=slots | {"sa_digest"}, now=until)
+            return evaluate_latest(cfg, day, since, until, out=out, slots=slots | {"sa_digest"}, now=until, feed=feed)
 
         @task(pool="slack_api", **NETWORK_RETRIES)
         def post_digest(info: dict) -> dict:

@@ -43,7 +43,8 @@ def task(**kw) -> dict:
             "subject": "Demo", "description": "Demoed CI/CD to the platform team.", "activity_date": "2026-11-01",
             "status": "Completed", "is_closed": "true", "created": "2026-11-01T10:00:00Z", "activity_types": "",
             "products": "", "persona_levels": "", "persona_functions": "", "sentiment": "", "chorus_call_id": "",
-            "last_modified": "2026-11-01T10:00:00Z", "system_modstamp": "2026-11-01T10:00:00Z", **kw}  # fmt: skip
+            "last_modified": "2026-11-01T10:00:00Z", "system_modstamp": "2026-11-01T10:00:00Z", "task_subtype": "",
+            **kw}  # fmt: skip
 
 
 def account(**kw) -> dict:

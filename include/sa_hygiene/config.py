@@ -280,6 +280,8 @@ class Config(_Model):
     schedule: Schedule
     reasons: dict[StrictStr, StrictStr]
     workflows: dict[StrictStr, Workflow]
+    # Per digest slot, the workflows a record is filed under first (then configuration order).
+    digest_order: dict[Literal[SLOTS], list[StrictStr]] = {}  # type: ignore[valid-type]
 
     def params(self) -> dict[str, Any]:
         """Names a scope or expectation may use as ``@name`` (``as_of`` is added per run)."""
@@ -292,6 +294,12 @@ class Config(_Model):
 
     def enabled_workflows(self) -> dict[str, Workflow]:
         return {k: w for k, w in self.workflows.items() if w.enabled}
+
+    def filing_order(self, slot: str) -> list[str]:
+        """The workflows of a digest in the order it files a record with several issues:
+        ``digest_order`` of the slot first, then every other workflow in configuration order."""
+        first = [w for w in self.digest_order.get(slot, []) if w in self.workflows]
+        return first + [w for w in self.workflows if w not in first]
 
     def region_channel(self, key: str) -> str:
         return f"{self.routing.channel_prefix}{key}"
@@ -577,6 +585,8 @@ def _check_workflows(cfg: Config) -> list[tuple[str, str]]:
 def _check_report(cfg: Config) -> list[tuple[str, str]]:
     out = [(f"report.news_workflows.{i}", f"{wid!r} is not a workflow of 'workflows'")
            for i, wid in enumerate(cfg.report.news_workflows) if wid not in cfg.workflows]  # fmt: skip
+    out += [(f"digest_order.{slot}.{i}", f"{wid!r} is not a workflow of 'workflows'")
+            for slot, order in cfg.digest_order.items() for i, wid in enumerate(order) if wid not in cfg.workflows]  # fmt: skip
     # News is announced once, never open: it cannot age into an escalation.
     out += [(f"workflows.{wid}.escalate_after_days", "a news workflow (report.news_workflows) is never escalated")
             for wid, wf in cfg.workflows.items()

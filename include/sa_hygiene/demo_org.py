@@ -336,6 +336,15 @@ class DemoOrg:
         status[sws] = "Stalled"  # status without end
         ews = (wrong > 0.7) & (wrong < 0.705) & has_end
         start[ews] = np.nan  # end without start
+        # Lost deals had evaluations too, some left half-recorded (wf-06, te-consistency apply to them).
+        # A stream of its own, so that every value drawn above stays the same for a seed.
+        lost_rng = self.rng(4, 1)
+        evaluated = lost & (lost_rng.random(n) < 0.35)
+        start[evaluated] = today - lost_rng.integers(30, 200, size=int(evaluated.sum()))
+        ended = evaluated & (lost_rng.random(n) < 0.6)
+        end[ended] = np.minimum(start[ended] + lost_rng.integers(5, 60, size=int(ended.sum())), today - 1)
+        status[ended] = _pick(lost_rng, ["Loss", "Loss", "Stalled", "Win", None], int(ended.sum()))
+        details[ended & (status != None)] = "Customer chose to stay on the incumbent."  # noqa: E711
 
         is_ps = rng.random(n) < 0.08
         close = today + rng.integers(-200, 180, size=n)
@@ -516,6 +525,16 @@ class DemoOrg:
                 "chorus_call_id": chorus_id, "last_modified": _iso_datetime(stamp), "system_modstamp": _iso_datetime(stamp),
             }  # fmt: skip
             cols["account_id"] = np.full(n, None, dtype=object)
+            # TaskSubtype: SAs log many activities with "Log a Call"; a few such calls carry no
+            # activity type (act-fields: activity_type_missing). A stream of its own keeps the
+            # values above the same for a seed.
+            sub_rng = self.rng(7, chunk, 1)
+            subtype = np.where(chorus, "Call", np.where(sub_rng.random(n) < 0.35, "Call", "Task")).astype(object)
+            subtype[sa_act & (sub_rng.random(n) < 0.1)] = "Email"
+            untyped = (kind == 1) & (sub_rng.random(n) < 0.05)
+            cols["owner_id"] = np.where(untyped, users.ids[sub_rng.choice(sa_i, size=n)], cols["owner_id"])
+            subtype[untyped] = "Call"
+            cols["task_subtype"] = subtype
             current = _table("Task", cols)
             previous = current.filter(pa.array(created < self.previous_at.timestamp()))
             yield current, previous
@@ -587,7 +606,7 @@ class DemoOrg:
             "products": np.full(m, None, dtype=object), "persona_levels": np.full(m, "Manager/Director"),
             "persona_functions": np.full(m, "Development"), "sentiment": np.full(m, "Positive"),
             "chorus_call_id": np.full(m, None, dtype=object), "last_modified": _iso_datetime(created),
-            "system_modstamp": _iso_datetime(created),
+            "system_modstamp": _iso_datetime(created), "task_subtype": np.full(m, "Call"),
         })  # fmt: skip
         return current, previous, logged_tasks
 

@@ -3,8 +3,9 @@
 The renderer works from alert records (what ``evaluate`` writes) and the snapshot
 they came from, so the same code serves the DAGs and the ``digest`` command. Each
 recipient gets one message per slot, never one per alert; a record appears once per
-digest with every issue it has, under the first workflow (in configuration order)
-that names it. Salesforce text is escaped for mrkdwn before it is placed, so no
+digest with every issue it has, under the first workflow that names it in the slot's
+filing order (``Config.filing_order``: the root cause first), and its headline counts, per
+workflow, the records of the message that have it. Salesforce text is escaped for mrkdwn before it is placed, so no
 record can ping a channel or hide a link.
 
 Slack refuses a message of more than 50 blocks or a section of more than 3,000
@@ -323,26 +324,40 @@ class Renderer:
             link["style"] = "primary"
         return [*_section(text), {"type": "actions", "elements": elements}]
 
+    def whose(self, group: _Group, obj: str, ids: list[str]) -> str:
+        """Whose items a section lists, for its message's ``{owner}``: "you" in the person's own
+        digest, their names when it reached their manager because they are inactive."""
+        mine = str(group.recipient.get("id") or "")[:15]
+        field = "owner_id" if obj == "Task" else "sa"
+        people = {str((self.lookup.row(obj, i) or {}).get(field) or "")[:15] for i in ids}
+        others = sorted({self.lookup.user_name(p) for p in people if p and p != mine})
+        names = (["you"] if mine in people or not others else []) + others
+        return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+
     # ------------------------------------------------------------------ one digest
     def blocks(self, group: _Group) -> tuple[list[dict], list[dict], str]:
         """(preamble blocks, content blocks, summary) of one digest."""
+        order = self.cfg.filing_order(group.slot)
         by_record: dict[str, list[dict]] = defaultdict(list)
         for a in group.alerts:
             by_record[a["record_id"]].append(a)
         sections: dict[str, list[str]] = defaultdict(list)
+        holding: dict[str, int] = defaultdict(int)  # records of the message with each workflow
         for record_id, alerts in by_record.items():
-            alerts.sort(key=lambda a: self.order.index(a["workflow"]))
+            alerts.sort(key=lambda a: order.index(a["workflow"]))
             sections[alerts[0]["workflow"]].append(record_id)
-        counts = []
+            for wid in {a["workflow"] for a in alerts}:
+                holding[wid] += 1
+        counts = [f"{esc(self.cfg.workflows[wid].title)}: {holding[wid]}" for wid in order if wid in holding]
         content: list[dict] = []
-        for wid in self.order:
+        for wid in order:
             if wid not in sections:
                 continue
             wf = self.cfg.workflows[wid]
             ids = sections[wid]
-            counts.append(f"{esc(wf.title)}: {len(ids)}")
+            message = wf.message.replace("{owner}", self.whose(group, wf.object, ids))
             content.append({"type": "divider"})
-            content += _section(f"*{esc(wf.title)}* ({len(ids)})\n_{esc(wf.message)}_" if wf.message else f"*{esc(wf.title)}* ({len(ids)})")
+            content += _section(f"*{esc(wf.title)}* ({len(ids)})\n_{esc(message)}_" if message else f"*{esc(wf.title)}* ({len(ids)})")
             render = self.opportunity if wf.object == "Opportunity" else self.task
             for record_id in self._ordered(wf.object, ids, by_record):
                 item = _section(render(record_id, by_record[record_id], wid))

@@ -195,7 +195,7 @@ EVALUATIONS = {"run": 0, "reused": 0}
 
 
 def evaluate_latest(cfg: Config, as_of: date, since=None, until=None, *, out: str, slots=None, now=None,
-                    with_changes: bool = False, cache: bool = False) -> dict:  # fmt: skip
+                    with_changes: bool = False, cache: bool = False, feed: str | None = None) -> dict:  # fmt: skip
     """Evaluate the latest snapshot (against the one before it) and keep the alerts in ``out``.
 
     Returns what delivery needs (paths, counts) and a freshness notice when the latest
@@ -208,6 +208,9 @@ def evaluate_latest(cfg: Config, as_of: date, since=None, until=None, *, out: st
     a handful of recipients. One evaluation per (snapshot, previous, changes version, local
     date, window, slots) is kept in ``<store>/_evaluations/`` and reused by every run with the
     same key; a new changes version is a new key.
+
+    ``feed`` (a DAG that posts what was created in a window: wf-02, wf-09): the window is the
+    feed's own, ``since``/``until`` are ignored (``feed_window``); delivery advances it.
     """
     from datetime import UTC, datetime
 
@@ -217,18 +220,23 @@ def evaluate_latest(cfg: Config, as_of: date, since=None, until=None, *, out: st
     latest = store.latest()
     if latest is None:
         raise SnapshotError(f"{cfg.store.url}: the snapshot store holds no snapshot yet (run sa_snapshot first)")
+    changes = latest_changes(store, latest) if with_changes else None
+    if feed is not None:
+        since, until = feed_window(cfg, store, feed, latest, changes)
     # Changes since the window began: against the snapshot that was the latest then (the one
     # before the latest with daily snapshots; still right when sa_snapshot runs more often).
     then = store.at(as_utc(since)) if since is not None else None
     previous = then if then is not None and then != latest else store.previous(latest)
-    changes = latest_changes(store, latest) if with_changes else None
     folder = _evaluation_folder(cfg, latest, previous, changes, as_of, since, until, slots) if cache else None
     evaluated = _read_json(f"{folder}/info.json") if folder else None
     if evaluated is not None:
         EVALUATIONS["reused"] += 1
         log.info("evaluation reused: %s", folder)
     else:
-        evaluated = _evaluate(cfg, latest, previous, changes, as_of, since, until, slots, folder or out)
+        evaluated = _evaluate(cfg, latest, previous, changes, as_of, since, until, slots, folder or out,
+                              allow_empty=feed is not None)  # fmt: skip
+    if feed is not None:
+        evaluated = {**evaluated, "feed": feed}
     now = now or datetime.now(UTC)
     age = (now - latest.taken_at).total_seconds() / 3600
     notice = None
@@ -238,14 +246,59 @@ def evaluate_latest(cfg: Config, as_of: date, since=None, until=None, *, out: st
     return {**evaluated, "notice": notice, **_changes_info(cfg, changes, now)}
 
 
-def _evaluate(cfg: Config, latest, previous, changes, as_of, since, until, slots, out: str) -> dict:
+def feed_window(cfg: Config, store, feed: str, latest, changes: dict | None) -> tuple:
+    """(since, until) of a feed's next window: from where its last delivered window ended to
+    the moment its data was taken (the changes' high-water mark when the run reads changes,
+    else the snapshot's ``taken_at``), not the clock. A digest at 08:00 local reads a snapshot
+    taken hours before: a clock window would skip what was created in between, for good.
+
+    Before a feed's first window (or with the alert state down, which the delivery then
+    reports) it starts at the snapshot before the latest.
+    """
+    from datetime import timedelta
+
+    from sa_hygiene.db import DatabaseError
+
+    mark = (changes or {}).get("high_water_mark")
+    until = as_utc(mark) if mark else latest.taken_at
+    since = None
+    try:
+        state = open_state(cfg)
+        try:
+            since = state.feed_window_end(feed)
+        finally:
+            state.close()
+    except DatabaseError as exc:
+        log.warning("alert state unavailable, feed %s starts at the previous snapshot: %s", feed, exc)
+    if since is None:
+        before = store.previous(latest)
+        since = before.taken_at if before is not None else until - timedelta(days=1)
+    return min(since, until), until
+
+
+def advance_feed(cfg: Config, info: dict, state_url: str | None = None) -> str | None:
+    """After a digest was delivered: its feed's next window starts where this one ended. A state
+    that cannot record it fails the task (``DatabaseError``), whose retry re-delivers nothing
+    (the ledger) and records it then: a window recorded late is never posted twice."""
+    if not info.get("feed"):
+        return None
+    state = open_state(cfg, state_url)
+    try:
+        return state.advance_feed(info["feed"], as_utc(info["until"])).isoformat()
+    finally:
+        state.close()
+
+
+def _evaluate(cfg: Config, latest, previous, changes, as_of, since, until, slots, out: str,
+              allow_empty: bool = False) -> dict:  # fmt: skip
     """Evaluate and write the alerts to ``out``; ``info.json`` last, which marks the folder complete."""
     from sa_hygiene.rules import evaluate
     from sa_hygiene.snapshot import PREVIOUS_OBJECTS, read_snapshot
 
     current = read_snapshot(latest.url, cfg, changes=changes["folder"] if changes else None)
     before = read_snapshot(previous.url, cfg, objects=PREVIOUS_OBJECTS) if previous else None
-    result = evaluate(current, before, cfg, as_of, since, until, slots=set(slots) if slots else None)
+    result = evaluate(current, before, cfg, as_of, since, until, slots=set(slots) if slots else None,
+                      allow_empty_window=allow_empty)  # fmt: skip
     EVALUATIONS["run"] += 1
     alerts = result.alert_records()
     _write_jsonl(f"{out}/alerts.jsonl", alerts)
@@ -371,6 +424,8 @@ def deliver_digests(
         out["preview"] = str(preview)
     log.info("delivered %s", out)
     report.raise_for_failures()
+    if info.get("feed") and not dry_run:
+        out["feed_window_end"] = advance_feed(cfg, info, state_url=cfg.state.url or ledger_url)
     return out
 
 

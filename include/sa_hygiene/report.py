@@ -338,11 +338,13 @@ class Model:
 
         def values(frame: pd.DataFrame, dimension: str) -> pd.Series:
             """Each activity's value(s) of a dimension, indexed by its key (multi-selects repeat it)."""
-            if dimension in ("activity_types", "persona_levels"):
+            if dimension in ("activity_types", "persona_levels", "products", "persona_functions"):
                 lists = frame[dimension].map(lambda v: list(v) if v is not None and len(v) else [NOT_SET])
                 return pd.Series(lists.to_numpy(), index=frame["key"].to_numpy()).explode()
             if dimension == "region":
                 return pd.Series(region_of(frame["owner_id"], self.d).to_numpy(), index=frame["key"].to_numpy())
+            if dimension == "sa":
+                return pd.Series([self.records.user_name(o) for o in frame["owner_id"]], index=frame["key"].to_numpy(), dtype=object)
             return pd.Series(frame[dimension].fillna(NOT_SET).to_numpy(), index=frame["key"].to_numpy())
 
         order = {
@@ -350,15 +352,22 @@ class Model:
             "sentiment": list(self.cfg.taxonomy.sentiments),
             "persona_levels": list(self.cfg.taxonomy.persona_levels),
             "region": self.regions,
+            # The handbook's report is per SA, per product positioned and per persona function
+            # too; these have no closed list of values, so none is flagged as unknown.
+            "sa": None,
+            "products": None,
+            "persona_functions": None,
         }
         tables = {}
         for dimension, known in order.items():
+            free = known is None
+            known = known or []
             by_period = {p: values(frames[p], dimension) for p in periods}
             seen = set().union(*(set(v.dropna()) for v in by_period.values()))
             labels = [k for k in known if k in seen] + sorted(seen - set(known))
             table = []
             for label in labels:
-                row = {"label": label, "known": label in known or label == NOT_SET}
+                row = {"label": label, "known": free or label in known or label == NOT_SET}
                 for p in periods:
                     keys = by_period[p][by_period[p] == label].index.unique()
                     row[p] = self._drill(self.activity_drills, _slug("t", dimension, label, p),
@@ -367,6 +376,8 @@ class Model:
                 table.append(row)
             if dimension == "activity_types":
                 table.sort(key=lambda r: -r["weeks"]["n"])
+            elif free:  # the busiest first, "(not set)" last
+                table.sort(key=lambda r: (r["label"] == NOT_SET, -r["weeks"]["n"], -r["window"]["n"]))
             tables[dimension] = table
         totals = {p: self._drill(self.activity_drills, _slug("t", "all", p), f"All SA activity · {p}", list(rows[p].values()))
                   for p in periods}  # fmt: skip

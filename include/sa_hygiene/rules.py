@@ -109,13 +109,16 @@ class RunWindow:
     until: pd.Timestamp  # UTC
 
     @classmethod
-    def of(cls, as_of: date, since: datetime | None = None, until: datetime | None = None) -> RunWindow:
+    def of(cls, as_of: date, since: datetime | None = None, until: datetime | None = None,
+           allow_empty: bool = False) -> RunWindow:
+        """``allow_empty``: a feed whose data has not moved since its last window (no new
+        snapshot) has an empty window, and rightly nothing new to post."""
         midnight = pd.Timestamp(as_of)
         s = pd.Timestamp(since) if since is not None else (midnight - pd.Timedelta(days=1)).tz_localize("UTC")
         u = pd.Timestamp(until) if until is not None else midnight.tz_localize("UTC")
         s = s.tz_localize("UTC") if s.tzinfo is None else s.tz_convert("UTC")
         u = u.tz_localize("UTC") if u.tzinfo is None else u.tz_convert("UTC")
-        if s >= u:
+        if s > u or (s == u and not allow_empty):
             # An empty window would report no new activity and no meeting: a silent wrong answer.
             raise WindowError(f"the window [since, until) is empty or inverted: since {s.isoformat()} is not before until {u.isoformat()}")
         return cls(midnight, s, u)
@@ -218,13 +221,25 @@ def _tasks(snap: Snapshot, d: Directory, w: RunWindow, sa_activity: pd.Series) -
     )
 
 
-def _activities(snap: Snapshot, w: RunWindow, cfg: Config, sa_activity: pd.Series) -> pd.DataFrame:
-    """SA activities created in the window or the review period (the only ones any rule reads)."""
+def _untyped_call(tasks: pd.DataFrame, d: Directory) -> pd.Series:
+    """A call an active SA logged without an activity type: an SA activity whose type is missing.
+
+    The handbook asks every customer interaction to carry a type; a call logged with the
+    standard "Log a Call" button (``TaskSubtype`` = Call) and no type is the usual slip.
+    """
+    owner_is_sa = tasks["owner_id"].str.slice(0, 15).map(d.is_sa).fillna(False).astype(bool)
+    is_call = (tasks["task_subtype"].str.strip() == "Call").fillna(False).astype(bool)
+    return is_call & ~nonempty(tasks["activity_types"]) & tasks["chorus_call_id"].isna() & owner_is_sa
+
+
+def _activities(snap: Snapshot, d: Directory, w: RunWindow, cfg: Config, sa_activity: pd.Series) -> pd.DataFrame:
+    """SA activities and untyped calls created in the window or the review period (the only ones any rule reads)."""
     t = snap["Task"]
     review_from = w.as_of_utc - pd.Timedelta(days=cfg.thresholds.review_days)
     in_window = _in(t["created"], w.since, w.until)
     in_review = _in(t["created"], review_from, w.as_of_utc)
-    a = t[sa_activity & (in_window | in_review)]
+    untyped = _untyped_call(t, d)
+    a = t[(sa_activity | untyped) & (in_window | in_review)]
     tax = cfg.taxonomy
     return pd.DataFrame(
         {
@@ -252,6 +267,8 @@ def _activities(snap: Snapshot, w: RunWindow, cfg: Config, sa_activity: pd.Serie
             "has_subject": a["subject"].notna(),
             "has_description": a["description"].notna(),
             "has_who": a["who_id"].notna(),
+            "is_sa_activity": sa_activity[a.index],
+            "untyped_call": untyped[a.index],
         }
     )
 
@@ -284,11 +301,14 @@ def _meetings(snap: Snapshot, d: Directory, w: RunWindow, cfg: Config, opps: pd.
             "owner_is_sa": owner_key.map(d.is_sa).fillna(False).astype(bool),
         }
     )
-    internal = {x.lower() for x in cfg.email_domains.company} | {x.lower() for x in cfg.email_domains.generic}
+    # A customer on gmail.com is still a customer: generic domains are external attendees,
+    # they only never name an account (below).
+    internal = {x.lower() for x in cfg.email_domains.company}
+    generic = {x.lower() for x in cfg.email_domains.generic}
     emails = exploded(ev["attendee_emails"]).str.lower()
     domains = emails.str.rsplit("@", n=1).str[-1].where(emails.str.contains("@", regex=False))
     is_external = domains.notna() & ~domains.isin(internal)
-    ext_emails, ext_domains = emails[is_external], domains[is_external]
+    ext_emails, ext_domains = emails[is_external], domains[is_external & ~domains.isin(generic)]
     m["external_attendees"] = ext_emails.groupby(level=0).size().reindex(m.index, fill_value=0).astype("int64")
     m["has_external_attendee"] = m["external_attendees"] > 0
 
@@ -310,7 +330,9 @@ def _meetings(snap: Snapshot, d: Directory, w: RunWindow, cfg: Config, opps: pd.
     m["suggested_what_id"] = cand["id"].reindex(m.index)
     m["suggested_object"] = pd.Series(np.where(m["suggested_what_id"].notna(), "Opportunity", None), index=m.index, dtype=object)
 
-    # (2) else an attendee's domain is exactly an account's website domain: the lowest Id.
+    # (2) else an attendee's domain is exactly an account's website domain (the lowest Id):
+    # that account's open opportunity with the highest IACV, because the handbook wants
+    # activity logged on the opportunity; the account itself only when it has none.
     acc = snap["Account"]
     a = pd.DataFrame({"domain": _website_domain(acc["website"]), "acc_key": acc["key"], "acc_id": acc["id"]}).dropna()
     by_domain = (
@@ -320,9 +342,20 @@ def _meetings(snap: Snapshot, d: Directory, w: RunWindow, cfg: Config, opps: pd.
         .drop_duplicates("event")
         .set_index("event")
     )
+    acc_opps = (
+        opps.loc[opps["is_open"] & ~opps["lost"] & opps["account_id"].notna(), ["key", "id", "iacv", "account_id"]]
+        .assign(acc_key=lambda f: f["account_id"].str.slice(0, 15), iacv=lambda f: f["iacv"].fillna(0.0))
+        .sort_values(["acc_key", "iacv", "key"], ascending=[True, False, True])
+        .drop_duplicates("acc_key")
+        .set_index("acc_key")["id"]
+    )
     need = m["suggested_what_id"].isna()
     account_pick = by_domain["acc_id"].reindex(m.index)
-    use_acc = need & account_pick.notna()
+    opp_pick = by_domain["acc_key"].reindex(m.index).map(acc_opps)
+    use_opp = need & opp_pick.notna()
+    use_acc = need & ~use_opp & account_pick.notna()
+    m.loc[use_opp, "suggested_what_id"] = opp_pick[use_opp]
+    m.loc[use_opp, "suggested_object"] = "Opportunity"
     m.loc[use_acc, "suggested_what_id"] = account_pick[use_acc]
     m.loc[use_acc, "suggested_object"] = "Account"
 
@@ -358,7 +391,7 @@ def prepare_frames(
     if "tasks" in wanted:
         frames["tasks"] = _tasks(current, d, w, sa_activity)
     if "activities" in wanted:
-        frames["activities"] = _activities(current, w, cfg, sa_activity)
+        frames["activities"] = _activities(current, d, w, cfg, sa_activity)
     if "meetings" in wanted:
         frames["meetings"] = _meetings(current, d, w, cfg, opps, sa_tasks)
     if "changes" in wanted and previous is not None:
@@ -637,13 +670,14 @@ def evaluate(
     since: datetime | None = None,
     until: datetime | None = None,
     slots: set[str] | None = None,
+    allow_empty_window: bool = False,
 ) -> Evaluation:
     """Run the enabled workflows (of ``slots``, or all) on a snapshot and the one before it.
 
     Only the frames those workflows read are prepared: a 15-minute reminder run reads
     meetings, not ten million tasks' worth of activity checks.
     """
-    w = RunWindow.of(as_of, since, until)
+    w = RunWindow.of(as_of, since, until, allow_empty=allow_empty_window)
     workflows = {k: wf for k, wf in cfg.enabled_workflows().items() if slots is None or wf.slot in slots}
     frames, d = prepare_frames(current, previous, cfg, w, only={wf.frame for wf in workflows.values()})
     params = {**cfg.params(), "as_of": w.as_of}

@@ -71,6 +71,9 @@ OBJECTS: dict[str, dict[str, Field]] = {
         Field("chorus_call_id", "affectlayer__Chorus_Call_Id__c", "text"),
         Field("last_modified", "LastModifiedDate", "datetime", required=False),
         Field("system_modstamp", "SystemModstamp", "datetime", required=False),
+        # Standard (Call, Email, Task, ...): an untyped *call* by an SA is an activity whose
+        # type is missing (act-fields); exports made before it was read simply lack it.
+        Field("task_subtype", "TaskSubtype", "text", required=False),
     ),
     "User": _fields(
         Field("id", "Id", "id"),
@@ -186,6 +189,7 @@ FRAMES: dict[str, dict[str, FrameKind]] = {
         text: sentiment
         bool: has_ride_along has_csp has_other description_has_link created_in_window
         bool: created_in_review_period has_subject has_description has_who
+        bool: is_sa_activity untyped_call
     """),
     "tasks": _frame("""
         text: id owner_id what_id subject

@@ -102,8 +102,24 @@ digest_marks = Table(
     Column("previous_on", Date),
 )
 
+# Where each feed's last posted window ended (wf-02 per region, wf-09 in the fixed channels): the
+# next window starts there and ends where that run's data was taken, so that what was created
+# between the snapshot and a digest's local 08:00 is posted by the next one, not lost.
+feed_windows = Table(
+    "feed_windows",
+    metadata,
+    Column("feed", String(200), primary_key=True),
+    Column("window_end", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+
+def _add_feed_windows(conn: Connection) -> None:
+    feed_windows.create(conn, checkfirst=True)
+
+
 # version: step from the version before. Version 1 is the first schema.
-UPGRADES: dict = {}
+UPGRADES: dict = {2: _add_feed_windows}
 
 
 def key_of(record_id: str) -> str:
@@ -370,6 +386,38 @@ class AlertState:
                 upsert(conn, digest_marks, rows, ["recipient", "kind"])
         except SQLAlchemyError as exc:
             raise self._fail(exc) from None
+
+
+    # ------------------------------------------------------------------ feed windows
+
+    def feed_window_end(self, feed: str) -> datetime | None:
+        """Where the feed's last delivered window ended (UTC), or None before its first."""
+        try:
+            with self.engine.connect() as conn:
+                end = conn.execute(select(feed_windows.c.window_end).where(feed_windows.c.feed == feed)).scalar()
+        except SQLAlchemyError as exc:
+            raise self._fail(exc) from None
+        return None if end is None else _utc(end)
+
+    def advance_feed(self, feed: str, window_end: datetime) -> datetime:
+        """Move the feed's window end forward to ``window_end`` (never back: a late re-run of an
+        older window must not post a newer one again); returns the end now recorded."""
+        window_end = _utc(window_end)
+        try:
+            with self.engine.begin() as conn:
+                self._lock(conn)
+                old = conn.execute(select(feed_windows.c.window_end).where(feed_windows.c.feed == feed)).scalar()
+                if old is not None and _utc(old) >= window_end:
+                    return _utc(old)
+                upsert(conn, feed_windows, [{"feed": feed, "window_end": window_end, "updated_at": datetime.now(UTC)}], ["feed"])
+        except SQLAlchemyError as exc:
+            raise self._fail(exc) from None
+        return window_end
+
+
+def _utc(moment: datetime) -> datetime:
+    """SQLite gives naive datetimes back: they were written in UTC."""
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 def _resolved(workflow, obj, record_id, recipients_json, first_seen: date, day: date) -> list[dict]:

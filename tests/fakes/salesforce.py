@@ -58,6 +58,8 @@ OTHER_OBJECTS = {
     "Lead": {"Name": "string", "Email": "email"},
     "EventRelation": {"EventId": "reference", "RelationId": "reference"},
 }
+# Standard picklists the contract reads as text (describe says so, the wire format is the same).
+PICKLISTS = {"Task": {"TaskSubtype": "picklist"}}
 ACTIONS = ("expire_session", "request_limit", "unavailable", "drop", "miscount", "break_row", "validation_error")
 
 
@@ -68,6 +70,7 @@ def default_types(obj: str) -> dict[str, str]:
     fmap = default_field_map()[obj]
     # AttendeeEmails is built by the extraction; Salesforce has no such field.
     own = {fmap[n]: SF_TYPE[f.kind] for n, f in OBJECTS[obj].items() if n != "attendee_emails"}
+    own.update({k: v for k, v in PICKLISTS.get(obj, {}).items() if k in own})
     return {**STANDARD, **own}
 
 

@@ -149,9 +149,7 @@ def oracle(cur, prev, as_of: date, since: datetime | None = None, until: datetim
     # Opportunity audits
     for o in cur.get("Opportunity", []):
         r, lost = rank(o)
-        if lost:
-            continue
-        is_open = not flag(o["is_closed"])
+        is_open = not flag(o["is_closed"]) and not lost
         sa, owner = key(o["sa"]), key(o["owner_id"])
         iacv = num(o["iacv"])
         start, end, s3 = d(o["te_start"]), d(o["te_end"]), d(o["stage3_date"])
@@ -159,7 +157,8 @@ def oracle(cur, prev, as_of: date, since: datetime | None = None, until: datetim
         owner_ch = org.channel(owner)
         to_sa = org.dm(sa, owner_ch) if sa else owner_ch
         region = org.channel(sa if sa else owner)
-        if ((is_open and 4 <= r <= 7) or r == 8) and start and not end:
+        # The tech-evaluation rules (wf-03, wf-04, wf-06, te-consistency) count lost opportunities.
+        if (lost or (is_open and 4 <= r <= 7) or r == 8) and start and not end:
             add("wf-06", o, to_sa)
         stage3_week = is_open and r == 3 and s3 is not None and s3 <= as_of - timedelta(days=7) and iacv >= 20000 and not start
         if stage3_week and sa:
@@ -203,8 +202,6 @@ def oracle(cur, prev, as_of: date, since: datetime | None = None, until: datetim
         before = {key(o["id"]): o for o in prev.get("Opportunity", [])}
         for o in cur.get("Opportunity", []):
             r, lost = rank(o)
-            if lost:
-                continue
             p = before.get(key(o["id"]))
             blank_row = {k: "" for k in o}
             p = p or blank_row
@@ -213,9 +210,9 @@ def oracle(cur, prev, as_of: date, since: datetime | None = None, until: datetim
             if d(o["te_end"]) != d(p["te_end"]) or val(o["te_status"]) != val(p["te_status"]):
                 add("wf-04", o, ("channel", "#sa-tech-eval-end"))
             prev_rank = None if p is blank_row else rank(p)[0]
-            if r == 2 and prev_rank != 2 and num(o["iacv"]) > 20000:
+            if not lost and r == 2 and prev_rank != 2 and num(o["iacv"]) > 20000:
                 add("wf-08", o, ("channel", "#stage-move-02"))
-            if not flag(o["is_closed"]) and r in (2, 3) and key(p["sa"]) and key(p["sa"]) != key(o["sa"]):
+            if not lost and not flag(o["is_closed"]) and r in (2, 3) and key(p["sa"]) and key(p["sa"]) != key(o["sa"]):
                 add("wf-14", o, ("channel", "#sa-primary-sa-change"))
 
     # Activities
@@ -228,15 +225,17 @@ def oracle(cur, prev, as_of: date, since: datetime | None = None, until: datetim
             add("wf-09", t, ("channel", "#sa-chorus-calls"))
         if not flag(t["is_closed"]) and org.is_sa(owner) and d(t["activity_date"]) == as_of:
             add("wf-11", t, org.dm(owner, org.channel(owner)))
-        if not _sa_activity(t):
+        untyped_call = (val(t.get("task_subtype")) == "Call" and not multi(t["activity_types"])
+                        and blank(t["chorus_call_id"]) and org.is_sa(owner))  # fmt: skip
+        if not _sa_activity(t) and not untyped_call:
             continue
-        if since <= created < until:
+        if since <= created < until and not untyped_call:
             add("wf-02", t, org.channel(owner))
         if review_from <= created < review_to:
             types = multi(t["activity_types"])
             what, who = val(t["what_id"]) or "", val(t["who_id"])
             desc = val(t["description"]) or ""
-            reasons = []
+            reasons = ["activity_type_missing"] if untyped_call else []
             if "Ride Along" in types:
                 if not what.startswith("001"):
                     reasons.append("ride_along_not_account")
@@ -262,7 +261,7 @@ def oracle(cur, prev, as_of: date, since: datetime | None = None, until: datetim
                 reasons.append("other_too_vague")
             if reasons:
                 # The order reasons are listed in is the engine's configured order.
-                order = ["related_to_not_opportunity", "ride_along_not_account", "contact_missing", "contact_is_lead",
+                order = ["activity_type_missing", "related_to_not_opportunity", "ride_along_not_account", "contact_missing", "contact_is_lead",
                          "subject_missing", "description_missing", "activity_type_unknown", "sentiment_invalid",
                          "persona_level_invalid", "csp_link_missing", "other_too_vague"]  # fmt: skip
                 add("act-fields", t, org.dm(owner, org.channel(owner)), sorted(reasons, key=order.index))
@@ -278,7 +277,8 @@ def oracle(cur, prev, as_of: date, since: datetime | None = None, until: datetim
         if not (org.is_sa(owner) and since <= end < until):
             continue
         emails = [x.lower() for x in multi(e["attendee_emails"]) if "@" in x]
-        external = [x for x in emails if x.rsplit("@", 1)[1] not in COMPANY | GENERIC]
+        # A customer on gmail.com is external; a generic domain only never names an account.
+        external = [x for x in emails if x.rsplit("@", 1)[1] not in COMPANY]
         if not external:
             continue
         cands = []
@@ -291,8 +291,13 @@ def oracle(cur, prev, as_of: date, since: datetime | None = None, until: datetim
                             cands.append((-num(o["iacv"]), key(o["id"]), o["id"].strip()))
         suggestion = min(cands)[2] if cands else None
         if suggestion is None:
-            acc = sorted((k, i) for dom, k, i in accounts for x in external if dom and x.rsplit("@", 1)[1] == dom)
-            suggestion = acc[0][1] if acc else None
+            acc = sorted((k, i) for dom, k, i in accounts for x in external
+                         if dom and x.rsplit("@", 1)[1] == dom and dom not in GENERIC)  # fmt: skip
+            if acc:
+                # The account's open opportunity with the highest IACV (then lowest Id), else the account.
+                mine = sorted((-num(o["iacv"]), k, o["id"].strip()) for k, o in opps.items()
+                              if key(o.get("account_id")) == acc[0][0] and not flag(o["is_closed"]) and not rank(o)[1])  # fmt: skip
+                suggestion = mine[0][2] if mine else acc[0][1]
         tz = val(org.users[owner]["timezone"]) or "UTC"
         local = dt(e["start"]).astimezone(ZoneInfo(tz)).date()
         logged = any(

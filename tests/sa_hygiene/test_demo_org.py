@@ -67,6 +67,23 @@ def test_the_org_is_realistic_and_has_bad_rows_of_each_kind(demo):
     assert len(prev) < len(opps)  # new records since yesterday
 
 
+def test_the_org_has_the_handbook_cases_of_issue_15(demo):
+    """Untyped calls of SAs, customers on generic domains, lost deals with evaluation gaps."""
+    from sa_hygiene.rules import evaluate_paths
+
+    result = evaluate_paths(str(demo / "current"), str(demo / "previous"), AS_OF)
+    alerts = result.alert_records()
+    assert any("activity_type_missing" in a["reasons"] for a in alerts if a["workflow"] == "act-fields")
+    meetings = result.frames["meetings"]
+    private = meetings.loc[meetings["id"].isin({a["record_id"] for a in alerts if a["workflow"] == "wf-01"})]
+    assert private["suggested_what_id"].isna().any()  # a gmail.com customer: reminded, nothing suggested
+    lost = set(result.frames["opportunities"].query("lost")["id"])
+    for wf in ("wf-06", "te-consistency", "wf-03"):
+        assert any(a["record_id"] in lost for a in alerts if a["workflow"] == wf), wf
+    suggested = [a["suggested_what_id"] for a in alerts if a["workflow"] == "wf-01" and a["suggested_what_id"]]
+    assert sum(s.startswith("006") for s in suggested) > sum(s.startswith("001") for s in suggested)
+
+
 def test_sizes_follow_the_scale(tmp_path):
     meta = write_demo_org(tmp_path, AS_OF, scale=0.25, seed=1)
     assert 480 <= meta["rows"]["Opportunity"] <= 520

@@ -63,8 +63,11 @@ def test_one_message_per_recipient_and_slot_and_a_record_once_with_all_its_issue
     # The activity (no Related To, no contact) is there too, with its reasons in plain words.
     assert "Related To is not an opportunity" in text and "no contact in Name" in text
     assert "wf-15" not in text and "act-fields" not in text  # plain words, not ids
+    # The headline counts, per workflow, the records of the message that have it (te-consistency
+    # is shown as an issue of the opportunity filed under wf-15).
     assert dm.text == ("Your SA hygiene digest · Sam Architect · Tue 24 Nov: 2 records need you: "
-                       "Missing tech evaluation close data: 1 · Activity logged with missing or invalid fields: 1")
+                       "Missing tech evaluation close data: 1 · Tech evaluation fields disagree: 1 · "
+                       "Activity logged with missing or invalid fields: 1")
 
 
 def test_salesforce_text_cannot_ping_or_link(tmp_path):
@@ -275,3 +278,65 @@ def test_a_related_to_that_is_no_salesforce_id_is_shown_without_a_link(tmp_path)
                 if " on " in line and "by Sam Architect" in line)  # fmt: skip
     assert line.endswith(" · on 006https://x.example · 2026-11-01")
     assert "/lightning/r/Opportunity/006https" not in all_text(regional)
+
+
+def section_of(message, name: str) -> str:
+    """The title of the section a record is listed under (the last bold title before it)."""
+    current = None
+    for block in [b for part in message.parts() for b in part]:
+        text = block.get("text", {}).get("text", "") if block.get("type") == "section" else ""
+        m = re.match(r"\*([^*<]+)\* \(\d+\)\n", text)
+        if m:
+            current = m.group(1)
+        if name in text:
+            return current
+    raise AssertionError(f"{name} not in the message")
+
+
+def test_a_regional_digest_files_a_record_under_its_root_cause_and_counts_what_it_holds(tmp_path):
+    # Without a Primary SA, wf-06 (a DM to the SA) falls back to the region: for a manager the
+    # first thing to do is assign an SA, so the record is filed there, not under the end date.
+    both = opportunity(owner_id=AE["id"], stage="4-Proposal", iacv="50000", te_start=day(-20), name="Orphan Deal")
+    ps = opportunity(owner_id=AE["id"], stage="4-Proposal", iacv="60000", is_ps="true", name="PS Deal")
+    small_ps = opportunity(owner_id=AE["id"], stage="3-Technical Evaluation", iacv="5000", is_ps="true", name="Small PS")
+    messages, result = run(tmp_path, {"Opportunity": [both, ps, small_ps]})
+    (regional,) = [m for m in messages if m.slot == "regional_digest"]
+    assert section_of(regional, "Orphan Deal") == "Opportunity without a Primary SA"
+    assert section_of(regional, "PS Deal") == "Opportunity without a Primary SA"
+    assert section_of(regional, "Small PS") == "PS opportunity without a Primary SA"
+    # The headline counts, per workflow, the records of the message that have it.
+    assert regional.text == ("#sa-activities-east-sa · SA hygiene · Tue 24 Nov: 3 records to look at: "
+                             "Opportunity without a Primary SA: 2 · PS opportunity without a Primary SA: 2 · "
+                             "Missing tech evaluation end date: 1 · Missing tech evaluation close data: 1 · "
+                             "Tech evaluation looks stalled: 1")  # fmt: skip
+    text = all_text(regional)
+    assert "*Opportunity without a Primary SA* (2)" in text and "*PS opportunity without a Primary SA* (1)" in text
+
+
+def test_the_filing_order_is_configuration(tmp_path):
+    from sa_hygiene.config import ConfigError
+
+    assert CFG.filing_order("regional_digest")[:3] == ["wf-13", "wf-10", "wf-12"]
+    assert CFG.filing_order("sa_digest") == list(CFG.workflows)
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("digest_order: {regional_digest: [wf-99]}\n")
+    with pytest.raises(ConfigError, match=r"digest_order\.regional_digest\.0.*'wf-99'"):
+        load_config(bad)
+
+
+def test_a_manager_receiving_an_inactive_sas_items_is_told_whose_they_are(tmp_path):
+    gone = user(id="0055e0000000GONAAA", name="Gus Gone", is_active="false", manager_id=SA["id"])
+    mine = task(owner_id=SA["id"], activity_types="Demo", created="2026-11-20T10:00:00Z", subject="Mine")
+    theirs = task(owner_id=gone["id"], activity_types="Demo", created="2026-11-20T10:00:00Z", subject="Theirs")
+    cur = read_snapshot(write_snapshot(tmp_path / "c", {"User": [SA, MGR, AE, gone], "Task": [theirs]}), CFG)
+    messages = build_messages(evaluate(cur, None, CFG, AS_OF).alert_records(), cur, CFG, AS_OF)
+    (dm,) = [m for m in messages if m.slot == "sa_digest"]
+    assert dm.recipient == {"type": "user", "id": SA["id"]}
+    assert "Activities Gus Gone logged this week" in all_text(dm) and "Activities you logged" not in all_text(dm)
+    cur = read_snapshot(write_snapshot(tmp_path / "c2", {"User": [SA, MGR, AE, gone], "Task": [mine, theirs]}), CFG)
+    messages = build_messages(evaluate(cur, None, CFG, AS_OF).alert_records(), cur, CFG, AS_OF)
+    (dm,) = [m for m in messages if m.slot == "sa_digest"]
+    assert "Activities you and Gus Gone logged this week" in all_text(dm)
+    cur = read_snapshot(write_snapshot(tmp_path / "c3", {"User": [SA, MGR, AE], "Task": [mine]}), CFG)
+    (dm,) = [m for m in build_messages(evaluate(cur, None, CFG, AS_OF).alert_records(), cur, CFG, AS_OF) if m.slot == "sa_digest"]
+    assert "Activities you logged this week" in all_text(dm)

@@ -204,6 +204,33 @@ def test_sa_activity_in_the_window_and_the_last_four_weeks(tmp_path):
     assert ids(model.activity_drills[demo["weeks"]["id"]].rows) == {tasks[0]["id"], tasks[1]["id"], tasks[2]["id"]}
 
 
+def test_sa_activity_per_sa_product_and_persona_function_with_drill_downs(tmp_path):
+    tasks = [
+        activity(SA_E, "2026-11-23T08:00:00Z", products="Ultimate;Duo Pro", persona_functions="Security"),  # window
+        activity(SA_E, "2026-11-20T08:00:00Z", products="Ultimate", persona_functions="Development;Security"),
+        activity(SA_M, "2026-11-23T09:00:00Z", products="", persona_functions=""),  # window
+        activity(SA_X, "2026-11-10T09:00:00Z", products="Premium", persona_functions="IT"),
+        activity(SA_M, "2026-11-23T10:00:00Z", chorus_call_id="CH-2", products="Ultimate"),  # Chorus: never
+        task(owner_id=SA_E["id"], created="2026-11-23T09:00:00Z", products="Ultimate"),  # no type: not SA activity
+    ]
+    m, model, _ = model_of(tmp_path, {"Task": tasks})
+    a = m["activity"]
+
+    def table(dimension: str) -> list:
+        return [(r["label"], r["window"]["n"], r["weeks"]["n"]) for r in a["tables"][dimension]]
+
+    # The busiest first, "(not set)" last; nothing is flagged as outside a taxonomy.
+    assert table("sa") == [("Erin East", 1, 2), ("Mo Emea", 1, 1), ("Xu Latam", 0, 1)]
+    assert table("products") == [("Ultimate", 1, 2), ("Duo Pro", 1, 1), ("Premium", 0, 1), ("(not set)", 1, 1)]
+    assert table("persona_functions") == [("Security", 1, 2), ("Development", 0, 1), ("IT", 0, 1), ("(not set)", 1, 1)]
+    assert all(r["known"] for d in ("sa", "products", "persona_functions") for r in a["tables"][d])
+    erin = a["tables"]["sa"][0]
+    assert ids(model.activity_drills[erin["weeks"]["id"]].rows) == {tasks[0]["id"], tasks[1]["id"]}
+    assert erin["weeks"]["href"].startswith("activity.html#")
+    security = a["tables"]["persona_functions"][0]
+    assert ids(model.activity_drills[security["window"]["id"]].rows) == {tasks[0]["id"]}
+
+
 # --------------------------------------------------------------------------- technical evaluations
 
 

@@ -57,12 +57,14 @@ class TestWf06MissingEndDate:
             ("7-Closing", "false", "false", True),
             ("Closed Won", "true", "true", True),
             ("3-Technical Evaluation", "false", "false", False),
-            ("8-Closed Lost", "true", "false", False),
-            ("5-Negotiating", "true", "false", False),  # closed and not won: lost, whatever the stage
-            ("9-Unqualified", "true", "false", False),
+            # A tech evaluation ends whatever happens to the deal: lost opportunities too.
+            ("8-Closed Lost", "true", "false", True),
+            ("5-Negotiating", "true", "false", True),  # closed and not won: lost, whatever the stage
+            ("9-Unqualified", "true", "false", True),
+            ("10-Duplicate", "true", "false", True),
         ],
     )
-    def test_rank_four_and_beyond_or_closed_won(self, tmp_path, stage, closed, won, fires):
+    def test_rank_four_and_beyond_closed_won_or_lost(self, tmp_path, stage, closed, won, fires):
         o = opp(sa=SA["id"], stage=stage, is_closed=closed, is_won=won, te_start=day(-30))
         assert (o["id"] in fired(tmp_path, "wf-06", {"Opportunity": [o]})) is fires
 
@@ -166,9 +168,16 @@ class TestTeConsistency:
         got = fired(tmp_path, "te-consistency", {"Opportunity": [o]})
         assert got == ({o["id"]: (SA["id"], reasons)} if reasons else {})
 
-    def test_not_for_lost_opportunities(self, tmp_path):
-        o = opp(sa=SA["id"], stage="8-Closed Lost", is_closed="true", te_end=day(5))
-        assert fired(tmp_path, "te-consistency", {"Opportunity": [o]}) == {}
+    @pytest.mark.parametrize("stage", ["8-Closed Lost", "9-Unqualified", "10-Duplicate"])
+    def test_lost_opportunities_are_checked_too(self, tmp_path, stage):
+        o = opp(sa=SA["id"], stage=stage, is_closed="true", te_end=day(5))
+        got = fired(tmp_path, "te-consistency", {"Opportunity": [o]})
+        assert got == {o["id"]: (SA["id"], ["end_date_in_future", "end_without_start", "end_without_status"])}
+
+    def test_lost_opportunities_get_no_open_only_audit(self, tmp_path):
+        o = opp(sa=SA["id"], stage="8-Closed Lost", is_closed="true", te_start=day(-30), iacv="90000")
+        result = evaluate(tmp_path, {"Opportunity": [o]})
+        assert {a["workflow"] for a in result.alert_records()} == {"wf-06"}
 
     def test_closed_won_is_checked(self, tmp_path):
         o = opp(sa=SA["id"], stage="Closed Won", is_closed="true", is_won="true", te_start=day(-9), te_end=day(-2))
@@ -227,6 +236,12 @@ class TestChanges:
         prev = dict(cur, te_start=before)
         got = fired(tmp_path, "wf-03", {"Opportunity": [cur]}, previous={"Opportunity": [prev]})
         assert got == ({cur["id"]: ("#sa-tech-eval-start", [])} if fires else {})
+
+    def test_wf03_and_wf04_count_lost_opportunities(self, tmp_path):
+        cur = opp(stage="8-Closed Lost", is_closed="true", te_start=day(-20), te_end=day(-1), te_status="Loss")
+        prev = dict(cur, stage="4-Proposal", is_closed="false", te_start="", te_end="", te_status="")
+        assert set(fired(tmp_path / "s", "wf-03", {"Opportunity": [cur]}, previous={"Opportunity": [prev]})) == {cur["id"]}
+        assert set(fired(tmp_path / "e", "wf-04", {"Opportunity": [cur]}, previous={"Opportunity": [prev]})) == {cur["id"]}
 
     def test_wf03_a_new_record_compares_against_blanks(self, tmp_path):
         new_with, new_without = opp(te_start=day(-1)), opp()
@@ -376,6 +391,40 @@ class TestActFields:
         t = good_activity(chorus_call_id="ch-9", who_id="")
         assert fired(tmp_path, "act-fields", {"Task": [t]}) == {}
 
+    def test_an_untyped_call_of_an_sa_misses_its_activity_type(self, tmp_path):
+        call = good_activity(activity_types="", task_subtype="Call")
+        sloppy = good_activity(activity_types="", task_subtype="Call", what_id="", sentiment="")
+        got = fired(tmp_path, "act-fields", {"Task": [call, sloppy]})
+        assert got == {call["id"]: (SA["id"], ["activity_type_missing"]),
+                       sloppy["id"]: (SA["id"], ["activity_type_missing", "related_to_not_opportunity", "sentiment_invalid"])}  # fmt: skip
+
+    def test_untyped_calls_only_of_active_sas_and_never_chorus_or_other_subtypes(self, tmp_path):
+        inactive = user(id="0055e0000000SA9AAA", email="old@gitlab.com", is_active="false", manager_id=MGR["id"])
+        tasks = [
+            good_activity(activity_types="", task_subtype="Email"),
+            good_activity(activity_types="", task_subtype=""),
+            good_activity(activity_types="", task_subtype="Call", chorus_call_id="ch-7"),
+            good_activity(activity_types="", task_subtype="Call", owner_id=AE["id"]),
+            good_activity(activity_types="", task_subtype="Call", owner_id=inactive["id"]),
+            good_activity(activity_types="", task_subtype="Call", created="2026-11-24T00:00:00Z"),
+        ]
+        users = [SA, SA2, AE, MGR, inactive]
+        assert fired(tmp_path, "act-fields", {"User": users, "Task": tasks}) == {}
+
+    def test_a_typed_call_is_an_ordinary_activity(self, tmp_path):
+        t = good_activity(task_subtype="Call")
+        assert fired(tmp_path, "act-fields", {"Task": [t]}) == {}
+
+    def test_an_untyped_call_is_no_new_activity_for_wf02(self, tmp_path):
+        t = sa_task(activity_types="", task_subtype="Call")
+        assert fired(tmp_path, "wf-02", {"Task": [t]}) == {}
+
+    def test_a_snapshot_without_the_task_subtype_column_reads_it_as_blank(self, tmp_path):
+        t = good_activity(activity_types="", task_subtype="Call", who_id="")
+        cur = write_snapshot(tmp_path / "c", {"User": [SA], "Task": [t]}, drop={"Task": ["TaskSubtype"]})
+        result = evaluate_paths(str(cur), None, AS_OF)
+        assert result.quarantine.empty and [a for a in result.alert_records() if a["workflow"] == "act-fields"] == []
+
 
 # --------------------------------------------------------------------------- wf-01 meetings
 
@@ -426,10 +475,56 @@ class TestWf01Meetings:
         got = self.suggestions(tmp_path, self.org(e, roles=[], accounts=[acc]))
         assert got == {e["id"]: (SA["id"], acc["id"] if expected else None)}
 
-    def test_generic_and_company_domains_never_match_nor_count_as_external(self, tmp_path):
-        acc = account(website="gmail.com")
-        only_private = meeting("friend@gmail.com", "boss@gitlab.com")
-        assert self.suggestions(tmp_path, self.org(only_private, roles=[], accounts=[acc])) == {}
+    def test_company_domains_are_internal(self, tmp_path):
+        only_colleagues = meeting("boss@gitlab.com", "BOSS2@GitLab.com")
+        assert self.suggestions(tmp_path, self.org(only_colleagues, roles=[])) == {}
+
+    def test_a_customer_on_a_generic_domain_is_external_but_never_matches_an_account(self, tmp_path):
+        acc = account(id="0015e0000000GMLAAA", website="gmail.com")
+        customer = meeting("friend@gmail.com", "boss@gitlab.com")
+        assert self.suggestions(tmp_path, self.org(customer, roles=[], accounts=[acc])) == {customer["id"]: (SA["id"], None)}
+
+    def test_a_generic_address_known_as_a_contact_suggests_its_opportunity(self, tmp_path):
+        gpat = contact(id="0035e0000000GPTAAA", email="Pat.Personal@gmail.com")
+        tables = self.org(meeting("pat.personal@gmail.com"), roles=[contact_role(opportunity_id=ACME_OPP_SMALL["id"], contact_id=gpat["id"])])
+        tables["Contact"].append(gpat)
+        assert list(self.suggestions(tmp_path, tables).values()) == [(SA["id"], ACME_OPP_SMALL["id"])]
+
+    def test_an_account_by_domain_suggests_its_open_opportunity_with_the_highest_iacv(self, tmp_path):
+        acc = account(id="0015e0000000WEBAAA", website="acme.com")
+        other = account(id="0015e0000000OTHAAA", website="other.io")
+        mine = [
+            opportunity(id="0065e0000000B01AAA", owner_id=AE["id"], account_id=acc["id"][:15], iacv="30000"),
+            opportunity(id="0065e0000000B02AAA", owner_id=AE["id"], account_id=acc["id"], iacv="70000"),
+            opportunity(id="0065e0000000B00AAA", owner_id=AE["id"], account_id=acc["id"], iacv="70000"),  # tie: lowest Id
+            opportunity(id="0065e0000000B03AAA", owner_id=AE["id"], account_id=acc["id"], iacv="900000",
+                        stage="Closed Won", is_closed="true", is_won="true"),
+            opportunity(id="0065e0000000B04AAA", owner_id=AE["id"], account_id=acc["id"], iacv="800000",
+                        stage="8-Closed Lost", is_closed="true"),
+            opportunity(id="0065e0000000B05AAA", owner_id=AE["id"], account_id=other["id"], iacv="999999"),
+        ]  # fmt: skip
+        e = meeting("someone@acme.com")
+        tables = self.org(e, roles=[], accounts=[acc, other])
+        tables["Opportunity"] += mine
+        assert self.suggestions(tmp_path, tables) == {e["id"]: (SA["id"], "0065e0000000B00AAA")}
+
+    def test_an_account_without_open_opportunity_is_suggested_itself(self, tmp_path):
+        acc = account(id="0015e0000000WEBAAA", website="acme.com")
+        won = opportunity(id="0065e0000000B03AAA", owner_id=AE["id"], account_id=acc["id"], stage="Closed Won",
+                          is_closed="true", is_won="true")  # fmt: skip
+        e = meeting("someone@acme.com")
+        tables = self.org(e, roles=[], accounts=[acc])
+        tables["Opportunity"].append(won)
+        assert self.suggestions(tmp_path, tables) == {e["id"]: (SA["id"], acc["id"])}
+
+    def test_logged_on_the_account_is_not_logged_on_the_suggested_opportunity(self, tmp_path):
+        acc = account(id="0015e0000000WEBAAA", website="acme.com")
+        o = opportunity(id="0065e0000000B01AAA", owner_id=AE["id"], account_id=acc["id"], iacv="30000")
+        e = meeting("someone@acme.com")
+        for what, fires in ((acc["id"], True), (o["id"], False)):
+            tables = self.org(e, roles=[], accounts=[acc], tasks=[sa_task(what_id=what, activity_date="2026-11-23")])
+            tables["Opportunity"].append(o)
+            assert bool(self.suggestions(tmp_path / what, tables)) is fires
 
     def test_logged_on_the_suggested_record_on_the_local_start_date(self, tmp_path):
         # 03:00 UTC on the 23rd is the evening of the 22nd in Los Angeles: that is the date to log on.

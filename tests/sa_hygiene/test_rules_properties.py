@@ -20,7 +20,7 @@ USER_IDS = [f"0055e00000000U{i}AAA" for i in range(5)]
 OPP_IDS = [f"0065e0000000O{i:02d}AAA" for i in range(12)]
 TASK_IDS = [f"00T5e0000000T{i:02d}AAA" for i in range(12)]
 EVENT_IDS = [f"00U5e0000000E{i:02d}AAA" for i in range(5)]
-ACC_IDS = ["0015e0000000AC1AAA", "0015e0000000AC2AAA"]
+ACC_IDS = ["0015e0000000AC1AAA", "0015e0000000AC2AAA", "0015e0000000AC3AAA"]
 CON_IDS = ["0035e0000000CO1AAA", "0035e0000000CO2AAA"]
 LEAD = "00Q5e0000000LD1AAA"
 STAGES = ["0-Pending Acceptance", "1-Discovery", "2-Scoping", "3-Technical Evaluation", "4-Proposal", "5-Negotiating",
@@ -72,6 +72,7 @@ def opps(draw):
             stage3_date=day(draw(st.sampled_from(OFFSETS))), te_start=day(draw(st.sampled_from(DATES))),
             te_end=day(draw(st.sampled_from(DATES))), te_status=draw(st.sampled_from(["", "Win", "Loss", "Stalled", "Won", " "])),
             te_details=draw(st.sampled_from(["", "ok"])), is_ps=draw(st.sampled_from(["true", "false"])),
+            account_id=draw(maybe_short)(draw(st.sampled_from(["", *ACC_IDS]))),
         ))  # fmt: skip
     # Stage-3 opportunities near the wf-07/wf-12 boundaries (a five-way conjunction is rare by chance).
     for oid in draw(st.lists(st.sampled_from([f"0065e0000000S{i:02d}AAA" for i in range(4)]), unique=True, max_size=3)):
@@ -115,14 +116,15 @@ def tasks(draw):
             chorus_call_id=draw(st.sampled_from(["", "", "ch-1"])), sentiment=draw(st.sampled_from(["", "Positive", "Great"])),
             persona_levels=draw(st.sampled_from(["", "Executive", "VP;Executive"])),
             description=draw(st.sampled_from(["", "short", "x" * 85, "notes https://docs/x"])),
-            subject=draw(st.sampled_from(["", "Demo"])),
+            subject=draw(st.sampled_from(["", "Demo"])), task_subtype=draw(st.sampled_from(["", "", "Call", "Email"])),
         ))  # fmt: skip
     return out
 
 
 @st.composite
 def events(draw):
-    pool = ["pat@acme.com", "PAT@ACME.COM", "x@gmail.com", "y@acme.com", "z@epsi.com", "boss@gitlab.com", "q@other.io"]
+    pool = ["pat@acme.com", "PAT@ACME.COM", "x@gmail.com", "y@acme.com", "z@epsi.com", "boss@gitlab.com", "q@other.io",
+            "w@pepsi.com", "pat.home@gmail.com"]
     out = []
     for eid in draw(st.lists(st.sampled_from(EVENT_IDS), unique=True, max_size=5)):
         owner = draw(st.sampled_from(range(5)))
@@ -141,8 +143,9 @@ def orgs(draw):
         "Opportunity": draw(opps()),
         "Task": draw(tasks()),
         "Event": draw(events()),
-        "Account": [account(id=ACC_IDS[0], website="https://www.acme.com/x"), account(id=ACC_IDS[1], website="pepsi.com")],
-        "Contact": [contact(id=CON_IDS[0], email="Pat@Acme.com"), contact(id=CON_IDS[1], email="q@other.io")],
+        "Account": [account(id=ACC_IDS[0], website="https://www.acme.com/x"), account(id=ACC_IDS[1], website="pepsi.com"),
+                    account(id=ACC_IDS[2], website="gmail.com")],
+        "Contact": [contact(id=CON_IDS[0], email="Pat@Acme.com"), contact(id=CON_IDS[1], email="pat.home@gmail.com")],
     }
     current["OpportunityContactRole"] = [
         contact_role(opportunity_id=o["id"], contact_id=draw(st.sampled_from(CON_IDS)))

@@ -48,8 +48,8 @@ SELECT = {
     "OpportunityContactRole": "SELECT Id, OpportunityId, ContactId FROM OpportunityContactRole",
     "Task": "SELECT Id, OwnerId, WhatId, WhoId, AccountId, Subject, Description, ActivityDate, Status, IsClosed, "
             "CreatedDate, SA_Activity_Type__c, Products_Positioned__c, Persona_Levels__c, Persona_Functions__c, "
-            "Customer_Interaction_Sentiment__c, affectlayer__Chorus_Call_Id__c, LastModifiedDate, SystemModstamp "
-            "FROM Task",
+            "Customer_Interaction_Sentiment__c, affectlayer__Chorus_Call_Id__c, LastModifiedDate, SystemModstamp, "
+            "TaskSubtype FROM Task",
     "Lead": "SELECT Id, Email, SystemModstamp FROM Lead",
     "EventRelation": "SELECT Id, EventId, RelationId, SystemModstamp FROM EventRelation",
     "Event": "SELECT Id, OwnerId, Subject, StartDateTime, EndDateTime, WhatId, SystemModstamp FROM Event",
@@ -71,7 +71,8 @@ def a_task(n: int, **kw) -> dict:
     return task(**{"id": sf_id("00T", n), "owner_id": (SAM, ADA)[n % 2], "what_id": sf_id("006", n % 3 + 1),
                    "activity_types": "Demo;Discovery Session" if n % 5 == 0 else "Demo",
                    "is_closed": ("true", "false")[n % 2], "description": f'Call {n}\nwith, "quotes"',
-                   "system_modstamp": f"2026-11-{1 + n % 20:02d}T10:00:00Z", **kw})  # fmt: skip
+                   "system_modstamp": f"2026-11-{1 + n % 20:02d}T10:00:00Z", "task_subtype": ("Call", "Email", "")[n % 3],
+                   **kw})  # fmt: skip
 
 
 def org() -> dict[str, list[dict]]:
@@ -461,7 +462,7 @@ def test_a_broken_bulk_csv_row_is_quarantined_and_the_rest_kept(fake, store, tmp
     with open(f"{url}/_quarantine.jsonl") as fh:
         assert [json.loads(line) for line in fh] == [{
             "object": "Task", "record_id": None, "reason": "malformed_record",
-            "detail": "a CSV row with 1 fields, expected 19", "record": f'"{broken}"'}]  # fmt: skip
+            "detail": "a CSV row with 1 fields, expected 20", "record": f'"{broken}"'}]  # fmt: skip
     assert (report.objects["Task"].rows, report.objects["Task"].quarantined) == (TASKS - 1, 1)
 
 

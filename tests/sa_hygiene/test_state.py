@@ -105,6 +105,38 @@ def test_digest_marks_count_from_the_previous_digest_even_on_a_rerun(state):
     assert state.last_digest(who, "sa_digest", D0 + timedelta(days=4)) == D0 + timedelta(days=3)
 
 
+def test_feed_windows_move_forward_only(state):
+    from datetime import UTC, datetime
+
+    t0 = datetime(2026, 11, 23, 4, tzinfo=UTC)
+    assert state.feed_window_end("east") is None
+    assert state.advance_feed("east", t0) == t0
+    assert state.advance_feed("east", t0 - timedelta(days=1)) == t0  # a late re-run of an older window
+    assert state.feed_window_end("east") == t0 and state.feed_window_end("west") is None
+    assert state.advance_feed("east", t0 + timedelta(days=1)) == t0 + timedelta(days=1)
+    assert state.feed_window_end("east") == t0 + timedelta(days=1)
+
+
+def test_a_version_1_state_is_upgraded_with_its_episodes_kept(tmp_path):
+    from sqlalchemy import select
+
+    from sa_hygiene.db import schema_versions
+    from sa_hygiene.state import COMPONENT, episodes, evaluations, feed_windows, metadata
+
+    url = f"sqlite:///{tmp_path / 'old.sqlite'}"
+    with AlertState(url, news=NEWS) as s:
+        s.record(D0, [alert(1)])
+        with s.engine.begin() as conn:  # what version 1 had: no feed windows
+            feed_windows.drop(conn)
+            conn.execute(schema_versions.update().where(schema_versions.c.component == COMPONENT).values(version=1))
+    assert {episodes.name, evaluations.name} < set(metadata.tables)
+    with AlertState(url, news=NEWS) as s:
+        with s.engine.connect() as conn:
+            assert conn.execute(select(schema_versions.c.version).where(schema_versions.c.component == COMPONENT)).scalar() == 2
+        assert s.feed_window_end("east") is None
+        assert s.record(D0 + timedelta(days=1), [alert(1)]).alerts[0]["first_seen"] == D0.isoformat()
+
+
 def test_a_state_that_cannot_be_reached_is_one_clear_error(tmp_path):
     (tmp_path / "file").write_text("x")
     with pytest.raises(DatabaseError, match="the alert state .*cannot create") as err:
