@@ -652,7 +652,7 @@ class DemoOrg:
             "products": np.full(m, None, dtype=object), "persona_levels": np.full(m, "Manager/Director"),
             "persona_functions": np.full(m, "Development"), "sentiment": np.full(m, "Positive"),
             "chorus_call_id": np.full(m, None, dtype=object), "last_modified": _iso_datetime(created),
-            "system_modstamp": _iso_datetime(created),
+            "system_modstamp": _iso_datetime(created), "task_subtype": np.full(m, "Call"),
         })  # fmt: skip
         return events, tasks
 
