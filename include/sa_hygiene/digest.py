@@ -159,6 +159,11 @@ def age_text(alerts: list[dict]) -> str | None:
     if not ages:
         return None
     oldest = max(ages, key=lambda a: a["age_days"])
+    if oldest["first_seen"] == oldest.get("memory_began"):
+        # Raised by the first evaluation the memory holds: older than we know, not new.
+        if oldest["age_days"] == 0:
+            return None
+        return f"_open at least {_plural(oldest['age_days'], 'day')} (since the alert memory began, {oldest['first_seen']})_"
     if oldest["age_days"] == 0:
         return "_new today_"
     return f"_open {_plural(oldest['age_days'], 'day')}, since {oldest['first_seen']}_"

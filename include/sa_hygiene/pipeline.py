@@ -511,7 +511,8 @@ def with_memory(cfg: Config, as_of: date, alerts: list[dict], *, state_url: str 
 
     try:
         state = open_state(cfg, state_url)
-        annotated = state.annotate(as_of, alerts).alerts
+        began = state.first_recorded()
+        annotated = [{**a, "memory_began": began.isoformat()} if began else a for a in state.annotate(as_of, alerts).alerts]
         snoozed = state.snoozed(as_of)
         kept = [a for a in annotated if (a["workflow"], key_of(a["record_id"])) not in snoozed]
         fixed: dict[str, list[dict]] = {}

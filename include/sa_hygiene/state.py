@@ -267,6 +267,14 @@ class AlertState:
             out.append({**a, "first_seen": seen.isoformat(), "age_days": (day - seen).days})
         return out
 
+    def first_recorded(self) -> date | None:
+        """The first evaluation date the memory holds: what was open then is older than it knows."""
+        try:
+            with self.engine.connect() as conn:
+                return conn.execute(select(func.min(evaluations.c.as_of))).scalar()
+        except SQLAlchemyError as exc:
+            raise self._fail(exc) from None
+
     def latest_recorded(self) -> tuple[date, datetime] | None:
         """(as_of, recorded at) of the latest evaluation date recorded, or None."""
         try:

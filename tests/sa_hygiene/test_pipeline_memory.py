@@ -70,24 +70,31 @@ def test_digests_show_ages_fixes_and_leave_snoozed_items_out(tmp_path):
     snapshot_day(cfg, tmp_path, date(2026, 11, 16), [OLD, FIXED])
     assert [r["as_of"] for r in remember(cfg)["recorded"]] == ["2026-11-16"]
     _, posts = dm(cfg, tmp_path, date(2026, 11, 16))
-    assert "_new today_" in text_of(posts[0]) and "fixed since" not in text_of(posts[0])
+    # The memory's first day: what is open is older than it knows, so no age (and not "new").
+    assert "_new today_" not in text_of(posts[0]) and "_open" not in text_of(posts[0])
+    assert "fixed since" not in text_of(posts[0])
 
-    snapshot_day(cfg, tmp_path, date(2026, 11, 24), [OLD, {**FIXED, "te_end": "2026-11-20"}])
+    new = opportunity(id="0065e0000000NEWAAA", name="New Co - Premium", owner_id=SA["id"], sa=SA["id"],
+                      stage="4-Proposal", te_start="2026-11-01")  # fmt: skip
+    snapshot_day(cfg, tmp_path, date(2026, 11, 24), [OLD, {**FIXED, "te_end": "2026-11-20"}, new])
     assert [r["as_of"] for r in remember(cfg)["recorded"]] == ["2026-11-24"]  # 11-16 is not recorded again
     out, posts = dm(cfg, tmp_path, date(2026, 11, 24))
     body = text_of(posts[0])
     assert "items fixed since your last digest*: <https://gitlab.my.salesforce.com/lightning/r/Opportunity/" \
            "0065e0000000FIXAAA/view|Fixed Co - Ultimate>" in body  # fmt: skip
     assert body.index("fixed since") < body.index("Old Co - Premium")  # the good news first
-    assert "_open 8 days, since 2026-11-16_" in body
+    assert "_open at least 8 days (since the alert memory began, 2026-11-16)_" in body
+    assert body.index("Old Co - Premium") < body.index("New Co - Premium")  # the oldest first
+    assert "New Co - Premium" in body and "_new today_" in body
     assert out["fixed"] >= 1 and out["snoozed"] == 0
 
     with open_state(cfg) as state:
         state.snooze("wf-06", OLD["id"], date(2026, 12, 1), "customer on holiday", "sam")
     out, posts = dm(cfg, tmp_path, date(2026, 11, 25))
     assert out["snoozed"] >= 1
-    wf06 = cfg.workflows["wf-06"].title
-    assert not any(wf06 in text_of(p) and "Old Co - Premium" in text_of(p) for p in posts)
+    # wf-06 holds only New Co now (the headline counts what the message holds); Old Co stays for its other issues.
+    body = text_of(posts[0])
+    assert f"{cfg.workflows['wf-06'].title}: 1" in body and "Old Co - Premium" in body
 
 
 def test_a_manager_hears_once_of_items_open_longer_than_the_workflow_allows(tmp_path):
