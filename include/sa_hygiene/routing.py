@@ -51,6 +51,12 @@ class Directory:
         self.manager_id = manager_key.map(u["id"]).where(mgr_active)
         self.is_sa = self.active & u["role_type"].isin(self.cfg.sa_role_types)
 
+    def is_sa_ref(self, refs: pd.Series) -> pd.Series:
+        """Whether each reference names a Solutions Architect: a set look-up (Arrow's ``is_in``),
+        several times cheaper than mapping ten million owner Ids through the user index."""
+        sa_keys = self.is_sa.index[self.is_sa.to_numpy(bool)]
+        return pd.Series(refs.str.slice(0, 15).isin(sa_keys).to_numpy(bool), index=refs.index)
+
     def canonical(self, refs: pd.Series) -> pd.Series:
         """The User Id as the User table spells it (15/18-character references agree); raw when unknown."""
         mapped = refs.str.slice(0, 15).map(self.users["id"])

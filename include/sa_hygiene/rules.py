@@ -211,11 +211,15 @@ def _tasks(snap: Snapshot, d: Directory, w: RunWindow, sa_activity: pd.Series) -
             "created": t["created"],
             "is_chorus": t["chorus_call_id"].notna(),
             "chorus_call_id": t["chorus_call_id"],
-            "owner_is_sa": t["owner_id"].str.slice(0, 15).map(d.is_sa).fillna(False).astype(bool),
+            "owner_is_sa": d.is_sa_ref(t["owner_id"]),
             "created_in_window": _in(t["created"], w.since, w.until),
             "is_sa_activity": sa_activity,
         }
     )
+
+
+_ACTIVITY_COLUMNS = ["id", "owner_id", "what_id", "who_id", "account_id", "subject", "description", "activity_date",
+                     "created", "activity_types", "persona_levels", "sentiment"]  # fmt: skip
 
 
 def _activities(snap: Snapshot, w: RunWindow, cfg: Config, sa_activity: pd.Series) -> pd.DataFrame:
@@ -224,7 +228,8 @@ def _activities(snap: Snapshot, w: RunWindow, cfg: Config, sa_activity: pd.Serie
     review_from = w.as_of_utc - pd.Timedelta(days=cfg.thresholds.review_days)
     in_window = _in(t["created"], w.since, w.until)
     in_review = _in(t["created"], review_from, w.as_of_utc)
-    a = t[sa_activity & (in_window | in_review)]
+    # Only the columns read: filtering the whole Task frame copies every string of every column.
+    a = t.loc[sa_activity & (in_window | in_review), _ACTIVITY_COLUMNS]
     tax = cfg.taxonomy
     return pd.DataFrame(
         {
@@ -350,7 +355,7 @@ def prepare_frames(
     d = Directory(current["User"], cfg)
     tasks = current["Task"]
     sa_activity = _sa_activity(tasks)
-    sa_tasks = tasks[sa_activity]
+    sa_tasks = tasks.loc[sa_activity, ["owner_id", "activity_date", "what_id"]]  # what opportunities and meetings read
     frames: dict[str, pd.DataFrame] = {}
     opps = _opportunities(current, d, w, cfg, sa_tasks) if wanted & {"opportunities", "meetings", "changes"} else None
     if "opportunities" in wanted:
