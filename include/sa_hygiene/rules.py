@@ -33,7 +33,7 @@ import pyarrow.compute as pc
 from sa_hygiene.config import Config, Expectation, Workflow, load_config
 from sa_hygiene.routing import CHANNEL, Directory, as_recipient
 from sa_hygiene.schema import FRAMES
-from sa_hygiene.snapshot import PREVIOUS_OBJECTS, Snapshot, read_snapshot
+from sa_hygiene.snapshot import PREVIOUS_OBJECTS, Snapshot, read_snapshot, select_rows
 
 log = logging.getLogger(__name__)
 
@@ -229,7 +229,7 @@ def _activities(snap: Snapshot, w: RunWindow, cfg: Config, sa_activity: pd.Serie
     in_window = _in(t["created"], w.since, w.until)
     in_review = _in(t["created"], review_from, w.as_of_utc)
     # Only the columns read: filtering the whole Task frame copies every string of every column.
-    a = t.loc[sa_activity & (in_window | in_review), _ACTIVITY_COLUMNS]
+    a = select_rows(t, sa_activity & (in_window | in_review), _ACTIVITY_COLUMNS)
     tax = cfg.taxonomy
     return pd.DataFrame(
         {
@@ -276,7 +276,7 @@ def _local_dates(ts: pd.Series, zones: pd.Series) -> pd.Series:
 def _meetings(snap: Snapshot, d: Directory, w: RunWindow, cfg: Config, opps: pd.DataFrame, sa_tasks: pd.DataFrame) -> pd.DataFrame:
     """The window's meetings, their external attendees, the record they suggest, and whether they are logged."""
     ev = snap["Event"]
-    ev = ev[_in(ev["end"], w.since, w.until)]
+    ev = select_rows(ev, _in(ev["end"], w.since, w.until))
     owner_key = ev["owner_id"].str.slice(0, 15)
     m = pd.DataFrame(
         {
@@ -355,7 +355,7 @@ def prepare_frames(
     d = Directory(current["User"], cfg)
     tasks = current["Task"]
     sa_activity = _sa_activity(tasks)
-    sa_tasks = tasks.loc[sa_activity, ["owner_id", "activity_date", "what_id"]]  # what opportunities and meetings read
+    sa_tasks = select_rows(tasks, sa_activity, ["owner_id", "activity_date", "what_id"])  # what opportunities and meetings read
     frames: dict[str, pd.DataFrame] = {}
     opps = _opportunities(current, d, w, cfg, sa_tasks) if wanted & {"opportunities", "meetings", "changes"} else None
     if "opportunities" in wanted:
@@ -597,7 +597,7 @@ def run_workflows(
                     continue
                 # Only the rows in scope and the columns read: GX never sees the rest.
                 cols = list(dict.fromkeys(c for _, e in members for c in (e.column, e.other) if c))
-                rows = frame.loc[mask, cols]
+                rows = select_rows(frame, mask, cols)
                 batch = pd.concat([_batch_frame(rows, e) for _, e in members], axis=1)
                 batch = batch.loc[:, ~batch.columns.duplicated()]
                 expectations = [build_expectation(e, params, {"workflow": wid, "reason": e.reason}) for _, e in members]
@@ -612,7 +612,7 @@ def run_workflows(
         if not reasons:
             continue
         wanted = [c for c in ("id", "owner_id", "sa", "has_sa", "suggested_what_id") if c in frame.columns]
-        rows = frame.loc[list(reasons), wanted]
+        rows = select_rows(frame, frame.index.isin(list(reasons)), wanted).loc[list(reasons)]
         to, unrouted = _recipients(wf, rows, d)
         pieces.append(
             pd.DataFrame(

@@ -107,13 +107,21 @@ def _read_table(fs, path: str, wanted: list[str]) -> pa.Table:
         raise SnapshotError(f"{path}: not a readable {kind} table: {exc}") from None
 
 
+# Rows per batch of a streamed Parquet read.
+PARQUET_BATCH_ROWS = 1 << 17
+
+
 def _read_columns(fs, path: str, wanted: list[str]) -> pa.Table:
     if path.endswith(".parquet"):
+        # Streamed in batches, not read whole: ``read_table`` holds every compressed column
+        # chunk of a row group while it decodes them (a million-row group of tasks, or ten of
+        # them), about half the table again at the peak; batches hold one batch's pages.
         source = path if _is_local(fs) else fs.open(path, "rb")
-        present = set(pq.read_schema(source).names)
-        if not _is_local(fs):
-            source.seek(0)
-        return pq.read_table(source, columns=[c for c in wanted if c in present])
+        parquet = pq.ParquetFile(source, pre_buffer=False, buffer_size=1 << 20)
+        schema = parquet.schema_arrow
+        columns = [c for c in wanted if c in schema.names]
+        batches = parquet.iter_batches(batch_size=PARQUET_BATCH_ROWS, columns=columns, use_threads=True)
+        return pa.Table.from_batches(list(batches), schema=pa.schema([schema.field(c) for c in columns]))
     with fs.open(path, "rb") as fh:
         head = fh.readline()
     if not head.strip():
@@ -209,12 +217,18 @@ def _multi(col: pa.ChunkedArray) -> pd.Series:
         values = values.fill_null([]) if values.null_count else values
     else:
         # Blank text is null, split to null and read as []: values that need no trimming are
-        # the lists as they are, without rebuilding them (the usual case).
-        values = pc.split_pattern(_clean(pc.cast(col, pa.string())).combine_chunks(), ";")
-        edge, empty = _edges(pc.list_flatten(values))
-        values = pa.ListArray.from_arrays(values.offsets, values.values)  # nulls -> []
-        if not edge.any() and not empty.any():
-            return pd.Series(pd.arrays.ArrowExtensionArray(values))
+        # the lists as they are, chunk by chunk, without rebuilding them (the usual case).
+        values = pc.split_pattern(_clean(pc.cast(col, pa.string())), ";")
+        lists = []
+        for chunk in values.chunks:
+            edge, empty = _edges(pc.list_flatten(chunk))
+            if edge.any() or empty.any():
+                break
+            lists.append(pa.ListArray.from_arrays(chunk.offsets, chunk.values))  # nulls -> []
+        else:
+            return pd.Series(pd.arrays.ArrowExtensionArray(pa.chunked_array(lists, type=pa.list_(pa.string()))))
+        values = values.combine_chunks()
+        values = pa.ListArray.from_arrays(values.offsets, values.values)
     flat = pc.utf8_trim_whitespace(pc.list_flatten(values))
     parents = pc.list_parent_indices(values)
     keep = pc.not_equal(flat, "")
@@ -382,12 +396,21 @@ def _load_object(
             table, bad_deleted = apply_changes(table, delta, fmap["id"])
 
     n = table.num_rows
+    # Each raw column is let go once its last field is typed: text keeps its buffers, but the
+    # text of dates and times would otherwise stay beside their typed values to the end.
+    raw = {name: table.column(name) for name in table.column_names}
+    uses = {api: sum(fmap[name] == api for name in catalog) for api in raw}
+    del table
     columns: dict[str, pd.Series] = {}
     invalid: dict[str, pd.Series] = {}
     bad_text: dict[str, np.ndarray] = {}
     for name, f in catalog.items():
         api = fmap[name]
-        col = table.column(api) if api in table.column_names else pa.chunked_array([pa.nulls(n, pa.string())])
+        col = raw[api] if api in raw else pa.chunked_array([pa.nulls(n, pa.string())])
+        if api in raw:
+            uses[api] -= 1
+            if not uses[api]:
+                del raw[api]
         if pa.types.is_nested(col.type) and not (f.kind == "multi" and pa.types.is_list(col.type)):
             raise SnapshotError(f"{path}: column {api} holds {col.type} values, not {f.kind} values")
         if pa.types.is_binary(col.type) or pa.types.is_large_binary(col.type) or pa.types.is_fixed_size_binary(col.type):
@@ -401,8 +424,9 @@ def _load_object(
         columns[name] = values.reset_index(drop=True)
         if bad_values is not None:
             invalid[name] = bad_values.reset_index(drop=True).fillna(False).astype(bool)
-    del table
+    del col, values
     df = pd.DataFrame(columns)
+    del columns  # the frame holds them now; _without may let each go
     ids = df["id"]
     problems = _Problems(obj, n)
 
@@ -579,12 +603,45 @@ def apply_changes(base: pa.Table, delta: pa.Table, id_column: str) -> tuple[pa.T
     return merged, np.concatenate([np.zeros(base.num_rows, bool), unreadable])
 
 
+def _arrow_values(col: pd.Series, arrow: pa.ChunkedArray) -> pd.api.extensions.ExtensionArray:
+    """``arrow`` as the pandas array of ``col``'s dtype, without converting a value."""
+    return pd.arrays.ArrowExtensionArray(arrow) if isinstance(col.dtype, pd.ArrowDtype) else arrow.to_pandas().array
+
+
+def _kept(col: pd.Series, keep: np.ndarray, keep_arrow: pa.Array, index: pd.Index) -> pd.Series:
+    arrow = getattr(col.array, "_pa_array", None)
+    if isinstance(arrow, pa.ChunkedArray):
+        return pd.Series(_arrow_values(col, arrow.filter(keep_arrow)), index=index, dtype=col.dtype, name=col.name)
+    return pd.Series(col.array[keep], index=index, name=col.name)  # numpy-backed (to_numpy would box datetimes)
+
+
+def select_rows(df: pd.DataFrame, keep: np.ndarray | pd.Series, columns: list[str] | None = None) -> pd.DataFrame:
+    """The rows of ``df`` where ``keep`` holds, index labels kept; of ``columns``, or all.
+
+    Arrow columns are filtered chunk by chunk. pandas' boolean indexing turns the mask into
+    positions, and Arrow's ``take`` of a chunked column concatenates its chunks first: a copy
+    of the whole column (every description of ten million tasks) to keep a few thousand rows.
+    """
+    keep = np.asarray(keep, dtype=bool)
+    keep_arrow, index = pa.array(keep), df.index[keep]
+    return pd.DataFrame({c: _kept(df[c], keep, keep_arrow, index) for c in (df.columns if columns is None else columns)},
+                        index=index)  # fmt: skip
+
+
 def _without(df: pd.DataFrame, bad: np.ndarray) -> pd.DataFrame:
-    """``df`` without the ``bad`` rows. Arrow columns keep zero-copy slices around the few bad
-    rows instead of copying every string (pandas' filter copies them all)."""
+    """``df`` (a fresh frame, with a range index) without the ``bad`` rows.
+
+    Arrow columns keep zero-copy slices around a few bad rows instead of copying every string.
+    With more than that, columns are filtered one at a time and each original is let go as
+    its copy is made (``df`` is emptied): the peak is one column more than the table, not two
+    tables.
+    """
     positions = np.flatnonzero(bad)
+    keep = ~bad
+    index = pd.RangeIndex(len(df) - len(positions))
     if len(positions) > 1000:
-        return df[~bad].reset_index(drop=True)
+        keep_arrow = pa.array(keep)
+        return pd.DataFrame({name: _kept(df.pop(name), keep, keep_arrow, index) for name in list(df.columns)})
     starts = np.concatenate([[0], positions + 1])
     stops = np.concatenate([positions, [len(df)]])
     spans = [(a, b - a) for a, b in zip(starts, stops, strict=True) if b > a]
@@ -594,10 +651,9 @@ def _without(df: pd.DataFrame, bad: np.ndarray) -> pd.DataFrame:
         arrow = getattr(col.array, "_pa_array", None)
         if isinstance(arrow, pa.ChunkedArray):
             kept = pa.chunked_array([c for a, n in spans for c in arrow.slice(a, n).chunks], type=arrow.type)
-            out[name] = pd.Series(pd.arrays.ArrowExtensionArray(kept) if isinstance(col.dtype, pd.ArrowDtype)
-                                  else kept.to_pandas(), dtype=col.dtype)  # fmt: skip
+            out[name] = pd.Series(_arrow_values(col, kept), index=index, dtype=col.dtype)
         else:
-            out[name] = pd.Series(col.array[~bad])  # numpy-backed: cheap (to_numpy would box datetimes)
+            out[name] = pd.Series(col.array[keep], index=index)
     return pd.DataFrame(out)
 
 
