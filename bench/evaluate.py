@@ -1,14 +1,21 @@
-"""Benchmark of the rule engine on demo orgs: load (the floor), evaluate, peak memory, naive baseline.
+"""Benchmark of the rule engine on demo orgs, beside its floor: the plain pyarrow read of the same tables.
 
-    .venv/bin/python bench/evaluate.py [--scales 50 150 500] [--baseline-scales 50 150] [--data /tmp/sa-bench]
+    .venv/bin/python bench/evaluate.py [--scales 50 150 500] [--baseline-scales 50] [--data /tmp/sa-bench]
 
-Each scale runs in a fresh process so that peak memory is that scale's alone. A demo org
-missing from --data is generated first (scale 500 takes a few minutes). Figures, not a test.
+Every measurement runs in a fresh process, so that its peak memory is its own. A demo org
+missing from --data is generated first and kept there (scale 500 takes a few minutes).
+Figures, not a test: this machine is shared, so compare the ratios of one run.
 
-- load:      read_snapshot of the current snapshot and of what the previous one is needed for
-             (User, Opportunity) into typed frames, quarantine included
+- floor:     ``pyarrow.parquet.read_table(...).to_pandas()`` of every table ``load`` reads (all of the
+             current snapshot, User and Opportunity of the previous one), whole files
+- imports:   importing what ``evaluate`` needs, Great Expectations and its first context included
+             (a fresh process: what every run pays before it reads a byte)
+- load:      read_snapshot of the current snapshot and of what the previous one is needed for,
+             into typed frames, quarantine included
 - evaluate:  everything after loading: prepared frames, all workflows through GX, alerts
-- peak:      peak RSS of the process above its RSS after imports, against the loaded frames' size
+- run:       load + evaluate, i.e. ``python -m sa_hygiene evaluate`` after its imports
+- peak:      peak RSS of the process (``getrusage`` maxrss) above its RSS after imports, against
+             the loaded frames' size (``memory_usage(deep=True)``); ``abs`` is the whole process
 - naive:     one GX validation per workflow over its full frame, the scope and `when` as GX
              row_conditions, COMPLETE result format with an id index column, the frame rebuilt
              for every workflow (no shared preparation)
@@ -28,6 +35,8 @@ from datetime import date
 from pathlib import Path
 
 AS_OF = date(2026, 11, 24)
+CURRENT = ["User", "Account", "Contact", "Opportunity", "OpportunityContactRole", "Task", "Event"]
+PREVIOUS = ["User", "Opportunity"]
 
 
 def rss_mb() -> float:
@@ -41,6 +50,29 @@ def peak_mb() -> float:
 
 def frames_mb(snapshot) -> float:
     return sum(df.memory_usage(deep=True).sum() for df in snapshot.tables.values()) / 2**20
+
+
+def floor(folder: Path) -> dict:
+    """The plain read, in its own process: no typing, no quarantine, every column."""
+    import pyarrow.parquet as pq
+
+    base = rss_mb()
+    paths = [folder / "current" / f"{o}.parquet" for o in CURRENT] + [folder / "previous" / f"{o}.parquet" for o in PREVIOUS]
+    t0 = time.perf_counter()
+    frames = [pq.read_table(p).to_pandas() for p in paths]
+    took = time.perf_counter() - t0
+    size = sum(f.memory_usage(deep=True).sum() for f in frames) / 2**20
+    return {"floor_s": took, "floor_frames_mb": size, "floor_peak_mb": peak_mb() - base}
+
+
+def imports() -> dict:
+    """What a fresh ``evaluate`` process imports before it reads the snapshot."""
+    t0 = time.perf_counter()
+    from sa_hygiene import rules
+
+    rules._gx()
+    rules.Validator()
+    return {"imports_s": time.perf_counter() - t0}
 
 
 def naive(current, previous, cfg) -> tuple[float, int]:
@@ -87,7 +119,7 @@ def naive(current, previous, cfg) -> tuple[float, int]:
 
 
 def measure(folder: Path, with_baseline: bool) -> dict:
-    """Runs in the child process."""
+    """Load and evaluate, after the imports (runs in the child process)."""
     from sa_hygiene import rules
     from sa_hygiene.config import load_config
     from sa_hygiene.snapshot import PREVIOUS_OBJECTS, read_snapshot
@@ -114,6 +146,7 @@ def measure(folder: Path, with_baseline: bool) -> dict:
         "base_rss_mb": base,
         "load_peak_mb": after_load_peak - base,
         "peak_mb": peak_mb() - base,
+        "peak_abs_mb": peak_mb(),
     }
     if with_baseline:
         del result
@@ -121,16 +154,29 @@ def measure(folder: Path, with_baseline: bool) -> dict:
     return out
 
 
+def child(*args: str) -> dict:
+    out = subprocess.run([sys.executable, __file__, *args], check=True, capture_output=True, text=True).stdout
+    return json.loads(out.splitlines()[-1])
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--scales", nargs="+", type=float, default=[50, 150, 500])
-    ap.add_argument("--baseline-scales", nargs="*", type=float, default=[50, 150])
+    ap.add_argument("--baseline-scales", nargs="*", type=float, default=[])
     ap.add_argument("--data", default="/tmp/sa-bench")
     ap.add_argument("--child", help=argparse.SUPPRESS)
+    ap.add_argument("--floor", help=argparse.SUPPRESS)
+    ap.add_argument("--imports", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--baseline", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
         print(json.dumps(measure(Path(args.child), args.baseline)))
+        return
+    if args.floor:
+        print(json.dumps(floor(Path(args.floor))))
+        return
+    if args.imports:
+        print(json.dumps(imports()))
         return
 
     rows = []
@@ -140,15 +186,17 @@ def main() -> None:
             print(f"generating the scale {scale:g} demo org in {folder} ...", flush=True)
             subprocess.run([sys.executable, "-m", "sa_hygiene", "demo-org", "--out", str(folder), "--as-of",
                             AS_OF.isoformat(), "--scale", f"{scale:g}"], check=True)  # fmt: skip
-        cmd = [sys.executable, __file__, "--child", str(folder)] + (["--baseline"] if scale in args.baseline_scales else [])
-        r = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout.splitlines()[-1])
-        r["scale"] = scale
+        r = {"scale": scale, **child("--floor", str(folder)), **child("--imports")}
+        r.update(child("--child", str(folder), *(["--baseline"] if scale in args.baseline_scales else [])))
         rows.append(r)
+        fl = r["floor_s"]
+        run = r["load_s"] + r["evaluate_s"]
         opps, tasks = r["rows"]["Opportunity"], r["rows"]["Task"]
         line = (
-            f"scale {scale:>4g}: {opps:>9,} opps {tasks:>11,} tasks | load {r['load_s']:6.1f}s | "
-            f"evaluate {r['evaluate_s']:6.1f}s ({r['evaluate_s'] / r['load_s']:.2f}x load) | "
-            f"frames {r['frames_mb']:7.0f} MB, peak {r['peak_mb']:7.0f} MB ({r['peak_mb'] / r['frames_mb']:.2f}x) | "
+            f"scale {scale:>4g}: {opps:>9,} opps {tasks:>11,} tasks | floor {fl:5.2f}s | imports {r['imports_s']:4.1f}s | "
+            f"load {r['load_s']:6.2f}s ({r['load_s'] / fl:4.1f}x) | evaluate {r['evaluate_s']:6.2f}s ({r['evaluate_s'] / fl:4.1f}x) | "
+            f"run {run:6.2f}s ({run / fl:4.1f}x floor) | frames {r['frames_mb']:6.0f} MB (floor's {r['floor_frames_mb']:6.0f} MB) | "
+            f"peak {r['peak_mb']:6.0f} MB ({r['peak_mb'] / r['frames_mb']:.2f}x frames), abs {r['peak_abs_mb'] / 1024:5.2f} GB | "
             f"{r['alerts']:,} alerts"
         )
         if "naive_s" in r:
@@ -157,9 +205,10 @@ def main() -> None:
     if len(rows) > 1:
         first, last = rows[0], rows[-1]
         size = last["rows"]["Task"] / first["rows"]["Task"]
-        print(f"growth from scale {first['scale']:g} to {last['scale']:g}: rows x{size:.1f}, "
+        print(f"growth from scale {first['scale']:g} to {last['scale']:g}: rows x{size:.1f}, floor x{last['floor_s'] / first['floor_s']:.1f}, "
               f"load x{last['load_s'] / first['load_s']:.1f}, evaluate x{last['evaluate_s'] / first['evaluate_s']:.1f}, "
               f"peak memory x{last['peak_mb'] / first['peak_mb']:.1f}")  # fmt: skip
+    print(json.dumps(rows))
 
 
 if __name__ == "__main__":

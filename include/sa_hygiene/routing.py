@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from sa_hygiene.config import Config
+from sa_hygiene.snapshot import is_in
 
 USER, CHANNEL = "user:", "channel:"
 
@@ -50,6 +51,12 @@ class Directory:
         mgr_active = manager_key.map(self.active).fillna(False).astype(bool)
         self.manager_id = manager_key.map(u["id"]).where(mgr_active)
         self.is_sa = self.active & u["role_type"].isin(self.cfg.sa_role_types)
+
+    def is_sa_ref(self, refs: pd.Series) -> pd.Series:
+        """Whether each reference names a Solutions Architect: a set look-up (Arrow's ``is_in``),
+        several times cheaper than mapping ten million owner Ids through the user index."""
+        sa_keys = pd.Series(self.is_sa.index[self.is_sa.to_numpy(bool)], dtype="str")
+        return pd.Series(is_in(refs.str.slice(0, 15), sa_keys), index=refs.index)
 
     def canonical(self, refs: pd.Series) -> pd.Series:
         """The User Id as the User table spells it (15/18-character references agree); raw when unknown."""

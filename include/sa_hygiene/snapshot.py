@@ -24,7 +24,7 @@ import json
 import os
 import re
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -107,13 +107,37 @@ def _read_table(fs, path: str, wanted: list[str]) -> pa.Table:
         raise SnapshotError(f"{path}: not a readable {kind} table: {exc}") from None
 
 
+# Rows per batch of a streamed Parquet read.
+PARQUET_BATCH_ROWS = 1 << 17
+
+
+def _prefer_jemalloc() -> None:
+    """Make jemalloc Arrow's allocator, unless the environment chose one (ARROW_DEFAULT_MEMORY_POOL).
+
+    Reading and typing a snapshot frees as much as it keeps (decoded pages, raw text of dates,
+    filtered columns). mimalloc, the default of recent wheels, holds on to freed pages, and a
+    run's peak memory was 1.7x its frames with it and 1.5x with jemalloc, at the same speed.
+    Arrays already allocated keep their own pool, so switching mid-process is safe.
+    """
+    if os.environ.get("ARROW_DEFAULT_MEMORY_POOL") or pa.default_memory_pool().backend_name == "jemalloc":
+        return
+    try:
+        pa.set_memory_pool(pa.jemalloc_memory_pool())
+    except NotImplementedError:  # a build without jemalloc
+        pass
+
+
 def _read_columns(fs, path: str, wanted: list[str]) -> pa.Table:
     if path.endswith(".parquet"):
+        # Streamed in batches, not read whole: ``read_table`` holds every compressed column
+        # chunk of a row group while it decodes them (a million-row group of tasks, or ten of
+        # them), about half the table again at the peak; batches hold one batch's pages.
         source = path if _is_local(fs) else fs.open(path, "rb")
-        present = set(pq.read_schema(source).names)
-        if not _is_local(fs):
-            source.seek(0)
-        return pq.read_table(source, columns=[c for c in wanted if c in present])
+        parquet = pq.ParquetFile(source, pre_buffer=False, buffer_size=1 << 20)
+        schema = parquet.schema_arrow
+        columns = [c for c in wanted if c in schema.names]
+        batches = parquet.iter_batches(batch_size=PARQUET_BATCH_ROWS, columns=columns, use_threads=True)
+        return pa.Table.from_batches(list(batches), schema=pa.schema([schema.field(c) for c in columns]))
     with fs.open(path, "rb") as fh:
         head = fh.readline()
     if not head.strip():
@@ -130,12 +154,61 @@ def _read_columns(fs, path: str, wanted: list[str]) -> pa.Table:
         return pacsv.read_csv(fh, convert_options=opts, read_options=pacsv.ReadOptions(block_size=1 << 24))
 
 
+# Bytes a string must start or end with to have white space to trim: ASCII controls and space,
+# and the lead or continuation bytes of any non-ASCII character (Unicode white space among them).
+_EDGE = np.zeros(256, dtype=bool)
+_EDGE[: 0x21] = _EDGE[0x7F :] = True
+
+
+def _edges(chunk: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """(values that may have white space at an end, empty values) of a string array, from its
+    offsets and first and last bytes: no string is copied."""
+    n = len(chunk)
+    validity, offsets, data = chunk.buffers()
+    width = np.int64 if pa.types.is_large_string(chunk.type) else np.int32
+    off = np.frombuffer(offsets, dtype=width, count=chunk.offset + n + 1)[chunk.offset :] if n else np.zeros(1, width)
+    starts, stops = off[:-1], off[1:]
+    lengths = stops - starts
+    valid = np.ones(n, dtype=bool) if validity is None or chunk.null_count == 0 else chunk.is_valid().to_numpy(zero_copy_only=False)
+    empty = valid & (lengths == 0)
+    raw = np.frombuffer(data, dtype=np.uint8) if data is not None else np.zeros(0, np.uint8)
+    if not len(raw):
+        return np.zeros(n, dtype=bool), empty
+    last = len(raw) - 1  # empty values at the end point past the bytes: clipped, then masked out
+    edges = _EDGE[raw[np.minimum(starts, last)]] | _EDGE[raw[np.clip(stops - 1, 0, last)]]
+    return edges & valid & (lengths > 0), empty
+
+
+def _clean_chunk(chunk: pa.Array) -> pa.Array:
+    edge, empty = _edges(chunk)
+    if edge.any():
+        # A few values to trim (Salesforce trims on save): trim those, keep the rest as they are.
+        trimmed = pc.utf8_trim_whitespace(chunk.filter(pa.array(edge)))
+        chunk = pc.replace_with_mask(chunk, pa.array(edge), trimmed)
+        empty[edge] = pc.equal(trimmed, "").to_numpy(zero_copy_only=False)
+    if not empty.any():
+        return chunk
+    # Blank -> null through a new validity bitmap over the same offsets and bytes.
+    if chunk.offset:  # a slice: its bitmap would have to start mid-byte
+        return pc.if_else(pa.array(~empty), chunk, pa.scalar(None, chunk.type))
+    keep = pa.array(~empty) if chunk.null_count == 0 else pc.and_(chunk.is_valid(), pa.array(~empty))
+    _, offsets, data = chunk.buffers()
+    return pa.Array.from_buffers(chunk.type, len(chunk), [keep.buffers()[1], offsets, data])
+
+
 def _clean(col: pa.ChunkedArray) -> pa.ChunkedArray:
-    """Stripped text; blank (null, empty, white space) becomes null."""
+    """Stripped text; blank (null, empty, white space) becomes null.
+
+    Text columns are most of a snapshot's bytes and almost all of their values are already
+    clean: only the values that may need it are trimmed, blank ones become null by their
+    validity bit, and clean text stays the very buffers Parquet was read into (trimming every
+    value and replacing blanks copied each column twice: half of the load of ten million tasks).
+    """
     if not pa.types.is_string(col.type) and not pa.types.is_large_string(col.type):
         col = pc.cast(col, pa.string())
-    trimmed = pc.utf8_trim_whitespace(col)
-    return pc.if_else(pc.equal(trimmed, ""), pa.scalar(None, pa.string()), trimmed)
+    if isinstance(col, pa.Array):
+        col = pa.chunked_array([col])
+    return pa.chunked_array([_clean_chunk(c) for c in col.chunks], type=col.type)
 
 
 def _text(col: pa.ChunkedArray) -> pd.Series:
@@ -159,8 +232,19 @@ def _multi(col: pa.ChunkedArray) -> pd.Series:
         values = pa.ListArray.from_arrays(values.offsets, values.values)  # nulls -> []
         values = values.fill_null([]) if values.null_count else values
     else:
-        text = pc.fill_null(pc.cast(col, pa.string()), "").combine_chunks()
-        values = pc.split_pattern(text, ";")
+        # Blank text is null, split to null and read as []: values that need no trimming are
+        # the lists as they are, chunk by chunk, without rebuilding them (the usual case).
+        values = pc.split_pattern(_clean(pc.cast(col, pa.string())), ";")
+        lists = []
+        for chunk in values.chunks:
+            edge, empty = _edges(pc.list_flatten(chunk))
+            if edge.any() or empty.any():
+                break
+            lists.append(pa.ListArray.from_arrays(chunk.offsets, chunk.values))  # nulls -> []
+        else:
+            return pd.Series(pd.arrays.ArrowExtensionArray(pa.chunked_array(lists, type=pa.list_(pa.string()))))
+        values = values.combine_chunks()
+        values = pa.ListArray.from_arrays(values.offsets, values.values)
     flat = pc.utf8_trim_whitespace(pc.list_flatten(values))
     parents = pc.list_parent_indices(values)
     keep = pc.not_equal(flat, "")
@@ -250,11 +334,7 @@ def _typed(col: pa.ChunkedArray, f: Field) -> tuple[pd.Series, pd.Series | None]
         fast = _strict_cast(_clean(col), pa.date32())
         if fast is not None:
             return pd.Series(pc.cast(fast, pa.timestamp("us")).to_pandas()).astype("datetime64[us]"), None
-        text = _text(col)
-        values = pd.to_datetime(text, format="%Y-%m-%d", errors="coerce")
-        shape = text.str.fullmatch(DATE_RE).fillna(False).astype(bool)
-        values = values.where(shape)
-        return values.astype("datetime64[us]"), text.notna() & values.isna()
+        return _parse_dates(_clean(col))
     if f.kind == "datetime":
         if pa.types.is_timestamp(t):
             if t.tz is None:
@@ -269,6 +349,27 @@ def _typed(col: pa.ChunkedArray, f: Field) -> tuple[pd.Series, pd.Series | None]
     raise AssertionError(f.kind)
 
 
+def _parse_dates(text: pa.ChunkedArray) -> tuple[pd.Series, pd.Series]:
+    """(dates, unparsable values) of text in which some value is not an ISO date.
+
+    Arrow parses the values shaped ``YYYY-MM-DD``; those that do not print back as themselves
+    (30 February, years before 1000) go to pandas as every value once did, a handful where
+    pandas' strict parse of a million dates cost seconds.
+    """
+    shaped = pc.if_else(pc.fill_null(pc.match_substring_regex(text, f"^{DATE_RE}$"), False), text,
+                        pa.scalar(None, text.type))  # fmt: skip
+    parsed = pc.strptime(shaped, format="%Y-%m-%d", unit="s", error_is_null=True)
+    same = pc.fill_null(pc.equal(pc.strftime(parsed, format="%Y-%m-%d"), shaped), False)
+    parsed = pc.cast(pc.if_else(same, parsed, pa.scalar(None, parsed.type)), pa.timestamp("us"))
+    values = pd.Series(parsed.to_pandas()).astype("datetime64[us]")
+    doubt = (pc.is_valid(shaped).to_numpy(zero_copy_only=False) & ~same.to_numpy(zero_copy_only=False)).astype(bool)
+    if doubt.any():
+        text_of = pd.Series(pc.filter(shaped, pa.array(doubt)).to_pandas(), dtype="str")
+        values[doubt] = pd.to_datetime(text_of, format="%Y-%m-%d", errors="coerce").astype("datetime64[us]").to_numpy()
+    given = pc.is_valid(text).to_numpy(zero_copy_only=False).astype(bool)
+    return values, pd.Series(given & values.isna().to_numpy())
+
+
 class _Problems:
     """The quarantine of one table: the first problem of each row, by position.
 
@@ -278,27 +379,35 @@ class _Problems:
 
     def __init__(self, obj: str, n: int):
         self.obj = obj
-        self.reason = np.full(n, None, dtype=object)
-        self.detail = np.full(n, None, dtype=object)
+        self.bad = np.zeros(n, dtype=bool)
+        self.found: list[tuple[np.ndarray, str, np.ndarray | str]] = []  # (positions, reason, detail)
 
-    def flag(self, mask, reason: str, detail: pd.Series | str) -> None:
-        mask = np.asarray(mask, dtype=bool) & (self.reason == None)  # noqa: E711
+    def flag(self, mask, reason: str, detail: pd.Series | Callable[[np.ndarray], pd.Series] | str) -> None:
+        """Flag the rows of ``mask`` not flagged yet. ``detail``: one text, per-row texts, or a
+        function of the flagged positions giving theirs (so that a clean column of ten million
+        references never spells out ten million sentences)."""
+        mask = np.asarray(mask, dtype=bool) & ~self.bad
         if mask.any():
-            self.reason[mask] = reason
-            self.detail[mask] = np.asarray(detail, dtype=object)[mask] if isinstance(detail, pd.Series) else detail
-
-    @property
-    def bad(self) -> np.ndarray:
-        return self.reason != None  # noqa: E711
+            self.bad |= mask
+            at = np.flatnonzero(mask)
+            if callable(detail):
+                detail = detail(at)
+            elif isinstance(detail, pd.Series):
+                detail = detail.iloc[at]
+            self.found.append((at, reason, detail if isinstance(detail, str) else np.asarray(detail, dtype=object)))
 
     def frame(self, ids: pd.Series) -> pd.DataFrame:
+        n = len(self.bad)
+        reason, detail = np.full(n, None, dtype=object), np.full(n, None, dtype=object)
+        for at, why, text in self.found:
+            reason[at], detail[at] = why, text
         bad = self.bad
         return pd.DataFrame(
             {
                 "object": self.obj,
                 "record_id": ids[bad].astype(object).where(ids[bad].notna(), None).to_numpy(),
-                "reason": self.reason[bad],
-                "detail": self.detail[bad],
+                "reason": reason[bad],
+                "detail": detail[bad],
             }
         )
 
@@ -320,12 +429,21 @@ def _load_object(
             table, bad_deleted = apply_changes(table, delta, fmap["id"])
 
     n = table.num_rows
+    # Each raw column is let go once its last field is typed: text keeps its buffers, but the
+    # text of dates and times would otherwise stay beside their typed values to the end.
+    raw = {name: table.column(name) for name in table.column_names}
+    uses = {api: sum(fmap[name] == api for name in catalog) for api in raw}
+    del table
     columns: dict[str, pd.Series] = {}
     invalid: dict[str, pd.Series] = {}
     bad_text: dict[str, np.ndarray] = {}
     for name, f in catalog.items():
         api = fmap[name]
-        col = table.column(api) if api in table.column_names else pa.chunked_array([pa.nulls(n, pa.string())])
+        col = raw[api] if api in raw else pa.chunked_array([pa.nulls(n, pa.string())])
+        if api in raw:
+            uses[api] -= 1
+            if not uses[api]:
+                del raw[api]
         if pa.types.is_nested(col.type) and not (f.kind == "multi" and pa.types.is_list(col.type)):
             raise SnapshotError(f"{path}: column {api} holds {col.type} values, not {f.kind} values")
         if pa.types.is_binary(col.type) or pa.types.is_large_binary(col.type) or pa.types.is_fixed_size_binary(col.type):
@@ -339,8 +457,9 @@ def _load_object(
         columns[name] = values.reset_index(drop=True)
         if bad_values is not None:
             invalid[name] = bad_values.reset_index(drop=True).fillna(False).astype(bool)
-    del table
+    del col, values
     df = pd.DataFrame(columns)
+    del columns  # the frame holds them now; _without may let each go
     ids = df["id"]
     problems = _Problems(obj, n)
 
@@ -358,8 +477,15 @@ def _load_object(
 
     # 2. Duplicates: the latest SystemModstamp wins (file order breaks ties: the later row wins).
     keyed = ~problems.bad
-    twins = keyed & df["key"].duplicated(keep=False).to_numpy()
-    twins &= pd.Series(df["key"].where(twins)).duplicated(keep=False).to_numpy()  # ignore clashes with bad-Id rows
+    # Arrow counts distinct keys several times faster than pandas finds duplicates: look for
+    # the twins only when there are some.
+    # (Keys of bad-Id rows do not count: a malformed Id clashes with nothing.)
+    keys = df["key"].array.__arrow_array__()
+    twins = np.zeros(n, dtype=bool)
+    counts = pc.value_counts(pc.filter(keys, pa.array(keyed)))
+    shared = pc.filter(counts.field("values"), pc.greater(counts.field("counts"), 1))
+    if len(shared):
+        twins = keyed & pc.is_in(keys, value_set=shared).to_numpy(zero_copy_only=False)
     if twins.any():
         # Sort only the rows that share a key: a handful, where sorting the table would be O(n log n).
         stamp = df["system_modstamp"] if "system_modstamp" in df else pd.Series(pd.NaT, index=df.index)
@@ -377,8 +503,8 @@ def _load_object(
     if obj == "Opportunity":
         problems.flag((df["iacv"] < 0).to_numpy(), "negative_iacv", f"{fmap['iacv']} is negative")
         rank, lost = stages.classify(df)
-        stage_text = f"{fmap['stage']} is not a known stage: " + df["stage"].fillna("(blank)")
-        problems.flag((rank.isna() & ~lost).to_numpy(), "unknown_stage", stage_text)
+        problems.flag((rank.isna() & ~lost).to_numpy(), "unknown_stage",
+                      lambda at: f"{fmap['stage']} is not a known stage: " + df["stage"].iloc[at].fillna("(blank)"))
         df["iacv"] = df["iacv"].fillna(0.0)
         df["rank"] = rank
         df["lost"] = lost
@@ -390,11 +516,12 @@ def _load_object(
         if target not in tables:
             continue
         ref = df[name]
-        missing_ref = ~ref.str.slice(0, 15).isin(tables[target]["key"])
+        missing_ref = ~is_in(ref.str.slice(0, 15), tables[target]["key"])
         if name == "sa":  # a blank owner is a missing reference too; a blank SA is just "no SA"
-            missing_ref &= ref.notna()
-        detail = f"{fmap[name]} " + ref.fillna("(blank)") + f" is not a {target} of the snapshot"
-        problems.flag(missing_ref.to_numpy(), "missing_reference", detail)
+            missing_ref &= ref.notna().to_numpy()
+        problems.flag(missing_ref, "missing_reference",
+                      lambda at, ref=ref, api=fmap[name], target=target:
+                      f"{api} " + ref.iloc[at].fillna("(blank)") + f" is not a {target} of the snapshot")
 
     bad = problems.bad
     quarantine = problems.frame(ids)
@@ -511,12 +638,54 @@ def apply_changes(base: pa.Table, delta: pa.Table, id_column: str) -> tuple[pa.T
     return merged, np.concatenate([np.zeros(base.num_rows, bool), unreadable])
 
 
+def is_in(values: pd.Series, among: pd.Series) -> np.ndarray:
+    """``values.isin(among)`` for text, by Arrow's hash look-up (False for blanks): pandas spells
+    the value set out as Python strings first, a noticeable cost at a hundred thousand users."""
+    value_set = pa.array(among.array)
+    value_set = value_set.combine_chunks() if isinstance(value_set, pa.ChunkedArray) else value_set
+    found = pc.is_in(pa.array(values.array), value_set=value_set.cast(pa.large_string()))
+    return pc.fill_null(found, False).to_numpy(zero_copy_only=False).astype(bool)
+
+
+def _arrow_values(col: pd.Series, arrow: pa.ChunkedArray) -> pd.api.extensions.ExtensionArray:
+    """``arrow`` as the pandas array of ``col``'s dtype, without converting a value."""
+    return pd.arrays.ArrowExtensionArray(arrow) if isinstance(col.dtype, pd.ArrowDtype) else arrow.to_pandas().array
+
+
+def _kept(col: pd.Series, keep: np.ndarray, keep_arrow: pa.Array, index: pd.Index) -> pd.Series:
+    arrow = getattr(col.array, "_pa_array", None)
+    if isinstance(arrow, pa.ChunkedArray):
+        return pd.Series(_arrow_values(col, arrow.filter(keep_arrow)), index=index, dtype=col.dtype, name=col.name)
+    return pd.Series(col.array[keep], index=index, name=col.name)  # numpy-backed (to_numpy would box datetimes)
+
+
+def select_rows(df: pd.DataFrame, keep: np.ndarray | pd.Series, columns: list[str] | None = None) -> pd.DataFrame:
+    """The rows of ``df`` where ``keep`` holds, index labels kept; of ``columns``, or all.
+
+    Arrow columns are filtered chunk by chunk. pandas' boolean indexing turns the mask into
+    positions, and Arrow's ``take`` of a chunked column concatenates its chunks first: a copy
+    of the whole column (every description of ten million tasks) to keep a few thousand rows.
+    """
+    keep = np.asarray(keep, dtype=bool)
+    keep_arrow, index = pa.array(keep), df.index[keep]
+    return pd.DataFrame({c: _kept(df[c], keep, keep_arrow, index) for c in (df.columns if columns is None else columns)},
+                        index=index)  # fmt: skip
+
+
 def _without(df: pd.DataFrame, bad: np.ndarray) -> pd.DataFrame:
-    """``df`` without the ``bad`` rows. Arrow columns keep zero-copy slices around the few bad
-    rows instead of copying every string (pandas' filter copies them all)."""
+    """``df`` (a fresh frame, with a range index) without the ``bad`` rows.
+
+    Arrow columns keep zero-copy slices around a few bad rows instead of copying every string.
+    With more than that, columns are filtered one at a time and each original is let go as
+    its copy is made (``df`` is emptied): the peak is one column more than the table, not two
+    tables.
+    """
     positions = np.flatnonzero(bad)
+    keep = ~bad
+    index = pd.RangeIndex(len(df) - len(positions))
     if len(positions) > 1000:
-        return df[~bad].reset_index(drop=True)
+        keep_arrow = pa.array(keep)
+        return pd.DataFrame({name: _kept(df.pop(name), keep, keep_arrow, index) for name in list(df.columns)})
     starts = np.concatenate([[0], positions + 1])
     stops = np.concatenate([positions, [len(df)]])
     spans = [(a, b - a) for a, b in zip(starts, stops, strict=True) if b > a]
@@ -526,10 +695,9 @@ def _without(df: pd.DataFrame, bad: np.ndarray) -> pd.DataFrame:
         arrow = getattr(col.array, "_pa_array", None)
         if isinstance(arrow, pa.ChunkedArray):
             kept = pa.chunked_array([c for a, n in spans for c in arrow.slice(a, n).chunks], type=arrow.type)
-            out[name] = pd.Series(pd.arrays.ArrowExtensionArray(kept) if isinstance(col.dtype, pd.ArrowDtype)
-                                  else kept.to_pandas(), dtype=col.dtype)  # fmt: skip
+            out[name] = pd.Series(_arrow_values(col, kept), index=index, dtype=col.dtype)
         else:
-            out[name] = pd.Series(col.array[~bad])  # numpy-backed: cheap (to_numpy would box datetimes)
+            out[name] = pd.Series(col.array[keep], index=index)
     return pd.DataFrame(out)
 
 
@@ -573,6 +741,7 @@ def read_snapshot(
         delta = _fs(str(changes))
         if not delta[0].isdir(delta[1]):
             raise SnapshotError(f"{changes}: no such changes directory")
+    _prefer_jemalloc()
     stages = _Stages(cfg)
     tables: dict[str, pd.DataFrame] = {}
     problems: list[pd.DataFrame] = []

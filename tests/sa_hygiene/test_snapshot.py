@@ -240,3 +240,46 @@ def test_parquet_float_nan_and_infinity_iacv_are_bad_numbers_too(tmp_path):
     snap = read_snapshot(path, CFG)
     assert quarantined(snap, "Opportunity") == {o["id"]: "bad_number" for o in opps[1:4]}
     assert snap["Opportunity"]["iacv"].tolist() == [25000.0, 0.0]  # blank is no IACV, as in CSV
+
+
+def test_parquet_read_in_many_batches_gives_the_frames_of_one(tmp_path, monkeypatch):
+    """Batches (chunks) must not change a value: blanks and white space across chunk edges,
+    a duplicate Id in another batch, a bad date among good ones, lists split per chunk."""
+    import sa_hygiene.snapshot as snapshot
+
+    tasks = [task(owner_id=SA["id"], subject=s, activity_types=a, activity_date=d)
+             for s, a, d in [("  Call ", "Demo; Other", "2026-11-02"), ("", " ", "2026-11-03"), ("\u00a0x\u3000", "Demo", ""),
+                             ("ok", "", "2026-02-30"), ("é ", "Other ;", "2026-11-04")]]  # fmt: skip
+    tasks.append({**tasks[0], "system_modstamp": "2026-11-23T00:00:00Z"})  # the same Id again, later
+    tables = org(Task=tasks)
+    one = read_snapshot(write_snapshot(tmp_path / "one", tables, fmt="parquet"), CFG)
+    monkeypatch.setattr(snapshot, "PARQUET_BATCH_ROWS", 2)
+    many = read_snapshot(write_snapshot(tmp_path / "many", tables, fmt="parquet"), CFG)
+    assert many["Task"]["id"].array._pa_array.num_chunks > 1
+    for obj in one.tables:
+        pd.testing.assert_frame_equal(one[obj], many[obj], check_dtype=True)
+    pd.testing.assert_frame_equal(one.quarantine, many.quarantine)
+    t = many["Task"]
+    assert t["subject"].fillna("-").tolist() == ["-", "x", "é", "Call"]
+    assert [list(v) for v in t["activity_types"]] == [[], ["Demo"], ["Other"], ["Demo", "Other"]]
+    assert sorted(many.quarantine["reason"]) == ["bad_date", "duplicate_id"]
+
+
+def test_select_rows_keeps_labels_dtypes_and_chunks_apart(tmp_path):
+    import pyarrow as pa
+
+    from sa_hygiene.snapshot import select_rows
+
+    chunked = pa.chunked_array([pa.array(["a", None]), pa.array(["c", "d"])])
+    df = pd.DataFrame(
+        {"text": pd.Series(chunked.to_pandas().array, index=[10, 11, 12, 13]),
+         "when": pd.Series(pd.to_datetime(["2026-01-01", None, "2026-01-03", "2026-01-04"], utc=True), index=[10, 11, 12, 13]),
+         "lists": pd.Series(pd.arrays.ArrowExtensionArray(pa.chunked_array([pa.array([["x"], []]), pa.array([["y"], ["z", "w"]])])),
+                            index=[10, 11, 12, 13])},
+    )  # fmt: skip
+    out = select_rows(df, [False, True, True, False], ["lists", "text"])
+    assert list(out.columns) == ["lists", "text"] and out.index.tolist() == [11, 12]
+    assert out["text"].dtype == df["text"].dtype and out["lists"].dtype == df["lists"].dtype
+    assert pd.isna(out["text"].loc[11]) and out["text"].loc[12] == "c"
+    assert out["lists"].tolist() == [[], ["y"]]
+    pd.testing.assert_frame_equal(select_rows(df, [True, False, False, True]), df.loc[[10, 13]])
