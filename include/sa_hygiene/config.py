@@ -96,6 +96,8 @@ class SlackSettings(_Model):
     user_cache_hours: Annotated[float, Field(strict=True, gt=0)]
     lease_seconds: Annotated[float, Field(strict=True, gt=0)]
     report_url: StrictStr | None = None
+    # Where a Chorus recording plays; {id} is the Task's Chorus call Id.
+    recording_url: StrictStr = "https://chorus.ai/meeting/{id}"
 
 
 class SourceSettings(_Model):

@@ -15,6 +15,7 @@ order, each reply saying which part it is. Nothing is dropped.
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date
@@ -47,6 +48,13 @@ from sa_hygiene.snapshot import Snapshot
 SNOOZE_DAYS = 7
 # Fixed items named in a digest's opening line; the rest are counted.
 FIXED_SHOWN = 10
+# Tech-evaluation workflows whose fields Sales Support fills in once an opportunity is closed.
+CHATTER_WORKFLOWS = {"wf-06", "wf-15", "te-consistency"}
+URL = re.compile(r"https?://[^\s<>|]+")
+# Links of a cut description shown beneath it, at most.
+MAX_KEPT_LINKS = 3
+# A Chorus call Id that can go into the recording's URL as it is.
+SAFE_ID = re.compile(r"[A-Za-z0-9_-]{1,100}")
 # A regional digest continues in its thread; replies open with one context block.
 REPLY_HEAD = 1
 SLOT_TITLES = {
@@ -108,6 +116,7 @@ class Lookup:
         self.previous = previous.tables if previous is not None else None
         self.directory = Directory(snapshot["User"], cfg)
         self._cache: dict[tuple, pd.DataFrame] = {}
+        self._contacts: dict[str, str] | None = None
 
     def prepare(self, obj: str, ids: list[str]) -> None:
         keys = pd.Index({str(i)[:15] for i in ids if isinstance(i, str)})
@@ -129,6 +138,16 @@ class Lookup:
             self._cache[(source, obj)] = frame
         key = record_id[:15]
         return frame.loc[key].to_dict() if key in frame.index else None
+
+    def contact_name(self, email: str) -> str:
+        """The contact's name for an attendee's e-mail (case-insensitive), else the address in lower case."""
+        if self._contacts is None:
+            contacts = self.tables.get("Contact")
+            self._contacts = {} if contacts is None else {
+                str(e).lower(): n for e, n in zip(contacts["email"], contacts["name"], strict=True)
+                if isinstance(e, str) and isinstance(n, str)
+            }  # fmt: skip
+        return self._contacts.get(email.lower(), email.lower())
 
     def user_name(self, user_id: Any) -> str:
         if not isinstance(user_id, str):
@@ -232,6 +251,10 @@ class Renderer:
             lines.append(" · ".join(dates))
         lines += self._changes(record_id, alerts)
         lines += self._issues(alerts, skip=section_wf)
+        if o.get("is_closed") is True and {a["workflow"] for a in alerts} & CHATTER_WORKFLOWS:
+            # The SA cannot edit a closed opportunity: the handbook's way is a Chatter post.
+            lines.append("_Closed: you cannot edit it. Post in its Chatter feed: `@Sales-Support please update the "
+                         "SA Validated Tech Evaluation fields to …` (type the @ yourself)._")  # fmt: skip
         return "\n".join(self._with_age(lines, alerts))
 
     @staticmethod
@@ -273,7 +296,16 @@ class Renderer:
         description = t.get("description")
         if isinstance(description, str) and section_wf in ("wf-02", "act-fields"):
             # ``preview`` characters, then the ellipsis when there is more.
-            lines.append("> " + cut(esc(description), preview + 1).replace("\n", "\n> "))
+            shown = cut(esc(description), preview + 1)
+            lines.append("> " + shown.replace("\n", "\n> "))
+            # "More detailed notes are here: <link>" is what the handbook asks for: a cut keeps the links.
+            cut_links = [u for u in dict.fromkeys(URL.findall(description)) if esc(u) not in shown]
+            if cut_links:
+                lines.append("> " + " · ".join(esc(u) for u in cut_links[:MAX_KEPT_LINKS]))
+        recording = t.get("chorus_call_id")
+        if section_wf == "wf-09" and isinstance(recording, str) and SAFE_ID.fullmatch(recording):
+            url = self.cfg.slack.recording_url.format(id=recording)
+            lines.append(f":movie_camera: <{esc(url)}|Listen to the recording>")
         lines += self._issues(alerts, skip=section_wf)
         return "\n".join(self._with_age(lines, alerts))
 
@@ -297,8 +329,10 @@ class Renderer:
 
     def meeting(self, alert: dict) -> list[dict]:
         e = self.lookup.row("Event", alert["record_id"]) or {}
-        internal = {d.lower() for d in self.cfg.email_domains.company + self.cfg.email_domains.generic}
-        attendees = [x for x in (e.get("attendee_emails") or []) if x.lower().rsplit("@", 1)[-1] not in internal]
+        # Customers on generic mail domains are external too (WORKFLOWS.md); show names, not addresses.
+        internal = {d.lower() for d in self.cfg.email_domains.company}
+        attendees = [self.lookup.contact_name(x) for x in (e.get("attendee_emails") or [])
+                     if x.lower().rsplit("@", 1)[-1] not in internal]  # fmt: skip
         zone = self.lookup.directory.users["timezone"].get(str(e.get("owner_id", ""))[:15]) or "UTC"
         try:
             ended = pd.Timestamp(e.get("end")).tz_convert(zone).strftime("%H:%M")

@@ -156,7 +156,7 @@ def test_one_reminder_per_meeting_naming_the_suggested_record(tmp_path):
     reminders = [m for m in messages if m.slot == "meeting_reminder"]
     assert sorted(m.key for m in reminders) == sorted(f"meeting_reminder|user:{SA['id']}|{e['id']}" for e in events)
     body = all_text(reminders[0])
-    assert "pat@globex.com" in body and "Globex Renewal" in body
+    assert "You just met *Pat Customer*" in body and "Globex Renewal" in body
     assert f"/lightning/r/Opportunity/{o['id']}/view" in body
     assert "ended 0" in body  # 10:00 UTC shown in the SA's zone (New York): 05:00
 
@@ -340,3 +340,36 @@ def test_a_manager_receiving_an_inactive_sas_items_is_told_whose_they_are(tmp_pa
     cur = read_snapshot(write_snapshot(tmp_path / "c3", {"User": [SA, MGR, AE], "Task": [mine]}), CFG)
     (dm,) = [m for m in build_messages(evaluate(cur, None, CFG, AS_OF).alert_records(), cur, CFG, AS_OF) if m.slot == "sa_digest"]
     assert "Activities you logged this week" in all_text(dm)
+
+
+def test_messages_keep_what_a_reader_needs_to_act(tmp_path):
+    """Issue 15 § 3: links of a cut description, the recording of a Chorus call, the Chatter way
+    for a closed opportunity, the calls to action, and attendees by name."""
+    o = opportunity(owner_id=AE["id"], sa=SA["id"], name="Initech Platform")
+    notes = "We demoed merge trains. " * 20 + "More detailed notes are here: https://docs.example.com/notes?id=7&x=1"
+    activity = task(owner_id=SA["id"], activity_types="Demo", created="2026-11-23T15:00:00Z", what_id=o["id"],
+                    sentiment="Positive", description=notes)  # fmt: skip
+    chorus = task(owner_id=SA["id"], created="2026-11-23T16:00:00Z", chorus_call_id="AbC-123_x", what_id=o["id"])
+    won = opportunity(owner_id=AE["id"], sa=SA["id"], name="Won Deal", stage="Closed Won", is_closed="true",
+                      is_won="true", te_start="2026-10-01")  # fmt: skip
+    due = task(owner_id=SA["id"], activity_date=AS_OF.isoformat(), status="Not Started", is_closed="false")
+    pat = contact(email="pat@globex.com", name="Pat Customer")
+    meeting = event(owner_id=SA["id"], attendee_emails="sam@gitlab.com;PAT@GLOBEX.COM;Kim.Lee@Gmail.com",
+                    end="2026-11-23T16:00:00Z")  # fmt: skip
+    messages, _ = run(tmp_path, {"Opportunity": [o, won], "Task": [activity, chorus, due], "Contact": [pat], "Event": [meeting]})
+    regional = all_text(next(m for m in messages if m.slot == "regional_digest"))
+    assert "https://docs.example.com/notes?id=7&amp;x=1" in regional and "<https://docs.example.com" not in regional
+    recordings = all_text(next(m for m in messages if m.recipient.get("name") == "#sa-chorus-calls"))
+    assert "<https://chorus.ai/meeting/AbC-123_x|Listen to the recording>" in recordings
+    dm = all_text(next(m for m in messages if m.slot == "sa_digest" and m.recipient.get("id") == SA["id"]))
+    assert "Won Deal" in dm and "@Sales-Support" in dm and "Please review if any need more information" in dm
+    reminder = all_text(next(m for m in messages if m.slot == "meeting_reminder"))
+    # The contact's name when known, else the address in lower case; a gmail customer is a customer.
+    assert "Pat Customer, kim.lee@gmail.com" in reminder and "PAT@GLOBEX.COM" not in reminder
+
+
+def test_a_recording_id_that_is_no_plain_id_gets_no_link(tmp_path):
+    chorus = task(owner_id=SA["id"], created="2026-11-23T16:00:00Z", chorus_call_id="x|<!channel>")
+    messages, _ = run(tmp_path, {"Task": [chorus]})
+    post = all_text(next(m for m in messages if m.recipient.get("name") == "#sa-chorus-calls"))
+    assert "chorus.ai" not in post and "<!channel>" not in post

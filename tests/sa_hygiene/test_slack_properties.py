@@ -38,6 +38,8 @@ pieces = st.one_of(
 texts = st.lists(pieces, min_size=1, max_size=5).map("".join)
 OUR_LINK = re.compile(
     re.escape(CFG.salesforce.instance_url.rstrip("/")) + r"/lightning/r/[A-Za-z]+/[A-Za-z0-9]{15}(?:[A-Za-z0-9]{3})?/view"
+    # A Chorus recording (wf-09): the configured player, with an Id of letters, digits, - and _ only.
+    + "|" + re.escape(CFG.slack.recording_url).replace(re.escape("{id}"), "[A-Za-z0-9_-]{1,100}")
 )
 
 
