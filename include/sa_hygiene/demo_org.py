@@ -592,22 +592,9 @@ class DemoOrg:
 
         # Some SAs already logged yesterday's meeting on the opportunity of their contact.
         logged = in_window & (kind == 0) & np.isin(owner, sa_i) & (rng.random(n) < 0.5) & (what != None)  # noqa: E711
-        m = int(logged.sum())
-        tz = users.tz[owner[logged]]
-        local_day = [datetime.fromtimestamp(s, UTC).astimezone(_zone(z)).date().isoformat() for s, z in zip(start[logged], tz, strict=True)]
         created = end[logged] + 1800
-        task_ids = sf_ids(PREFIX["Task"], m, offset=self.n["Task"] + 10)
-        logged_tasks = _table("Task", {
-            "id": task_ids, "owner_id": users.ids[owner[logged]], "what_id": what[logged],
-            "who_id": np.full(m, None, dtype=object), "account_id": np.full(m, None, dtype=object),
-            "subject": subject.filter(pa.array(logged)), "description": np.full(m, DESCRIPTIONS[0][0] + "the customer" + DESCRIPTIONS[0][1]),
-            "activity_date": pa.array(local_day, pa.string()), "status": np.full(m, "Completed"),
-            "is_closed": np.ones(m, bool), "created": _iso_datetime(created), "activity_types": np.full(m, "Demo"),
-            "products": np.full(m, None, dtype=object), "persona_levels": np.full(m, "Manager/Director"),
-            "persona_functions": np.full(m, "Development"), "sentiment": np.full(m, "Positive"),
-            "chorus_call_id": np.full(m, None, dtype=object), "last_modified": _iso_datetime(created),
-            "system_modstamp": _iso_datetime(created), "task_subtype": np.full(m, "Call"),
-        })  # fmt: skip
+        logged_tasks = _meeting_logs(sf_ids(PREFIX["Task"], int(logged.sum()), offset=self.n["Task"] + 10), users,
+                                     owner[logged], what[logged], subject.filter(pa.array(logged)), start[logged], created)  # fmt: skip
         return current, previous, logged_tasks
 
     def day_changes(self, users: _Users, contacts: tuple, roles: pa.Table) -> tuple[pa.Table, pa.Table]:
@@ -640,20 +627,8 @@ class DemoOrg:
         logged = rng.random(n) < 0.5
         m = int(logged.sum())
         created = end[logged] + rng.uniform(600, 3000, size=m)
-        local_day = [datetime.fromtimestamp(s, UTC).astimezone(_zone(z)).date().isoformat()
-                     for s, z in zip(start[logged], users.tz[owner[logged]], strict=True)]  # fmt: skip
-        tasks = _table("Task", {
-            "id": sf_ids(PREFIX["Task"], m, offset=self.n["Task"] + 5000), "owner_id": users.ids[owner[logged]],
-            "what_id": role_opp[pick][logged], "who_id": np.full(m, None, dtype=object),
-            "account_id": np.full(m, None, dtype=object), "subject": subject.filter(pa.array(logged)),
-            "description": np.full(m, DESCRIPTIONS[0][0] + "the customer" + DESCRIPTIONS[0][1]),
-            "activity_date": pa.array(local_day, pa.string()), "status": np.full(m, "Completed"),
-            "is_closed": np.ones(m, bool), "created": _iso_datetime(created), "activity_types": np.full(m, "Demo"),
-            "products": np.full(m, None, dtype=object), "persona_levels": np.full(m, "Manager/Director"),
-            "persona_functions": np.full(m, "Development"), "sentiment": np.full(m, "Positive"),
-            "chorus_call_id": np.full(m, None, dtype=object), "last_modified": _iso_datetime(created),
-            "system_modstamp": _iso_datetime(created), "task_subtype": np.full(m, "Call"),
-        })  # fmt: skip
+        tasks = _meeting_logs(sf_ids(PREFIX["Task"], m, offset=self.n["Task"] + 5000), users, owner[logged],
+                              role_opp[pick][logged], subject.filter(pa.array(logged)), start[logged], created)  # fmt: skip
         return events, tasks
 
     # ------------------------------------------------------------------ writing
@@ -718,6 +693,25 @@ class DemoOrg:
         }
         (out / "demo.json").write_text(json.dumps(meta, indent=1))
         return meta
+
+
+def _meeting_logs(ids, users: _Users, owner, what, subject: pa.Array, start, created) -> pa.Table:
+    """Well-logged SA activities for meetings (the demo's SAs who did the right thing): on the
+    meeting's opportunity, dated the meeting's local day, created at ``created``."""
+    m = len(ids)
+    local_day = [datetime.fromtimestamp(s, UTC).astimezone(_zone(z)).date().isoformat()
+                 for s, z in zip(start, users.tz[owner], strict=True)]  # fmt: skip
+    return _table("Task", {
+        "id": ids, "owner_id": users.ids[owner], "what_id": what,
+        "who_id": np.full(m, None, dtype=object), "account_id": np.full(m, None, dtype=object),
+        "subject": subject, "description": np.full(m, DESCRIPTIONS[0][0] + "the customer" + DESCRIPTIONS[0][1]),
+        "activity_date": pa.array(local_day, pa.string()), "status": np.full(m, "Completed"),
+        "is_closed": np.ones(m, bool), "created": _iso_datetime(created), "activity_types": np.full(m, "Demo"),
+        "products": np.full(m, None, dtype=object), "persona_levels": np.full(m, "Manager/Director"),
+        "persona_functions": np.full(m, "Development"), "sentiment": np.full(m, "Positive"),
+        "chorus_call_id": np.full(m, None, dtype=object), "last_modified": _iso_datetime(created),
+        "system_modstamp": _iso_datetime(created), "task_subtype": np.full(m, "Call"),
+    })  # fmt: skip
 
 
 def _zone(name: str):

@@ -515,21 +515,28 @@ def with_memory(cfg: Config, as_of: date, alerts: list[dict], *, state_url: str 
         annotated = [{**a, "memory_began": began.isoformat()} if began else a for a in state.annotate(as_of, alerts).alerts]
         snoozed = state.snoozed(as_of)
         kept = [a for a in annotated if (a["workflow"], key_of(a["record_id"])) not in snoozed]
-        fixed: dict[str, list[dict]] = {}
-        dm = sorted({encode(a["recipient"]) for a in kept if a["recipient"]["type"] == "user" and a["slot"] == "sa_digest"})
-        if dm:
-            since = {r: state.last_digest(r, "sa_digest", as_of) for r in dm}
-            earliest = min((d for d in since.values() if d is not None), default=None)
-            if earliest is not None:
-                for e in state.resolved_between(earliest, as_of):
-                    for r in e["recipients"]:
-                        if since.get(r) is not None and e["resolved_on"] > since[r] and e["workflow"] in cfg.workflows \
-                                and cfg.workflows[e["workflow"]].slot == "sa_digest":
-                            fixed.setdefault(r, []).append({**e, "resolved_on": e["resolved_on"].isoformat()})
-        return DigestMemory(kept, fixed, len(annotated) - len(kept), state=state)
+        dm = {encode(a["recipient"]) for a in kept if a["recipient"]["type"] == "user" and a["slot"] == "sa_digest"}
+        return DigestMemory(kept, _fixed_since_last_digest(cfg, state, dm, as_of), len(annotated) - len(kept), state=state)
     except DatabaseError as exc:
         log.warning("alert state unavailable: %s", exc)
         return DigestMemory(alerts, notes=[_state_down(exc)])
+
+
+def _fixed_since_last_digest(cfg: Config, state, recipients: set[str], as_of: date) -> dict[str, list[dict]]:
+    """{recipient: DM-workflow episodes resolved after their previous digest}: one query from the
+    earliest previous digest, then each recipient's own cut."""
+    since = {r: d for r in recipients if (d := state.last_digest(r, "sa_digest", as_of)) is not None}
+    if not since:
+        return {}
+    dm_workflows = {w for w, wf in cfg.workflows.items() if wf.slot == "sa_digest"}
+    fixed: dict[str, list[dict]] = {}
+    for e in state.resolved_between(min(since.values()), as_of):
+        if e["workflow"] not in dm_workflows:
+            continue
+        for r in e["recipients"]:
+            if r in since and e["resolved_on"] > since[r]:
+                fixed.setdefault(r, []).append({**e, "resolved_on": e["resolved_on"].isoformat()})
+    return fixed
 
 
 def _mark_digests(memory: DigestMemory, messages: list, report, as_of: date) -> None:
@@ -579,16 +586,15 @@ def remember(cfg: Config, state_url: str | None = None) -> dict:
                 meta = json.load(fh)
         except FileNotFoundError:
             continue  # a folder being written
-        stored.append((date.fromisoformat(meta["as_of"]), meta["saved_at"], meta["snapshot"], entry))
+        stored.append((date.fromisoformat(meta["as_of"]), meta["saved_at"], meta["snapshot"]))
     recorded = []
     with open_state(cfg, state_url) as state:
         latest = state.latest_recorded()
-        for as_of, saved_at, name, entry in sorted(stored):
+        for as_of, saved_at, name in sorted(stored):
             # Dates before the latest recorded one are history; the latest again only when re-evaluated.
             if latest is not None and (as_of < latest[0] or (as_of == latest[0] and saved_at <= latest[1].isoformat())):
                 continue
-            with fs.open(f"{entry}/alerts.jsonl", "r") as fh:
-                alerts = [json.loads(line) for line in fh if line.strip()]
+            alerts = read_jsonl(f"{cfg.store.url.rstrip('/')}/{MEMORY_FOLDER}/{name}/alerts.jsonl")
             mem = state.record(as_of, alerts)
             recorded.append({"snapshot": name, "as_of": as_of.isoformat(), "alerts": len(alerts),
                              "resolved": len(mem.resolved)})  # fmt: skip

@@ -9,6 +9,7 @@ import pytest
 from builders import opportunity, user, write_snapshot
 
 from sa_hygiene.config import load_config
+from sa_hygiene.db import DatabaseError
 from sa_hygiene.pipeline import (
     deliver_digests,
     deliver_escalations,
@@ -123,7 +124,7 @@ def test_digests_go_out_without_ages_when_the_state_is_down_and_the_next_run_cat
     (tmp_path / "not-a-folder").write_text("")
     down = config(tmp_path, state=f"sqlite:///{tmp_path}/not-a-folder/state.sqlite")
     snapshot_day(down, tmp_path, date(2026, 11, 16), [OLD])
-    with pytest.raises(Exception, match="the alert state"):
+    with pytest.raises(DatabaseError, match="the alert state"):
         remember(down)  # the sa_report task fails and retries
     out, posts = dm(down, tmp_path, date(2026, 11, 16))
     assert out["sent"] == 1 and "Old Co - Premium" in text_of(posts[0]) and "_new today_" not in text_of(posts[0])
