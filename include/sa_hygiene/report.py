@@ -459,7 +459,9 @@ class Model:
         The open items are this evaluation's hygiene alerts (what the digests show), aged by
         their episodes; fixes are the episodes the state resolved."""
         m = self.c.memory
-        if not m or m.get("down"):
+        if not m or m.get("down") or not m["days"]:
+            # No evaluation recorded yet (the first report comes before its snapshot is recorded):
+            # every age would read 0 days, which no manager should believe.
             return {"available": False, "down": m.get("down") if m else None}
         as_of = self.c.as_of
         first = {(e["workflow"], e["record_key"]): e["first_seen"] for e in m["episodes"] if e["resolved_on"] is None}

@@ -169,3 +169,13 @@ def test_the_report_says_when_the_state_is_down(tmp_path):
     snapshot_day(cfg, tmp_path, date(2026, 11, 16), [OLD])
     html = Path(write_report(cfg, as_of=date(2026, 11, 16))["report"]).read_text()
     assert "No alert memory: the alert state sqlite:///" in html and "cannot create" in html
+
+
+def test_a_report_before_the_first_recorded_evaluation_shows_no_ages(tmp_path):
+    from sa_hygiene.report import write_report
+
+    cfg = config(tmp_path)
+    snapshot_day(cfg, tmp_path, date(2026, 11, 16), [OLD])  # stored, not recorded yet
+    html = Path(write_report(cfg, as_of=date(2026, 11, 16))["report"]).read_text()
+    memory = html[html.index('<section id="memory">'):html.index('<section id="evaluations">')]
+    assert "No alert memory" in memory and "Median age" not in memory
