@@ -23,15 +23,15 @@ os.environ.setdefault("AIRFLOW__LOGGING__LOGGING_LEVEL", "WARNING")
 
 from fakes.slack import TOKEN, FakeSlack  # noqa: E402
 
-from sa_hygiene.blockkit import Message  # noqa: E402
-from sa_hygiene.config import load_config  # noqa: E402
-from sa_hygiene.demo_org import write_demo_org  # noqa: E402
-from sa_hygiene.digest import build_messages  # noqa: E402
-from sa_hygiene.ledger import Ledger  # noqa: E402
-from sa_hygiene.rules import evaluate_paths  # noqa: E402
-from sa_hygiene.slack_delivery import SlackSink, deliver  # noqa: E402
-from sa_hygiene.slack_outbox import OutboxSink  # noqa: E402
-from sa_hygiene.snapshot import PREVIOUS_OBJECTS, read_snapshot  # noqa: E402
+from sa_hygiene.contract.config import load_config
+from sa_hygiene.delivery.blockkit import Message
+from sa_hygiene.delivery.digest import build_messages
+from sa_hygiene.delivery.outbox import OutboxSink
+from sa_hygiene.delivery.slack import SlackSink, deliver
+from sa_hygiene.demo.org import write_demo_org
+from sa_hygiene.engine.rules import evaluate_paths
+from sa_hygiene.source.snapshot import PREVIOUS_OBJECTS, read_snapshot
+from sa_hygiene.state.ledger import Ledger
 
 
 def digests(n: int) -> list[Message]:

@@ -121,8 +121,8 @@ def naive(current, previous, cfg) -> tuple[float, int]:
 def measure(folder: Path, with_baseline: bool) -> dict:
     """Load and evaluate, after the imports (runs in the child process)."""
     from sa_hygiene import rules
-    from sa_hygiene.config import load_config
-    from sa_hygiene.snapshot import PREVIOUS_OBJECTS, read_snapshot
+    from sa_hygiene.contract.config import load_config
+    from sa_hygiene.source.snapshot import PREVIOUS_OBJECTS, read_snapshot
 
     rules._gx()
     rules.Validator()  # GX's first context pays one-off imports; not part of any run

@@ -106,9 +106,9 @@ def _extract(pipe, env: dict, store: str, config: str, now: datetime) -> None:
 
     from airflow.providers.salesforce.hooks.salesforce import SalesforceHook  # noqa: F401  (in the baseline)
 
-    from sa_hygiene.config import load_config
-    from sa_hygiene.salesforce_extract import ExtractOptions, extract_snapshot
-    from sa_hygiene.snapshot import SnapshotStore
+    from sa_hygiene.contract.config import load_config
+    from sa_hygiene.source.extract import ExtractOptions, extract_snapshot
+    from sa_hygiene.source.snapshot import SnapshotStore
 
     marks = {}
 
@@ -117,7 +117,7 @@ def _extract(pipe, env: dict, store: str, config: str, now: datetime) -> None:
             if record.args and record.args[0] == "Task":
                 marks["Task"] = _peak_mb()
 
-    logger = logging.getLogger("sa_hygiene.salesforce_extract")
+    logger = logging.getLogger("sa_hygiene.source.extract")
     logger.addHandler(PeakAfterTask())
     logger.setLevel(logging.INFO)
     logger.propagate = False
@@ -148,7 +148,7 @@ def _in_process(ctx, target, *args):
 
 
 def bench_scale(ctx, scale: float, work: Path) -> None:
-    from sa_hygiene.demo_org import write_demo_org
+    from sa_hygiene.demo.org import write_demo_org
 
     folder = work / f"org-{scale:g}"
     started = time.perf_counter()

@@ -25,10 +25,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from fakes.slack import TOKEN, FakeSlack  # noqa: E402
 from services import postgres_database  # noqa: E402
 
-from sa_hygiene.config import load_config  # noqa: E402
-from sa_hygiene.demo_org import write_demo_org  # noqa: E402
-from sa_hygiene.rules import evaluate_paths  # noqa: E402
-from sa_hygiene.snapshot import read_snapshot  # noqa: E402
+from sa_hygiene.contract.config import load_config
+from sa_hygiene.demo.org import write_demo_org
+from sa_hygiene.engine.rules import evaluate_paths
+from sa_hygiene.source.snapshot import read_snapshot
 
 AS_OF = date(2026, 11, 24)
 

@@ -20,7 +20,7 @@ from datetime import date, timedelta
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tests"))
 
-from sa_hygiene.state import AlertState  # noqa: E402
+from sa_hygiene.state.alerts import AlertState
 
 PER_SCALE = 1200
 WORKFLOWS = ["wf-06", "wf-07", "wf-11", "wf-15", "te-consistency", "te-stalled", "act-fields", "wf-13"]

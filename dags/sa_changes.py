@@ -16,7 +16,7 @@ from datetime import timedelta
 
 from airflow.sdk import CronTriggerTimetable, dag, get_current_context, task
 
-from sa_hygiene.config import load_config
+from sa_hygiene.contract.config import load_config
 from sa_hygiene.dag_support import CHANGES, NETWORK_RETRIES, START, TAGS, default_args
 
 CFG = load_config()
@@ -34,7 +34,7 @@ CFG = load_config()
 def sa_changes():
     @task(pool="salesforce_api", outlets=[CHANGES], **NETWORK_RETRIES)
     def pull_changes() -> dict:
-        from sa_hygiene.pipeline import pull_changes as pull
+        from sa_hygiene.pipeline.snapshots import pull_changes as pull
 
         ctx = get_current_context()
         return pull(load_config(), now=ctx["data_interval_end"])

@@ -15,7 +15,7 @@ from datetime import timedelta
 
 from airflow.sdk import CronTriggerTimetable, Param, dag, get_current_context, task
 
-from sa_hygiene.config import load_config
+from sa_hygiene.contract.config import load_config
 from sa_hygiene.dag_support import NETWORK_RETRIES, NO_RETRIES, START, TAGS, default_args, run_params
 
 CFG = load_config()
@@ -34,7 +34,7 @@ CFG = load_config()
 def sa_dm_digests():
     @task(**NO_RETRIES)
     def find_due_recipients() -> dict[str, list[str]]:
-        from sa_hygiene.pipeline import due_recipients
+        from sa_hygiene.pipeline.digests import due_recipients
 
         ctx = get_current_context()
         p = ctx["params"]
@@ -45,7 +45,7 @@ def sa_dm_digests():
     def evaluate_rules(due: dict[str, list[str]]) -> list[dict]:
         from datetime import date
 
-        from sa_hygiene.pipeline import evaluate_latest, run_folder
+        from sa_hygiene.pipeline.evaluation import evaluate_latest, run_folder
 
         ctx = get_current_context()
         cfg = load_config()
@@ -59,7 +59,7 @@ def sa_dm_digests():
 
     @task(pool="slack_api", **NETWORK_RETRIES)
     def post_sa_digests(infos: list[dict]) -> list[dict]:
-        from sa_hygiene.pipeline import deliver_digests
+        from sa_hygiene.pipeline.digests import deliver_digests
 
         ctx = get_current_context()
         run = f"sa_dm_digests/{ctx['run_id']}"

@@ -15,7 +15,7 @@ from datetime import timedelta
 
 from airflow.sdk import CronTriggerTimetable, Param, dag, get_current_context, task
 
-from sa_hygiene.config import load_config
+from sa_hygiene.contract.config import load_config
 from sa_hygiene.dag_support import NETWORK_RETRIES, START, TAGS, default_args, run_params
 
 CFG = load_config()
@@ -34,7 +34,7 @@ CFG = load_config()
 def sa_escalations():
     @task(**NETWORK_RETRIES)
     def find_overdue_items() -> dict:
-        from sa_hygiene.pipeline import escalations
+        from sa_hygiene.pipeline.escalations import escalations
 
         ctx = get_current_context()
         p = ctx["params"]
@@ -43,7 +43,7 @@ def sa_escalations():
 
     @task(pool="slack_api", **NETWORK_RETRIES)
     def post_escalations(found: dict) -> dict:
-        from sa_hygiene.pipeline import deliver_escalations
+        from sa_hygiene.pipeline.escalations import deliver_escalations
 
         ctx = get_current_context()
         return deliver_escalations(load_config(), found, f"sa_escalations/{ctx['run_id']}",

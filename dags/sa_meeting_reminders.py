@@ -14,7 +14,7 @@ from datetime import timedelta
 
 from airflow.sdk import CronTriggerTimetable, Param, dag, get_current_context, task
 
-from sa_hygiene.config import load_config
+from sa_hygiene.contract.config import load_config
 from sa_hygiene.dag_support import NETWORK_RETRIES, NO_RETRIES, START, TAGS, default_args, run_params
 
 CFG = load_config()
@@ -37,7 +37,8 @@ CFG = load_config()
 def sa_meeting_reminders():
     @task(**NO_RETRIES)
     def evaluate_rules() -> dict:
-        from sa_hygiene.pipeline import evaluate_latest, reminder_window, run_folder
+        from sa_hygiene.pipeline.digests import reminder_window
+        from sa_hygiene.pipeline.evaluation import evaluate_latest, run_folder
 
         ctx = get_current_context()
         cfg = load_config()
@@ -49,7 +50,7 @@ def sa_meeting_reminders():
 
     @task(pool="slack_api", **NETWORK_RETRIES)
     def post_meeting_reminders(info: dict) -> dict:
-        from sa_hygiene.pipeline import deliver_digests
+        from sa_hygiene.pipeline.digests import deliver_digests
 
         ctx = get_current_context()
         return deliver_digests(load_config(), info, f"sa_meeting_reminders/{ctx['run_id']}", slots={"meeting_reminder"},

@@ -14,7 +14,8 @@ Params: `as_of` (another day), `dry_run` (the outbox instead of Slack).
 
 from airflow.sdk import CronTriggerTimetable, dag, get_current_context, task
 
-from sa_hygiene.config import load_config
+from sa_hygiene.contract.config import load_config
+from sa_hygiene.contract.schedule import cron_at
 from sa_hygiene.dag_support import (
     NETWORK_RETRIES,
     NO_RETRIES,
@@ -24,7 +25,6 @@ from sa_hygiene.dag_support import (
     default_args,
     run_params,
 )
-from sa_hygiene.schedule import cron_at
 
 CFG = load_config()
 FIXED = sorted({wf.recipient.channel for wf in CFG.enabled_workflows().values() if wf.recipient.channel})
@@ -47,8 +47,8 @@ def digest_dag(dag_id: str, tz: str, slots: set[str], recipients: set[str], doc:
         def evaluate_rules() -> dict:
             from datetime import date
 
-            from sa_hygiene.pipeline import evaluate_latest, run_folder
-            from sa_hygiene.schedule import digest_window
+            from sa_hygiene.contract.schedule import digest_window
+            from sa_hygiene.pipeline.evaluation import evaluate_latest, run_folder
 
             ctx = get_current_context()
             cfg = load_config()
@@ -64,7 +64,7 @@ def digest_dag(dag_id: str, tz: str, slots: set[str], recipients: set[str], doc:
 
         @task(pool="slack_api", **NETWORK_RETRIES)
         def post_digest(info: dict) -> dict:
-            from sa_hygiene.pipeline import deliver_digests
+            from sa_hygiene.pipeline.digests import deliver_digests
 
             ctx = get_current_context()
             return deliver_digests(load_config(), info, f"{dag_id}/{ctx['run_id']}", slots=slots, recipients=recipients,

@@ -16,7 +16,7 @@ Params: `as_of` (the evaluation date; blank: the snapshot's own date).
 
 from airflow.sdk import Param, dag, get_current_context, task
 
-from sa_hygiene.config import load_config
+from sa_hygiene.contract.config import load_config
 from sa_hygiene.dag_support import NETWORK_RETRIES, NO_RETRIES, SNAPSHOT, START, TAGS, default_args
 
 CFG = load_config()
@@ -37,7 +37,7 @@ def sa_report():
     def write_report() -> dict:
         from datetime import date
 
-        from sa_hygiene.report import write_report as write
+        from sa_hygiene.web.report import write_report as write
 
         as_of = get_current_context()["params"]["as_of"]
         return write(load_config(), as_of=date.fromisoformat(as_of) if as_of else None)
@@ -46,7 +46,7 @@ def sa_report():
     def record_alert_memory(_report: dict) -> dict:
         """Episodes of the evaluation just stored (and of any a down state missed): retried,
         because the state is a database that may be away for a moment."""
-        from sa_hygiene.pipeline import remember
+        from sa_hygiene.pipeline.memory import remember
 
         return remember(load_config())
 

@@ -13,7 +13,7 @@ import logging
 
 from airflow.sdk import CronTriggerTimetable, dag, get_current_context, task
 
-from sa_hygiene.config import load_config
+from sa_hygiene.contract.config import load_config
 from sa_hygiene.dag_support import NETWORK_RETRIES, NO_RETRIES, SNAPSHOT, START, TAGS, default_args
 
 CFG = load_config()
@@ -32,7 +32,7 @@ log = logging.getLogger(__name__)
 def sa_snapshot():
     @task(pool="salesforce_api", **NETWORK_RETRIES)
     def extract_snapshot() -> dict:
-        from sa_hygiene.pipeline import stage_snapshot
+        from sa_hygiene.pipeline.snapshots import stage_snapshot
 
         ctx = get_current_context()
         taken_at = ctx["logical_date"] or ctx["dag_run"].run_after
@@ -40,7 +40,7 @@ def sa_snapshot():
 
     @task(**NO_RETRIES)
     def validate_snapshot(staged: dict) -> dict:
-        from sa_hygiene.pipeline import validate_snapshot as validate
+        from sa_hygiene.pipeline.snapshots import validate_snapshot as validate
 
         return validate(load_config(), staged["staged"])
 
@@ -48,7 +48,7 @@ def sa_snapshot():
     def commit_snapshot(staged: dict, validation: dict) -> str:
         from datetime import datetime
 
-        from sa_hygiene.pipeline import commit_snapshot as commit
+        from sa_hygiene.pipeline.snapshots import commit_snapshot as commit
 
         url = commit(load_config(), staged["staged"], datetime.fromisoformat(staged["taken_at"]), staged["source"])
         log.info("committed %s: %s, %d rows quarantined", url, validation["rows"], validation["quarantined"])

@@ -13,7 +13,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from sa_hygiene.schema import OBJECTS, PREFIX, default_field_map
+from sa_hygiene.contract.schema import OBJECTS, PREFIX, default_field_map
 
 _counter = itertools.count(1)
 

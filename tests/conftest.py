@@ -39,7 +39,7 @@ def any_ledger_url(request, ledger_url):
 
 @pytest.fixture
 def ledger(ledger_url):
-    from sa_hygiene.ledger import Ledger
+    from sa_hygiene.state.ledger import Ledger
 
     ledger = Ledger(ledger_url)
     yield ledger

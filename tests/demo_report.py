@@ -11,10 +11,10 @@ AS_OF = date(2026, 11, 24)
 
 def write_demo_report(root: Path, scale: float = 0.2) -> tuple[Path, dict]:
     """(configuration file, what write_report returned) of a report written under ``root``."""
-    from sa_hygiene.config import load_config
-    from sa_hygiene.demo_org import write_demo_org
-    from sa_hygiene.report import write_report
-    from sa_hygiene.snapshot import SnapshotStore
+    from sa_hygiene.contract.config import load_config
+    from sa_hygiene.demo.org import write_demo_org
+    from sa_hygiene.source.snapshot import SnapshotStore
+    from sa_hygiene.web.report import write_report
 
     write_demo_org(root / "org", AS_OF, scale=scale)
     cfg_path = root / "sa_hygiene.yaml"

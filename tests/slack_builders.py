@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sa_hygiene.blockkit import Message
+from sa_hygiene.delivery.blockkit import Message
 
 DATE = "2026-11-24"
 ANN = {"type": "user", "id": "0051a00000AnnAAAAA"}

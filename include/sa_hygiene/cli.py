@@ -67,7 +67,7 @@ def write_jsonl(records, path: str | None) -> None:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from sa_hygiene.rules import evaluate_paths
+    from sa_hygiene.engine.rules import evaluate_paths
 
     if args.resolved and not args.state:
         print("error: --resolved needs --state (the alert memory it reads episodes from)", file=sys.stderr)
@@ -76,8 +76,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
                             changes=args.changes)  # fmt: skip
     alerts = result.alert_records()
     if args.state:
-        from sa_hygiene.config import load_config
-        from sa_hygiene.state import AlertState
+        from sa_hygiene.contract.config import load_config
+        from sa_hygiene.state.alerts import AlertState
 
         with AlertState(args.state, news=load_config(args.config).news_workflows) as state:
             memory = state.record(args.as_of, alerts)
@@ -92,8 +92,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_snooze(args: argparse.Namespace) -> int:
-    from sa_hygiene.config import load_config
-    from sa_hygiene.state import AlertState
+    from sa_hygiene.contract.config import load_config
+    from sa_hygiene.state.alerts import AlertState
 
     cfg = load_config(args.config)
     if args.workflow not in cfg.workflows:
@@ -112,10 +112,10 @@ def cmd_snooze(args: argparse.Namespace) -> int:
 
 
 def cmd_db_upgrade(args: argparse.Namespace) -> int:
-    from sa_hygiene.config import load_config
-    from sa_hygiene.db import safe_url
-    from sa_hygiene.ledger import Ledger
-    from sa_hygiene.state import AlertState
+    from sa_hygiene.contract.config import load_config
+    from sa_hygiene.state.alerts import AlertState
+    from sa_hygiene.state.db import safe_url
+    from sa_hygiene.state.ledger import Ledger
 
     cfg = load_config(args.config)
     Ledger(cfg.slack.ledger_url).close()
@@ -128,11 +128,11 @@ def cmd_digest(args: argparse.Namespace) -> int:
     # Airflow (imported for its Slack hook) logs every step to standard output; this command
     # prints its own summary there, and warnings suffice unless the user asks for more.
     os.environ.setdefault("AIRFLOW__LOGGING__LOGGING_LEVEL", "WARNING")
-    from sa_hygiene.config import load_config
-    from sa_hygiene.ledger import Ledger
-    from sa_hygiene.pipeline import deliver_digests
-    from sa_hygiene.slack_delivery import DeliveryFailed, SlackSink
-    from sa_hygiene.slack_outbox import OutboxSink
+    from sa_hygiene.contract.config import load_config
+    from sa_hygiene.delivery.outbox import OutboxSink
+    from sa_hygiene.delivery.slack import DeliveryFailed, SlackSink
+    from sa_hygiene.pipeline.digests import deliver_digests
+    from sa_hygiene.state.ledger import Ledger
 
     cfg = load_config(args.config)
     # Nothing is posted without the ledger: an unusable one is the first and only error.
@@ -156,8 +156,8 @@ def cmd_slack_app(args: argparse.Namespace) -> int:
     os.environ.setdefault("AIRFLOW__LOGGING__LOGGING_LEVEL", "WARNING")
     import logging
 
-    from sa_hygiene.config import load_config
-    from sa_hygiene.slack_app import SlackAppError, run_socket_mode
+    from sa_hygiene.contract.config import load_config
+    from sa_hygiene.web.slack_app import SlackAppError, run_socket_mode
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
@@ -169,7 +169,7 @@ def cmd_slack_app(args: argparse.Namespace) -> int:
 
 
 def cmd_demo_org(args: argparse.Namespace) -> int:
-    from sa_hygiene.demo_org import write_demo_org
+    from sa_hygiene.demo.org import write_demo_org
 
     started = time.perf_counter()
     meta = write_demo_org(args.out, args.as_of, scale=args.scale, seed=args.seed)
@@ -180,7 +180,7 @@ def cmd_demo_org(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from sa_hygiene.demo import run_demo
+    from sa_hygiene.demo.run import run_demo
 
     return run_demo(Path(args.dir), args.as_of, scale=args.scale)
 
@@ -255,19 +255,19 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["extract"]:
         # Its own parser: extract --conn-id ID --store URL [--config FILE] (exit 1 on a failed extraction).
-        from sa_hygiene.salesforce_extract import extract_cli
+        from sa_hygiene.source.extract import extract_cli
 
         return extract_cli(argv[1:])
     if argv[:1] == ["changes"]:
-        from sa_hygiene.salesforce_extract import changes_cli
+        from sa_hygiene.source.extract import changes_cli
 
         return changes_cli(argv[1:])
     args = parser().parse_args(argv)
-    from sa_hygiene.config import ConfigError
-    from sa_hygiene.db import DatabaseError
-    from sa_hygiene.pipeline import AlertsError
-    from sa_hygiene.rules import RuleError, WindowError
-    from sa_hygiene.snapshot import SnapshotError
+    from sa_hygiene.contract.config import ConfigError
+    from sa_hygiene.engine.rules import RuleError, WindowError
+    from sa_hygiene.pipeline.evaluation import AlertsError
+    from sa_hygiene.source.snapshot import SnapshotError
+    from sa_hygiene.state.db import DatabaseError
 
     try:
         return args.func(args)

@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 
 from airflow.sdk import Asset, BaseNotifier, Param
 
-from sa_hygiene.config import Config
+from sa_hygiene.contract.config import Config
 
 START = datetime(2026, 1, 1)
 TAGS = ["sa-hygiene"]
@@ -49,13 +49,13 @@ class OpsFailureNotifier(BaseNotifier):
         if self.cfg.slack.delivery == "slack":
             from airflow.providers.slack.notifications.slack import SlackNotifier
 
-            from sa_hygiene.slack_delivery import retry_handlers
+            from sa_hygiene.delivery.slack import retry_handlers
 
             notifier = SlackNotifier(slack_conn_id=self.cfg.slack.conn_id, channel=self.cfg.channels.operations,
                                      text=self.text, retry_handlers=retry_handlers())  # fmt: skip
             notifier.notify(context)
             return
-        from sa_hygiene.slack_outbox import OutboxSink
+        from sa_hygiene.delivery.outbox import OutboxSink
 
         channel = self.cfg.channels.operations
         sink = OutboxSink(self.cfg.slack.outbox, "failures")

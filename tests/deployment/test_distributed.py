@@ -228,7 +228,7 @@ def posted(slack: FakeSlack) -> Counter:
 
 def slack_workspace(cfg, org: Path) -> FakeSlack:
     """A Slack that knows every channel the configuration names and every user of the demo org."""
-    from sa_hygiene.snapshot import read_snapshot
+    from sa_hygiene.source.snapshot import read_snapshot
 
     slack = FakeSlack()
     channels = {cfg.region_channel(key) for key in cfg.regions}
@@ -294,9 +294,9 @@ def airflow_env(root: Path, *, port: int, scheduler_port: int, metadata: str, le
 
 @pytest.fixture(scope="module")
 def deployment():
-    from sa_hygiene.config import load_config
-    from sa_hygiene.demo_org import write_demo_org
-    from sa_hygiene.snapshot import SnapshotStore
+    from sa_hygiene.contract.config import load_config
+    from sa_hygiene.demo.org import write_demo_org
+    from sa_hygiene.source.snapshot import SnapshotStore
 
     with ExitStack() as stack:
         root = Path(tempfile.mkdtemp(prefix="sa-hygiene-distributed-"))

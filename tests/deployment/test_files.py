@@ -122,7 +122,7 @@ def test_auth_manager_and_secrets_come_from_env(compose):
 
 
 def test_sa_hygiene_settings_are_the_projects_environment_overrides(compose):
-    from sa_hygiene.config import CONFIG_ENV, ENV_OVERRIDES
+    from sa_hygiene.contract.config import CONFIG_ENV, ENV_OVERRIDES
 
     env = environment(compose["services"]["airflow-worker"])
     ours = {k for k in env if k.startswith("SA_HYGIENE_")}

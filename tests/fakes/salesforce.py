@@ -42,7 +42,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from sa_hygiene.schema import OBJECTS, default_field_map
+from sa_hygiene.contract.schema import OBJECTS, default_field_map
 
 INSTANCE = "fake.my.salesforce.com"
 LOGIN_HOSTS = ("login.salesforce.com", "test.salesforce.com")

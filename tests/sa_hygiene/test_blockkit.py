@@ -3,7 +3,7 @@
 import pytest
 from slack_builders import digest, section
 
-from sa_hygiene.blockkit import (
+from sa_hygiene.delivery.blockkit import (
     InvalidMessage,
     check_message,
     cut,

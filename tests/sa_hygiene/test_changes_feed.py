@@ -28,9 +28,9 @@ from test_salesforce_extract import (  # noqa: F401
     store,
 )
 
-from sa_hygiene.config import load_config
-from sa_hygiene.salesforce_extract import ExtractionError, changes_cli, pull_changes
-from sa_hygiene.snapshot import ChangesFeed, SnapshotStore, read_snapshot
+from sa_hygiene.contract.config import load_config
+from sa_hygiene.source.extract import ExtractionError, changes_cli, pull_changes
+from sa_hygiene.source.snapshot import ChangesFeed, SnapshotStore, read_snapshot
 
 pytestmark = pytest.mark.integration
 

@@ -122,7 +122,7 @@ def test_snooze_and_db_upgrade_commands(tmp_path):
     r = run("snooze", "--workflow", "wf-06", "--record", "0065e0000000OP9AAA", "--until", "2026-12-01",
             "--reason", "customer on holiday", "--by", "ann", "--state", url)  # fmt: skip
     assert r.returncode == 0, r.stderr
-    from sa_hygiene.state import AlertState
+    from sa_hygiene.state.alerts import AlertState
 
     with AlertState(url) as state:
         assert [(s["record_key"], s["snoozed_by"]) for s in state.all_snoozes()] == [("0065e0000000OP9", "ann")]

@@ -2,8 +2,8 @@ import textwrap
 
 import pytest
 
-from sa_hygiene.config import DEFAULTS_PATH, ConfigError, load_config
-from sa_hygiene.schema import OBJECTS
+from sa_hygiene.contract.config import DEFAULTS_PATH, ConfigError, load_config
+from sa_hygiene.contract.schema import OBJECTS
 
 pytestmark = pytest.mark.unit
 

@@ -4,10 +4,10 @@ from datetime import date
 import pyarrow.parquet as pq
 import pytest
 
-from sa_hygiene.config import load_config
-from sa_hygiene.demo_org import write_demo_org
-from sa_hygiene.schema import OBJECTS, default_field_map
-from sa_hygiene.snapshot import read_snapshot
+from sa_hygiene.contract.config import load_config
+from sa_hygiene.contract.schema import OBJECTS, default_field_map
+from sa_hygiene.demo.org import write_demo_org
+from sa_hygiene.source.snapshot import read_snapshot
 
 pytestmark = pytest.mark.unit
 AS_OF = date(2026, 11, 24)
@@ -69,7 +69,7 @@ def test_the_org_is_realistic_and_has_bad_rows_of_each_kind(demo):
 
 def test_the_org_has_the_handbook_cases_of_issue_15(demo):
     """Untyped calls of SAs, customers on generic domains, lost deals with evaluation gaps."""
-    from sa_hygiene.rules import evaluate_paths
+    from sa_hygiene.engine.rules import evaluate_paths
 
     result = evaluate_paths(str(demo / "current"), str(demo / "previous"), AS_OF)
     alerts = result.alert_records()
@@ -95,7 +95,7 @@ def test_the_day_brings_a_stream_of_changes_that_reminders_must_take_into_accoun
     some of them: the changes the 15-minute feed pulls, applied over the snapshot."""
     from datetime import datetime
 
-    from sa_hygiene.rules import evaluate
+    from sa_hygiene.engine.rules import evaluate
 
     cfg = load_config()
     snap = read_snapshot(str(demo / "current"), cfg)

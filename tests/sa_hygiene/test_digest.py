@@ -5,11 +5,11 @@ from datetime import date, timedelta
 import pytest
 from builders import account, contact, contact_role, event, opportunity, task, user, write_snapshot
 
-from sa_hygiene.blockkit import MAX_BLOCKS, SECTION_CHARS, check_message, esc
-from sa_hygiene.config import load_config
-from sa_hygiene.digest import build_messages
-from sa_hygiene.rules import evaluate
-from sa_hygiene.snapshot import read_snapshot
+from sa_hygiene.contract.config import load_config
+from sa_hygiene.delivery.blockkit import MAX_BLOCKS, SECTION_CHARS, check_message, esc
+from sa_hygiene.delivery.digest import build_messages
+from sa_hygiene.engine.rules import evaluate
+from sa_hygiene.source.snapshot import read_snapshot
 
 pytestmark = pytest.mark.unit
 AS_OF = date(2026, 11, 24)
@@ -102,7 +102,7 @@ def test_big_digests_continue_in_the_thread_with_every_record_in_order(tmp_path)
 
 
 def test_a_huge_description_is_split_not_cut(tmp_path):
-    from sa_hygiene.digest import _section
+    from sa_hygiene.delivery.digest import _section
 
     text = "\n".join(f"line {i} " + "y" * 500 for i in range(20))
     blocks = _section(text)
@@ -162,7 +162,7 @@ def test_one_reminder_per_meeting_naming_the_suggested_record(tmp_path):
 
 
 def test_every_message_of_the_demo_org_is_valid_for_slack(tmp_path):
-    from sa_hygiene.demo_org import write_demo_org
+    from sa_hygiene.demo.org import write_demo_org
 
     write_demo_org(tmp_path, AS_OF, scale=0.3, seed=5)
     cur, prev = read_snapshot(tmp_path / "current", CFG), read_snapshot(tmp_path / "previous", CFG)
@@ -179,7 +179,7 @@ def test_every_message_of_the_demo_org_is_valid_for_slack(tmp_path):
 
 
 def test_the_operations_summary_names_failures_and_posts_that_were_never_confirmed():
-    from sa_hygiene.digest import ops_summary
+    from sa_hygiene.delivery.digest import ops_summary
 
     key = "regional_digest|channel:#sa-activities-west-sa|2026-11-24"
     summary = ops_summary(CFG, AS_OF, "run-1", failed={"sa_digest|user:005X|2026-11-24": "users.lookupByEmail: <boom>"},
@@ -197,8 +197,8 @@ def test_the_operations_summary_names_failures_and_posts_that_were_never_confirm
 
 def outbox_posts(tmp_path, ledger, messages):
     """Every chat.postMessage the outbox wrote for ``messages``: what Slack would receive."""
-    from sa_hygiene.slack_delivery import deliver
-    from sa_hygiene.slack_outbox import OutboxSink
+    from sa_hygiene.delivery.outbox import OutboxSink
+    from sa_hygiene.delivery.slack import deliver
 
     sink = OutboxSink(tmp_path / "outbox", "run-1")
     report = deliver(messages, sink, ledger, "run-1")
@@ -314,7 +314,7 @@ def test_a_regional_digest_files_a_record_under_its_root_cause_and_counts_what_i
 
 
 def test_the_filing_order_is_configuration(tmp_path):
-    from sa_hygiene.config import ConfigError
+    from sa_hygiene.contract.config import ConfigError
 
     assert CFG.filing_order("regional_digest")[:3] == ["wf-13", "wf-10", "wf-12"]
     assert CFG.filing_order("sa_digest") == list(CFG.workflows)

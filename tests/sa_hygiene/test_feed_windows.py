@@ -17,13 +17,14 @@ import pyarrow.parquet as pq
 import pytest
 
 import sa_hygiene.pipeline as pipeline
-from sa_hygiene.config import load_config
-from sa_hygiene.demo_org import write_demo_org
-from sa_hygiene.pipeline import deliver_digests, evaluate_latest, run_folder
-from sa_hygiene.rules import _sa_activity
-from sa_hygiene.schedule import digest_window, hhmm, local_instant
-from sa_hygiene.snapshot import SnapshotStore, read_snapshot
-from sa_hygiene.state import AlertState
+from sa_hygiene.contract.config import load_config
+from sa_hygiene.contract.schedule import digest_window, hhmm, local_instant
+from sa_hygiene.demo.org import write_demo_org
+from sa_hygiene.engine.rules import _sa_activity
+from sa_hygiene.pipeline.digests import deliver_digests
+from sa_hygiene.pipeline.evaluation import evaluate_latest, run_folder
+from sa_hygiene.source.snapshot import SnapshotStore, read_snapshot
+from sa_hygiene.state.alerts import AlertState
 
 pytestmark = pytest.mark.integration
 

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from sa_hygiene.ledger import (
+from sa_hygiene.state.ledger import (
     FAILED,
     NEW,
     PENDING,

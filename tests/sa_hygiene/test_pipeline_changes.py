@@ -7,10 +7,12 @@ import pytest
 from builders import account, event, task, user, write_snapshot
 from test_snapshot_changes import write_changes
 
-from sa_hygiene.config import load_config
-from sa_hygiene.pipeline import deliver_digests, evaluate_latest, read_jsonl
-from sa_hygiene.slack_outbox import OutboxSink
-from sa_hygiene.snapshot import ChangesFeed, SnapshotStore
+from sa_hygiene.contract.config import load_config
+from sa_hygiene.delivery.outbox import OutboxSink
+from sa_hygiene.pipeline.digests import deliver_digests
+from sa_hygiene.pipeline.evaluation import evaluate_latest
+from sa_hygiene.source.jsonl import read_jsonl
+from sa_hygiene.source.snapshot import ChangesFeed, SnapshotStore
 
 pytestmark = pytest.mark.unit
 
@@ -89,7 +91,7 @@ def test_changes_older_than_an_hour_are_reported_in_the_operations_channel(deplo
 
 
 def test_one_evaluation_is_reused_until_the_changes_move(deployment):
-    from sa_hygiene.pipeline import EVALUATIONS
+    from sa_hygiene.pipeline.evaluation import EVALUATIONS
 
     cfg, tmp_path = deployment
 

@@ -8,19 +8,15 @@ from pathlib import Path
 import pytest
 from builders import opportunity, user, write_snapshot
 
-from sa_hygiene.config import load_config
-from sa_hygiene.db import DatabaseError
-from sa_hygiene.pipeline import (
-    deliver_digests,
-    deliver_escalations,
-    escalations,
-    evaluate_latest,
-    open_state,
-    remember,
-    save_evaluation,
-)
-from sa_hygiene.slack_outbox import OutboxSink
-from sa_hygiene.snapshot import SnapshotStore
+from sa_hygiene.contract.config import load_config
+from sa_hygiene.delivery.outbox import OutboxSink
+from sa_hygiene.pipeline.digests import deliver_digests
+from sa_hygiene.pipeline.escalations import deliver_escalations, escalations
+from sa_hygiene.pipeline.evaluation import evaluate_latest
+from sa_hygiene.pipeline.memory import remember, save_evaluation
+from sa_hygiene.source.snapshot import SnapshotStore
+from sa_hygiene.state.alerts import open_state
+from sa_hygiene.state.db import DatabaseError
 
 pytestmark = pytest.mark.integration
 
@@ -44,8 +40,8 @@ def config(tmp_path: Path, state: str | None = None):
 
 def snapshot_day(cfg, tmp_path, day: date, opps) -> str:
     """Commit a snapshot of ``day`` and do what sa_report does with it."""
-    from sa_hygiene.rules import evaluate
-    from sa_hygiene.snapshot import read_snapshot
+    from sa_hygiene.engine.rules import evaluate
+    from sa_hygiene.source.snapshot import read_snapshot
 
     folder = write_snapshot(tmp_path / f"snap-{day}", {"User": [MGR, SA], "Opportunity": opps})
     ref = SnapshotStore(cfg.store.url).commit_folder(folder, datetime(day.year, day.month, day.day, 4, tzinfo=UTC))
@@ -142,7 +138,7 @@ def test_digests_go_out_without_ages_when_the_state_is_down_and_the_next_run_cat
 
 
 def test_the_report_shows_ages_fixes_and_snoozes(tmp_path):
-    from sa_hygiene.report import write_report
+    from sa_hygiene.web.report import write_report
 
     cfg = config(tmp_path)
     snapshot_day(cfg, tmp_path, date(2026, 11, 16), [OLD, FIXED])
@@ -162,7 +158,7 @@ def test_the_report_shows_ages_fixes_and_snoozes(tmp_path):
 
 
 def test_the_report_says_when_the_state_is_down(tmp_path):
-    from sa_hygiene.report import write_report
+    from sa_hygiene.web.report import write_report
 
     (tmp_path / "not-a-folder").write_text("")
     cfg = config(tmp_path, state=f"sqlite:///{tmp_path}/not-a-folder/state.sqlite")
@@ -172,7 +168,7 @@ def test_the_report_says_when_the_state_is_down(tmp_path):
 
 
 def test_a_report_before_the_first_recorded_evaluation_shows_no_ages(tmp_path):
-    from sa_hygiene.report import write_report
+    from sa_hygiene.web.report import write_report
 
     cfg = config(tmp_path)
     snapshot_day(cfg, tmp_path, date(2026, 11, 16), [OLD])  # stored, not recorded yet

@@ -12,10 +12,10 @@ from html.parser import HTMLParser
 import pytest
 from builders import opportunity, task, user, write_snapshot
 
-from sa_hygiene.config import load_config
-from sa_hygiene.report import Context, Model, fiscal_quarter, render, unknown_slack_users, write_report
-from sa_hygiene.rules import evaluate
-from sa_hygiene.snapshot import SnapshotStore, read_snapshot
+from sa_hygiene.contract.config import load_config
+from sa_hygiene.engine.rules import evaluate
+from sa_hygiene.source.snapshot import SnapshotStore, read_snapshot
+from sa_hygiene.web.report import Context, Model, fiscal_quarter, render, unknown_slack_users, write_report
 
 pytestmark = pytest.mark.unit
 

@@ -5,7 +5,7 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 from builders import account, contact, contact_role, event, opportunity, task, user, write_snapshot
 
-from sa_hygiene.rules import evaluate_paths
+from sa_hygiene.engine.rules import evaluate_paths
 
 pytestmark = pytest.mark.unit
 
@@ -641,7 +641,7 @@ class TestExpectationsGxCannotCompute:
         return {"activities": frame.astype({"description": "str"})}
 
     def workflow(self, regex):
-        from sa_hygiene.config import Workflow
+        from sa_hygiene.contract.config import Workflow
 
         # Built directly, past the load-time checks, as a GX rule the configuration cannot foresee would be.
         return Workflow.model_validate({
@@ -650,17 +650,17 @@ class TestExpectationsGxCannotCompute:
         })  # fmt: skip
 
     def run(self, regex):
-        from sa_hygiene.config import load_config
-        from sa_hygiene.routing import Directory
-        from sa_hygiene.rules import Validator, run_workflows
-        from sa_hygiene.snapshot import read_snapshot
+        from sa_hygiene.contract.config import load_config
+        from sa_hygiene.engine.routing import Directory
+        from sa_hygiene.engine.rules import Validator, run_workflows
+        from sa_hygiene.source.snapshot import read_snapshot
 
         cfg = load_config()
         users = read_snapshot(write_snapshot(self.tmp / "s", {"User": [SA]}), cfg, objects=("User",))["User"]
         return run_workflows(self.frames(), Directory(users, cfg), {"wf-99": self.workflow(regex)}, {}, Validator())
 
     def test_a_metric_gx_could_not_compute_stops_the_run_naming_workflow_and_expectation(self, tmp_path):
-        from sa_hygiene.rules import RuleError
+        from sa_hygiene.engine.rules import RuleError
 
         self.tmp = tmp_path
         assert list(self.run("https?://")["record_id"]) == ["00T5e0000000T01AAA"]
@@ -680,7 +680,7 @@ class TestExpectationsGxCannotCompute:
         ],
     )  # fmt: skip
     def test_both_shapes_of_exception_info(self, info, message):
-        from sa_hygiene.rules import raised
+        from sa_hygiene.engine.rules import raised
 
         assert raised(info) == message
 
@@ -710,11 +710,11 @@ def frame_kind(series) -> str:
 
 def test_the_declared_frames_are_the_frames_the_engine_builds(tmp_path):
     """Configuration is checked against schema.FRAMES: it must name exactly the columns, and kinds, of the real frames."""
-    from sa_hygiene.config import load_config
-    from sa_hygiene.demo_org import write_demo_org
-    from sa_hygiene.rules import RunWindow, prepare_frames
-    from sa_hygiene.schema import FRAMES
-    from sa_hygiene.snapshot import PREVIOUS_OBJECTS, read_snapshot
+    from sa_hygiene.contract.config import load_config
+    from sa_hygiene.contract.schema import FRAMES
+    from sa_hygiene.demo.org import write_demo_org
+    from sa_hygiene.engine.rules import RunWindow, prepare_frames
+    from sa_hygiene.source.snapshot import PREVIOUS_OBJECTS, read_snapshot
 
     write_demo_org(tmp_path, AS_OF, scale=0.05, seed=3)
     cfg = load_config()

@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from oracle import oracle
 
-from sa_hygiene.rules import evaluate_paths
+from sa_hygiene.engine.rules import evaluate_paths
 
 pytestmark = pytest.mark.unit
 

@@ -14,10 +14,10 @@ import pytest
 from builders import account, contact, contact_role, event, opportunity, sf_id, task, user, write_snapshot
 from fakes.salesforce import INSTANCE, serving
 
-from sa_hygiene.config import load_config
-from sa_hygiene.salesforce_extract import ExtractionError, ExtractOptions, extract_cli, extract_snapshot
-from sa_hygiene.schema import OBJECTS, default_field_map
-from sa_hygiene.snapshot import SnapshotStore, read_snapshot
+from sa_hygiene.contract.config import load_config
+from sa_hygiene.contract.schema import OBJECTS, default_field_map
+from sa_hygiene.source.extract import ExtractionError, ExtractOptions, extract_cli, extract_snapshot
+from sa_hygiene.source.snapshot import SnapshotStore, read_snapshot
 
 pytestmark = pytest.mark.integration
 

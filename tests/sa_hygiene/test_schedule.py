@@ -3,7 +3,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from sa_hygiene.schedule import digest_window, due_in
+from sa_hygiene.contract.schedule import digest_window, due_in
 
 pytestmark = pytest.mark.unit
 ZONES = {"ny": "America/New_York", "london": "Europe/London", "sydney": "Australia/Sydney",

@@ -25,11 +25,13 @@ from fakes.salesforce import serving
 from fakes.slack import TOKEN, FakeSlack
 from slack_sdk import WebClient
 
-from sa_hygiene.blockkit import Message, check_message, fit_message
-from sa_hygiene.config import load_config
-from sa_hygiene.digest import Lookup, Renderer
-from sa_hygiene.routing import Directory
-from sa_hygiene.slack_app import (
+from sa_hygiene.contract.config import load_config
+from sa_hygiene.delivery.blockkit import Message, check_message, fit_message
+from sa_hygiene.delivery.digest import Lookup, Renderer
+from sa_hygiene.engine.routing import Directory
+from sa_hygiene.source.snapshot import read_snapshot
+from sa_hygiene.state.alerts import AlertState
+from sa_hygiene.web.slack_app import (
     ITEM_MENU,
     LOG_IT,
     Credentials,
@@ -41,8 +43,6 @@ from sa_hygiene.slack_app import (
     salesforce_client,
     validate,
 )
-from sa_hygiene.snapshot import read_snapshot
-from sa_hygiene.state import AlertState
 
 pytestmark = pytest.mark.integration
 

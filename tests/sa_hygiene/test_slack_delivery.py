@@ -12,15 +12,9 @@ import pytest
 from fakes.slack import TOKEN, FakeSlack
 from slack_builders import ANN, EAST, MANAGER, digest, section
 
-from sa_hygiene.ledger import FAILED, PENDING, Ledger
-from sa_hygiene.slack_delivery import (
-    CLOCK_SKEW,
-    DeliveryFailed,
-    SlackSink,
-    UnknownUser,
-    deliver,
-)
-from sa_hygiene.slack_outbox import OutboxSink
+from sa_hygiene.delivery.outbox import OutboxSink
+from sa_hygiene.delivery.slack import CLOCK_SKEW, DeliveryFailed, SlackSink, UnknownUser, deliver
+from sa_hygiene.state.ledger import FAILED, PENDING, Ledger
 
 pytestmark = pytest.mark.integration
 
@@ -306,9 +300,9 @@ def test_a_crash_before_a_thread_reply_is_recorded_resumes_the_thread_without_re
 
 CHILD = """
 import json, sys
-from sa_hygiene.ledger import Ledger
-from sa_hygiene.blockkit import Message
-from sa_hygiene.slack_delivery import SlackSink, deliver
+from sa_hygiene.state.ledger import Ledger
+from sa_hygiene.delivery.blockkit import Message
+from sa_hygiene.delivery.slack import SlackSink, deliver
 messages = [Message(**{**m, "fallbacks": tuple(m["fallbacks"])}) for m in json.loads(sys.argv[2])]
 deliver(messages, SlackSink(), Ledger(sys.argv[1]), "run-1")
 """

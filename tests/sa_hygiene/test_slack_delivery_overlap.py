@@ -18,13 +18,13 @@ from pathlib import Path
 import pytest
 from fakes.slack import TOKEN, FakeSlack
 
-from sa_hygiene.config import load_config
-from sa_hygiene.demo_org import write_demo_org
-from sa_hygiene.digest import build_messages
-from sa_hygiene.ledger import SENT, Ledger
-from sa_hygiene.pipeline import read_jsonl
-from sa_hygiene.rules import evaluate_paths
-from sa_hygiene.snapshot import PREVIOUS_OBJECTS, read_snapshot
+from sa_hygiene.contract.config import load_config
+from sa_hygiene.delivery.digest import build_messages
+from sa_hygiene.demo.org import write_demo_org
+from sa_hygiene.engine.rules import evaluate_paths
+from sa_hygiene.source.jsonl import read_jsonl
+from sa_hygiene.source.snapshot import PREVIOUS_OBJECTS, read_snapshot
+from sa_hygiene.state.ledger import SENT, Ledger
 
 pytestmark = pytest.mark.integration
 

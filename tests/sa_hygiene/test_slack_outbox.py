@@ -6,9 +6,9 @@ import json
 import pytest
 from slack_builders import ANN, EAST, digest, section
 
-from sa_hygiene.ledger import Ledger
-from sa_hygiene.slack_delivery import deliver
-from sa_hygiene.slack_outbox import OutboxSink
+from sa_hygiene.delivery.outbox import OutboxSink
+from sa_hygiene.delivery.slack import deliver
+from sa_hygiene.state.ledger import Ledger
 
 pytestmark = pytest.mark.unit
 

@@ -2,7 +2,7 @@
 
 import pytest
 
-from sa_hygiene.slack_preview import mrkdwn, text_object
+from sa_hygiene.delivery.preview import mrkdwn, text_object
 
 pytestmark = pytest.mark.unit
 
@@ -34,7 +34,7 @@ def test_plain_text_is_only_escaped():
 
 
 def test_a_dm_is_labelled_with_the_name_its_digest_title_gives(tmp_path):
-    from sa_hygiene.slack_preview import write_preview
+    from sa_hygiene.delivery.preview import write_preview
 
     post = {"recipient": {"type": "user", "id": "0051a00000AnnAAAAA"}, "title": "Your SA hygiene digest · Ann Lee · Tue 24 Nov",
             "args": {"channel": "D1", "text": "t", "blocks": [], "metadata": {"event_payload": {"key": "k", "part": 0}}}}  # fmt: skip
@@ -61,7 +61,7 @@ def test_text_that_looks_like_markup_or_placeholders_renders_safely(text, html):
 
 
 def test_a_preview_of_hostile_text_is_written_without_raw_markup(tmp_path):
-    from sa_hygiene.slack_preview import write_preview
+    from sa_hygiene.delivery.preview import write_preview
 
     hostile = "\x001\x00 <https://x.example|`\x000\x00`> &lt;script&gt;alert(1)&lt;/script&gt; *_`<b>`_*"
     post = {"recipient": {"type": "channel", "name": "#ops"}, "title": "t &lt;!channel&gt;",

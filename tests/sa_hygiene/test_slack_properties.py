@@ -17,11 +17,11 @@ from builders import account, contact, contact_role, event, opportunity, task, u
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from sa_hygiene.blockkit import check_message, fit_message
-from sa_hygiene.config import load_config
-from sa_hygiene.digest import build_messages, ops_summary
-from sa_hygiene.rules import evaluate
-from sa_hygiene.snapshot import read_snapshot
+from sa_hygiene.contract.config import load_config
+from sa_hygiene.delivery.blockkit import check_message, fit_message
+from sa_hygiene.delivery.digest import build_messages, ops_summary
+from sa_hygiene.engine.rules import evaluate
+from sa_hygiene.source.snapshot import read_snapshot
 
 pytestmark = pytest.mark.unit
 

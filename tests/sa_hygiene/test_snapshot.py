@@ -2,8 +2,8 @@ import pandas as pd
 import pytest
 from builders import account, contact, event, opportunity, task, user, write_snapshot
 
-from sa_hygiene.config import load_config
-from sa_hygiene.snapshot import SnapshotError, read_snapshot
+from sa_hygiene.contract.config import load_config
+from sa_hygiene.source.snapshot import SnapshotError, read_snapshot
 
 pytestmark = pytest.mark.unit
 CFG = load_config()
@@ -245,7 +245,7 @@ def test_parquet_float_nan_and_infinity_iacv_are_bad_numbers_too(tmp_path):
 def test_parquet_read_in_many_batches_gives_the_frames_of_one(tmp_path, monkeypatch):
     """Batches (chunks) must not change a value: blanks and white space across chunk edges,
     a duplicate Id in another batch, a bad date among good ones, lists split per chunk."""
-    import sa_hygiene.snapshot as snapshot
+    import sa_hygiene.source.snapshot as snapshot
 
     tasks = [task(owner_id=SA["id"], subject=s, activity_types=a, activity_date=d)
              for s, a, d in [("  Call ", "Demo; Other", "2026-11-02"), ("", " ", "2026-11-03"), ("\u00a0x\u3000", "Demo", ""),
@@ -268,7 +268,7 @@ def test_parquet_read_in_many_batches_gives_the_frames_of_one(tmp_path, monkeypa
 def test_select_rows_keeps_labels_dtypes_and_chunks_apart(tmp_path):
     import pyarrow as pa
 
-    from sa_hygiene.snapshot import select_rows
+    from sa_hygiene.source.frames import select_rows
 
     chunked = pa.chunked_array([pa.array(["a", None]), pa.array(["c", "d"])])
     df = pd.DataFrame(

@@ -17,10 +17,10 @@ from hypothesis import strategies as st
 from test_cli import run
 from test_rules_properties import AS_OF, EVENT_IDS, TASK_IDS, USER_IDS, events, opps, orgs, tasks
 
-from sa_hygiene.config import load_config
-from sa_hygiene.rules import evaluate_paths
-from sa_hygiene.schema import OBJECTS, default_field_map
-from sa_hygiene.snapshot import read_snapshot
+from sa_hygiene.contract.config import load_config
+from sa_hygiene.contract.schema import OBJECTS, default_field_map
+from sa_hygiene.engine.rules import evaluate_paths
+from sa_hygiene.source.snapshot import read_snapshot
 
 pytestmark = pytest.mark.unit
 
@@ -121,7 +121,7 @@ def test_objects_absent_from_the_changes_are_unchanged_and_bad_changes_are_quara
 
 
 def test_a_changes_file_without_a_required_column_is_a_clear_error(tmp_path):
-    from sa_hygiene.snapshot import SnapshotError
+    from sa_hygiene.source.snapshot import SnapshotError
 
     snap = write_snapshot(tmp_path / "s", {})
     changes = tmp_path / "c"

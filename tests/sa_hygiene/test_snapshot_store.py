@@ -3,8 +3,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from builders import user, write_snapshot
 
-from sa_hygiene.config import load_config
-from sa_hygiene.snapshot import MANIFEST, SnapshotStore, read_snapshot
+from sa_hygiene.contract.config import load_config
+from sa_hygiene.source.snapshot import MANIFEST, SnapshotStore, read_snapshot
 
 pytestmark = pytest.mark.unit
 T0 = datetime(2026, 11, 20, 5, 0, tzinfo=UTC)

@@ -7,8 +7,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from sa_hygiene.db import DatabaseError
-from sa_hygiene.state import AlertState
+from sa_hygiene.state.alerts import AlertState
+from sa_hygiene.state.db import DatabaseError
 
 pytestmark = pytest.mark.integration
 
@@ -120,8 +120,8 @@ def test_feed_windows_move_forward_only(state):
 def test_a_version_1_state_is_upgraded_with_its_episodes_kept(tmp_path):
     from sqlalchemy import select
 
-    from sa_hygiene.db import schema_versions
-    from sa_hygiene.state import COMPONENT, episodes, evaluations, feed_windows, metadata
+    from sa_hygiene.state.alerts import COMPONENT, episodes, evaluations, feed_windows, metadata
+    from sa_hygiene.state.db import schema_versions
 
     url = f"sqlite:///{tmp_path / 'old.sqlite'}"
     with AlertState(url, news=NEWS) as s:

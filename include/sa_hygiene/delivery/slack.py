@@ -14,7 +14,7 @@ command therefore never posts a digest twice.
 
 The same logic drives two sinks that differ only in transport: ``SlackSink`` calls
 the Slack Web API through the Airflow provider's hook, ``OutboxSink``
-(``sa_hygiene.slack_outbox``) writes the calls to a folder with an HTML preview.
+(``sa_hygiene.delivery.outbox``) writes the calls to a folder with an HTML preview.
 """
 
 from __future__ import annotations
@@ -37,8 +37,8 @@ from slack_sdk.http_retry import (
     RetryHandler,
 )
 
-from sa_hygiene.blockkit import InvalidMessage, Message, check_message, fit_message
-from sa_hygiene.ledger import DONE, PENDING, LeaseLost, Ledger, LedgerError, Part, new_owner
+from sa_hygiene.delivery.blockkit import InvalidMessage, Message, check_message, fit_message
+from sa_hygiene.state.ledger import DONE, PENDING, LeaseLost, Ledger, LedgerError, Part, new_owner
 
 log = logging.getLogger(__name__)
 

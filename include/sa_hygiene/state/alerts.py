@@ -46,8 +46,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import SQLAlchemyError
 
-from sa_hygiene.db import DatabaseError, connect, ensure_schema, reason, safe_url, upsert
-from sa_hygiene.routing import encode
+from sa_hygiene.contract.recipients import encode
+from sa_hygiene.state.db import DatabaseError, connect, ensure_schema, reason, safe_url, upsert
 
 COMPONENT = "alert_state"
 WHAT = "the alert state"
@@ -429,7 +429,7 @@ def _utc(moment: datetime) -> datetime:
 
 
 def _resolved(workflow, obj, record_id, recipients_json, first_seen: date, day: date) -> list[dict]:
-    from sa_hygiene.routing import as_recipient
+    from sa_hygiene.contract.recipients import as_recipient
 
     return [
         {"workflow": workflow, "object": obj, "record_id": record_id, "recipient": as_recipient(r),
@@ -444,3 +444,8 @@ def _episode(row) -> dict:
     d.pop("prev_recipients", None)
     d.pop("recipients_changed_on", None)
     return d
+
+
+def open_state(cfg, url: str | None = None) -> AlertState:
+    """The alert state of a configuration (``state.url``, else beside the ledger)."""
+    return AlertState(url or cfg.state_url, news=cfg.news_workflows)

@@ -1,8 +1,7 @@
 """Who receives an alert (CONTRACT.md § 3): regional channels and direct messages.
 
-Recipients travel through the engine as short strings, ``user:<Id>`` or
-``channel:<#name>``, because they are computed for whole columns at once;
-``as_recipient`` turns one into the contract's JSON object at the edge.
+A ``Directory`` indexes one snapshot's users with what routing needs of each: their region
+(the first matching routing rule), its channel, whether they are active, their active manager.
 """
 
 from __future__ import annotations
@@ -10,20 +9,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from sa_hygiene.config import Config
-from sa_hygiene.snapshot import is_in
-
-USER, CHANNEL = "user:", "channel:"
-
-
-def as_recipient(encoded: str) -> dict:
-    if encoded.startswith(USER):
-        return {"type": "user", "id": encoded[len(USER) :]}
-    return {"type": "channel", "name": encoded[len(CHANNEL) :]}
-
-
-def encode(recipient: dict) -> str:
-    return USER + recipient["id"] if recipient["type"] == "user" else CHANNEL + recipient["name"]
+from sa_hygiene.contract.config import Config
+from sa_hygiene.contract.recipients import CHANNEL, USER
+from sa_hygiene.source.frames import is_in
 
 
 def region_keys(users: pd.DataFrame, cfg: Config) -> pd.Series:

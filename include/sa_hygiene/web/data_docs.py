@@ -24,13 +24,13 @@ from typing import Any
 
 from jinja2 import ChoiceLoader, PackageLoader
 
-from sa_hygiene.rules import _gx
+from sa_hygiene.engine.rules import _gx
 
 SITE = "sa_hygiene"
 
 
 def _offline(env) -> None:
-    env.loader = ChoiceLoader([PackageLoader("sa_hygiene", "templates/data_docs"), env.loader])
+    env.loader = ChoiceLoader([PackageLoader("sa_hygiene.web", "templates/data_docs"), env.loader])
 
 
 def _views():

@@ -21,7 +21,7 @@ import fsspec
 from fastapi import Depends, FastAPI, HTTPException
 from fastapi.responses import HTMLResponse, Response
 
-from sa_hygiene.config import Config, load_config
+from sa_hygiene.contract.config import Config, load_config
 
 REPORT_DAG = "sa_report"
 CSP = ("default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; img-src data:; "

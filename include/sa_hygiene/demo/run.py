@@ -22,7 +22,7 @@ from datetime import UTC, date, datetime, timedelta
 from datetime import time as dtime
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 
 
 def _configure(root: Path) -> Path:
@@ -64,9 +64,9 @@ def _runs(cfg, as_of: date) -> list[tuple[str, datetime, dict]]:
     """(dag_id, run instant, conf) of the simulated day, in the order they would fire."""
     from zoneinfo import ZoneInfo
 
+    from sa_hygiene.contract.schedule import hhmm, local_instant
     from sa_hygiene.dag_support import dag_id_part
-    from sa_hygiene.schedule import hhmm, local_instant
-    from sa_hygiene.snapshot import read_snapshot
+    from sa_hygiene.source.snapshot import read_snapshot
 
     snapshot_at = datetime.combine(as_of, dtime(4), UTC)
     # The report runs on the snapshot's asset, right after it.
@@ -109,7 +109,7 @@ def _pull_changes(cfg, org: Path, at: datetime) -> dict | None:
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
-    from sa_hygiene.snapshot import ChangesFeed, SnapshotStore
+    from sa_hygiene.source.snapshot import ChangesFeed, SnapshotStore
 
     store = SnapshotStore(cfg.store.url, keep=cfg.store.keep)
     latest = store.latest()
@@ -136,8 +136,8 @@ def _already_logged(cfg, changes: dict, since: datetime, until: datetime) -> int
 
     import pyarrow.parquet as pq
 
-    from sa_hygiene.rules import evaluate
-    from sa_hygiene.snapshot import SnapshotStore, read_snapshot
+    from sa_hygiene.engine.rules import evaluate
+    from sa_hygiene.source.snapshot import SnapshotStore, read_snapshot
 
     latest = SnapshotStore(cfg.store.url, keep=cfg.store.keep).latest()
     folder = Path(changes["folder"].removeprefix("file://"))
@@ -154,7 +154,7 @@ def _already_logged(cfg, changes: dict, since: datetime, until: datetime) -> int
 def run_demo(root: Path, as_of: date, scale: float = 1.0) -> int:
     root = root.resolve()
     started = time.perf_counter()
-    from sa_hygiene.demo_org import write_demo_org
+    from sa_hygiene.demo.org import write_demo_org
 
     meta = write_demo_org(root / "org", as_of, scale=scale)
     print(f"Demo org for {as_of} (scale {scale:g}) in {root / 'org'}: "
@@ -168,8 +168,8 @@ def run_demo(root: Path, as_of: date, scale: float = 1.0) -> int:
     _airflow("pools", "set", "salesforce_api", "2", "Concurrent Salesforce API work")
     _airflow("pools", "set", "slack_api", "4", "Concurrent Slack delivery")
 
-    from sa_hygiene.config import load_config
-    from sa_hygiene.snapshot import SnapshotStore
+    from sa_hygiene.contract.config import load_config
+    from sa_hygiene.source.snapshot import SnapshotStore
 
     cfg = load_config(cfg_path)
     store = SnapshotStore(cfg.store.url, keep=cfg.store.keep)
@@ -214,7 +214,7 @@ def _summary(cfg, root: Path, as_of: date) -> None:
     """What the day produced: alerts per workflow, and Slack calls against alerts per run."""
     from collections import Counter
 
-    from sa_hygiene.rules import evaluate_paths
+    from sa_hygiene.engine.rules import evaluate_paths
 
     store = root / "store"
     latest = sorted(p for p in store.iterdir() if p.name[:1].isdigit())

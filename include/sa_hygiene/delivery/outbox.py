@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from sa_hygiene.slack_preview import write_preview
+from sa_hygiene.delivery.preview import write_preview
 
 CALLS = "calls.jsonl"
 PREVIEW = "preview.html"

@@ -31,7 +31,7 @@ from pydantic import (
     model_validator,
 )
 
-from sa_hygiene.schema import FRAMES, OBJECTS
+from sa_hygiene.contract.schema import FRAMES, OBJECTS
 
 DEFAULTS_PATH = Path(__file__).with_name("defaults.yaml")
 CONFIG_ENV = "SA_HYGIENE_CONFIG"

@@ -33,10 +33,12 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from sa_hygiene.config import Config, Expectation, Workflow, load_config
-from sa_hygiene.routing import CHANNEL, Directory, as_recipient
-from sa_hygiene.schema import FRAMES
-from sa_hygiene.snapshot import PREVIOUS_OBJECTS, Snapshot, is_in, read_snapshot, select_rows
+from sa_hygiene.contract.config import Config, Expectation, Workflow, load_config
+from sa_hygiene.contract.recipients import CHANNEL, as_recipient
+from sa_hygiene.contract.schema import FRAMES
+from sa_hygiene.engine.routing import Directory
+from sa_hygiene.source.frames import is_in, select_rows
+from sa_hygiene.source.snapshot import PREVIOUS_OBJECTS, Snapshot, read_snapshot
 
 log = logging.getLogger(__name__)
 

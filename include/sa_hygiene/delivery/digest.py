@@ -23,7 +23,9 @@ from typing import Any
 
 import pandas as pd
 
-from sa_hygiene.blockkit import (
+from sa_hygiene.contract.config import Config
+from sa_hygiene.contract.recipients import as_recipient, encode
+from sa_hygiene.delivery.blockkit import (
     ITEM_MENU,
     LOG_IT,
     MAX_BLOCKS,
@@ -40,9 +42,8 @@ from sa_hygiene.blockkit import (
     safe_end,
     units,
 )
-from sa_hygiene.config import Config
-from sa_hygiene.routing import Directory, as_recipient, encode
-from sa_hygiene.snapshot import Snapshot
+from sa_hygiene.engine.routing import Directory
+from sa_hygiene.source.snapshot import Snapshot
 
 # A digest item's "Snooze" menu option puts it away for this many days (the Slack app's snooze).
 SNOOZE_DAYS = 7

@@ -39,10 +39,18 @@ import pandas as pd
 from jinja2 import Environment, PackageLoader, select_autoescape
 from markupsafe import Markup
 
-from sa_hygiene.config import Config
-from sa_hygiene.routing import USER, Directory
-from sa_hygiene.rules import Evaluation, _sa_activity, evaluate
-from sa_hygiene.snapshot import ID_RE, PREVIOUS_OBJECTS, Snapshot, SnapshotRef, SnapshotStore, read_snapshot
+from sa_hygiene.contract.config import Config
+from sa_hygiene.contract.recipients import USER
+from sa_hygiene.engine.routing import Directory
+from sa_hygiene.engine.rules import Evaluation, _sa_activity, evaluate
+from sa_hygiene.source.snapshot import (
+    ID_RE,
+    PREVIOUS_OBJECTS,
+    Snapshot,
+    SnapshotRef,
+    SnapshotStore,
+    read_snapshot,
+)
 
 log = logging.getLogger(__name__)
 
@@ -568,8 +576,8 @@ def _first_user(recipients: list[str]) -> str | None:
 
 def alert_memory(cfg: Config, as_of: date, state_url: str | None = None) -> dict:
     """What the report shows of the alert state; a state that is down is said, not fatal."""
-    from sa_hygiene.db import DatabaseError
-    from sa_hygiene.pipeline import open_state
+    from sa_hygiene.state.alerts import open_state
+    from sa_hygiene.state.db import DatabaseError
 
     since = as_of - timedelta(days=max(7 * cfg.report.activity_weeks, cfg.report.trend_snapshots))
     try:
@@ -693,7 +701,7 @@ def unknown_slack_users(ledger_url: str, since: datetime) -> dict:
     be read is reported, not raised: the report is still worth having without it."""
     from sqlalchemy import create_engine, inspect, make_url, select
 
-    from sa_hygiene.ledger import deliveries
+    from sa_hygiene.state.ledger import deliveries
 
     try:
         url = make_url(ledger_url)
@@ -732,7 +740,7 @@ def unknown_slack_users(ledger_url: str, since: datetime) -> dict:
 
 
 def _environment() -> Environment:
-    env = Environment(loader=PackageLoader("sa_hygiene", "templates"), autoescape=select_autoescape(["html", "j2"]))
+    env = Environment(loader=PackageLoader("sa_hygiene.web", "templates"), autoescape=select_autoescape(["html", "j2"]))
     env.filters.update(
         number=lambda n: f"{n:,}",
         pct=lambda x: "—" if x is None else f"{x:.0%}",
@@ -813,7 +821,7 @@ def write_report(cfg: Config, *, as_of: date | None = None, ledger_url: str | No
     store = SnapshotStore(cfg.store.url, keep=cfg.store.keep)
     latest = store.latest()
     if latest is None:
-        from sa_hygiene.snapshot import SnapshotError
+        from sa_hygiene.source.snapshot import SnapshotError
 
         raise SnapshotError(f"{cfg.store.url}: the snapshot store holds no snapshot yet (run sa_snapshot first)")
     previous = store.previous(latest)
@@ -821,7 +829,7 @@ def write_report(cfg: Config, *, as_of: date | None = None, ledger_url: str | No
     current = read_snapshot(latest.url, cfg)
     before = read_snapshot(previous.url, cfg, objects=PREVIOUS_OBJECTS) if previous else None
     evaluation = evaluate(current, before, cfg, as_of)
-    from sa_hygiene.pipeline import save_evaluation
+    from sa_hygiene.pipeline.memory import save_evaluation
 
     # The one full evaluation of this snapshot: the alert state records its episodes (sa_report's next task).
     save_evaluation(cfg, latest.name, as_of, evaluation.alert_records())
@@ -833,7 +841,7 @@ def write_report(cfg: Config, *, as_of: date | None = None, ledger_url: str | No
     model_obj = Model(context)
     model = model_obj.build()
 
-    from sa_hygiene.data_docs import build_data_docs
+    from sa_hygiene.web.data_docs import build_data_docs
 
     fs, root = fsspec.core.url_to_fs(cfg.report_folder())
     target = f"{root}/{latest.name}"
@@ -860,7 +868,7 @@ def write_report(cfg: Config, *, as_of: date | None = None, ledger_url: str | No
 
 def prune_reports(fs, root: str, kept: set[str]) -> list[str]:
     """Remove the report folders of snapshots no longer in the store."""
-    from sa_hygiene.snapshot import parse_snapshot_name
+    from sa_hygiene.source.snapshot import parse_snapshot_name
 
     removed = []
     for entry in fs.ls(root, detail=False):

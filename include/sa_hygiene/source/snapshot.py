@@ -38,18 +38,32 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from sa_hygiene.config import Config
-from sa_hygiene.schema import OBJECTS, Field
+from sa_hygiene.contract.config import Config
+from sa_hygiene.contract.schema import OBJECTS, Field
+from sa_hygiene.source.frames import is_in, without_rows
 
 ID_RE = r"[A-Za-z0-9]{15}(?:[A-Za-z0-9]{3})?"
+
+
 DATE_RE = r"\d{4}-\d{2}-\d{2}"
+
+
 TRUE = {"true", "1", "yes"}
+
+
 FALSE = {"false", "0", "no"}
+
+
 QUARANTINE_COLUMNS = ["object", "record_id", "reason", "detail"]
+
+
 MULTI = pd.ArrowDtype(pa.list_(pa.string()))
+
 
 # Load order matters: references are checked against tables already read.
 LOAD_ORDER = ["User", "Account", "Contact", "Opportunity", "OpportunityContactRole", "Task", "Event"]
+
+
 # (object, field) -> object it must exist in, for rules that route through it.
 REFERENCES = {
     ("Opportunity", "owner_id"): "User",
@@ -73,9 +87,6 @@ class Snapshot:
 
     def __getitem__(self, obj: str) -> pd.DataFrame:
         return self.tables[obj]
-
-
-# --------------------------------------------------------------------------- reading
 
 
 def _fs(url: str) -> tuple[fsspec.AbstractFileSystem, str]:
@@ -157,6 +168,8 @@ def _read_columns(fs, path: str, wanted: list[str]) -> pa.Table:
 # Bytes a string must start or end with to have white space to trim: ASCII controls and space,
 # and the lead or continuation bytes of any non-ASCII character (Unicode white space among them).
 _EDGE = np.zeros(256, dtype=bool)
+
+
 _EDGE[: 0x21] = _EDGE[0x7F :] = True
 
 
@@ -278,6 +291,8 @@ def _utf8(col: pa.ChunkedArray) -> tuple[pa.ChunkedArray, np.ndarray | None]:
 
 # Python's dates, which every reader of the frames (digests, reports) converts to.
 _FIRST_DAY, _DAYS = -719_162, 3_652_059  # 0001-01-01 as days since 1970-01-01; days to 9999-12-31
+
+
 _PER_DAY = {"s": 86_400, "ms": 86_400_000, "us": 86_400_000_000, "ns": 86_400_000_000_000}
 
 
@@ -459,7 +474,7 @@ def _load_object(
             invalid[name] = bad_values.reset_index(drop=True).fillna(False).astype(bool)
     del col, values
     df = pd.DataFrame(columns)
-    del columns  # the frame holds them now; _without may let each go
+    del columns  # the frame holds them now; without_rows may let each go
     ids = df["id"]
     problems = _Problems(obj, n)
 
@@ -526,7 +541,7 @@ def _load_object(
     bad = problems.bad
     quarantine = problems.frame(ids)
     if bad.any():
-        df = _without(df, bad)
+        df = without_rows(df, bad)
     return df, quarantine
 
 
@@ -544,8 +559,6 @@ def _read_required(fs, path: str, wanted: list[str], fmap: dict[str, str], catal
         raise SnapshotError(f"{path}: missing required column(s): {', '.join(missing)}")
     return table
 
-
-# --------------------------------------------------------------------------- changes (CONTRACT.md § 1b)
 
 IS_DELETED = "IsDeleted"
 
@@ -638,69 +651,6 @@ def apply_changes(base: pa.Table, delta: pa.Table, id_column: str) -> tuple[pa.T
     return merged, np.concatenate([np.zeros(base.num_rows, bool), unreadable])
 
 
-def is_in(values: pd.Series, among: pd.Series) -> np.ndarray:
-    """``values.isin(among)`` for text, by Arrow's hash look-up (False for blanks): pandas spells
-    the value set out as Python strings first, a noticeable cost at a hundred thousand users."""
-    value_set = pa.array(among.array)
-    value_set = value_set.combine_chunks() if isinstance(value_set, pa.ChunkedArray) else value_set
-    found = pc.is_in(pa.array(values.array), value_set=value_set.cast(pa.large_string()))
-    return pc.fill_null(found, False).to_numpy(zero_copy_only=False).astype(bool)
-
-
-def _arrow_values(col: pd.Series, arrow: pa.ChunkedArray) -> pd.api.extensions.ExtensionArray:
-    """``arrow`` as the pandas array of ``col``'s dtype, without converting a value."""
-    return pd.arrays.ArrowExtensionArray(arrow) if isinstance(col.dtype, pd.ArrowDtype) else arrow.to_pandas().array
-
-
-def _kept(col: pd.Series, keep: np.ndarray, keep_arrow: pa.Array, index: pd.Index) -> pd.Series:
-    arrow = getattr(col.array, "_pa_array", None)
-    if isinstance(arrow, pa.ChunkedArray):
-        return pd.Series(_arrow_values(col, arrow.filter(keep_arrow)), index=index, dtype=col.dtype, name=col.name)
-    return pd.Series(col.array[keep], index=index, name=col.name)  # numpy-backed (to_numpy would box datetimes)
-
-
-def select_rows(df: pd.DataFrame, keep: np.ndarray | pd.Series, columns: list[str] | None = None) -> pd.DataFrame:
-    """The rows of ``df`` where ``keep`` holds, index labels kept; of ``columns``, or all.
-
-    Arrow columns are filtered chunk by chunk. pandas' boolean indexing turns the mask into
-    positions, and Arrow's ``take`` of a chunked column concatenates its chunks first: a copy
-    of the whole column (every description of ten million tasks) to keep a few thousand rows.
-    """
-    keep = np.asarray(keep, dtype=bool)
-    keep_arrow, index = pa.array(keep), df.index[keep]
-    return pd.DataFrame({c: _kept(df[c], keep, keep_arrow, index) for c in (df.columns if columns is None else columns)},
-                        index=index)  # fmt: skip
-
-
-def _without(df: pd.DataFrame, bad: np.ndarray) -> pd.DataFrame:
-    """``df`` (a fresh frame, with a range index) without the ``bad`` rows.
-
-    Arrow columns keep zero-copy slices around a few bad rows instead of copying every string.
-    With more than that, columns are filtered one at a time and each original is let go as
-    its copy is made (``df`` is emptied): the peak is one column more than the table, not two
-    tables.
-    """
-    positions = np.flatnonzero(bad)
-    keep = ~bad
-    index = pd.RangeIndex(len(df) - len(positions))
-    if len(positions) > 1000:
-        keep_arrow = pa.array(keep)
-        return pd.DataFrame({name: _kept(df.pop(name), keep, keep_arrow, index) for name in list(df.columns)})
-    starts = np.concatenate([[0], positions + 1])
-    stops = np.concatenate([positions, [len(df)]])
-    spans = [(a, b - a) for a, b in zip(starts, stops, strict=True) if b > a]
-    out = {}
-    for name in df.columns:
-        col = df[name]
-        arrow = getattr(col.array, "_pa_array", None)
-        if isinstance(arrow, pa.ChunkedArray):
-            kept = pa.chunked_array([c for a, n in spans for c in arrow.slice(a, n).chunks], type=arrow.type)
-            out[name] = pd.Series(_arrow_values(col, kept), index=index, dtype=col.dtype)
-        else:
-            out[name] = pd.Series(col.array[keep], index=index)
-    return pd.DataFrame(out)
-
-
 class _Stages:
     """StageName -> rank (0-8) and the lost flag, as WORKFLOWS.md § Terms defines them."""
 
@@ -765,9 +715,9 @@ def _taken_at(fs, root: str) -> datetime | None:
     return parse_snapshot_name(root.rsplit("/", 1)[-1])
 
 
-# --------------------------------------------------------------------------- the store
-
 MANIFEST = "_manifest.json"
+
+
 NAME_FORMAT = "%Y%m%dT%H%M%SZ"
 
 
@@ -921,9 +871,9 @@ def _all_text(path: Path) -> dict[str, pa.DataType]:
     return {c: pa.string() for c in pacsv.read_csv(pa.py_buffer(head)).column_names}
 
 
-# --------------------------------------------------------------------------- the changes feed of a snapshot
-
 CHANGES_DIR = "_changes"
+
+
 CHANGES_POINTER = "latest.json"
 
 

@@ -28,7 +28,7 @@ few hundred e-mail addresses again. Every row is scoped by a *workspace* (the si
 that a demo run into the outbox never marks a real digest as delivered, nor feeds made-up ids
 to a real Slack.
 
-SQLAlchemy Core, one code path for SQLite (the default) and PostgreSQL (``sa_hygiene.db``).
+SQLAlchemy Core, one code path for SQLite (the default) and PostgreSQL (``sa_hygiene.state.db``).
 Times are Unix seconds, directly comparable with Slack's ``ts``.
 """
 
@@ -59,7 +59,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import SQLAlchemyError
 
-from sa_hygiene.db import (
+from sa_hygiene.state.db import (
     DatabaseError,
     connect,
     ensure_schema,

@@ -50,7 +50,8 @@ import pandas as pd
 from sqlalchemy import Column, DateTime, MetaData, String, Table, delete, update
 from sqlalchemy.exc import SQLAlchemyError
 
-from sa_hygiene.blockkit import (
+from sa_hygiene.contract.config import Config
+from sa_hygiene.delivery.blockkit import (
     ITEM_MENU,
     LOG_IT,
     OPEN_LINK,
@@ -61,9 +62,15 @@ from sa_hygiene.blockkit import (
     item_value,
     record_url,
 )
-from sa_hygiene.config import Config
-from sa_hygiene.db import DatabaseError, connect, ensure_schema, insert_ignoring_conflicts, reason, safe_url
-from sa_hygiene.digest import SNOOZE_DAYS
+from sa_hygiene.delivery.digest import SNOOZE_DAYS
+from sa_hygiene.state.db import (
+    DatabaseError,
+    connect,
+    ensure_schema,
+    insert_ignoring_conflicts,
+    reason,
+    safe_url,
+)
 
 log = logging.getLogger(__name__)
 
@@ -249,7 +256,7 @@ class LatestSnapshot:
         self._snapshot = None
 
     def __call__(self):
-        from sa_hygiene.snapshot import SnapshotStore, read_snapshot
+        from sa_hygiene.source.snapshot import SnapshotStore, read_snapshot
 
         ref = SnapshotStore(self.cfg.store.url, keep=self.cfg.store.keep).latest()
         if ref is None:
@@ -740,7 +747,7 @@ def build_app(cfg: Config, *, creds: Credentials | None = None, client=None, sna
             why = f"Not mine / wrong Primary SA, said {actor.name}"
             note = f":leftwards_arrow_with_hook: <@{slack_user}> says this is not theirs (wrong Primary SA); snoozed until {until:%a %d %b %Y} and reported."
             _tell_not_mine(svc, client, people, item, actor, slack_user)
-        from sa_hygiene.pipeline import open_state
+        from sa_hygiene.state.alerts import open_state
 
         with open_state(cfg, svc.state_url) as state:
             state.snooze(item.workflow, item.record_id, until=until, reason=why, by=actor.email or actor.name)
@@ -823,7 +830,7 @@ def _mark_reminder_done(client, meeting: Meeting, note: str) -> None:
 
 def _tell_not_mine(svc: Services, client, people: People, item: Item, actor: Person, slack_user: str) -> None:
     """Tell the item's regional channel and the operations channel that its Primary SA looks wrong."""
-    from sa_hygiene.routing import Directory
+    from sa_hygiene.engine.routing import Directory
 
     cfg = svc.cfg
     directory = Directory(svc.snapshot()["User"], cfg)
@@ -862,7 +869,7 @@ def create_asgi_app(bolt_app=None, cfg: Config | None = None):
     def the_app():
         with lock:
             if state["app"] is None:
-                from sa_hygiene.config import load_config
+                from sa_hygiene.contract.config import load_config
 
                 state["app"] = build_app(cfg or load_config())
             return state["app"]

@@ -161,7 +161,7 @@ def write_preview(posts: list[dict], path: Path, *, run_id: str) -> None:
         for j, digest in enumerate(recipient["digests"]):
             digest["anchor"] = f"{recipient['anchor']}-{j}"
     env = Environment(
-        loader=PackageLoader("sa_hygiene", "templates"), autoescape=select_autoescape(["html", "j2"])
+        loader=PackageLoader("sa_hygiene.delivery", "templates"), autoescape=select_autoescape(["html", "j2"])
     )
     env.filters.update(mrkdwn=mrkdwn, text_object=text_object, safe_url=safe_url)
     page = env.get_template("slack_preview.html.j2").render(

@@ -48,11 +48,11 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from sa_hygiene.schema import OBJECTS
+from sa_hygiene.contract.schema import OBJECTS
 
 if TYPE_CHECKING:
-    from sa_hygiene.config import Config
-    from sa_hygiene.snapshot import SnapshotRef, SnapshotStore
+    from sa_hygiene.contract.config import Config
+    from sa_hygiene.source.snapshot import SnapshotRef, SnapshotStore
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -757,7 +757,7 @@ def extract_snapshot(cfg: Config, store: SnapshotStore, conn_id: str | None = No
     ``commit=False`` the snapshot stays staged (``report.staged``) for the caller to validate and
     ``store.commit`` (the snapshot DAG's extract -> validate -> commit).
     """
-    from sa_hygiene.snapshot import snapshot_name
+    from sa_hygiene.source.snapshot import snapshot_name
 
     options = options or ExtractOptions()
     conn_id = conn_id or cfg.salesforce.conn_id
@@ -822,8 +822,8 @@ def _command(argv: list[str], name: str, description: str, action: Callable) -> 
     p.add_argument("--config", help="project configuration (defaults apply without it)")
     args = p.parse_args(argv)
 
-    from sa_hygiene.config import ConfigError, load_config
-    from sa_hygiene.snapshot import SnapshotStore
+    from sa_hygiene.contract.config import ConfigError, load_config
+    from sa_hygiene.source.snapshot import SnapshotStore
 
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
@@ -972,7 +972,7 @@ def pull_changes(cfg: Config, store: SnapshotStore, conn_id: str | None = None, 
     seen (Salesforce's clock, not ours). Raises ``ExtractionError`` and changes nothing on failure:
     the last good version and its high-water mark stay.
     """
-    from sa_hygiene.snapshot import ChangesFeed
+    from sa_hygiene.source.snapshot import ChangesFeed
 
     options = options or ExtractOptions(overlap=timedelta(minutes=cfg.changes.overlap_minutes))
     conn_id = conn_id or cfg.salesforce.conn_id

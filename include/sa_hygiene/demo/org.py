@@ -26,7 +26,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from sa_hygiene.schema import PREFIX, default_field_map
+from sa_hygiene.contract.schema import PREFIX, default_field_map
 
 BASE = {"User": 150, "Account": 800, "Contact": 3000, "Opportunity": 2000, "Task": 20000, "Event": 4000}
 # Below these sizes some workflow or routing path would have nothing to show.

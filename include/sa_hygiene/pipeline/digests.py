@@ -1,0 +1,120 @@
+"""The digest DAGs' steps: who is due, which meetings to remind of, and delivering digests.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from sa_hygiene.contract.config import Config
+from sa_hygiene.pipeline.evaluation import advance_feed, read_alerts
+from sa_hygiene.pipeline.memory import _mark_digests, with_memory
+from sa_hygiene.pipeline.sending import deliver_messages, open_sink
+from sa_hygiene.pipeline.snapshots import snapshot_store
+
+log = logging.getLogger(__name__)
+
+
+def deliver_digests(
+    cfg: Config,
+    info: dict,
+    run_id: str,
+    *,
+    slots: set[str] | None = None,
+    recipients: set[str] | None = None,
+    dry_run: bool = False,
+    sink=None,
+    ledger_url: str | None = None,
+    with_quarantine: bool = False,
+) -> dict:
+    """Render the digests of an evaluation (``info``: as_of, alerts file, snapshot paths, notice)
+    for some slots and recipients, all by default, and deliver each once.
+
+    The operations channel hears of stale data, unknown Slack users and failures; the call
+    raises at the end, naming what was not delivered, so that a task's retry resumes it.
+    """
+    from datetime import date as date_type
+
+    from sa_hygiene.contract.recipients import encode
+    from sa_hygiene.delivery.digest import build_messages, effective_slot, ops_summary
+    from sa_hygiene.source.snapshot import PREVIOUS_OBJECTS, read_snapshot
+
+    as_of = date_type.fromisoformat(info["as_of"])
+    alerts = [
+        a for a in read_alerts(info["alerts"], cfg)
+        if (slots is None or effective_slot(a) in slots) and (recipients is None or encode(a["recipient"]) in recipients)
+    ]  # fmt: skip
+    memory = with_memory(cfg, as_of, alerts, state_url=cfg.state.url or ledger_url)
+    alerts = memory.alerts
+    sink = sink if sink is not None else open_sink(cfg, run_id, delivery="outbox" if dry_run else None)
+    current = read_snapshot(info["snapshot"], cfg, changes=info.get("changes")) if alerts or with_quarantine else None
+    messages = []
+    if alerts:
+        before = read_snapshot(info["previous"], cfg, objects=PREVIOUS_OBJECTS) if info.get("previous") else None
+        messages = build_messages(alerts, current, cfg, as_of, previous=before, notice=info.get("notice"),
+                                  fixed=memory.fixed)  # fmt: skip
+    report = deliver_messages(messages, cfg, run_id, sink=sink, ledger_url=ledger_url)
+    _mark_digests(memory, messages, report, as_of)
+    notes = [n for n in (info.get("notice"), info.get("changes_notice")) if n and messages]
+    summary = ops_summary(
+        cfg, as_of, run_id, quarantine=current.quarantine if with_quarantine else None,
+        unrouted=sum(1 for a in alerts if a.get("unrouted")), unknown_users=report.unknown_users,
+        failed=report.failed, unconfirmed=report.unconfirmed, notes=notes + memory.notes,
+    )  # fmt: skip
+    if summary is not None:
+        deliver_messages([summary], cfg, run_id, sink=sink, ledger_url=ledger_url)
+    out = {"messages": len(messages), "sent": len(report.sent), "already_sent": len(report.already_sent),
+           "elsewhere": len(report.elsewhere), "failed": len(report.failed), "unknown_users": len(report.unknown_users),
+           "recipients": sorted({encode(m.recipient) for m in messages}), "snoozed": memory.snoozed,
+           "fixed": sum(len(v) for v in memory.fixed.values())}  # fmt: skip
+    preview = getattr(sink, "preview_path", None)
+    if preview is not None:
+        out["preview"] = str(preview)
+    log.info("delivered %s", out)
+    report.raise_for_failures()
+    if info.get("feed") and not dry_run:
+        out["feed_window_end"] = advance_feed(cfg, info, state_url=cfg.state.url or ledger_url)
+    return out
+
+
+def due_recipients(cfg: Config, start, end, *, only: str | None = None, as_of: str | None = None) -> dict[str, list[str]]:
+    """{local date: [User Id]} of the active users whose local SA-digest time falls in ``[start, end)``.
+
+    ``only`` names one user to serve now whatever the time (a run by hand), on ``as_of`` or
+    their local date.
+    """
+    from datetime import UTC, datetime
+
+    from sa_hygiene.contract.schedule import due_in, zone
+    from sa_hygiene.source.snapshot import read_snapshot
+
+    latest = snapshot_store(cfg).latest()
+    if latest is None:
+        return {}
+    users = read_snapshot(latest.url, cfg, objects=("User",))["User"]
+    users = users[users["is_active"]]
+    if only:
+        row = users[users["key"] == only[:15]]
+        if row.empty:
+            raise ValueError(f"{only}: no active user with this Id in the latest snapshot")
+        tz = zone(row["timezone"].iloc[0])
+        return {as_of or datetime.now(UTC).astimezone(tz).date().isoformat(): [row["id"].iloc[0]]}
+    due = due_in(start, end, dict(zip(users["id"], users["timezone"], strict=True)), cfg.schedule.sa_digest_at)
+    out: dict[str, list[str]] = {}
+    for user_id, day in due.items():
+        out.setdefault((as_of or day.isoformat()), []).append(user_id)
+    return {day: sorted(ids) for day, ids in out.items()}
+
+
+def reminder_window(start, end, previous_end, params: dict) -> tuple:
+    """The meetings to remind of: since the previous successful run (no gap after an outage of
+    less than a day), or the window given by hand."""
+    from datetime import datetime, timedelta
+
+    since = params.get("since") or None
+    until = params.get("until") or None
+    if since or until:
+        parse = datetime.fromisoformat
+        return (parse(since) if since else start), (parse(until) if until else end)
+    if previous_end is not None and start - timedelta(days=1) <= previous_end < start:
+        return previous_end, end
+    return start, end

@@ -1,0 +1,81 @@
+"""The sa_escalations steps: each manager's overdue items at their local escalation time.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import date
+
+from sa_hygiene.contract.config import Config
+from sa_hygiene.pipeline.sending import deliver_messages, open_sink
+from sa_hygiene.pipeline.snapshots import snapshot_store
+from sa_hygiene.state.alerts import open_state
+
+log = logging.getLogger(__name__)
+
+
+def escalations(cfg: Config, start, end, *, only: str | None = None, as_of: str | None = None,
+                state_url: str | None = None) -> dict:
+    """The managers whose local ``schedule.escalation_at`` falls in ``[start, end)`` and their team's
+    items open longer than the workflow's ``escalate_after_days`` (snoozed ones left out)."""
+    from datetime import UTC, datetime
+
+    from sa_hygiene.contract.recipients import as_recipient
+    from sa_hygiene.contract.schedule import due_in, zone
+    from sa_hygiene.source.snapshot import read_snapshot
+    from sa_hygiene.state.alerts import key_of
+
+    latest = snapshot_store(cfg).latest()
+    if latest is None:
+        return {"items": [], "days": {}, "snapshot": None}
+    users = read_snapshot(latest.url, cfg, objects=("User",))["User"]
+    active = users[users["is_active"]]
+    managers = {str(m)[:15]: m for m in active["id"]}
+    manager_of = {k: m for k, m in zip(users["key"], users["manager_id"], strict=True) if isinstance(m, str)}
+    if only:
+        row = active[active["key"] == only[:15]]
+        if row.empty:
+            raise ValueError(f"{only}: no active user with this Id in the latest snapshot")
+        tz = zone(row["timezone"].iloc[0])
+        days = {row["id"].iloc[0]: date.fromisoformat(as_of) if as_of else datetime.now(UTC).astimezone(tz).date()}
+    else:
+        days = due_in(start, end, dict(zip(active["id"], active["timezone"], strict=True)), cfg.schedule.escalation_at)
+    if not days:
+        return {"items": [], "days": {}, "snapshot": latest.url}
+    limits = {w: wf.escalate_after_days for w, wf in cfg.enabled_workflows().items() if wf.escalate_after_days}
+    with open_state(cfg, state_url) as state:
+        episodes = state.open_episodes()
+        snoozed = state.snoozed(min(days.values()))
+    items = []
+    for e in episodes:
+        if e["workflow"] not in limits or (e["workflow"], e["record_key"]) in snoozed:
+            continue
+        for r in e["recipients"]:
+            who = as_recipient(r)
+            if who["type"] != "user":
+                continue
+            manager = managers.get(str(manager_of.get(key_of(who["id"]), ""))[:15])
+            if manager is None or manager not in days:
+                continue
+            age = (days[manager] - e["first_seen"]).days
+            if age >= limits[e["workflow"]]:
+                items.append({"manager": manager, "owner": who["id"], "workflow": e["workflow"], "object": e["object"],
+                              "record_id": e["record_id"], "first_seen": e["first_seen"].isoformat(), "age_days": age})  # fmt: skip
+    return {"items": items, "days": {m: d.isoformat() for m, d in days.items()}, "snapshot": latest.url}
+
+
+def deliver_escalations(cfg: Config, found: dict, run_id: str, *, dry_run: bool = False, sink=None) -> dict:
+    """One DM per manager with overdue items; the ledger keeps it to once a day."""
+    from sa_hygiene.delivery.digest import escalation_messages
+    from sa_hygiene.source.snapshot import read_snapshot
+
+    if not found["items"]:
+        return {"messages": 0, "sent": 0}
+    snapshot = read_snapshot(found["snapshot"], cfg)
+    days = {m: date.fromisoformat(d) for m, d in found["days"].items()}
+    messages = escalation_messages(found["items"], snapshot, cfg, days)
+    sink = sink if sink is not None else open_sink(cfg, run_id, delivery="outbox" if dry_run else None)
+    report = deliver_messages(messages, cfg, run_id, sink=sink)
+    report.raise_for_failures()
+    return {"messages": len(messages), "sent": len(report.sent), "already_sent": len(report.already_sent),
+            "items": len(found["items"])}  # fmt: skip

@@ -1,0 +1,139 @@
+"""The alert state in the runs: ages and fixes for a digest, recording stored evaluations.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from datetime import date
+
+from sa_hygiene.contract.config import Config
+from sa_hygiene.source.jsonl import read_jsonl, write_jsonl
+from sa_hygiene.state.alerts import open_state
+
+log = logging.getLogger(__name__)
+
+
+# Full evaluations kept for the alert state: <store>/_alert_memory/<snapshot>/.
+MEMORY_FOLDER = "_alert_memory"
+
+
+@dataclass
+class DigestMemory:
+    """What the alert state adds to a digest run: ages, fixes, snoozes, or why it could not."""
+
+    alerts: list[dict]
+    fixed: dict[str, list[dict]] = field(default_factory=dict)
+    snoozed: int = 0
+    notes: list[str] = field(default_factory=list)
+    state: object | None = None
+
+
+def _state_down(exc: Exception) -> str:
+    return (f"The alert state is unavailable ({exc}): digests went out without ages, fixes and snoozes. "
+            "Nothing is lost: the next healthy run records the stored evaluations.")  # fmt: skip
+
+
+def with_memory(cfg: Config, as_of: date, alerts: list[dict], *, state_url: str | None = None) -> DigestMemory:
+    """Ages from the episodes (read, never written: the snapshot's own evaluation records them),
+    snoozed items left out, and what each DM recipient fixed since their last digest.
+
+    A state that is down or broken costs the ages, never the digest: the operations channel is
+    told and the alerts go out as they are.
+    """
+    from sa_hygiene.contract.recipients import encode
+    from sa_hygiene.state.alerts import key_of
+    from sa_hygiene.state.db import DatabaseError
+
+    try:
+        state = open_state(cfg, state_url)
+        began = state.first_recorded()
+        annotated = [{**a, "memory_began": began.isoformat()} if began else a for a in state.annotate(as_of, alerts).alerts]
+        snoozed = state.snoozed(as_of)
+        kept = [a for a in annotated if (a["workflow"], key_of(a["record_id"])) not in snoozed]
+        dm = {encode(a["recipient"]) for a in kept if a["recipient"]["type"] == "user" and a["slot"] == "sa_digest"}
+        return DigestMemory(kept, _fixed_since_last_digest(cfg, state, dm, as_of), len(annotated) - len(kept), state=state)
+    except DatabaseError as exc:
+        log.warning("alert state unavailable: %s", exc)
+        return DigestMemory(alerts, notes=[_state_down(exc)])
+
+
+def _fixed_since_last_digest(cfg: Config, state, recipients: set[str], as_of: date) -> dict[str, list[dict]]:
+    """{recipient: DM-workflow episodes resolved after their previous digest}: one query from the
+    earliest previous digest, then each recipient's own cut."""
+    since = {r: d for r in recipients if (d := state.last_digest(r, "sa_digest", as_of)) is not None}
+    if not since:
+        return {}
+    dm_workflows = {w for w, wf in cfg.workflows.items() if wf.slot == "sa_digest"}
+    fixed: dict[str, list[dict]] = {}
+    for e in state.resolved_between(min(since.values()), as_of):
+        if e["workflow"] not in dm_workflows:
+            continue
+        for r in e["recipients"]:
+            if r in since and e["resolved_on"] > since[r]:
+                fixed.setdefault(r, []).append({**e, "resolved_on": e["resolved_on"].isoformat()})
+    return fixed
+
+
+def _mark_digests(memory: DigestMemory, messages: list, report, as_of: date) -> None:
+    """Remember who got their DM digest today: tomorrow's "fixed since" counts from here."""
+    from sa_hygiene.contract.recipients import encode
+    from sa_hygiene.state.db import DatabaseError
+
+    if memory.state is None:
+        return
+    done = set(report.sent) | set(report.already_sent) | set(report.elsewhere)
+    got = [encode(m.recipient) for m in messages if m.slot == "sa_digest" and m.key in done]
+    try:
+        memory.state.mark_digests(got, "sa_digest", as_of)
+    except DatabaseError as exc:
+        log.warning("alert state: digests not marked: %s", exc)
+    finally:
+        memory.state.close()
+
+
+def save_evaluation(cfg: Config, snapshot_name: str, as_of: date, alerts: list[dict]) -> str:
+    """Keep a full evaluation's alerts in the store, so that the alert state can record them now
+    or, when it is down, on its next healthy run."""
+    from datetime import UTC, datetime
+
+    import fsspec
+
+    folder = f"{cfg.store.url.rstrip('/')}/{MEMORY_FOLDER}/{snapshot_name}"
+    write_jsonl(f"{folder}/alerts.jsonl", alerts)
+    with fsspec.open(f"{folder}/meta.json", "w", encoding="utf-8", auto_mkdir=True) as fh:
+        json.dump({"snapshot": snapshot_name, "as_of": as_of.isoformat(), "saved_at": datetime.now(UTC).isoformat()}, fh)
+    return folder
+
+
+def remember(cfg: Config, state_url: str | None = None) -> dict:
+    """Record the stored full evaluations the alert state has not seen yet, oldest first (one per
+    snapshot; the latest again when it was re-evaluated). What the sa_report DAG runs after its
+    evaluation: a state that was down catches up here."""
+    import fsspec
+
+    fs, root = fsspec.core.url_to_fs(f"{cfg.store.url.rstrip('/')}/{MEMORY_FOLDER}")
+    if not fs.exists(root):
+        return {"recorded": []}
+    stored = []
+    for entry in fs.ls(root, detail=False):
+        try:
+            with fs.open(f"{entry}/meta.json", "r") as fh:
+                meta = json.load(fh)
+        except FileNotFoundError:
+            continue  # a folder being written
+        stored.append((date.fromisoformat(meta["as_of"]), meta["saved_at"], meta["snapshot"]))
+    recorded = []
+    with open_state(cfg, state_url) as state:
+        latest = state.latest_recorded()
+        for as_of, saved_at, name in sorted(stored):
+            # Dates before the latest recorded one are history; the latest again only when re-evaluated.
+            if latest is not None and (as_of < latest[0] or (as_of == latest[0] and saved_at <= latest[1].isoformat())):
+                continue
+            alerts = read_jsonl(f"{cfg.store.url.rstrip('/')}/{MEMORY_FOLDER}/{name}/alerts.jsonl")
+            mem = state.record(as_of, alerts)
+            recorded.append({"snapshot": name, "as_of": as_of.isoformat(), "alerts": len(alerts),
+                             "resolved": len(mem.resolved)})  # fmt: skip
+    log.info("alert memory: recorded %s", recorded)
+    return {"recorded": recorded}

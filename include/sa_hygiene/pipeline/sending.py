@@ -1,0 +1,35 @@
+"""Where messages go: the one place that chooses between Slack and the outbox, and delivers
+through the ledger (exactly once per message and day).
+"""
+
+from __future__ import annotations
+
+import logging
+
+from sa_hygiene.contract.config import Config
+
+log = logging.getLogger(__name__)
+
+
+def open_sink(cfg: Config, run_id: str, delivery: str | None = None, outbox: str | None = None, conn_id: str | None = None):
+    """The outbox or Slack, as configured (or forced, e.g. by a DAG's dry_run)."""
+    from sa_hygiene.delivery.outbox import OutboxSink
+    from sa_hygiene.delivery.slack import SlackSink
+
+    if (delivery or cfg.slack.delivery) == "slack":
+        return SlackSink(conn_id or cfg.slack.conn_id)
+    return OutboxSink(outbox or cfg.slack.outbox, run_id)
+
+
+def deliver_messages(messages: list, cfg: Config, run_id: str, *, sink=None, ledger_url: str | None = None):
+    """Deliver with the configured ledger; returns the DeliveryReport (raise_for_failures is the caller's)."""
+    from sa_hygiene.delivery.slack import deliver
+    from sa_hygiene.state.ledger import Ledger
+
+    sink = sink if sink is not None else open_sink(cfg, run_id)
+    ledger = Ledger(ledger_url or cfg.slack.ledger_url, cache_hours=cfg.slack.user_cache_hours,
+                    lease_seconds=cfg.slack.lease_seconds)  # fmt: skip
+    try:
+        return deliver(messages, sink, ledger, run_id)
+    finally:
+        ledger.close()
