@@ -68,24 +68,25 @@ def floor(folder: Path) -> dict:
 def imports() -> dict:
     """What a fresh ``evaluate`` process imports before it reads the snapshot."""
     t0 = time.perf_counter()
-    from sa_hygiene import rules
+    from sa_hygiene.engine import gx
 
-    rules._gx()
-    rules.Validator()
+    gx.import_gx()
+    gx.Validator()
     return {"imports_s": time.perf_counter() - t0}
 
 
 def naive(current, previous, cfg) -> tuple[float, int]:
     """One GX validation per workflow on full frames, conditions inside GX, nothing shared."""
-    from sa_hygiene import rules
+    from sa_hygiene.engine import prepare
+    from sa_hygiene.engine.gx import build_expectation, import_gx
 
-    gx = rules._gx()
+    gx = import_gx()
     from great_expectations.data_context.types.base import ProgressBarsConfig
 
     ctx = gx.get_context(mode="ephemeral")
     ctx.variables.progress_bars = ProgressBarsConfig(globally=False)
     source = ctx.data_sources.add_pandas("naive")
-    w = rules.RunWindow.of(AS_OF)
+    w = prepare.RunWindow.of(AS_OF)
     params = {**cfg.params(), "as_of": w.as_of}
 
     def literal(match: re.Match) -> str:
@@ -95,7 +96,7 @@ def naive(current, previous, cfg) -> tuple[float, int]:
     started = time.perf_counter()
     unexpected = 0
     for wid, wf in cfg.enabled_workflows().items():
-        frames, _ = rules.prepare_frames(current, previous, cfg, w, only={wf.frame})
+        frames, _ = prepare.prepare_frames(current, previous, cfg, w, only={wf.frame})
         if wf.frame not in frames:
             continue
         frame = frames[wf.frame].reset_index(drop=True)
@@ -105,13 +106,13 @@ def naive(current, previous, cfg) -> tuple[float, int]:
             condition = re.sub(r"@(\w+)", literal, condition)
             data = frame
             if e.expectation == "each_in_set":
-                data = rules.exploded(frame[e.column]).to_frame(e.column)
+                data = prepare.exploded(frame[e.column]).to_frame(e.column)
                 data["id"] = frame["id"].reindex(data.index).to_numpy()
                 data = data.join(frame.drop(columns=[e.column, "id"]), how="left").reset_index(drop=True)
             elif e.expectation in ("match_regex", "min_length"):
                 data = frame.fillna({e.column: ""})
             kw = {"row_condition": condition, "condition_parser": "pandas"} if condition else {}
-            expectation = rules.build_expectation(e, params, {"workflow": wid}, **kw)
+            expectation = build_expectation(e, params, {"workflow": wid}, **kw)
             batch = bd.get_batch(batch_parameters={"dataframe": data})
             r = batch.validate(expectation, result_format={"result_format": "COMPLETE", "unexpected_index_column_names": ["id"]})
             unexpected += r.result.get("unexpected_count") or 0
@@ -120,12 +121,12 @@ def naive(current, previous, cfg) -> tuple[float, int]:
 
 def measure(folder: Path, with_baseline: bool) -> dict:
     """Load and evaluate, after the imports (runs in the child process)."""
-    from sa_hygiene import rules
     from sa_hygiene.contract.config import load_config
+    from sa_hygiene.engine import gx, rules
     from sa_hygiene.source.snapshot import PREVIOUS_OBJECTS, read_snapshot
 
-    rules._gx()
-    rules.Validator()  # GX's first context pays one-off imports; not part of any run
+    gx.import_gx()
+    gx.Validator()  # GX's first context pays one-off imports; not part of any run
     cfg = load_config()
     base = rss_mb()
     t0 = time.perf_counter()

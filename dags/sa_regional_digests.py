@@ -15,13 +15,12 @@ Params: `as_of` (another day), `dry_run` (the outbox instead of Slack).
 from airflow.sdk import CronTriggerTimetable, dag, get_current_context, task
 
 from sa_hygiene.contract.config import load_config
-from sa_hygiene.contract.schedule import cron_at
+from sa_hygiene.contract.schedule import cron_at, regional_digest_dag_id
 from sa_hygiene.dag_support import (
     NETWORK_RETRIES,
     NO_RETRIES,
     START,
     TAGS,
-    dag_id_part,
     default_args,
     run_params,
 )
@@ -77,7 +76,7 @@ def digest_dag(dag_id: str, tz: str, slots: set[str], recipients: set[str], doc:
 
 for key, region in CFG.regions.items():
     digest_dag(
-        f"sa_regional_digest_{dag_id_part(key)}",
+        regional_digest_dag_id(key),
         region.timezone,
         {"regional_digest"},
         {"channel:" + CFG.region_channel(key)},

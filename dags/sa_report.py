@@ -37,7 +37,7 @@ def sa_report():
     def write_report() -> dict:
         from datetime import date
 
-        from sa_hygiene.web.report import write_report as write
+        from sa_hygiene.pipeline.report import write_report as write
 
         as_of = get_current_context()["params"]["as_of"]
         return write(load_config(), as_of=date.fromisoformat(as_of) if as_of else None)

@@ -13,8 +13,8 @@ def write_demo_report(root: Path, scale: float = 0.2) -> tuple[Path, dict]:
     """(configuration file, what write_report returned) of a report written under ``root``."""
     from sa_hygiene.contract.config import load_config
     from sa_hygiene.demo.org import write_demo_org
+    from sa_hygiene.pipeline.report import write_report
     from sa_hygiene.source.snapshot import SnapshotStore
-    from sa_hygiene.web.report import write_report
 
     write_demo_org(root / "org", AS_OF, scale=scale)
     cfg_path = root / "sa_hygiene.yaml"

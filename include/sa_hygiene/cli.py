@@ -264,7 +264,8 @@ def main(argv: list[str] | None = None) -> int:
         return changes_cli(argv[1:])
     args = parser().parse_args(argv)
     from sa_hygiene.contract.config import ConfigError
-    from sa_hygiene.engine.rules import RuleError, WindowError
+    from sa_hygiene.engine.gx import RuleError
+    from sa_hygiene.engine.prepare import WindowError
     from sa_hygiene.pipeline.evaluation import AlertsError
     from sa_hygiene.source.snapshot import SnapshotError
     from sa_hygiene.state.db import DatabaseError

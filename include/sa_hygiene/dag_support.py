@@ -6,7 +6,6 @@ module come in here; the Slack client is imported when a failure is actually rep
 
 from __future__ import annotations
 
-import re
 from datetime import datetime, timedelta
 
 from airflow.sdk import Asset, BaseNotifier, Param
@@ -90,7 +89,3 @@ def run_params(**extra: Param) -> dict[str, Param]:
         **extra,
     }
 
-
-def dag_id_part(key: str) -> str:
-    """A region key as a dag_id fragment: ``east-sa`` -> ``east_sa``."""
-    return re.sub(r"[^A-Za-z0-9_]", "_", key)

@@ -16,11 +16,11 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
-import sa_hygiene.pipeline as pipeline
+import sa_hygiene.pipeline.evaluation as evaluation
 from sa_hygiene.contract.config import load_config
 from sa_hygiene.contract.schedule import digest_window, hhmm, local_instant
 from sa_hygiene.demo.org import write_demo_org
-from sa_hygiene.engine.rules import _sa_activity
+from sa_hygiene.engine.prepare import is_sa_activity
 from sa_hygiene.pipeline.digests import deliver_digests
 from sa_hygiene.pipeline.evaluation import evaluate_latest, run_folder
 from sa_hygiene.source.snapshot import SnapshotStore, read_snapshot
@@ -87,13 +87,14 @@ def simulate(tmp_path, clock: bool = False) -> tuple[Counter, Counter, set, set]
         visible.list = lambda at=instant: [r for r in kept if r.taken_at <= at]  # type: ignore[method-assign]
         day, since, until = digest_window(instant, tz, cfg.schedule.regional_digest_at)
         run_id = f"{dag_id}/{instant:%Y%m%dT%H%M}"
-        real = pipeline._store
-        pipeline._store = lambda _cfg, s=visible: s
+        real = evaluation.snapshot_store
+        # evaluate_latest asks for the store by this name: it sees the store as it was then.
+        evaluation.snapshot_store = lambda _cfg, s=visible: s
         try:
             info = evaluate_latest(cfg, day, since, until, out=run_folder(cfg, dag_id, run_id),
                                    slots=slots | {"sa_digest"}, now=until, feed=None if clock else dag_id)  # fmt: skip
         finally:
-            pipeline._store = real
+            evaluation.snapshot_store = real
         deliver_digests(cfg, info, run_id, slots=slots, recipients=recipients)
     titles = {cfg.workflows["wf-02"].title: "wf-02", cfg.workflows["wf-09"].title: "wf-09"}
     posted = {"wf-02": Counter(), "wf-09": Counter()}
@@ -113,7 +114,7 @@ def simulate(tmp_path, clock: bool = False) -> tuple[Counter, Counter, set, set]
                     posted[section].update(TASK_LINK.findall(text))
     last = read_snapshot(kept[-1].url, cfg, objects=("Task",))["Task"]
     in_week = last[(last["created"] >= WEEK[0]) & (last["created"] < WEEK[1])]
-    activities = set(in_week.loc[_sa_activity(in_week), "id"])
+    activities = set(in_week.loc[is_sa_activity(in_week), "id"])
     calls = set(in_week.loc[in_week["chorus_call_id"].notna(), "id"])
     return posted["wf-02"], posted["wf-09"], activities, calls
 

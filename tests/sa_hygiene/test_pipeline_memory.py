@@ -138,7 +138,7 @@ def test_digests_go_out_without_ages_when_the_state_is_down_and_the_next_run_cat
 
 
 def test_the_report_shows_ages_fixes_and_snoozes(tmp_path):
-    from sa_hygiene.web.report import write_report
+    from sa_hygiene.pipeline.report import write_report
 
     cfg = config(tmp_path)
     snapshot_day(cfg, tmp_path, date(2026, 11, 16), [OLD, FIXED])
@@ -158,7 +158,7 @@ def test_the_report_shows_ages_fixes_and_snoozes(tmp_path):
 
 
 def test_the_report_says_when_the_state_is_down(tmp_path):
-    from sa_hygiene.web.report import write_report
+    from sa_hygiene.pipeline.report import write_report
 
     (tmp_path / "not-a-folder").write_text("")
     cfg = config(tmp_path, state=f"sqlite:///{tmp_path}/not-a-folder/state.sqlite")
@@ -168,7 +168,7 @@ def test_the_report_says_when_the_state_is_down(tmp_path):
 
 
 def test_a_report_before_the_first_recorded_evaluation_shows_no_ages(tmp_path):
-    from sa_hygiene.web.report import write_report
+    from sa_hygiene.pipeline.report import write_report
 
     cfg = config(tmp_path)
     snapshot_day(cfg, tmp_path, date(2026, 11, 16), [OLD])  # stored, not recorded yet

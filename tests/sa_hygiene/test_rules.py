@@ -651,8 +651,9 @@ class TestExpectationsGxCannotCompute:
 
     def run(self, regex):
         from sa_hygiene.contract.config import load_config
+        from sa_hygiene.engine.gx import Validator
         from sa_hygiene.engine.routing import Directory
-        from sa_hygiene.engine.rules import Validator, run_workflows
+        from sa_hygiene.engine.rules import run_workflows
         from sa_hygiene.source.snapshot import read_snapshot
 
         cfg = load_config()
@@ -660,7 +661,7 @@ class TestExpectationsGxCannotCompute:
         return run_workflows(self.frames(), Directory(users, cfg), {"wf-99": self.workflow(regex)}, {}, Validator())
 
     def test_a_metric_gx_could_not_compute_stops_the_run_naming_workflow_and_expectation(self, tmp_path):
-        from sa_hygiene.engine.rules import RuleError
+        from sa_hygiene.engine.gx import RuleError
 
         self.tmp = tmp_path
         assert list(self.run("https?://")["record_id"]) == ["00T5e0000000T01AAA"]
@@ -680,7 +681,7 @@ class TestExpectationsGxCannotCompute:
         ],
     )  # fmt: skip
     def test_both_shapes_of_exception_info(self, info, message):
-        from sa_hygiene.engine.rules import raised
+        from sa_hygiene.engine.gx import raised
 
         assert raised(info) == message
 
@@ -713,7 +714,7 @@ def test_the_declared_frames_are_the_frames_the_engine_builds(tmp_path):
     from sa_hygiene.contract.config import load_config
     from sa_hygiene.contract.schema import FRAMES
     from sa_hygiene.demo.org import write_demo_org
-    from sa_hygiene.engine.rules import RunWindow, prepare_frames
+    from sa_hygiene.engine.prepare import RunWindow, prepare_frames
     from sa_hygiene.source.snapshot import PREVIOUS_OBJECTS, read_snapshot
 
     write_demo_org(tmp_path, AS_OF, scale=0.05, seed=3)
@@ -730,8 +731,8 @@ def test_the_declared_frames_are_the_frames_the_engine_builds(tmp_path):
 def test_a_frame_that_drifts_from_the_declaration_stops_the_engine(monkeypatch):
     import pandas as pd
 
-    from sa_hygiene import rules
+    from sa_hygiene.engine import prepare
 
-    monkeypatch.setitem(rules.FRAMES, "tasks", {**rules.FRAMES["tasks"], "owner_name": "text"})
+    monkeypatch.setitem(prepare.FRAMES, "tasks", {**prepare.FRAMES["tasks"], "owner_name": "text"})
     with pytest.raises(AssertionError, match="schema.FRAMES declares"):
-        rules._check_declared("tasks", pd.DataFrame(columns=list(rules.FRAMES["tasks"])[:-1]))
+        prepare._check_declared("tasks", pd.DataFrame(columns=list(prepare.FRAMES["tasks"])[:-1]))

@@ -488,15 +488,15 @@ def test_the_command_exits_1_on_failure_and_2_on_bad_input(tmp_path, capsys):
 
 
 def test_the_dag_steps_stage_validate_then_commit_through_the_same_extraction(fake, store, tmp_path):
-    from sa_hygiene import pipeline
+    from sa_hygiene.pipeline import snapshots
 
     cfg = config(tmp_path, f"source: {{kind: salesforce}}\nsalesforce: {{conn_id: {CONN}}}\nstore: {{url: {store.url}}}\n")
-    staged = pipeline.stage_snapshot(cfg, T0)
+    staged = snapshots.stage_snapshot(cfg, T0)
     assert staged["source"] == f"salesforce:{CONN}"
     assert store.latest() is None  # staged, validated next, not yet listed
-    checked = pipeline.validate_snapshot(cfg, staged["staged"])
+    checked = snapshots.validate_snapshot(cfg, staged["staged"])
     assert checked["rows"]["Opportunity"] == len(org()["Opportunity"])
-    url = pipeline.commit_snapshot(cfg, staged["staged"], T0, staged["source"])
+    url = snapshots.commit_snapshot(cfg, staged["staged"], T0, staged["source"])
     assert store.latest().url == url and store.manifest(store.latest())["source"] == f"salesforce:{CONN}"
 
 

@@ -13,6 +13,7 @@ timetables, and the tests check it without a scheduler.
 
 from __future__ import annotations
 
+import re
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -76,3 +77,9 @@ def digest_window(moment: datetime, tz_name: str, at: str, as_of: date | None = 
     until = local_instant(as_of, hhmm(at), tz) if as_of else moment
     day = as_of or until.astimezone(tz).date()
     return day, previous_occurrence(until, at, tz), until
+
+
+def regional_digest_dag_id(region_key: str) -> str:
+    """The DAG that posts a region's 08:00 digest: ``east-sa`` -> ``sa_regional_digest_east_sa``
+    (the DAG file generates one per region; the demo fires them by the same name)."""
+    return "sa_regional_digest_" + re.sub(r"[^A-Za-z0-9_]", "_", region_key)

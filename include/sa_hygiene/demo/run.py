@@ -64,8 +64,7 @@ def _runs(cfg, as_of: date) -> list[tuple[str, datetime, dict]]:
     """(dag_id, run instant, conf) of the simulated day, in the order they would fire."""
     from zoneinfo import ZoneInfo
 
-    from sa_hygiene.contract.schedule import hhmm, local_instant
-    from sa_hygiene.dag_support import dag_id_part
+    from sa_hygiene.contract.schedule import hhmm, local_instant, regional_digest_dag_id
     from sa_hygiene.source.snapshot import read_snapshot
 
     snapshot_at = datetime.combine(as_of, dtime(4), UTC)
@@ -73,7 +72,7 @@ def _runs(cfg, as_of: date) -> list[tuple[str, datetime, dict]]:
     runs = [("sa_snapshot", snapshot_at, {}), ("sa_report", snapshot_at, {})]
     at = hhmm(cfg.schedule.regional_digest_at)
     for key, region in cfg.regions.items():
-        runs.append((f"sa_regional_digest_{dag_id_part(key)}", local_instant(as_of, at, ZoneInfo(region.timezone)), {}))
+        runs.append((regional_digest_dag_id(key), local_instant(as_of, at, ZoneInfo(region.timezone)), {}))
     runs.append(("sa_channel_posts", local_instant(as_of, at, ZoneInfo(cfg.schedule.fixed_channel_timezone)), {}))
     # Yesterday's meetings, as the 15-minute runs would have reminded of them.
     since = datetime.combine(as_of - timedelta(days=1), dtime(0), UTC)

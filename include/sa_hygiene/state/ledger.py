@@ -42,6 +42,8 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
+from datetime import datetime
+from pathlib import Path
 
 from sqlalchemy import (
     Column,
@@ -59,6 +61,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import SQLAlchemyError
 
+from sa_hygiene.contract.recipients import USER
 from sa_hygiene.state.db import (
     DatabaseError,
     connect,
@@ -349,3 +352,45 @@ class Ledger:
         with self._begin() as conn:
             upsert(conn, table, [{"workspace": workspace, key_column: k, "cached_at": now, **v} for k, v in rows.items()],
                    keys=["workspace", key_column])  # fmt: skip
+
+
+def unknown_slack_users(ledger_url: str, since: datetime) -> dict:
+    """Users Slack did not know by their Salesforce e-mail, from the delivery ledger's digests
+    marked since ``since``: a digest whose first part went to someone else (their manager or
+    their region) or nowhere. ``{"users": [...], "error": str | None}``; a ledger that cannot
+    be read is reported, not raised: the report is still worth having without it."""
+    from sqlalchemy import create_engine, inspect, make_url, select
+
+    from sa_hygiene.state.ledger import deliveries
+
+    try:
+        url = make_url(ledger_url)
+        if url.get_backend_name() == "sqlite" and url.database and not Path(url.database).exists():
+            return {"users": [], "error": None, "checked": False}
+        engine = create_engine(url)
+        try:
+            if not inspect(engine).has_table(deliveries.name):
+                return {"users": [], "error": None, "checked": False}
+            query = select(deliveries.c.key, deliveries.c.target).where(
+                deliveries.c.part == 0, deliveries.c.updated_at >= since.timestamp()
+            )
+            with engine.connect() as conn:
+                rows = conn.execute(query).all()
+        finally:
+            engine.dispose()
+    except Exception as exc:  # the ledger's database is someone else's: say what failed, keep the report
+        return {"users": [], "error": f"{type(exc).__name__}: {exc}", "checked": False}
+    found: dict[str, dict] = {}
+    for key, target in rows:
+        parts = key.split("|")
+        if len(parts) < 2 or not parts[1].startswith(USER):
+            continue
+        user_id = parts[1][len(USER) :]
+        went = json.loads(target) if target else None
+        if went == {"type": "user", "id": user_id}:
+            continue
+        entry = found.setdefault(user_id, {"user_id": user_id, "digests": 0, "sent_to": set()})
+        entry["digests"] += 1
+        entry["sent_to"].add((went or {}).get("name") or (went or {}).get("id") or "nobody")
+    users = [{**u, "sent_to": ", ".join(sorted(u["sent_to"]))} for u in found.values()]
+    return {"users": sorted(users, key=lambda u: -u["digests"]), "error": None, "checked": True}

@@ -24,7 +24,7 @@ from typing import Any
 
 from jinja2 import ChoiceLoader, PackageLoader
 
-from sa_hygiene.engine.rules import _gx
+from sa_hygiene.engine.gx import import_gx
 
 SITE = "sa_hygiene"
 
@@ -61,7 +61,7 @@ def __getattr__(name: str):
 
 
 def _context(folder: Path):
-    gx = _gx()
+    gx = import_gx()
     from great_expectations.data_context.types.base import DataContextConfig, InMemoryStoreBackendDefaults
 
     view = {"module_name": __name__, "class_name": "OfflinePageView"}
@@ -120,7 +120,7 @@ def build_data_docs(results: list, folder: str | Path, run_name: str, run_time: 
         pages.append({"suite": result.suite_name, "asset": asset, "success": bool(result.success),
                       "expectations": len(result.results), "failed": failed,
                       "page": "validations/" + "/".join(key.to_tuple()) + ".html"})  # fmt: skip
-    gx = _gx()
+    gx = import_gx()
     for name, configs in suites.items():
         context.suites.add(gx.ExpectationSuite(name=name, expectations=[c.to_domain_obj() for c in configs]))
     context.build_data_docs(site_names=[SITE])
