@@ -1,10 +1,12 @@
 """Project configuration: the defaults of CONTRACT.md as YAML, overridable by the user.
 
-The defaults live in ``defaults.yaml`` beside this module. A user's file is merged
-over them (mappings key by key, lists replaced), then validated as a whole, so a
-mistake anywhere is reported with the dotted key and the file it came from before
-anything runs. Only yaml and pydantic are imported: DAG files load the configuration
-at parse time to build their timetables.
+The defaults live beside this module in two files found by name: ``defaults.yaml`` (settings,
+field map, stages, routing, channels, schedule) and ``workflows.yaml`` (the workflows, their
+filing order and the wording of their reasons), so that a workflow is read and written in one
+place. A user's file is merged over both (mappings key by key, lists replaced), then
+validated as a whole, so a mistake anywhere is reported with the dotted key and the file it
+came from before anything runs. Only yaml and pydantic are imported: DAG files load the
+configuration at parse time to build their timetables.
 """
 
 from __future__ import annotations
@@ -34,6 +36,9 @@ from pydantic import (
 from sa_hygiene.contract.schema import FRAMES, OBJECTS
 
 DEFAULTS_PATH = Path(__file__).with_name("defaults.yaml")
+WORKFLOWS_PATH = Path(__file__).with_name("workflows.yaml")
+# Merged in this order, then the user's file; no top-level key is in both.
+DEFAULT_FILES = (DEFAULTS_PATH, WORKFLOWS_PATH)
 CONFIG_ENV = "SA_HYGIENE_CONFIG"
 # Deployment settings a container sets through its environment (docker-compose.yaml),
 # applied over the files: every Celery worker must share one ledger and one store.
@@ -651,9 +656,11 @@ def load_config(path: str | os.PathLike | None = None) -> Config:
 
 @lru_cache(maxsize=8)
 def _load(path: str | None, _mtime: float, env: tuple[tuple[str, str], ...]) -> Config:
-    defaults = _read_yaml(DEFAULTS_PATH)
+    layers = [(p, _read_yaml(p)) for p in DEFAULT_FILES]
     user = _read_yaml(Path(path)) if path else {}
-    merged = _merge(defaults, user)
+    merged: dict = {}
+    for _, doc in [*layers, (path, user)]:
+        merged = _merge(merged, doc)
     for name, value in env:
         section, key = ENV_OVERRIDES[name]
         merged[section] = {**merged[section], key: value}
@@ -662,7 +669,9 @@ def _load(path: str | None, _mtime: float, env: tuple[tuple[str, str], ...]) -> 
         # The user's file is to blame when it holds the key or the entry around it
         # (``workflows.wf-06`` for an error in ``workflows.wf-06.scope``).
         blamed = path and any(_has_key(user, loc[:n]) for n in range(min(2, len(loc)), len(loc) + 1))
-        return path if blamed else str(DEFAULTS_PATH)
+        if blamed:
+            return path
+        return next((str(p) for p, doc in reversed(layers) if _has_key(doc, loc[:1])), str(DEFAULTS_PATH))
 
     try:
         cfg = Config.model_validate(merged)

@@ -1,6 +1,6 @@
 """The rule engine: every workflow of the configuration, run as Great Expectations.
 
-A workflow is data (``defaults.yaml``): the frame it reads, a scope, and the
+A workflow is data (``contract/workflows.yaml``): the frame it reads, a scope, and the
 expectations each row in scope must meet. The engine
 
 1. prepares five frames once per run (``prepare_frames``): opportunities with
