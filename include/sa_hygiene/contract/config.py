@@ -7,6 +7,19 @@ place. A user's file is merged over both (mappings key by key, lists replaced), 
 validated as a whole, so a mistake anywhere is reported with the dotted key and the file it
 came from before anything runs. Only yaml and pydantic are imported: DAG files load the
 configuration at parse time to build their timetables.
+
+A workflow's ``message`` is how its items read in a digest, as data, so that no renderer
+branches on a workflow's id (``WorkflowMessage``):
+
+- ``text``: the sentence under the workflow's title, its call to action;
+- ``show``: the facts an item shows beyond the record's own lines, from ``FACTS`` (the changed
+  fields of a change workflow, "N days overdue", a task's description or its Chorus recording,
+  the record a meeting should be logged on); each belongs to items of one object;
+- ``when_closed``: a sentence an opportunity's item adds when the opportunity is closed (the
+  Chatter way for fields an SA can no longer edit).
+
+``message: "a sentence"`` is short for ``message: {text: "a sentence"}``, expanded in each file
+before merging, so a user who rewords a workflow keeps the facts it shows.
 """
 
 from __future__ import annotations
@@ -19,7 +32,7 @@ import os
 import re
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, NamedTuple
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
@@ -74,6 +87,34 @@ EXPECTATIONS = (
     "min_length",
 )
 _PARAM = re.compile(r"@([A-Za-z_]\w*)")
+
+
+
+class Fact(NamedTuple):
+    """A fact a workflow's items can show (``message.show``).
+
+    ``object``: the items that can show it. ``scope``: "record" facts show on a record's item
+    whenever one of its alerts in the message is of a workflow listing them (a record is listed
+    once, under its first workflow, and keeps the marks of the others); "listed" facts only when
+    the item is listed under such a workflow (a task due today is about its date, not its notes);
+    "alert" facts on the report's row of each alert of such a workflow.
+    """
+
+    object: str
+    scope: Literal["record", "listed", "alert"]
+
+
+# In the order an item shows them.
+FACTS = {
+    "stage3_overdue": Fact("Opportunity", "record"),  # "N days overdue" past thresholds.stage3_days
+    "te_start_change": Fact("Opportunity", "record"),  # start date before -> after
+    "te_close_change": Fact("Opportunity", "record"),  # end date and close status before -> after
+    "stage_change": Fact("Opportunity", "record"),  # who moved it from which stage to which
+    "sa_change": Fact("Opportunity", "record"),  # Primary SA before -> after
+    "description": Fact("Task", "listed"),  # the description, cut, with the links the cut left out
+    "recording": Fact("Task", "listed"),  # a link to the Chorus recording
+    "suggested_record": Fact("Event", "alert"),  # the report's "log it on <record>"
+}
 
 Number = Annotated[float, Field(strict=True, ge=0)]
 Days = Annotated[int, Field(strict=True, ge=0)]
@@ -252,9 +293,17 @@ class Recipient(_Model):
         return self
 
 
+class WorkflowMessage(_Model):
+    """How a workflow's items read in a digest (see the module's docstring)."""
+
+    text: StrictStr = ""
+    show: list[Literal[tuple(FACTS)]] = []  # type: ignore[valid-type]
+    when_closed: StrictStr | None = None
+
+
 class Workflow(_Model):
     title: StrictStr
-    message: StrictStr = ""
+    message: WorkflowMessage = WorkflowMessage()
     object: Literal[tuple(OBJECTS)]  # type: ignore[valid-type]
     frame: Literal[tuple(FRAMES)]  # type: ignore[valid-type]
     scope: StrictStr = "True"
@@ -582,10 +631,24 @@ def _check_workflows(cfg: Config) -> list[tuple[str, str]]:
                 errors.append((f"{key}.expect.{i}.reason", "workflows that report reasons need one per expectation"))
             if e.reason and e.reason not in cfg.reasons:
                 errors.append((f"{key}.expect.{i}.reason", f"{e.reason!r} has no wording in 'reasons'"))
+        errors += _check_message(key, wf)
         if wf.recipient.dm == "sa" and wf.frame not in ("opportunities", "changes"):
             errors.append((f"{key}.recipient.dm", "'sa' is a field of opportunities only"))
         if wf.recipient.dm == "owner" and wf.frame in ("opportunities", "changes"):
             errors.append((f"{key}.recipient.dm", "opportunity workflows DM the 'sa'"))
+    return errors
+
+
+def _check_message(key: str, wf: Workflow) -> list[tuple[str, str]]:
+    errors = []
+    for i, fact in enumerate(wf.message.show):
+        if FACTS[fact].object != wf.object:
+            errors.append((f"{key}.message.show.{i}", f"{fact!r} is shown on {FACTS[fact].object} items, "
+                                                      f"this workflow's are {wf.object}"))  # fmt: skip
+        elif fact in wf.message.show[:i]:
+            errors.append((f"{key}.message.show.{i}", f"{fact!r} is listed twice"))
+    if wf.message.when_closed is not None and wf.object != "Opportunity":
+        errors.append((f"{key}.message.when_closed", "only an opportunity's item says it is closed"))
     return errors
 
 
@@ -611,6 +674,17 @@ def _merge(base: Any, override: Any) -> Any:
             out[k] = _merge(base[k], v) if k in base else v
         return out
     return copy.deepcopy(override)
+
+
+def _expand_messages(doc: dict) -> dict:
+    """``message: "a sentence"`` of each workflow as ``message: {text: "a sentence"}``, so that
+    merging a reworded sentence keeps the facts the defaults show."""
+    workflows = doc.get("workflows")
+    if isinstance(workflows, dict):
+        for wf in workflows.values():
+            if isinstance(wf, dict) and isinstance(wf.get("message"), str):
+                wf["message"] = {"text": wf["message"]}
+    return doc
 
 
 def _has_key(doc: Any, path: tuple) -> bool:
@@ -656,8 +730,8 @@ def load_config(path: str | os.PathLike | None = None) -> Config:
 
 @lru_cache(maxsize=8)
 def _load(path: str | None, _mtime: float, env: tuple[tuple[str, str], ...]) -> Config:
-    layers = [(p, _read_yaml(p)) for p in DEFAULT_FILES]
-    user = _read_yaml(Path(path)) if path else {}
+    layers = [(p, _expand_messages(_read_yaml(p))) for p in DEFAULT_FILES]
+    user = _expand_messages(_read_yaml(Path(path))) if path else {}
     merged: dict = {}
     for _, doc in [*layers, (path, user)]:
         merged = _merge(merged, doc)

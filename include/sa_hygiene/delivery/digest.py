@@ -23,7 +23,7 @@ from typing import Any
 
 import pandas as pd
 
-from sa_hygiene.contract.config import Config
+from sa_hygiene.contract.config import FACTS, Config
 from sa_hygiene.contract.recipients import as_recipient, encode
 from sa_hygiene.delivery.blockkit import (
     ITEM_MENU,
@@ -49,8 +49,6 @@ from sa_hygiene.source.snapshot import Snapshot
 SNOOZE_DAYS = 7
 # Fixed items named in a digest's opening line; the rest are counted.
 FIXED_SHOWN = 10
-# Tech-evaluation workflows whose fields Sales Support fills in once an opportunity is closed.
-CHATTER_WORKFLOWS = {"wf-06", "wf-15", "te-consistency"}
 URL = re.compile(r"https?://[^\s<>|]+")
 # Links of a cut description shown beneath it, at most.
 MAX_KEPT_LINKS = 3
@@ -222,8 +220,17 @@ class Renderer:
             lines.append("• " + (f"{title}: " if a["workflow"] != skip else "") + esc("; ".join(words)) if words else f"• {title}")
         return lines
 
+    def chosen_facts(self, alerts: list[dict], section_wf: str) -> set[str]:
+        """The facts (``FACTS``) an item shows: those of the workflow it is listed under, and the
+        "record" facts of every workflow it has an alert of."""
+        shown = {f for f in self.cfg.workflows[section_wf].message.show if FACTS[f].scope == "listed"}
+        for a in alerts:
+            shown.update(f for f in self.cfg.workflows[a["workflow"]].message.show if FACTS[f].scope == "record")
+        return shown
+
     def opportunity(self, record_id: str, alerts: list[dict], section_wf: str) -> str:
         o = self.lookup.row("Opportunity", record_id) or {}
+        chosen = self.chosen_facts(alerts, section_wf)
         acc = self.lookup.row("Account", o.get("account_id")) if o else None
         head = f"*{self.link('Opportunity', record_id, o.get('name') or record_id)}*"
         if acc and isinstance(acc.get("name"), str):
@@ -238,7 +245,7 @@ class Renderer:
             days = (pd.Timestamp(self.as_of) - pd.Timestamp(s3)).days
             dates.append(f"stage 3 since {day_text(s3)} ({_plural(days, 'day')})")
             overdue = days - self.cfg.thresholds.stage3_days
-            if overdue >= 0 and {a["workflow"] for a in alerts} & {"wf-07", "wf-12"}:
+            if overdue >= 0 and "stage3_overdue" in chosen:
                 dates.append(f"*{_plural(overdue, 'day')} overdue*")
         start, end = o.get("te_start"), o.get("te_end")
         has_start, has_end = start is not None and not pd.isna(start), end is not None and not pd.isna(end)
@@ -250,12 +257,11 @@ class Renderer:
             dates.append(te)
         if dates:
             lines.append(" · ".join(dates))
-        lines += self._changes(record_id, alerts)
+        lines += self._changes(record_id, chosen)
         lines += self._issues(alerts, skip=section_wf)
-        if o.get("is_closed") is True and {a["workflow"] for a in alerts} & CHATTER_WORKFLOWS:
-            # The SA cannot edit a closed opportunity: the handbook's way is a Chatter post.
-            lines.append("_Closed: you cannot edit it. Post in its Chatter feed: `@Sales-Support please update the "
-                         "SA Validated Tech Evaluation fields to …` (type the @ yourself)._")  # fmt: skip
+        if o.get("is_closed") is True:
+            closed = (self.cfg.workflows[a["workflow"]].message.when_closed for a in alerts)
+            lines += [f"_{esc(text)}_" for text in dict.fromkeys(closed) if text]
         return "\n".join(self._with_age(lines, alerts))
 
     @staticmethod
@@ -263,31 +269,31 @@ class Renderer:
         age = age_text(alerts)
         return [*lines, age] if age else lines
 
-    def _changes(self, record_id: str, alerts: list[dict]) -> list[str]:
-        """Before → after for the change workflows, when the previous snapshot is at hand."""
-        wfs = {a["workflow"] for a in alerts} & {"wf-03", "wf-04", "wf-08", "wf-14"}
-        if not wfs:
+    def _changes(self, record_id: str, chosen: set[str]) -> list[str]:
+        """Before → after of the changes an item shows, when the previous snapshot is at hand."""
+        if not chosen & {"te_start_change", "te_close_change", "stage_change", "sa_change"}:
             return []
         now = self.lookup.row("Opportunity", record_id) or {}
         was = self.lookup.row("Opportunity", record_id, source="previous") or {}
         if self.lookup.previous is None:
             return []
         out = []
-        if "wf-03" in wfs:
+        if "te_start_change" in chosen:
             out.append(f"start date {day_text(was.get('te_start'))} → *{day_text(now.get('te_start'))}*")
-        if "wf-04" in wfs:
+        if "te_close_change" in chosen:
             out.append(f"end date {day_text(was.get('te_end'))} → *{day_text(now.get('te_end'))}*, "
                        f"close status {esc(was.get('te_status')) or '—'} → *{esc(now.get('te_status')) or '—'}*")  # fmt: skip
-        if "wf-08" in wfs:
+        if "stage_change" in chosen:
             out.append(f"{esc(self.lookup.user_name(now.get('owner_id')))} moved it from {esc(was.get('stage')) or 'nothing (new)'} "
                        f"to *{esc(now.get('stage'))}*")  # fmt: skip
-        if "wf-14" in wfs:
+        if "sa_change" in chosen:
             new = self.lookup.user_name(now.get("sa")) if isinstance(now.get("sa"), str) else "(cleared)"
             out.append(f"Primary SA {esc(self.lookup.user_name(was.get('sa')))} → *{esc(new)}*")
         return out
 
     def task(self, record_id: str, alerts: list[dict], section_wf: str) -> str:
         t = self.lookup.row("Task", record_id) or {}
+        chosen = self.chosen_facts(alerts, section_wf)
         preview = self.cfg.thresholds.description_preview_chars
         types = ", ".join(t.get("activity_types") or []) if t else ""
         head = f"*{self.link('Task', record_id, t.get('subject') or 'No subject')}*"
@@ -295,7 +301,7 @@ class Renderer:
                  f"on {self._what(t.get('what_id'))}", day_text(t.get("activity_date"))]  # fmt: skip
         lines = [head, " · ".join(f for f in facts if f)]
         description = t.get("description")
-        if isinstance(description, str) and section_wf in ("wf-02", "act-fields"):
+        if isinstance(description, str) and "description" in chosen:
             # ``preview`` characters, then the ellipsis when there is more.
             shown = cut(esc(description), preview + 1)
             lines.append("> " + shown.replace("\n", "\n> "))
@@ -304,7 +310,7 @@ class Renderer:
             if cut_links:
                 lines.append("> " + " · ".join(esc(u) for u in cut_links[:MAX_KEPT_LINKS]))
         recording = t.get("chorus_call_id")
-        if section_wf == "wf-09" and isinstance(recording, str) and SAFE_ID.fullmatch(recording):
+        if "recording" in chosen and isinstance(recording, str) and SAFE_ID.fullmatch(recording):
             url = self.cfg.slack.recording_url.format(id=recording)
             lines.append(f":movie_camera: <{esc(url)}|Listen to the recording>")
         lines += self._issues(alerts, skip=section_wf)
@@ -395,7 +401,7 @@ class Renderer:
                 continue
             wf = self.cfg.workflows[wid]
             ids = sections[wid]
-            message = wf.message.replace("{owner}", self.whose(group, wf.object, ids))
+            message = wf.message.text.replace("{owner}", self.whose(group, wf.object, ids))
             content.append({"type": "divider"})
             content += _section(f"*{esc(wf.title)}* ({len(ids)})\n_{esc(message)}_" if message else f"*{esc(wf.title)}* ({len(ids)})")
             render = self.opportunity if wf.object == "Opportunity" else self.task

@@ -225,7 +225,8 @@ class Model:
         rows = []
         for a in alerts.itertuples(index=False):
             note = _reasons(self.cfg, a.reasons)
-            if a.workflow == "wf-01" and isinstance(a.suggested_what_id, str):
+            shows = self.cfg.workflows[a.workflow].message.show
+            if "suggested_record" in shows and isinstance(a.suggested_what_id, str):
                 note = f"log it on {self.records.line(_object_of(a.suggested_what_id), a.suggested_what_id)['label']}"
             rows.append(self.records.line(a.object, a.record_id, note))
         # The biggest opportunities first, as in the digests; other records keep the run's order.

@@ -1,8 +1,10 @@
 import textwrap
 
 import pytest
+import yaml
 
-from sa_hygiene.contract.config import DEFAULTS_PATH, ConfigError, load_config
+from sa_hygiene.contract import config
+from sa_hygiene.contract.config import DEFAULTS_PATH, WORKFLOWS_PATH, ConfigError, load_config
 from sa_hygiene.contract.schema import OBJECTS
 
 pytestmark = pytest.mark.unit
@@ -116,6 +118,14 @@ FAILED_AT_RUN_TIME = [
         ("fields:\n  Opportunity:\n    primary_sa: X__c\n", "fields.Opportunity.primary_sa", "unknown field"),
         ("routing:\n  rules: [{key: mars-sa, when: {geo: [MARS]}}]\n", "routing.rules.0.key", "not a region"),
         ("schedule:\n  sa_digest_at: '25:00'\n", "schedule.sa_digest_at", "HH:MM"),
+        ("workflows:\n  wf-07:\n    message: {show: [overdue]}\n", "workflows.wf-07.message.show.0", "Input should be"),
+        ("workflows:\n  wf-07:\n    message: {txt: Hi}\n", "workflows.wf-07.message.txt", "Extra inputs"),
+        ("workflows:\n  wf-11:\n    message: {show: [stage3_overdue]}\n", "workflows.wf-11.message.show.0",
+         "'stage3_overdue' is shown on Opportunity items, this workflow's are Task"),
+        ("workflows:\n  wf-02:\n    message: {show: [description, description]}\n", "workflows.wf-02.message.show.1",
+         "'description' is listed twice"),
+        ("workflows:\n  wf-02:\n    message: {when_closed: Closed.}\n", "workflows.wf-02.message.when_closed",
+         "only an opportunity's item says it is closed"),
         *FAILED_AT_RUN_TIME,
     ],
 )
@@ -156,3 +166,40 @@ def test_deployment_environment_overrides_the_files(tmp_path, monkeypatch):
     monkeypatch.setenv("SA_HYGIENE_DELIVERY", "carrier-pigeon")
     with pytest.raises(ConfigError, match="slack.delivery"):
         load_config(path)
+
+
+def test_the_defaults_are_two_files_found_by_name_with_no_key_in_both():
+    settings, workflows = (yaml.safe_load(p.read_text()) for p in (DEFAULTS_PATH, WORKFLOWS_PATH))
+    assert WORKFLOWS_PATH.parent == DEFAULTS_PATH.parent and WORKFLOWS_PATH.name == "workflows.yaml"
+    assert set(workflows) == {"workflows", "digest_order", "reasons"}
+    assert not set(settings) & set(workflows)
+
+
+def test_rewording_a_workflow_keeps_the_facts_it_shows(tmp_path):
+    # The documented form: a sentence. It rewords the call to action and keeps the facts.
+    cfg = load_config(write(tmp_path, """
+        workflows:
+          wf-07:
+            message: Start date, please.
+          wf-03:
+            message: {show: []}
+    """))
+    assert cfg.workflows["wf-07"].message.text == "Start date, please."
+    assert cfg.workflows["wf-07"].message.show == ["stage3_overdue"]
+    # A list is replaced whole; the sentence it did not name stays.
+    assert cfg.workflows["wf-03"].message.show == []
+    assert cfg.workflows["wf-03"].message.text == load_config().workflows["wf-03"].message.text
+    assert cfg.workflows["wf-06"].message.when_closed.startswith("Closed: you cannot edit it.")
+
+
+def test_a_mistake_in_the_default_workflows_names_their_file(tmp_path, monkeypatch):
+    broken = tmp_path / "workflows.yaml"
+    broken.write_text(WORKFLOWS_PATH.read_text().replace("scope: is_chorus", "scope: is_chorrus"))
+    monkeypatch.setattr(config, "DEFAULT_FILES", (DEFAULTS_PATH, broken))
+    config._load.cache_clear()
+    try:
+        with pytest.raises(ConfigError) as err:
+            load_config()
+    finally:
+        config._load.cache_clear()
+    assert f"{broken}: workflows.wf-09.scope: unknown field 'is_chorrus'" in str(err.value)

@@ -373,3 +373,66 @@ def test_a_recording_id_that_is_no_plain_id_gets_no_link(tmp_path):
     messages, _ = run(tmp_path, {"Task": [chorus]})
     post = all_text(next(m for m in messages if m.recipient.get("name") == "#sa-chorus-calls"))
     assert "chorus.ai" not in post and "<!channel>" not in post
+
+
+NEW_WORKFLOWS = """
+digest_order: {sa_digest: [wf-17, wf-16]}
+workflows:
+  wf-16:
+    title: Won without a tech evaluation
+    message:
+      text: "Deals {owner} won without a recorded tech evaluation: record it for the win rate."
+      show: [stage3_overdue, sa_change]
+      when_closed: "Closed: ask Sales Support to record the evaluation in its Chatter feed."
+    object: Opportunity
+    frame: opportunities
+    scope: is_won and not has_te_start
+    expect:
+      - {expectation: not_null, column: te_start}
+    recipient: {dm: sa}
+    slot: sa_digest
+  wf-17:
+    title: Chorus call to review
+    message:
+      text: Your recorded calls of the day, to review before the next one.
+      show: [recording, description]
+    object: Task
+    frame: tasks
+    scope: is_chorus
+    expect:
+      - {expectation: in_set, column: created_in_window, values: [false]}
+    recipient: {dm: owner}
+    slot: sa_digest
+"""
+
+
+def test_a_new_workflow_is_one_yaml_entry_with_the_facts_its_message_chooses(tmp_path):
+    """README: adding a workflow is one YAML entry. Its message block chooses what an item shows;
+    no Python names it."""
+    (tmp_path / "project.yaml").write_text(NEW_WORKFLOWS)
+    cfg = load_config(tmp_path / "project.yaml")
+    won = opportunity(owner_id=AE["id"], sa=SA["id"], name="Globex Renewal", stage="Closed Won", is_closed="true",
+                      is_won="true", stage3_date=day(-10), iacv="30000")  # fmt: skip
+    call = task(owner_id=SA["id"], subject="Call with Globex", created="2026-11-23T16:00:00Z",
+                chorus_call_id="AbC-123_x", description="Walked through the pipeline editor.")  # fmt: skip
+    users = {"User": [SA, MGR, AE]}
+    cur = read_snapshot(write_snapshot(tmp_path / "c", {**users, "Opportunity": [won], "Task": [call]}), cfg)
+    prev = read_snapshot(write_snapshot(tmp_path / "p", {**users, "Opportunity": [{**won, "sa": AE["id"]}]}), cfg)
+    messages = build_messages(evaluate(cur, prev, cfg, AS_OF).alert_records(), cur, cfg, AS_OF, previous=prev)
+    (dm,) = [m for m in messages if m.slot == "sa_digest"]
+    sections = [b["text"]["text"] for part in dm.parts() for b in part if b["type"] == "section"]
+    assert dm.text.endswith("2 records need you: Chorus call to review: 1 · Won without a tech evaluation: 1")
+    head, item = sections[sections.index(next(s for s in sections if s.startswith("*Won without"))):][:2]
+    assert head == ("*Won without a tech evaluation* (1)\n"
+                    "_Deals you won without a recorded tech evaluation: record it for the win rate._")
+    lines = item.split("\n")
+    assert lines[2:] == [
+        "stage 3 since 2026-11-14 (10 days) · *3 days overdue*",  # stage3_overdue
+        "Primary SA Alex Exec → *Sam Architect*",  # sa_change (from the previous snapshot)
+        "_Closed: ask Sales Support to record the evaluation in its Chatter feed._",  # when_closed
+    ]
+    head, item = sections[sections.index(next(s for s in sections if s.startswith("*Chorus call"))):][:2]
+    assert head == "*Chorus call to review* (1)\n_Your recorded calls of the day, to review before the next one._"
+    # Facts in their fixed order, whatever the list's: the description, then the recording.
+    assert item.split("\n")[2:] == ["> Walked through the pipeline editor.",
+                                    ":movie_camera: <https://chorus.ai/meeting/AbC-123_x|Listen to the recording>"]

@@ -10,7 +10,7 @@ from datetime import UTC, date, datetime, timedelta
 from html.parser import HTMLParser
 
 import pytest
-from builders import opportunity, task, user, write_snapshot
+from builders import contact, contact_role, event, opportunity, task, user, write_snapshot
 
 from sa_hygiene.contract.config import load_config
 from sa_hygiene.engine.rules import evaluate
@@ -441,3 +441,21 @@ def test_values_that_read_alike_keep_their_own_records(tmp_path):
     assert rows["Lunch & Learn"]["href"] != rows["Lunch + Learn"]["href"]
     assert ids(model.activity_drills[rows["Lunch & Learn"]["id"]].rows) == {tasks[0]["id"]}
     assert ids(model.activity_drills[rows["Lunch + Learn"]["id"]].rows) == {tasks[1]["id"]}
+
+
+# --------------------------------------------------------------------------- a workflow's message
+
+
+@pytest.mark.parametrize("show, note", [("[suggested_record]", "log it on Globex Renewal"), ("[]", "")])
+def test_a_meeting_row_names_the_record_to_log_it_on_when_its_workflow_shows_it(tmp_path, show, note):
+    o = opp(name="Globex Renewal", iacv="30000")
+    pat = contact(email="pat@globex.com")
+    meeting = event(owner_id=SA_E["id"], attendee_emails="erin@gitlab.com;pat@globex.com", end="2026-11-23T16:00:00Z")
+    config = tmp_path / "project.yaml"
+    config.write_text(f"workflows:\n  wf-01:\n    message: {{show: {show}}}\n")
+    tables = {"Opportunity": [o], "Contact": [pat], "Event": [meeting],
+              "OpportunityContactRole": [contact_role(opportunity_id=o["id"], contact_id=pat["id"])]}  # fmt: skip
+    report, model, _ = model_of(tmp_path, tables, config=str(config))
+    (row,) = [r for r in report["matrix"]["rows"] if r["wid"] == "wf-01"]
+    (cell,) = [c for c in row["cells"] if c["n"]]
+    assert [r["note"] for r in model.drills[cell["id"]].rows] == [note]
