@@ -29,10 +29,6 @@ def _unslack(text: str) -> str:
     return _CONTROL.sub("\ufffd", text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&"))
 
 
-def _escaped(text: str) -> str:
-    return str(escape(_unslack(text)))
-
-
 def mrkdwn(text: str) -> Markup:
     """Slack mrkdwn as safe HTML.
 
