@@ -23,7 +23,7 @@ from sa_hygiene.source.snapshot import (
 from sa_hygiene.state.ledger import unknown_slack_users
 from sa_hygiene.web.charts import charts
 from sa_hygiene.web.report import COUNTS, LATEST, render
-from sa_hygiene.web.report_model import Context, Model, alert_memory
+from sa_hygiene.web.report_model import ReportInputs, ReportModel, alert_memory
 
 log = logging.getLogger(__name__)
 
@@ -100,9 +100,9 @@ def write_report(cfg: Config, *, as_of: date | None = None, ledger_url: str | No
     counts = _counts(latest, as_of, evaluation)
     points = trend(cfg, store, latest, counts)
     slack = unknown_slack_users(ledger_url or cfg.slack.ledger_url, latest.taken_at - SLACK_LOOKBACK)
-    context = Context(cfg, evaluation, current, as_of, latest.name, previous.name if previous else None, points, slack,
+    context = ReportInputs(cfg, evaluation, current, as_of, latest.name, previous.name if previous else None, points, slack,
                       alert_memory(cfg, as_of, ledger_url))  # fmt: skip
-    model_obj = Model(context)
+    model_obj = ReportModel(context)
     model = model_obj.build()
 
     from sa_hygiene.web.data_docs import build_data_docs

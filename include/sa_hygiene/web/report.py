@@ -20,7 +20,8 @@ import pandas as pd
 from jinja2 import Environment, PackageLoader, select_autoescape
 
 from sa_hygiene.contract.config import Config
-from sa_hygiene.web.report_model import Model, date_cell
+from sa_hygiene.web.report_model import ReportModel
+from sa_hygiene.web.report_records import date_cell
 
 log = logging.getLogger(__name__)
 
@@ -43,12 +44,12 @@ def _environment() -> Environment:
     return env
 
 
-def render(model: dict, model_obj: Model, chart_svgs: dict, validations: list[dict], cfg: Config) -> dict[str, str]:
-    """``{file name: HTML}`` of the report's pages."""
+def render(page: dict, model: ReportModel, chart_svgs: dict, validations: list[dict], cfg: Config) -> dict[str, str]:
+    """``{file name: HTML}`` of the report's pages: ``page`` is what ``model.build()`` returned."""
     env = _environment()
-    common = {"m": model, "cfg": cfg, "charts": chart_svgs, "validations": validations,
+    common = {"m": page, "cfg": cfg, "charts": chart_svgs, "validations": validations,
               "generated": datetime.now(UTC), "workflows": cfg.workflows}  # fmt: skip
     return {
-        "index.html": env.get_template("report.html.j2").render(**common, d=model_obj.drills),
-        "activity.html": env.get_template("report_activity.html.j2").render(**common, drills=model_obj.activity_drills.values()),
+        "index.html": env.get_template("report.html.j2").render(**common, d=model.drills),
+        "activity.html": env.get_template("report_activity.html.j2").render(**common, drills=model.activity_drills.values()),
     }

@@ -12,23 +12,28 @@ import logging
 import re
 from dataclasses import dataclass, field
 from datetime import date, timedelta
-from typing import Any
 
 import pandas as pd
 
 from sa_hygiene.contract.config import Config
 from sa_hygiene.engine.prepare import is_sa_activity
-from sa_hygiene.engine.routing import Directory
 from sa_hygiene.engine.rules import Evaluation
-from sa_hygiene.source.snapshot import (
-    ID_RE,
-    Snapshot,
+from sa_hygiene.source.snapshot import ID_RE, Snapshot
+from sa_hygiene.web.report_records import (
+    UNROUTED,
+    Drill,
+    Records,
+    as_text,
+    date_cell,
+    fiscal_quarter,
+    object_of,
+    reason_words,
+    region_of,
+    responsible,
+    slug,
 )
 
 log = logging.getLogger(__name__)
-
-
-UNROUTED = "(unrouted)"
 
 
 NOT_SET = "(not set)"
@@ -37,145 +42,10 @@ NOT_SET = "(not set)"
 OUTCOMES = ("Win", "Loss", "Stalled")
 
 
-@dataclass(frozen=True)
-class Quarter:
-    start: date
-    end: date  # the last day, included
-    label: str
-
-    def holds(self, days: pd.Series) -> pd.Series:
-        """Which dates (naive midnight timestamps) fall in the quarter, both ends included."""
-        return (days >= pd.Timestamp(self.start)) & (days <= pd.Timestamp(self.end))
-
-
-def fiscal_quarter(day: date, start_month: int) -> Quarter:
-    """The fiscal quarter holding ``day`` when the fiscal year starts in ``start_month``.
-
-    A fiscal year is named by the calendar year it ends in (GitLab's FY27 runs from
-    February 2026 to January 2027), except when it starts in January.
-    """
-    offset = (day.month - start_month) % 12
-    number = offset // 3 + 1
-    first_month = (start_month - 1 + (number - 1) * 3) % 12 + 1
-    start = date(day.year if first_month <= day.month else day.year - 1, first_month, 1)
-    after = date(start.year + (start.month + 2) // 12, (start.month + 2) % 12 + 1, 1)
-    fy_start_year = day.year if day.month >= start_month else day.year - 1
-    fiscal_year = fy_start_year + (0 if start_month == 1 else 1)
-    return Quarter(start, after - timedelta(days=1), f"FY{fiscal_year % 100:02d}-Q{number}")
-
-
-def _slug(*parts: Any) -> str:
-    return "-".join(re.sub(r"[^a-z0-9]+", "-", str(p).lower()).strip("-") or "x" for p in parts)
-
-
-def _text(value: Any) -> str:
-    return value if isinstance(value, str) else ""
-
-
-def date_cell(value: Any) -> str:
-    return "" if value is None or pd.isna(value) else pd.Timestamp(value).strftime("%Y-%m-%d")
-
-
 @dataclass
-class Drill:
-    """The records behind one number: rendered once, as a <details> the number links to."""
-
-    id: str
-    title: str
-    rows: list[dict] = field(default_factory=list)
-
-    @property
-    def count(self) -> int:
-        return len(self.rows)
-
-
-class Records:
-    """Record lines (label, Salesforce link, a few facts) for the drill-downs of one snapshot."""
-
-    def __init__(self, snapshot: Snapshot, directory: Directory, cfg: Config):
-        self.instance = cfg.salesforce.instance_url.rstrip("/")
-        self.d = directory
-        self.tables = {obj: t.set_index("key", drop=False) for obj, t in snapshot.tables.items()}
-
-    def url(self, obj: str, record_id: Any) -> str | None:
-        return f"{self.instance}/lightning/r/{obj}/{record_id}/view" if isinstance(record_id, str) else None
-
-    def user_name(self, user_id: Any) -> str:
-        key = user_id[:15] if isinstance(user_id, str) else None
-        name = self.d.users["name"].get(key) if key else None
-        return name if isinstance(name, str) else _text(user_id)
-
-    def row(self, obj: str, record_id: Any) -> dict:
-        table = self.tables.get(obj)
-        key = record_id[:15] if isinstance(record_id, str) else None
-        if table is None or key is None or key not in table.index:
-            return {}
-        return table.loc[key].to_dict()
-
-    def line(self, obj: str, record_id: Any, note: str = "") -> dict:
-        """One drill-down row: what a manager needs to recognise the record, and its link."""
-        r = self.row(obj, record_id)
-        if obj == "Opportunity":
-            sa = r.get("sa")
-            facts = [_text(r.get("stage")), f"IACV ${r.get('iacv') or 0:,.0f}",
-                     f"SA {self.user_name(sa)}" if isinstance(sa, str) else "no Primary SA",
-                     f"owner {self.user_name(r.get('owner_id'))}"]  # fmt: skip
-            label = r.get("name")
-        elif obj == "Task":
-            facts = [", ".join(r.get("activity_types") or []), f"by {self.user_name(r.get('owner_id'))}",
-                     date_cell(r.get("activity_date"))]  # fmt: skip
-            label = r.get("subject") or "No subject"
-        elif obj == "Event":
-            facts = [f"by {self.user_name(r.get('owner_id'))}", date_cell(r.get("end"))]
-            label = r.get("subject") or "Meeting"
-        elif obj == "User":
-            facts = [_text(r.get("email"))]
-            label = r.get("name")
-        else:
-            facts, label = [], None
-        return {"label": _text(label) or _text(record_id) or "(no Id)", "url": self.url(obj, record_id),
-                "facts": " · ".join(f for f in facts if f), "note": note,
-                "iacv": float(r.get("iacv") or 0) if obj == "Opportunity" else 0.0}  # fmt: skip
-
-
-def _reasons(cfg: Config, reasons: Any) -> str:
-    return "; ".join(cfg.reasons.get(r, r) for r in (list(reasons) if reasons is not None else []))
-
-
-def responsible(alerts: pd.DataFrame, snapshot: Snapshot) -> tuple[pd.Series, pd.Series]:
-    """(user the region is read from, the SA or owner who must act) of each alert.
-
-    An opportunity's region is its SA's when set, else its owner's (WORKFLOWS.md); the
-    person who must act on it is its SA. A task or meeting belongs to its owner.
-    """
-    keys = alerts["record_id"].astype(str).str.slice(0, 15)
-    by_region = pd.Series(None, index=alerts.index, dtype=object)
-    person = pd.Series(None, index=alerts.index, dtype=object)
-    for obj in ("Opportunity", "Task", "Event"):
-        mine = alerts["object"] == obj
-        if not mine.any() or obj not in snapshot.tables:
-            continue
-        table = snapshot[obj].set_index("key")
-        owner = keys[mine].map(table["owner_id"])
-        if obj == "Opportunity":
-            sa = keys[mine].map(table["sa"])
-            by_region[mine] = sa.where(sa.notna(), owner)
-            person[mine] = sa
-        else:
-            by_region[mine] = owner
-            person[mine] = owner
-    return by_region, person
-
-
-def region_of(users: pd.Series, d: Directory) -> pd.Series:
-    """Region key of each referenced user; ``(unrouted)`` when no routing rule matches."""
-    region = users.astype(object).where(users.notna(), "").str.slice(0, 15).map(d.region)
-    return region.fillna(UNROUTED).astype(object)
-
-
-@dataclass
-class Context:
-    """What one report is built from."""
+class ReportInputs:
+    """What one report is built from: one evaluation of a snapshot, and what the report shows
+    beside it (the trend of earlier snapshots, Slack's unknown users, the alert state's history)."""
 
     cfg: Config
     evaluation: Evaluation
@@ -188,27 +58,27 @@ class Context:
     memory: dict = field(default_factory=dict)  # from alert_memory(): episodes, evaluation dates, snoozes
 
 
-class Model:
+class ReportModel:
     """Every number of the report and the records behind it, computed once, rendered twice
     (``index.html`` and ``activity.html``). Pure: tests compare it with their own counts."""
 
-    def __init__(self, c: Context):
-        self.c = c
-        self.cfg = c.cfg
-        self.d = c.evaluation.directory
-        self.records = Records(c.snapshot, self.d, c.cfg)
+    def __init__(self, inputs: ReportInputs):
+        self.inputs = inputs
+        self.cfg = inputs.cfg
+        self.d = inputs.evaluation.directory
+        self.records = Records(inputs.snapshot, self.d, inputs.cfg)
         self.drills: dict[str, Drill] = {}  # index.html
         self.activity_drills: dict[str, Drill] = {}  # activity.html
         self.regions = [*self.cfg.regions, UNROUTED]
-        alerts = c.evaluation.alerts.copy()
-        by_region, person = responsible(alerts, c.snapshot)
+        alerts = inputs.evaluation.alerts.copy()
+        by_region, person = responsible(alerts, inputs.snapshot)
         alerts["region"] = region_of(by_region, self.d)
         alerts["person"] = person
         news = set(self.cfg.report.news_workflows)
         alerts["news"] = alerts["workflow"].isin(news)
         self.alerts = alerts
         self.workflows = list(self.cfg.enabled_workflows())
-        self.quarter = fiscal_quarter(c.as_of, self.cfg.report.fiscal_year_start_month)
+        self.quarter = fiscal_quarter(inputs.as_of, self.cfg.report.fiscal_year_start_month)
 
     # ------------------------------------------------------------------ helpers
     def _drill(self, drills: dict[str, Drill], drill_id: str, title: str, rows: list[dict]) -> dict:
@@ -224,10 +94,10 @@ class Model:
     def _alert_rows(self, alerts: pd.DataFrame) -> list[dict]:
         rows = []
         for a in alerts.itertuples(index=False):
-            note = _reasons(self.cfg, a.reasons)
+            note = reason_words(self.cfg, a.reasons)
             shows = self.cfg.workflows[a.workflow].message.show
             if "suggested_record" in shows and isinstance(a.suggested_what_id, str):
-                note = f"log it on {self.records.line(_object_of(a.suggested_what_id), a.suggested_what_id)['label']}"
+                note = f"log it on {self.records.line(object_of(a.suggested_what_id), a.suggested_what_id)['label']}"
             rows.append(self.records.line(a.object, a.record_id, note))
         # The biggest opportunities first, as in the digests; other records keep the run's order.
         return sorted(rows, key=lambda r: -r["iacv"])
@@ -236,23 +106,23 @@ class Model:
     def matrix(self) -> dict:
         """Alerts per workflow and region; each cell drills down to its records."""
         rows = []
-        previous = self.c.trend[-2]["workflows"] if len(self.c.trend) > 1 else None
+        previous = self.inputs.trend[-2]["workflows"] if len(self.inputs.trend) > 1 else None
         for wid in self.workflows:
             wf = self.cfg.workflows[wid]
             mine = self.alerts[self.alerts["workflow"] == wid]
             cells = []
             for region in self.regions:
                 cell = mine[mine["region"] == region]
-                cells.append(self._drill(self.drills, _slug("a", wid, region), f"{wid} · {region}", self._alert_rows(cell)))
+                cells.append(self._drill(self.drills, slug("a", wid, region), f"{wid} · {region}", self._alert_rows(cell)))
             total = len(mine)
-            anchor = _slug("w", wid)
+            anchor = slug("w", wid)
             rows.append({"wid": wid, "id": anchor, "title": wf.title, "news": wid in self.cfg.report.news_workflows,
                          "cells": cells, "total": {"n": total, "href": f"#{anchor}" if total else None},
                          "delta": None if previous is None else total - int(previous.get(wid, 0))})  # fmt: skip
         totals = []
         for region in self.regions:
             n = int((self.alerts["region"] == region).sum())
-            totals.append({"n": n, "href": f"#{_slug('r', region)}" if n else None})
+            totals.append({"n": n, "href": f"#{slug('r', region)}" if n else None})
         # Shading of each cell, relative to the largest cell of its kind (issues or news).
         for news in (False, True):
             cells = [c for r in rows if r["news"] is news for c in r["cells"]]
@@ -266,7 +136,7 @@ class Model:
         out = []
         for i, region in enumerate(self.regions):
             items = [{"wid": r["wid"], "title": r["title"], **r["cells"][i]} for r in matrix["rows"] if r["cells"][i]["n"]]
-            out.append({"region": region, "id": _slug("r", region), "items": items, "n": sum(x["n"] for x in items)})
+            out.append({"region": region, "id": slug("r", region), "items": items, "n": sum(x["n"] for x in items)})
         return out
 
     def people(self) -> list[dict]:
@@ -289,7 +159,7 @@ class Model:
                 rows.append({
                     **self.records.line("User", user_id),
                     "active": bool(self.d.active.get(str(user_id)[:15], False)),
-                    "items": self._drill(self.drills, _slug("p", user_id), f"{self.records.user_name(user_id)}: open items",
+                    "items": self._drill(self.drills, slug("p", user_id), f"{self.records.user_name(user_id)}: open items",
                                          self._alert_rows(theirs)),
                     "by_workflow": ", ".join(f"{w} {n}" for w, n in by_wf.items()),
                 })  # fmt: skip
@@ -299,8 +169,8 @@ class Model:
     # ------------------------------------------------------------------ SA activity
     def activities(self) -> dict:
         """SA activity logged (CreatedDate) in the run's window and in the weeks before its end."""
-        w = self.c.evaluation.window
-        tasks = self.c.snapshot["Task"]
+        w = self.inputs.evaluation.window
+        tasks = self.inputs.snapshot["Task"]
         sa = tasks[is_sa_activity(tasks)]
         weeks = self.cfg.report.activity_weeks
         periods = {"window": (w.since, w.until), "weeks": (w.until - pd.Timedelta(weeks=weeks), w.until)}
@@ -341,7 +211,7 @@ class Model:
                 row = {"label": label, "known": free or label in known or label == NOT_SET}
                 for p in periods:
                     keys = by_period[p][by_period[p] == label].index.unique()
-                    row[p] = self._drill(self.activity_drills, _slug("t", dimension, label, p),
+                    row[p] = self._drill(self.activity_drills, slug("t", dimension, label, p),
                                          f"{label} · {'window' if p == 'window' else f'last {weeks} weeks'}",
                                          [rows[p][k] for k in keys])  # fmt: skip
                 table.append(row)
@@ -350,7 +220,7 @@ class Model:
             elif free:  # the busiest first, "(not set)" last
                 table.sort(key=lambda r: (r["label"] == NOT_SET, -r["weeks"]["n"], -r["window"]["n"]))
             tables[dimension] = table
-        totals = {p: self._drill(self.activity_drills, _slug("t", "all", p), f"All SA activity · {p}", list(rows[p].values()))
+        totals = {p: self._drill(self.activity_drills, slug("t", "all", p), f"All SA activity · {p}", list(rows[p].values()))
                   for p in periods}  # fmt: skip
         return {"since": w.since, "until": w.until, "weeks": weeks, "tables": tables, "totals": totals}
 
@@ -359,7 +229,7 @@ class Model:
         """The current fiscal quarter's technical evaluations (proofs of value): started, ended,
         their outcomes, how long they took, and the ones open the longest."""
         q = self.quarter
-        o = self.c.snapshot["Opportunity"]
+        o = self.inputs.snapshot["Opportunity"]
         region = region_of(o["sa"].where(o["sa"].notna(), o["owner_id"]), self.d)
         started = o[q.holds(o["te_start"])]
         ended = o[q.holds(o["te_end"])]
@@ -373,7 +243,7 @@ class Model:
         for status in (*OUTCOMES, None):
             these = ended[ended["te_status"] == status] if status else ended[~ended["te_status"].isin(OUTCOMES)]
             name = status or "No valid status"
-            n = self._drill(self.drills, _slug("e", name), f"Evaluations ended in {q.label}: {name}", line(these))
+            n = self._drill(self.drills, slug("e", name), f"Evaluations ended in {q.label}: {name}", line(these))
             outcomes.append({"status": name, **n, "rate": n["n"] / len(ended) if len(ended) else None})
         out["outcomes"] = outcomes
         timed = ended[ended["te_start"].notna() & (ended["te_end"] >= ended["te_start"])]
@@ -382,7 +252,7 @@ class Model:
         out["timed"] = self._drill(self.drills, "e-timed", f"Evaluations ended in {q.label} with a start date",
                                    [{**self.records.line("Opportunity", i), "note": f"{n} days"}
                                     for i, n in zip(timed["id"], days, strict=True)])  # fmt: skip
-        as_of = pd.Timestamp(self.c.as_of)
+        as_of = pd.Timestamp(self.inputs.as_of)
         running = o[o["te_start"].notna() & (o["te_start"] <= as_of) & o["te_end"].isna() & ~o["is_closed"] & ~o["lost"]]
         running = running.assign(days=(as_of - running["te_start"]).dt.days).sort_values(["days", "id"], ascending=[False, True])
         out["open"] = self._drill(self.drills, "e-open", "Evaluations open (started, no end date)", line(running))
@@ -396,28 +266,28 @@ class Model:
                 continue
             wins = e[e["te_status"] == "Win"]
             by_region.append({"region": r,
-                              "started": self._drill(self.drills, _slug("e", r, "started"), f"Started in {q.label} · {r}", line(s)),
-                              "ended": self._drill(self.drills, _slug("e", r, "ended"), f"Ended in {q.label} · {r}", line(e)),
-                              "win": self._drill(self.drills, _slug("e", r, "win"), f"Won in {q.label} · {r}", line(wins)),
+                              "started": self._drill(self.drills, slug("e", r, "started"), f"Started in {q.label} · {r}", line(s)),
+                              "ended": self._drill(self.drills, slug("e", r, "ended"), f"Ended in {q.label} · {r}", line(e)),
+                              "win": self._drill(self.drills, slug("e", r, "win"), f"Won in {q.label} · {r}", line(wins)),
                               "rate": len(wins) / len(e) if len(e) else None})  # fmt: skip
         out["by_region"] = by_region
         return out
 
     # ------------------------------------------------------------------ data quality
     def quality(self) -> dict:
-        q = self.c.snapshot.quarantine
+        q = self.inputs.snapshot.quarantine
         quarantined = []
         for (obj, reason), rows in q.groupby(["object", "reason"], sort=True):
-            lines = [{"label": _text(r.record_id) or "(no Id)", "facts": _text(r.detail), "note": "",
-                      "url": self.records.url(obj, r.record_id) if re.fullmatch(ID_RE, _text(r.record_id)) else None}
+            lines = [{"label": as_text(r.record_id) or "(no Id)", "facts": as_text(r.detail), "note": "",
+                      "url": self.records.url(obj, r.record_id) if re.fullmatch(ID_RE, as_text(r.record_id)) else None}
                      for r in rows.itertuples()]  # fmt: skip
             quarantined.append({"object": obj, "reason": reason,
-                                **self._drill(self.drills, _slug("q", obj, reason), f"Quarantined {obj}: {reason}", lines)})  # fmt: skip
+                                **self._drill(self.drills, slug("q", obj, reason), f"Quarantined {obj}: {reason}", lines)})  # fmt: skip
         unrouted = []
         unrouted_alerts = self.alerts[self.alerts["unrouted"].astype(bool)]
         for wid, rows in unrouted_alerts.groupby("workflow", sort=False):
-            unrouted.append({"wid": wid, **self._drill(self.drills, _slug("u", wid), f"Unrouted {wid}", self._alert_rows(rows))})
-        slack = dict(self.c.slack)
+            unrouted.append({"wid": wid, **self._drill(self.drills, slug("u", wid), f"Unrouted {wid}", self._alert_rows(rows))})
+        slack = dict(self.inputs.slack)
         users = slack.get("users") or []
         slack["users"] = [{**self.records.line("User", u["user_id"]), "digests": u["digests"], "sent_to": u["sent_to"]} for u in users]
         return {"quarantined": quarantined, "quarantined_total": len(q), "unrouted": unrouted,
@@ -429,12 +299,12 @@ class Model:
 
         The open items are this evaluation's hygiene alerts (what the digests show), aged by
         their episodes; fixes are the episodes the state resolved."""
-        m = self.c.memory
+        m = self.inputs.memory
         if not m or m.get("down") or not m["days"]:
             # No evaluation recorded yet (the first report comes before its snapshot is recorded):
             # every age would read 0 days, which no manager should believe.
             return {"available": False, "down": m.get("down") if m else None}
-        as_of = self.c.as_of
+        as_of = self.inputs.as_of
         first = {(e["workflow"], e["record_key"]): e["first_seen"] for e in m["episodes"] if e["resolved_on"] is None}
         issues = self.alerts[~self.alerts["news"]].drop_duplicates(["workflow", "record_id"])
         keys = zip(issues["workflow"], issues["record_id"].astype(str).str.slice(0, 15), strict=True)
@@ -474,7 +344,7 @@ class Model:
         for day in m["days"]:
             open_n = sum(1 for e in m["episodes"] if e["first_seen"] <= day and (e["resolved_on"] is None or e["resolved_on"] > day))
             trend.append({"day": day, "open": open_n, "fixed": sum(1 for e in fixed if e["resolved_on"] == day)})
-        snoozed = [{"line": self.records.line(_object_of(s["record_key"]), s["record_key"], ""), "workflow": s["workflow"],
+        snoozed = [{"line": self.records.line(object_of(s["record_key"]), s["record_key"], ""), "workflow": s["workflow"],
                     "until": s["until"], "by": s["snoozed_by"], "reason": s["reason"]}
                    for s in m["snoozes"] if s["until"] > as_of]  # fmt: skip
         return {
@@ -492,7 +362,7 @@ class Model:
         matrix = self.matrix()
         issues = self.alerts[~self.alerts["news"]]
         news = self.alerts[self.alerts["news"]]
-        previous = self.c.trend[-2] if len(self.c.trend) > 1 else None
+        previous = self.inputs.trend[-2] if len(self.inputs.trend) > 1 else None
         prev_issues = None
         if previous:
             prev_issues = sum(n for w, n in previous["workflows"].items() if w not in self.cfg.report.news_workflows)
@@ -501,12 +371,12 @@ class Model:
         quality = self.quality()
         regions = self.region_summary(matrix, activity, evaluations)
         return {
-            "as_of": self.c.as_of, "snapshot": self.c.snapshot_name, "previous": self.c.previous_name,
-            "taken_at": self.c.snapshot.taken_at, "window": self.c.evaluation.window,
+            "as_of": self.inputs.as_of, "snapshot": self.inputs.snapshot_name, "previous": self.inputs.previous_name,
+            "taken_at": self.inputs.snapshot.taken_at, "window": self.inputs.evaluation.window,
             "issues": len(issues), "issues_delta": None if prev_issues is None else len(issues) - prev_issues,
             "news": len(news), "matrix": matrix, "region_issues": self.region_issues(matrix), "regions": regions,
             "people": self.people(), "activity": activity, "evaluations": evaluations, "quality": quality,
-            "trend": self.c.trend, "memory": self.memory(),
+            "trend": self.inputs.trend, "memory": self.memory(),
         }  # fmt: skip
 
     def region_summary(self, matrix: dict, activity: dict, evaluations: dict) -> list[dict]:
@@ -519,7 +389,7 @@ class Model:
             news = sum(r["cells"][i]["n"] for r in matrix["rows"] if r["news"])
             if not (issue or news or region in act["weeks"] or region in te):
                 continue
-            rows.append({"region": region, "issues": issue, "news": news, "href": f"#{_slug('r', region)}",
+            rows.append({"region": region, "issues": issue, "news": news, "href": f"#{slug('r', region)}",
                          "window": act["window"].get(region, {"n": 0, "href": None}),
                          "weeks": act["weeks"].get(region, {"n": 0, "href": None}),
                          "started": te.get(region, {}).get("started", {"n": 0, "href": None}),
@@ -553,6 +423,3 @@ def alert_memory(cfg: Config, as_of: date, state_url: str | None = None) -> dict
         log.warning("report without alert memory: %s", exc)
         return {"down": str(exc)}
 
-
-def _object_of(record_id: str) -> str:
-    return {"006": "Opportunity", "001": "Account"}.get(record_id[:3], "")

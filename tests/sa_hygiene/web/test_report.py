@@ -18,7 +18,8 @@ from sa_hygiene.pipeline.report import write_report
 from sa_hygiene.source.snapshot import SnapshotStore, read_snapshot
 from sa_hygiene.state.ledger import unknown_slack_users
 from sa_hygiene.web.report import render
-from sa_hygiene.web.report_model import Context, Model, fiscal_quarter
+from sa_hygiene.web.report_model import ReportInputs, ReportModel
+from sa_hygiene.web.report_records import fiscal_quarter
 
 pytestmark = pytest.mark.unit
 
@@ -49,12 +50,12 @@ def activity(owner, created: str, types: str = "Demo", **kw) -> dict:
 
 
 def model_of(tmp_path, tables: dict, as_of: date = AS_OF, config: str | None = None):
-    """(report model, the Model, the evaluation) of one snapshot: what write_report renders."""
+    """(the page's numbers, the ReportModel, the evaluation) of one snapshot: what write_report renders."""
     folder = write_snapshot(tmp_path / "snap", {"User": USERS, **tables})
     cfg = load_config(config)
     snap = read_snapshot(folder, cfg)
     evaluation = evaluate(snap, None, cfg, as_of)
-    m = Model(Context(cfg, evaluation, snap, as_of, "20261124T040000Z"))
+    m = ReportModel(ReportInputs(cfg, evaluation, snap, as_of, "20261124T040000Z"))
     return m.build(), m, evaluation
 
 
