@@ -27,7 +27,8 @@ from slack_sdk import WebClient
 
 from sa_hygiene.contract.config import load_config
 from sa_hygiene.delivery.blockkit import Message, check_message, fit_message
-from sa_hygiene.delivery.digest import Lookup, Renderer
+from sa_hygiene.delivery.digest import Renderer
+from sa_hygiene.delivery.items import DigestRecords
 from sa_hygiene.engine.routing import Directory
 from sa_hygiene.source.snapshot import read_snapshot
 from sa_hygiene.state.alerts import AlertState
@@ -153,7 +154,7 @@ def eventually(check, timeout: float = 15.0):
 def post_digest(slack: FakeSlack, channel: str, item: Item) -> dict:
     """A DM digest with one item, with the menu the digest renderer gives it; the stored message."""
     slack.add_channel(channel, channel) if channel not in slack.channels else None
-    renderer = Renderer(load_config(), Lookup(SNAPSHOT[0], load_config()), TODAY)
+    renderer = Renderer(load_config(), DigestRecords(SNAPSHOT[0], load_config()), TODAY)
     section = {"type": "section", "text": {"type": "mrkdwn", "text": "*Acme - Ultimate*"}}
     blocks = [{"type": "header", "text": {"type": "plain_text", "text": "Your SA hygiene digest"}},
               renderer.with_menu(section, item.workflow, "Opportunity", item.record_id, item.recipient)]  # fmt: skip
@@ -311,7 +312,7 @@ REMINDER = {"workflow": "wf-01", "object": "Event", "record_id": MEETING["id"], 
 def reminder(slack: FakeSlack) -> dict:
     """The wf-01 reminder as the digest renderer makes it, posted to Sam's DM."""
     slack.add_channel("dm-sam", "DSAM")
-    blocks = Renderer(load_config(), Lookup(SNAPSHOT[0], load_config()), TODAY).meeting(REMINDER)
+    blocks = Renderer(load_config(), DigestRecords(SNAPSHOT[0], load_config()), TODAY).meeting(REMINDER)
     return slack._post({"channel": "DSAM", "text": "Log your meeting", "blocks": blocks})["message"]
 
 
@@ -478,7 +479,7 @@ def test_credentials_come_from_the_connection_and_never_show(monkeypatch):
 
 
 def test_digest_items_and_reminders_carry_the_app_s_controls_within_slack_s_limits(snapshot, cfg):
-    renderer = Renderer(cfg, Lookup(snapshot, cfg), TODAY)
+    renderer = Renderer(cfg, DigestRecords(snapshot, cfg), TODAY)
     section = {"type": "section", "text": {"type": "mrkdwn", "text": "item"}}
     opp = renderer.with_menu(section, "wf-07", "Opportunity", OPP["id"], SAM["id"])
     menu = opp["accessory"]

@@ -19,7 +19,8 @@ from hypothesis import strategies as st
 
 from sa_hygiene.contract.config import load_config
 from sa_hygiene.delivery.blockkit import check_message, fit_message
-from sa_hygiene.delivery.digest import build_messages, ops_summary
+from sa_hygiene.delivery.digest import build_messages
+from sa_hygiene.delivery.notices import ops_summary
 from sa_hygiene.engine.rules import evaluate
 from sa_hygiene.source.snapshot import read_snapshot
 

@@ -1,11 +1,12 @@
-"""Slack's Block Kit rules in one place: its limits, mrkdwn escaping, and the message that obeys them.
+"""Slack's Block Kit rules in one place: its limits, mrkdwn escaping, sections and threads built
+within them, and the message that obeys them.
 
 Slack refuses a whole message (``invalid_blocks``) when one field is a character too
 long, and a refused digest is refused again on every retry. So every message, whatever
 renders it (digests, reminders, the operations summary, thread continuations), goes
 through ``fit_message`` before delivery: text is cut with an ellipsis, lists are cut to
 Slack's counts, and ``check_message`` then refuses only what fitting cannot mend (more
-than 50 blocks in one message, which only the renderer can spread over a thread).
+than 50 blocks in one message, which ``paginate`` spreads over a thread).
 
 Text from Salesforce can hold ``<!channel>`` or ``<https://evil.example|click>``; Slack
 treats ``&``, ``<`` and ``>`` as markup in every text field, plain text included, so all
@@ -46,7 +47,7 @@ _PART_SUFFIX = 16
 ELLIPSIS = "…"
 # The interactive elements the Slack app (``slack_app``) answers, and what their values carry.
 ITEM_MENU = "sa_item_menu"  # the overflow menu of a digest item
-LOG_IT = "sa_log_it"  # the "Log it" button of a wf-01 reminder
+LOG_IT = "sa_log_it"  # the "Log it" button of a meeting reminder
 OPEN_LINK = "sa_open_link"  # a link button: Slack still tells the app it was clicked
 
 _ENTITY = re.compile(r"&(?:amp|lt|gt);")
@@ -126,7 +127,7 @@ class Message:
     """One rendered digest, ready to deliver."""
 
     key: str  # delivery key, unique per digest: f"{slot}|{recipient}|{date}"
-    slot: str  # sa_digest | regional_digest | channel_post | meeting_reminder | ops_summary
+    slot: str  # sa_digest | regional_digest | channel_post | meeting_reminder | ops_summary | escalation
     recipient: dict  # {"type": "user", "id": "005..."} or {"type": "channel", "name": "#..."}
     email: str | None  # Salesforce e-mail of a user recipient, for users.lookupByEmail
     fallbacks: tuple[dict, ...]  # tried in order when Slack does not know the user
@@ -145,6 +146,44 @@ class Message:
 
 class InvalidMessage(ValueError):
     """A rendered message Slack would reject."""
+
+
+# --------------------------------------------------------------------------- building
+# A long message continues in its thread; replies open with one context block.
+REPLY_HEAD = 1
+
+
+def sections(text: str) -> list[dict]:
+    """Section blocks for ``text``, split at line breaks so that none exceeds Slack's limit."""
+    blocks, chunk = [], ""
+    for line in text.split("\n"):
+        while units(line) > SECTION_CHARS:  # one enormous line: split it where no escape or link breaks
+            end = max(1, safe_end(line, SECTION_CHARS))
+            blocks.append(line[:end])
+            line = line[end:]
+        if chunk and units(chunk) + units(line) + 1 > SECTION_CHARS:
+            blocks.append(chunk)
+            chunk = line
+        else:
+            chunk = f"{chunk}\n{line}" if chunk else line
+    if chunk:
+        blocks.append(chunk)
+    return [{"type": "section", "text": {"type": "mrkdwn", "text": t}} for t in blocks]
+
+
+def context(text: str) -> dict:
+    return {"type": "context", "elements": [{"type": "mrkdwn", "text": text}]}
+
+
+def paginate(preamble: list[dict], content: list[dict], title: str) -> tuple[list[dict], list[list[dict]]]:
+    """The first message and its thread replies: every block kept, at most 50 per message.
+    ``title`` is escaped already."""
+    first_room = MAX_BLOCKS - len(preamble)
+    first, rest = preamble + content[:first_room], content[first_room:]
+    chunks = [rest[i : i + MAX_BLOCKS - REPLY_HEAD] for i in range(0, len(rest), MAX_BLOCKS - REPLY_HEAD)]
+    total = len(chunks) + 1
+    replies = [[context(f"{title}, continued ({n + 2}/{total})"), *chunk] for n, chunk in enumerate(chunks)]
+    return first, replies
 
 
 # --------------------------------------------------------------------------- fitting

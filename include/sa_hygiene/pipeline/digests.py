@@ -35,7 +35,8 @@ def deliver_digests(
     from datetime import date as date_type
 
     from sa_hygiene.contract.recipients import encode
-    from sa_hygiene.delivery.digest import build_messages, effective_slot, ops_summary
+    from sa_hygiene.delivery.digest import build_messages, effective_slot
+    from sa_hygiene.delivery.notices import ops_summary
     from sa_hygiene.source.snapshot import PREVIOUS_OBJECTS, read_snapshot
 
     as_of = date_type.fromisoformat(info["as_of"])

@@ -66,7 +66,7 @@ def escalations(cfg: Config, start, end, *, only: str | None = None, as_of: str 
 
 def deliver_escalations(cfg: Config, found: dict, run_id: str, *, dry_run: bool = False, sink=None) -> dict:
     """One DM per manager with overdue items; the ledger keeps it to once a day."""
-    from sa_hygiene.delivery.digest import escalation_messages
+    from sa_hygiene.delivery.notices import escalation_messages
     from sa_hygiene.source.snapshot import read_snapshot
 
     if not found["items"]:

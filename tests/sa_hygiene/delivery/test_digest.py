@@ -102,10 +102,10 @@ def test_big_digests_continue_in_the_thread_with_every_record_in_order(tmp_path)
 
 
 def test_a_huge_description_is_split_not_cut(tmp_path):
-    from sa_hygiene.delivery.digest import _section
+    from sa_hygiene.delivery.blockkit import sections
 
     text = "\n".join(f"line {i} " + "y" * 500 for i in range(20))
-    blocks = _section(text)
+    blocks = sections(text)
     assert all(len(b["text"]["text"]) <= SECTION_CHARS for b in blocks)
     assert "\n".join(b["text"]["text"] for b in blocks) == text
 
@@ -179,7 +179,7 @@ def test_every_message_of_the_demo_org_is_valid_for_slack(tmp_path):
 
 
 def test_the_operations_summary_names_failures_and_posts_that_were_never_confirmed():
-    from sa_hygiene.delivery.digest import ops_summary
+    from sa_hygiene.delivery.notices import ops_summary
 
     key = "regional_digest|channel:#sa-activities-west-sa|2026-11-24"
     summary = ops_summary(CFG, AS_OF, "run-1", failed={"sa_digest|user:005X|2026-11-24": "users.lookupByEmail: <boom>"},
