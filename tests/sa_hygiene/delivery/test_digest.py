@@ -178,23 +178,6 @@ def test_every_message_of_the_demo_org_is_valid_for_slack(tmp_path):
         assert any(url in body for body in bodies.values()), a
 
 
-def test_the_operations_summary_names_failures_and_posts_that_were_never_confirmed():
-    from sa_hygiene.delivery.notices import ops_summary
-
-    key = "regional_digest|channel:#sa-activities-west-sa|2026-11-24"
-    summary = ops_summary(CFG, AS_OF, "run-1", failed={"sa_digest|user:005X|2026-11-24": "users.lookupByEmail: <boom>"},
-                          unconfirmed=[f"{key} part 0"])  # fmt: skip
-    text = summary.blocks[1]["text"]["text"]
-    assert text == (
-        "*1 digest not delivered* (retried on the next run):\n"
-        "• sa_digest|user:005X|2026-11-24: users.lookupByEmail: &lt;boom&gt;\n"
-        "*1 message part posted but never confirmed*: Slack did not let the app read the conversation "
-        "(invite it, or grant `channels:join`); not posted again:\n"
-        f"• {key} part 0"
-    )
-    assert ops_summary(CFG, AS_OF, "run-1") is None
-
-
 def outbox_posts(tmp_path, ledger, messages):
     """Every chat.postMessage the outbox wrote for ``messages``: what Slack would receive."""
     from sa_hygiene.delivery.outbox import OutboxSink
