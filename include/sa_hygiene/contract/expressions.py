@@ -1,0 +1,186 @@
+"""What a workflow's scope and expectations may say, checked when the configuration loads.
+
+A scope is a pandas expression evaluated on every row of a frame, and an expectation's
+arguments are compared with a frame's columns: a name the frame lacks, a date compared with a
+number, arithmetic on text (``'a' * 200000000``) or a set expectation given one value would fail
+at 08:00, or silently match nothing. Here each is parsed (only comparisons, logic and arithmetic
+over names and constants), and typed against the frame's column kinds (``schema.FRAMES``) and
+the ``@parameters``, so ``config`` reports it with its key before anything runs.
+"""
+
+from __future__ import annotations
+
+import ast
+import datetime
+import itertools
+import re
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from sa_hygiene.contract.config import Expectation
+
+# An @parameter of a scope or an expectation's argument: a threshold, a list, or @as_of.
+PARAM = re.compile(r"@([A-Za-z_]\w*)")
+
+_ALLOWED_NODES = (
+    ast.Expression, ast.BoolOp, ast.BinOp, ast.UnaryOp, ast.Compare, ast.Name, ast.Load,
+    ast.Constant, ast.And, ast.Or, ast.Not, ast.Invert, ast.Eq, ast.NotEq, ast.Lt, ast.LtE,
+    ast.Gt, ast.GtE, ast.Add, ast.Sub, ast.Mult, ast.Div, ast.BitAnd, ast.BitOr, ast.USub,
+)  # fmt: skip
+# A scope is evaluated on every row of a frame: a long text constant (or arithmetic that
+# would build one) costs memory per evaluation, and no field of the contract needs it.
+MAX_TEXT_CONSTANT = 1000
+
+
+def parse_scope(expr: str) -> ast.Expression:
+    tree = ast.parse(PARAM.sub(r"__param_\1", expr), mode="eval")
+    for node in ast.walk(tree):
+        if not isinstance(node, _ALLOWED_NODES):
+            raise SyntaxError(f"{type(node).__name__} is not allowed in a scope")
+    return tree
+
+
+def expression_names(expr: str) -> tuple[set[str], set[str]]:
+    """(column names, @parameter names) used by a scope expression; raises SyntaxError."""
+    tree = parse_scope(expr)
+    names = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)}
+    return {n for n in names if not n.startswith("__param_")}, {n[8:] for n in names if n.startswith("__param_")}
+
+
+def value_kind(value: Any) -> str | None:
+    """The frame kind (schema.FrameKind) of a configured value, "list" for a list, None for null."""
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, int | float):
+        return "number"
+    if isinstance(value, datetime.datetime):
+        return "datetime"
+    if isinstance(value, datetime.date):
+        return "date"
+    if isinstance(value, str):
+        return "text"
+    if isinstance(value, list | tuple):
+        return "list"
+    return None
+
+
+def _show(node: ast.AST) -> str:
+    text = ast.unparse(node).replace("__param_", "@")
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def expression_kind(node: ast.AST, columns: dict[str, str], params: dict[str, str]) -> str | None:
+    """The kind of a scope (sub)expression, None when unknown (an unknown name, reported apart).
+
+    Raises TypeError where pandas would fail at run time or build something huge: a
+    comparison of different kinds (a date with a number), arithmetic on anything but numbers
+    (``'a' * 200000000``), logic on anything but booleans, a very long text constant.
+    """
+    kind = lambda n: expression_kind(n, columns, params)  # noqa: E731
+    if isinstance(node, ast.Expression):
+        return kind(node.body)
+    if isinstance(node, ast.Constant):
+        if isinstance(node.value, str) and len(node.value) > MAX_TEXT_CONSTANT:
+            raise TypeError(f"a text constant longer than {MAX_TEXT_CONSTANT} characters")
+        return value_kind(node.value)
+    if isinstance(node, ast.Name):
+        return params.get(node.id[8:]) if node.id.startswith("__param_") else columns.get(node.id)
+    if isinstance(node, ast.BoolOp) or isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.Not | ast.Invert):
+        _expect(node, [node.values if isinstance(node, ast.BoolOp) else [node.operand]][0], {"bool"}, "logic", kind)
+        return "bool"
+    if isinstance(node, ast.UnaryOp):
+        _expect(node, [node.operand], {"number"}, "arithmetic", kind)
+        return "number"
+    if isinstance(node, ast.BinOp):
+        if isinstance(node.op, ast.BitAnd | ast.BitOr):
+            _expect(node, [node.left, node.right], {"bool"}, "logic", kind)
+            return "bool"
+        _expect(node, [node.left, node.right], {"number"}, "arithmetic", kind)
+        return "number"
+    if isinstance(node, ast.Compare):
+        operands = [node.left, *node.comparators]
+        kinds = [kind(n) for n in operands]
+        for n, k in zip(operands, kinds, strict=True):
+            if k in ("list", "multi"):
+                raise TypeError(f"cannot compare {_show(n)} (a {k}) with one value")
+        for (a, ka), (b, kb) in itertools.pairwise(zip(operands, kinds, strict=True)):
+            if ka and kb and ka != kb:
+                raise TypeError(f"cannot compare {_show(a)} (a {ka}) with {_show(b)} (a {kb})")
+        return "bool"
+    raise TypeError(f"{type(node).__name__} is not allowed in a scope")
+
+
+def _expect(node: ast.AST, operands: list, kinds: set[str], what: str, kind) -> None:
+    for operand in operands:
+        k = kind(operand)
+        if k is not None and k not in kinds:
+            raise TypeError(f"{what} on {_show(operand)} (a {k}) in {_show(node)}: only on {' or '.join(sorted(kinds))}")
+
+
+def check_expression(expr: str, frame: str, columns: dict[str, str], params: dict[str, str]) -> list[str]:
+    try:
+        tree = parse_scope(expr)
+    except SyntaxError as exc:
+        return [f"cannot parse {expr!r}: {exc.msg}"]
+    used, used_params = expression_names(expr)
+    errors = [f"unknown field {name!r} of frame {frame!r}" for name in sorted(used - set(columns))]
+    errors += [f"unknown parameter @{name}" for name in sorted(used_params - set(params))]
+    try:
+        kind = expression_kind(tree, columns, params)
+    except TypeError as exc:
+        return [*errors, str(exc)]
+    if kind not in ("bool", None):
+        errors.append(f"{expr!r} is a {kind}, not true or false per row")
+    return errors
+
+
+# Which column kinds each expectation can check, and what its values must be.
+EXPECTATION_KINDS = {
+    "in_set": {"text", "date", "number", "bool"},
+    "not_in_set": {"text", "date", "number", "bool"},
+    "each_in_set": {"multi"},
+    "between": {"date", "number"},
+    "pair_equal": {"text", "date", "datetime", "number", "bool"},
+    "pair_greater": {"date", "datetime", "number"},
+    "match_regex": {"text"},
+    "min_length": {"text"},
+}
+
+
+def check_expectation(e: Expectation, columns: dict[str, str], params: dict[str, str]) -> list[tuple[str, str]]:
+    """(attribute, why) of each problem of one expectation whose columns exist."""
+    column_kind = columns[e.column]
+    allowed = EXPECTATION_KINDS.get(e.expectation)
+    if allowed and column_kind not in allowed:
+        return [("column", f"{e.expectation} cannot check {e.column!r}, a {column_kind} (only {', '.join(sorted(allowed))})")]
+    errors = []
+    if e.other is not None and columns[e.other] != column_kind:
+        errors.append(("other", f"{e.other!r} is a {columns[e.other]}, {e.column!r} a {column_kind}"))
+
+    def kind_of(value: Any) -> str | None:
+        m = PARAM.fullmatch(value) if isinstance(value, str) else None
+        return params.get(m.group(1)) if m else value_kind(value)
+
+    if e.values is not None:
+        whole = kind_of(e.values) if isinstance(e.values, str) else "list"
+        if whole != "list":
+            errors.append(("values", f"{e.values!r} is a {whole}: {e.expectation} needs a list of values"))
+        else:
+            items = e.values if isinstance(e.values, list) else []
+            want = "text" if column_kind == "multi" else column_kind
+            for value in items:
+                k = kind_of(value)
+                if k is not None and k != want:
+                    errors.append(("values", f"{value!r} is a {k}, {e.column!r} holds {want} values"))
+    for attr in ("min", "max"):
+        value = getattr(e, attr)
+        want = "number" if e.expectation == "min_length" else column_kind
+        k = kind_of(value)
+        if value is not None and k is not None and k != want:
+            errors.append((attr, f"{value!r} is a {k}, {e.column!r} is compared as a {want}"))
+    if e.regex is not None:
+        try:
+            re.compile(e.regex)
+        except re.error as exc:
+            errors.append(("regex", f"{e.expectation}: {e.regex!r} is not a regular expression: {exc}"))
+    return errors
