@@ -29,8 +29,10 @@ from test_salesforce_extract import (  # noqa: F401
 )
 
 from sa_hygiene.contract.config import load_config
-from sa_hygiene.source.extract import ExtractionError, changes_cli, pull_changes
-from sa_hygiene.source.snapshot import ChangesFeed, SnapshotStore, read_snapshot
+from sa_hygiene.source.changes import changes_cli, pull_changes
+from sa_hygiene.source.records import ExtractionError
+from sa_hygiene.source.snapshot import read_snapshot
+from sa_hygiene.source.store import ChangesFeed, SnapshotStore
 
 pytestmark = pytest.mark.integration
 

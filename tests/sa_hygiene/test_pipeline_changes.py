@@ -12,7 +12,7 @@ from sa_hygiene.delivery.outbox import OutboxSink
 from sa_hygiene.pipeline.digests import deliver_digests
 from sa_hygiene.pipeline.evaluation import evaluate_latest
 from sa_hygiene.source.jsonl import read_jsonl
-from sa_hygiene.source.snapshot import ChangesFeed, SnapshotStore
+from sa_hygiene.source.store import ChangesFeed, SnapshotStore
 
 pytestmark = pytest.mark.unit
 

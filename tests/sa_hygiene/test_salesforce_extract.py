@@ -16,8 +16,10 @@ from fakes.salesforce import INSTANCE, serving
 
 from sa_hygiene.contract.config import load_config
 from sa_hygiene.contract.schema import OBJECTS, default_field_map
-from sa_hygiene.source.extract import ExtractionError, ExtractOptions, extract_cli, extract_snapshot
-from sa_hygiene.source.snapshot import SnapshotStore, read_snapshot
+from sa_hygiene.source.extract import extract_cli, extract_snapshot
+from sa_hygiene.source.records import ExtractionError, ExtractOptions
+from sa_hygiene.source.snapshot import read_snapshot
+from sa_hygiene.source.store import SnapshotStore
 
 pytestmark = pytest.mark.integration
 
