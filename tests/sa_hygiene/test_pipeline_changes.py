@@ -4,8 +4,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from builders import account, event, task, user, write_snapshot
-from test_snapshot_changes import write_changes
+from builders import account, event, task, user, write_changes, write_snapshot
 
 from sa_hygiene.contract.config import load_config
 from sa_hygiene.delivery.outbox import OutboxSink
