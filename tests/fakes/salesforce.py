@@ -441,11 +441,7 @@ class FakeSalesforce:
 
     def _create(self, req: Request, obj: str, action: str | None) -> _Response:
         """Create one record (``POST sobjects/X/``): 201 with its new Id, or Salesforce's 400s."""
-        if obj not in self.objects:
-            return _errors(404, "NOT_FOUND", "The requested resource does not exist")
-        if action == "validation_error":
-            return _errors(400, "FIELD_CUSTOM_VALIDATION_EXCEPTION", "Activity Date cannot be in the future")
-        fields, refused = self._body_fields(req, obj)
+        fields, refused = self._body_fields(req, obj, action)
         if refused:
             return refused
         prefix = KEY_PREFIX.get(obj, "a00")
@@ -459,11 +455,7 @@ class FakeSalesforce:
 
     def _update(self, req: Request, obj: str, record: str, action: str | None) -> _Response:
         """Update one record (``PATCH sobjects/X/Id``): 204, or Salesforce's 400s and 404s."""
-        if obj not in self.objects:
-            return _errors(404, "NOT_FOUND", "The requested resource does not exist")
-        if action == "validation_error":
-            return _errors(400, "FIELD_CUSTOM_VALIDATION_EXCEPTION", "Activity Date cannot be in the future")
-        fields, refused = self._body_fields(req, obj)
+        fields, refused = self._body_fields(req, obj, action)
         if refused:
             return refused
         problem = self._save(obj, record, fields)
@@ -506,8 +498,12 @@ class FakeSalesforce:
                 self._save(*save)
         return _json(results)
 
-    def _body_fields(self, req: Request, obj: str) -> tuple[dict, _Response | None]:
-        """The fields of a create or update body, or Salesforce's 400 for a bad one."""
+    def _body_fields(self, req: Request, obj: str, action: str | None) -> tuple[dict, _Response | None]:
+        """The fields of a create or update body, or Salesforce's refusal of the request."""
+        if obj not in self.objects:
+            return {}, _errors(404, "NOT_FOUND", "The requested resource does not exist")
+        if action == "validation_error":
+            return {}, _errors(400, "FIELD_CUSTOM_VALIDATION_EXCEPTION", "Activity Date cannot be in the future")
         try:
             fields = json.loads(req.body)
         except ValueError:
