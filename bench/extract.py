@@ -107,8 +107,9 @@ def _extract(pipe, env: dict, store: str, config: str, now: datetime) -> None:
     from airflow.providers.salesforce.hooks.salesforce import SalesforceHook  # noqa: F401  (in the baseline)
 
     from sa_hygiene.contract.config import load_config
-    from sa_hygiene.source.extract import ExtractOptions, extract_snapshot
-    from sa_hygiene.source.snapshot import SnapshotStore
+    from sa_hygiene.source.extract import extract_snapshot
+    from sa_hygiene.source.records import ExtractOptions
+    from sa_hygiene.source.store import SnapshotStore
 
     marks = {}
 

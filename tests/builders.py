@@ -87,3 +87,21 @@ def write_snapshot(directory: Path, tables: dict[str, list[dict]], fmt: str = "c
             cols = {h: pa.array([row[i] for row in rows], pa.string()) for i, h in enumerate(header)}
             pq.write_table(pa.table(cols), directory / f"{obj}.parquet")
     return directory
+
+
+def write_changes(directory: Path, tables: dict[str, list[dict]], fmt: str = "csv") -> Path:
+    """A changes folder (CONTRACT.md § 1b): only the objects given, with the snapshot's columns
+    plus IsDeleted (logical ``is_deleted``)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    fmap = default_field_map()
+    for obj, rows in tables.items():
+        names = list(OBJECTS[obj])
+        header = [fmap[obj][n] for n in names] + ["IsDeleted"]
+        values = [[r.get(n, "") for n in names] + [r.get("is_deleted", "")] for r in rows]
+        if fmt == "csv":
+            with open(directory / f"{obj}.csv", "w", newline="") as fh:
+                csv.writer(fh).writerows([header, *values])
+        else:
+            cols = {h: pa.array([v[i] for v in values], pa.string()) for i, h in enumerate(header)}
+            pq.write_table(pa.table(cols), directory / f"{obj}.parquet")
+    return directory

@@ -14,7 +14,7 @@ def write_demo_report(root: Path, scale: float = 0.2) -> tuple[Path, dict]:
     from sa_hygiene.contract.config import load_config
     from sa_hygiene.demo.org import write_demo_org
     from sa_hygiene.pipeline.report import write_report
-    from sa_hygiene.source.snapshot import SnapshotStore
+    from sa_hygiene.source.store import SnapshotStore
 
     write_demo_org(root / "org", AS_OF, scale=scale)
     cfg_path = root / "sa_hygiene.yaml"

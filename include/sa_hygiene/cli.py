@@ -259,7 +259,7 @@ def main(argv: list[str] | None = None) -> int:
 
         return extract_cli(argv[1:])
     if argv[:1] == ["changes"]:
-        from sa_hygiene.source.extract import changes_cli
+        from sa_hygiene.source.changes import changes_cli
 
         return changes_cli(argv[1:])
     args = parser().parse_args(argv)

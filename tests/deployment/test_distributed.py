@@ -296,7 +296,7 @@ def airflow_env(root: Path, *, port: int, scheduler_port: int, metadata: str, le
 def deployment():
     from sa_hygiene.contract.config import load_config
     from sa_hygiene.demo.org import write_demo_org
-    from sa_hygiene.source.snapshot import SnapshotStore
+    from sa_hygiene.source.store import SnapshotStore
 
     with ExitStack() as stack:
         root = Path(tempfile.mkdtemp(prefix="sa-hygiene-distributed-"))

@@ -13,8 +13,10 @@ The org lives in memory as one Arrow table per object (booleans and numbers type
 else in Salesforce's wire format), so a million rows page out quickly. The fake parses just
 enough SOQL (``SELECT f, ... | COUNT() FROM X [WHERE F op datetime]``) and answers: SOAP login,
 ``describe``, ``query``/``queryAll`` with ``nextRecordsUrl`` paging at 2,000 records, Bulk API
-2.0 query jobs (create, poll, CSV results paged with ``Sforce-Locator``), ``Sforce-Limit-Info``
-on every response. Every request is recorded; faults are injected per request with ``fail``.
+2.0 query jobs (create, poll, CSV results paged with ``Sforce-Locator``), record creation and
+update (one record, or up to 200 through sObject Collections, each saved or refused on its own),
+validation rules (``rule``), ``Sforce-Limit-Info`` on every response. Every request is
+recorded; faults are injected per request with ``fail``.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import json
 import re
 import socket
 import ssl
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -60,7 +63,9 @@ OTHER_OBJECTS = {
 }
 # Standard picklists the contract reads as text (describe says so, the wire format is the same).
 PICKLISTS = {"Task": {"TaskSubtype": "picklist"}}
-ACTIONS = ("expire_session", "request_limit", "unavailable", "drop", "miscount", "break_row", "validation_error")
+ACTIONS = ("expire_session", "request_limit", "unavailable", "drop", "miscount", "break_row", "validation_error", "slow")
+COLLECTION_LIMIT = 200
+KEY_PREFIX = {"Task": "00T", "Event": "00U", "Contact": "003", "Opportunity": "006", "Account": "001"}
 
 
 def default_types(obj: str) -> dict[str, str]:
@@ -193,6 +198,8 @@ _ROUTES = [
      "_query_more"),
     ("POST", re.compile(r"/services/data/v[\d.]+/jobs/query/?"), "_create_job"),
     ("POST", re.compile(r"/services/data/v[\d.]+/sobjects/(?P<obj>\w+)/?"), "_create"),
+    ("PATCH", re.compile(r"/services/data/v[\d.]+/sobjects/(?P<obj>\w+)/(?P<record>\w+)/?"), "_update"),
+    ("PATCH", re.compile(r"/services/data/v[\d.]+/composite/sobjects/?"), "_update_collection"),
     ("GET", re.compile(r"/services/data/v[\d.]+/jobs/query/(?P<job>\w+)/?"), "_job_info"),
     ("GET", re.compile(r"/services/data/v[\d.]+/jobs/query/(?P<job>\w+)/results/?"), "_results"),
 ]  # fmt: skip
@@ -221,6 +228,9 @@ class FakeSalesforce:
         ca.issue_cert(*LOGIN_HOSTS, INSTANCE).configure_cert(self._tls)
         self._server: _Server | None = None
         self.create_delay = 0.0  # seconds a record creation takes (a slow org)
+        self.slow_seconds = 2.0  # how late the ``slow`` fault answers
+        self.now = "2026-11-24T12:00:00.000+0000"  # the stamp of records created or updated
+        self.rules: dict[str, list[Callable[[dict], str | None]]] = {}
 
     # ----------------------------------------------------------------------- set-up
 
@@ -245,6 +255,17 @@ class FakeSalesforce:
         table = o.table.set_column(o.table.column_names.index("IsDeleted"), "IsDeleted", pc.or_(o.table["IsDeleted"], hit))
         o.table = table.set_column(table.column_names.index("SystemModstamp"), "SystemModstamp", stamp)
 
+    def rule(self, obj: str, check: Callable[[dict], str | None]) -> None:
+        """A validation rule: ``check`` gets a record of ``obj`` as it would be saved (API names)
+        and returns the error message that refuses it, or None."""
+        self.rules.setdefault(obj, []).append(check)
+
+    def record(self, obj: str, record_id: str) -> dict | None:
+        """One record as stored (deleted ones too), or None."""
+        t = self.objects[obj].table
+        rows = t.filter(pc.equal(t["Id"], record_id)).to_pylist()
+        return rows[-1] if rows else None
+
     def live(self, obj: str) -> pa.Table:
         """The records ``query`` returns (not deleted), for test oracles."""
         t = self.objects[obj].table
@@ -257,7 +278,8 @@ class FakeSalesforce:
         ``request_limit`` (403 REQUEST_LIMIT_EXCEEDED), ``unavailable`` (503), ``drop`` (the
         connection closes halfway through the body), ``miscount`` (a COUNT() one too high),
         ``break_row`` (the last row of a Bulk CSV page loses all fields but its Id), ``validation_error``
-        (a record creation refused by a validation rule, 400 FIELD_CUSTOM_VALIDATION_EXCEPTION).
+        (a record creation or update refused by a validation rule, 400 FIELD_CUSTOM_VALIDATION_EXCEPTION),
+        ``slow`` (the answer comes ``slow_seconds`` late, and the request is carried out all the same).
         """
         assert action in ACTIONS, action
         self.faults.append(Fault(action, when, times))
@@ -312,6 +334,9 @@ class FakeSalesforce:
         with self._lock:
             self.requests.append(req)
             action = self._fault_for(req)
+        if action == "slow":
+            time.sleep(self.slow_seconds)  # outside the lock, as above
+        with self._lock:
             resp = self._answer(req, authorization, action)
             resp.headers["Sforce-Limit-Info"] = f"api-usage={self.api_used}/{self.api_limit}"
             resp.drop = action == "drop"
@@ -416,24 +441,100 @@ class FakeSalesforce:
 
     def _create(self, req: Request, obj: str, action: str | None) -> _Response:
         """Create one record (``POST sobjects/X/``): 201 with its new Id, or Salesforce's 400s."""
+        fields, refused = self._body_fields(req, obj, action)
+        if refused:
+            return refused
+        prefix = KEY_PREFIX.get(obj, "a00")
+        new_id = f"{prefix}9Z{next(self._ids):010d}AAA"  # apart from the Ids of builders.sf_id
+        record = {**fields, "Id": new_id, "CreatedDate": self.now, "LastModifiedDate": self.now, "SystemModstamp": self.now}
+        problem = self._invalid(obj, record)
+        if problem:
+            return _errors(400, *problem)
+        self.upsert(obj, [record])
+        return _Response(201, json.dumps({"id": new_id, "success": True, "errors": []}).encode())
+
+    def _update(self, req: Request, obj: str, record: str, action: str | None) -> _Response:
+        """Update one record (``PATCH sobjects/X/Id``): 204, or Salesforce's 400s and 404s."""
+        fields, refused = self._body_fields(req, obj, action)
+        if refused:
+            return refused
+        problem = self._save(obj, record, fields)
+        if problem:
+            return _errors(404 if problem[0] in ("NOT_FOUND", "ENTITY_IS_DELETED") else 400, *problem)
+        return _Response(204, b"")
+
+    def _update_collection(self, req: Request, action: str | None) -> _Response:
+        """sObject Collections update (``PATCH composite/sobjects``): up to 200 records, one result
+        each in order; all-or-none false saves each record on its own, true saves none if one fails."""
+        try:
+            body = json.loads(req.body)
+            records = body["records"]
+        except (ValueError, KeyError, TypeError):
+            return _errors(400, "JSON_PARSER_ERROR", "the body is not a collection of records")
+        if len(records) > COLLECTION_LIMIT:
+            return _errors(400, "EXCEEDED_ID_LIMIT", "record limit reached. cannot submit more than 200 records into this call")
+        all_or_none = bool(body.get("allOrNone"))
+        results, saves = [], []
+        for r in records:
+            obj, record_id = (r.get("attributes") or {}).get("type"), r.get("id")
+            fields = {k: v for k, v in r.items() if k not in ("attributes", "id")}
+            unknown = [f for f in fields if obj in self.objects and (f not in self.objects[obj].types or f in STANDARD)]
+            if obj not in self.objects:
+                problem = ("INVALID_TYPE", f"sObject type '{obj}' is not supported.")
+            elif unknown:
+                problem = ("INVALID_FIELD", f"No such column '{unknown[0]}' on sobject of type {obj}")
+            elif action == "validation_error":
+                problem = ("FIELD_CUSTOM_VALIDATION_EXCEPTION", "Activity Date cannot be in the future")
+            else:
+                problem = self._save(obj, record_id, fields, dry_run=True)
+            saves.append((obj, record_id, fields) if problem is None else None)
+            results.append({"id": record_id, "success": True, "errors": []} if problem is None else
+                           {"success": False, "errors": [{"statusCode": problem[0], "message": problem[1], "fields": []}]})  # fmt: skip
+        if all_or_none and any(s is None for s in saves):
+            rolled = {"statusCode": "ALL_OR_NONE_OPERATION_ROLLED_BACK", "message": "Record rolled back because not all records were valid and the request was using AllOrNone header", "fields": []}  # fmt: skip
+            return _json([r if not r["success"] else {"success": False, "errors": [rolled]} for r in results])
+        for save in saves:
+            if save is not None:
+                self._save(*save)
+        return _json(results)
+
+    def _body_fields(self, req: Request, obj: str, action: str | None) -> tuple[dict, _Response | None]:
+        """The fields of a create or update body, or Salesforce's refusal of the request."""
         if obj not in self.objects:
-            return _errors(404, "NOT_FOUND", "The requested resource does not exist")
+            return {}, _errors(404, "NOT_FOUND", "The requested resource does not exist")
         if action == "validation_error":
-            return _Response(400, json.dumps([{"message": "Activity Date cannot be in the future", "fields": [],
-                                               "errorCode": "FIELD_CUSTOM_VALIDATION_EXCEPTION"}]).encode())  # fmt: skip
+            return {}, _errors(400, "FIELD_CUSTOM_VALIDATION_EXCEPTION", "Activity Date cannot be in the future")
         try:
             fields = json.loads(req.body)
         except ValueError:
-            return _errors(400, "JSON_PARSER_ERROR", "the body is not JSON")
+            return {}, _errors(400, "JSON_PARSER_ERROR", "the body is not JSON")
         types = self.objects[obj].types
         unknown = [f for f in fields if f not in types or f in STANDARD]
         if unknown:
-            return _errors(400, "INVALID_FIELD", f"No such column '{unknown[0]}' on sobject of type {obj}")
-        prefix = {"Task": "00T", "Event": "00U", "Contact": "003", "Opportunity": "006", "Account": "001"}.get(obj, "a00")
-        new_id = f"{prefix}5e{next(self._ids):010d}AAA"
-        stamp = "2026-11-24T12:00:00.000+0000"
-        self.upsert(obj, [{**fields, "Id": new_id, "CreatedDate": stamp, "LastModifiedDate": stamp, "SystemModstamp": stamp}])
-        return _Response(201, json.dumps({"id": new_id, "success": True, "errors": []}).encode())
+            return {}, _errors(400, "INVALID_FIELD", f"No such column '{unknown[0]}' on sobject of type {obj}")
+        return fields, None
+
+    def _save(self, obj: str, record_id: str | None, fields: dict, dry_run: bool = False) -> tuple[str, str] | None:
+        """Set ``fields`` of a record; (errorCode, message) when Salesforce would refuse it."""
+        if not isinstance(record_id, str) or not re.fullmatch(r"[A-Za-z0-9]{15}(?:[A-Za-z0-9]{3})?", record_id):
+            return "MALFORMED_ID", f"{obj} ID: id value of incorrect type: {record_id}"
+        current = self.record(obj, record_id)
+        if current is None:
+            return "NOT_FOUND", "The requested resource does not exist"
+        if current["IsDeleted"]:
+            return "ENTITY_IS_DELETED", "entity is deleted"
+        record = {**current, **fields, "LastModifiedDate": self.now, "SystemModstamp": self.now}
+        problem = self._invalid(obj, record)
+        if problem is None and not dry_run:
+            self.upsert(obj, [record])
+        return problem
+
+    def _invalid(self, obj: str, record: dict) -> tuple[str, str] | None:
+        for check in self.rules.get(obj, []):
+            message = check(record)
+            if message:
+                return "FIELD_CUSTOM_VALIDATION_EXCEPTION", message
+        return None
 
     def _create_job(self, req: Request, action: str | None) -> _Response:
         spec = json.loads(req.body)
@@ -502,6 +603,11 @@ class _Server(ThreadingHTTPServer):
     def __init__(self, fake: FakeSalesforce):
         super().__init__(("127.0.0.1", 0), _Handler)
         self.fake = fake
+
+    def handle_error(self, request, client_address) -> None:
+        """A client that gave up (a timeout) closed its connection: nothing to report."""
+        if not isinstance(sys.exc_info()[1], OSError):
+            super().handle_error(request, client_address)
 
 
 class _Handler(BaseHTTPRequestHandler):

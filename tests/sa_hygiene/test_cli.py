@@ -1,20 +1,11 @@
 import json
-import subprocess
-import sys
 
 import pyarrow as pa
 import pytest
 from builders import opportunity, task, user, write_snapshot
+from commands import run
 
 pytestmark = pytest.mark.unit
-
-
-def run(*args, check_airflow=False):
-    code = "import sys; from sa_hygiene.cli import main; rc = main(sys.argv[1:]);"
-    if check_airflow:
-        code += "assert not any(m == 'airflow' or m.startswith('airflow.') for m in sys.modules), 'airflow imported';"
-    code += "from sa_hygiene.cli import exit_now; exit_now(rc)"
-    return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True)
 
 
 def test_evaluate_writes_alerts_and_never_imports_airflow(tmp_path):

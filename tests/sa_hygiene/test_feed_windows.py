@@ -23,7 +23,8 @@ from sa_hygiene.demo.org import write_demo_org
 from sa_hygiene.engine.prepare import is_sa_activity
 from sa_hygiene.pipeline.digests import deliver_digests
 from sa_hygiene.pipeline.evaluation import evaluate_latest, run_folder
-from sa_hygiene.source.snapshot import SnapshotStore, read_snapshot
+from sa_hygiene.source.snapshot import read_snapshot
+from sa_hygiene.source.store import SnapshotStore
 from sa_hygiene.state.alerts import AlertState
 
 pytestmark = pytest.mark.integration

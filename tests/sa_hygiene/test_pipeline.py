@@ -8,7 +8,7 @@ from builders import opportunity, user, write_snapshot
 from sa_hygiene.contract.config import load_config
 from sa_hygiene.pipeline.evaluation import evaluate_latest
 from sa_hygiene.source.jsonl import read_jsonl
-from sa_hygiene.source.snapshot import SnapshotStore
+from sa_hygiene.source.store import SnapshotStore
 
 pytestmark = pytest.mark.unit
 SA = user(id="0055e0000000SA1AAA")

@@ -4,15 +4,14 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from builders import account, event, task, user, write_snapshot
-from test_snapshot_changes import write_changes
+from builders import account, event, task, user, write_changes, write_snapshot
 
 from sa_hygiene.contract.config import load_config
 from sa_hygiene.delivery.outbox import OutboxSink
 from sa_hygiene.pipeline.digests import deliver_digests
 from sa_hygiene.pipeline.evaluation import evaluate_latest
 from sa_hygiene.source.jsonl import read_jsonl
-from sa_hygiene.source.snapshot import ChangesFeed, SnapshotStore
+from sa_hygiene.source.store import ChangesFeed, SnapshotStore
 
 pytestmark = pytest.mark.unit
 

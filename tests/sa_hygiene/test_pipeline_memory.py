@@ -14,7 +14,7 @@ from sa_hygiene.pipeline.digests import deliver_digests
 from sa_hygiene.pipeline.escalations import deliver_escalations, escalations
 from sa_hygiene.pipeline.evaluation import evaluate_latest
 from sa_hygiene.pipeline.memory import remember, save_evaluation
-from sa_hygiene.source.snapshot import SnapshotStore
+from sa_hygiene.source.store import SnapshotStore
 from sa_hygiene.state.alerts import open_state
 from sa_hygiene.state.db import DatabaseError
 

@@ -108,7 +108,7 @@ def _pull_changes(cfg, org: Path, at: datetime) -> dict | None:
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
-    from sa_hygiene.source.snapshot import ChangesFeed, SnapshotStore
+    from sa_hygiene.source.store import ChangesFeed, SnapshotStore
 
     store = SnapshotStore(cfg.store.url, keep=cfg.store.keep)
     latest = store.latest()
@@ -136,7 +136,8 @@ def _already_logged(cfg, changes: dict, since: datetime, until: datetime) -> int
     import pyarrow.parquet as pq
 
     from sa_hygiene.engine.rules import evaluate
-    from sa_hygiene.source.snapshot import SnapshotStore, read_snapshot
+    from sa_hygiene.source.snapshot import read_snapshot
+    from sa_hygiene.source.store import SnapshotStore
 
     latest = SnapshotStore(cfg.store.url, keep=cfg.store.keep).latest()
     folder = Path(changes["folder"].removeprefix("file://"))
@@ -168,7 +169,7 @@ def run_demo(root: Path, as_of: date, scale: float = 1.0) -> int:
     _airflow("pools", "set", "slack_api", "4", "Concurrent Slack delivery")
 
     from sa_hygiene.contract.config import load_config
-    from sa_hygiene.source.snapshot import SnapshotStore
+    from sa_hygiene.source.store import SnapshotStore
 
     cfg = load_config(cfg_path)
     store = SnapshotStore(cfg.store.url, keep=cfg.store.keep)

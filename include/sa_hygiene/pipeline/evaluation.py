@@ -107,7 +107,8 @@ def evaluate_latest(cfg: Config, as_of: date, since=None, until=None, *, out: st
     """
     from datetime import UTC, datetime
 
-    from sa_hygiene.source.snapshot import SnapshotError, latest_changes
+    from sa_hygiene.source.snapshot import SnapshotError
+    from sa_hygiene.source.store import latest_changes
 
     store = snapshot_store(cfg)
     latest = store.latest()

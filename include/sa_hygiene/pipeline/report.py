@@ -14,12 +14,8 @@ import fsspec
 
 from sa_hygiene.contract.config import Config
 from sa_hygiene.engine.rules import Evaluation, evaluate
-from sa_hygiene.source.snapshot import (
-    PREVIOUS_OBJECTS,
-    SnapshotRef,
-    SnapshotStore,
-    read_snapshot,
-)
+from sa_hygiene.source.snapshot import PREVIOUS_OBJECTS, read_snapshot
+from sa_hygiene.source.store import SnapshotRef, SnapshotStore
 from sa_hygiene.state.ledger import unknown_slack_users
 from sa_hygiene.web.charts import charts
 from sa_hygiene.web.report import COUNTS, LATEST, render
@@ -132,7 +128,7 @@ def write_report(cfg: Config, *, as_of: date | None = None, ledger_url: str | No
 
 def prune_reports(fs, root: str, kept: set[str]) -> list[str]:
     """Remove the report folders of snapshots no longer in the store."""
-    from sa_hygiene.source.snapshot import parse_snapshot_name
+    from sa_hygiene.source.store import parse_snapshot_name
 
     removed = []
     for entry in fs.ls(root, detail=False):

@@ -12,14 +12,14 @@ log = logging.getLogger(__name__)
 
 
 def snapshot_store(cfg: Config):
-    from sa_hygiene.source.snapshot import SnapshotStore
+    from sa_hygiene.source.store import SnapshotStore
 
     return SnapshotStore(cfg.store.url, keep=cfg.store.keep)
 
 
 def stage_snapshot(cfg: Config, taken_at, conn_id: str | None = None) -> dict:
     """Extract (or copy, for a folder source) one snapshot into a staged folder of the store."""
-    from sa_hygiene.source.snapshot import copy_tables
+    from sa_hygiene.source.store import copy_tables
 
     store = snapshot_store(cfg)
     if cfg.source.kind == "folder":
@@ -67,7 +67,7 @@ def pull_changes(cfg: Config, now=None, conn_id: str | None = None) -> dict:
     if cfg.source.kind == "folder":
         log.info("source.kind is folder: no changes feed to pull")
         return {"skipped": "folder source"}
-    from sa_hygiene.source.extract import pull_changes as pull
+    from sa_hygiene.source.changes import pull_changes as pull
 
     report = pull(cfg, snapshot_store(cfg), conn_id, now=now)
     return {**report.manifest(), "folder": report.folder, "written": report.written}

@@ -15,7 +15,8 @@ from builders import contact, contact_role, event, opportunity, task, user, writ
 from sa_hygiene.contract.config import load_config
 from sa_hygiene.engine.rules import evaluate
 from sa_hygiene.pipeline.report import write_report
-from sa_hygiene.source.snapshot import SnapshotStore, read_snapshot
+from sa_hygiene.source.snapshot import read_snapshot
+from sa_hygiene.source.store import SnapshotStore
 from sa_hygiene.state.ledger import unknown_slack_users
 from sa_hygiene.web.report import render
 from sa_hygiene.web.report_model import ReportInputs, ReportModel

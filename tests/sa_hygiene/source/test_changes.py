@@ -1,4 +1,3 @@
-# ruff: noqa: F811  (the fake Salesforce's fixtures are imported from the extraction tests)
 """The changes feed against the fake Salesforce over HTTPS (the real hook and simple-salesforce).
 
 The oracle: the latest snapshot read with its changes must hold exactly what a full extraction
@@ -9,28 +8,13 @@ from datetime import timedelta
 
 import pytest
 from builders import contact, event, sf_id
-from test_salesforce_extract import (  # noqa: F401
-    ACME,
-    ADA,
-    CONN,
-    E1,
-    E2,
-    E3,
-    FAST,
-    LEE,
-    SAM,
-    T0,
-    a_task,
-    api,
-    fake,
-    relation,
-    run,
-    store,
-)
+from salesforce_org import ACME, ADA, CONN, E2, E3, FAST, LEE, SAM, T0, a_task, api, relation, run
 
 from sa_hygiene.contract.config import load_config
-from sa_hygiene.source.extract import ExtractionError, changes_cli, pull_changes
-from sa_hygiene.source.snapshot import ChangesFeed, SnapshotStore, read_snapshot
+from sa_hygiene.source.changes import changes_cli, pull_changes
+from sa_hygiene.source.records import ExtractionError
+from sa_hygiene.source.snapshot import read_snapshot
+from sa_hygiene.source.store import ChangesFeed, SnapshotStore
 
 pytestmark = pytest.mark.integration
 

@@ -1,6 +1,5 @@
 """Changes folders (CONTRACT.md § 1b): snapshot + changes reads as the snapshot that held them."""
 
-import csv
 import json
 import tempfile
 from pathlib import Path
@@ -11,11 +10,11 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import pytest
-from builders import event, opportunity, task, user, write_snapshot
+from builders import event, opportunity, task, user, write_changes, write_snapshot
+from commands import run
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from test_cli import run
-from test_rules_properties import AS_OF, EVENT_IDS, TASK_IDS, USER_IDS, events, opps, orgs, tasks
+from org_strategies import AS_OF, EVENT_IDS, TASK_IDS, USER_IDS, events, opps, orgs, tasks
 
 from sa_hygiene.contract.config import load_config
 from sa_hygiene.contract.schema import OBJECTS, default_field_map
@@ -26,22 +25,6 @@ pytestmark = pytest.mark.unit
 
 FMAP = default_field_map()
 KINDS = {"date": pa.date32(), "datetime": pa.timestamp("ms", tz="UTC"), "bool": pa.bool_(), "number": pa.float64()}
-
-
-def write_changes(directory: Path, tables: dict[str, list[dict]], fmt: str = "csv") -> Path:
-    """Only the objects given, with the snapshot's columns plus IsDeleted (logical ``is_deleted``)."""
-    directory.mkdir(parents=True, exist_ok=True)
-    for obj, rows in tables.items():
-        names = list(OBJECTS[obj])
-        header = [FMAP[obj][n] for n in names] + ["IsDeleted"]
-        values = [[r.get(n, "") for n in names] + [r.get("is_deleted", "")] for r in rows]
-        if fmt == "csv":
-            with open(directory / f"{obj}.csv", "w", newline="") as fh:
-                csv.writer(fh).writerows([header, *values])
-        else:
-            cols = {h: pa.array([v[i] for v in values], pa.string()) for i, h in enumerate(header)}
-            pq.write_table(pa.table(cols), directory / f"{obj}.parquet")
-    return directory
 
 
 def typed_parquet(directory: Path) -> Path:

@@ -4,7 +4,8 @@ import pytest
 from builders import user, write_snapshot
 
 from sa_hygiene.contract.config import load_config
-from sa_hygiene.source.snapshot import MANIFEST, SnapshotStore, read_snapshot
+from sa_hygiene.source.snapshot import read_snapshot
+from sa_hygiene.source.store import MANIFEST, SnapshotStore
 
 pytestmark = pytest.mark.unit
 T0 = datetime(2026, 11, 20, 5, 0, tzinfo=UTC)
