@@ -67,19 +67,20 @@ def write_jsonl(records, path: str | None) -> None:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from sa_hygiene.engine.rules import evaluate_paths
+    from sa_hygiene.contract.config import load_config
+    from sa_hygiene.engine.rules import evaluate_snapshots
 
     if args.resolved and not args.state:
         print("error: --resolved needs --state (the alert memory it reads episodes from)", file=sys.stderr)
         return EXIT_USAGE
-    result = evaluate_paths(args.snapshot, args.previous, args.as_of, args.since, args.until, args.config,
-                            changes=args.changes)  # fmt: skip
+    cfg = load_config(args.config)
+    result = evaluate_snapshots(args.snapshot, args.previous, cfg, args.as_of, args.since, args.until,
+                                changes=args.changes)  # fmt: skip
     alerts = result.alert_records()
     if args.state:
-        from sa_hygiene.contract.config import load_config
         from sa_hygiene.state.alerts import AlertState
 
-        with AlertState(args.state, news=load_config(args.config).news_workflows) as state:
+        with AlertState(args.state, news=cfg.news_workflows) as state:
             memory = state.record(args.as_of, alerts)
         alerts = memory.alerts
         if args.resolved:

@@ -40,12 +40,11 @@ def config(tmp_path: Path, state: str | None = None):
 
 def snapshot_day(cfg, tmp_path, day: date, opps) -> str:
     """Commit a snapshot of ``day`` and do what sa_report does with it."""
-    from sa_hygiene.engine.rules import evaluate
-    from sa_hygiene.source.snapshot import read_snapshot
+    from sa_hygiene.engine.rules import evaluate_snapshots
 
     folder = write_snapshot(tmp_path / f"snap-{day}", {"User": [MGR, SA], "Opportunity": opps})
     ref = SnapshotStore(cfg.store.url).commit_folder(folder, datetime(day.year, day.month, day.day, 4, tzinfo=UTC))
-    alerts = evaluate(read_snapshot(ref.url, cfg), None, cfg, day).alert_records()
+    alerts = evaluate_snapshots(ref, None, cfg, day).alert_records()
     save_evaluation(cfg, ref.name, day, alerts)
     return ref.url
 

@@ -185,13 +185,10 @@ def advance_feed(cfg: Config, info: dict, state_url: str | None = None) -> str |
 def _evaluate(cfg: Config, latest, previous, changes, as_of, since, until, slots, out: str,
               allow_empty: bool = False) -> dict:  # fmt: skip
     """Evaluate and write the alerts to ``out``; ``info.json`` last, which marks the folder complete."""
-    from sa_hygiene.engine.rules import evaluate
-    from sa_hygiene.source.snapshot import PREVIOUS_OBJECTS, read_snapshot
+    from sa_hygiene.engine.rules import evaluate_snapshots
 
-    current = read_snapshot(latest.url, cfg, changes=changes["folder"] if changes else None)
-    before = read_snapshot(previous.url, cfg, objects=PREVIOUS_OBJECTS) if previous else None
-    result = evaluate(current, before, cfg, as_of, since, until, slots=set(slots) if slots else None,
-                      allow_empty_window=allow_empty)  # fmt: skip
+    result = evaluate_snapshots(latest, previous, cfg, as_of, since, until, changes=changes["folder"] if changes else None,
+                                slots=set(slots) if slots else None, allow_empty_window=allow_empty)  # fmt: skip
     EVALUATIONS["run"] += 1
     alerts = result.alert_records()
     write_jsonl(f"{out}/alerts.jsonl", alerts)
