@@ -130,16 +130,18 @@ def cmd_digest(args: argparse.Namespace) -> int:
     # prints its own summary there, and warnings suffice unless the user asks for more.
     os.environ.setdefault("AIRFLOW__LOGGING__LOGGING_LEVEL", "WARNING")
     from sa_hygiene.contract.config import load_config
-    from sa_hygiene.delivery.outbox import OutboxSink
-    from sa_hygiene.delivery.slack import DeliveryFailed, SlackSink
+    from sa_hygiene.delivery.slack import DeliveryFailed
     from sa_hygiene.pipeline.digests import deliver_digests
+    from sa_hygiene.pipeline.sending import open_sink
     from sa_hygiene.state.ledger import Ledger
 
     cfg = load_config(args.config)
     # Nothing is posted without the ledger: an unusable one is the first and only error.
     Ledger(args.ledger or cfg.slack.ledger_url).close()
     run_id = f"digest-{args.as_of.isoformat()}"
-    sink = SlackSink(args.slack_conn_id) if args.slack_conn_id else OutboxSink(_outbox(args.outbox), run_id)
+    to_slack = bool(args.slack_conn_id)  # --slack-conn-id or --outbox: one of them is required
+    sink = open_sink(cfg, run_id, delivery="slack" if to_slack else "outbox", conn_id=args.slack_conn_id,
+                     outbox=None if to_slack else _outbox(args.outbox))  # fmt: skip
     info = {"as_of": args.as_of.isoformat(), "alerts": args.alerts, "snapshot": args.snapshot, "previous": args.previous}
     try:
         out = deliver_digests(cfg, info, run_id, sink=sink, ledger_url=args.ledger, with_quarantine=True)
