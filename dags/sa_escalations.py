@@ -4,7 +4,7 @@
 Runs every 15 minutes. A run serves the managers whose local `schedule.escalation_at` (08:00)
 falls in its interval: every open item of an SA (or owner) who reports to them that has been
 open for at least its workflow's `escalate_after_days` (7 for the DM workflows by default),
-grouped by person, oldest first. Ages come from the alert memory that `sa_report` records after
+grouped by person, oldest first. Ages come from the alert state that `sa_report` records after
 each snapshot; snoozed items are left out. The delivery ledger keeps it to one DM a day per
 manager; fallbacks as for other DMs (their own manager, then their region's channel).
 

@@ -83,10 +83,10 @@ def write_report(cfg: Config, *, as_of: date | None = None, ledger_url: str | No
     previous = store.previous(latest)
     as_of = as_of or latest.taken_at.date()
     evaluation = evaluate_snapshots(latest, previous, cfg, as_of)
-    from sa_hygiene.pipeline.memory import save_evaluation
+    from sa_hygiene.pipeline.alert_state import store_evaluation
 
     # The one full evaluation of this snapshot: the alert state records its episodes (sa_report's next task).
-    save_evaluation(cfg, latest.name, as_of, evaluation.alert_records())
+    store_evaluation(cfg, latest.name, as_of, evaluation.alert_records())
     counts = _counts(latest, as_of, evaluation)
     points = trend(cfg, store, latest, counts)
     slack = unknown_slack_users(ledger_url or cfg.slack.ledger_url, latest.taken_at - SLACK_LOOKBACK)
