@@ -132,6 +132,7 @@ def cmd_digest(args: argparse.Namespace) -> int:
     from sa_hygiene.contract.config import load_config
     from sa_hygiene.delivery.slack import DeliveryFailed
     from sa_hygiene.pipeline.digests import deliver_digests
+    from sa_hygiene.pipeline.evaluation import EvaluationRun
     from sa_hygiene.pipeline.sending import open_sink
     from sa_hygiene.state.ledger import Ledger
 
@@ -142,9 +143,9 @@ def cmd_digest(args: argparse.Namespace) -> int:
     to_slack = bool(args.slack_conn_id)  # --slack-conn-id or --outbox: one of them is required
     sink = open_sink(cfg, run_id, delivery="slack" if to_slack else "outbox", conn_id=args.slack_conn_id,
                      outbox=None if to_slack else _outbox(args.outbox))  # fmt: skip
-    info = {"as_of": args.as_of.isoformat(), "alerts": args.alerts, "snapshot": args.snapshot, "previous": args.previous}
+    run = EvaluationRun(as_of=args.as_of, alerts=args.alerts, snapshot=args.snapshot, previous=args.previous)
     try:
-        out = deliver_digests(cfg, info, run_id, sink=sink, ledger_url=args.ledger, with_quarantine=True)
+        out = deliver_digests(cfg, run, run_id, sink=sink, ledger_url=args.ledger, with_quarantine=True)
     except DeliveryFailed as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

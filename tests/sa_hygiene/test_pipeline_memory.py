@@ -138,9 +138,9 @@ def test_a_manager_hears_once_of_items_open_longer_than_the_workflow_allows(tmp_
     record_stored_evaluations(cfg)
     found = escalations(cfg, None, None, only=MGR["id"], as_of="2026-11-23")
     # OLD has been open 7 days by the manager's 11-23 (wf-06 and te-stalled escalate after 7), FIXED only 3.
-    assert {(i["record_id"], i["age_days"], i["owner"]) for i in found["items"]} >= {(OLD["id"], 7, SA["id"])}
-    assert FIXED["id"] not in {i["record_id"] for i in found["items"]}
-    assert {i["manager"] for i in found["items"]} == {MGR["id"]}
+    assert {(i["record_id"], i["age_days"], i["owner"]) for i in found.items} >= {(OLD["id"], 7, SA["id"])}
+    assert FIXED["id"] not in {i["record_id"] for i in found.items}
+    assert {i["manager"] for i in found.items} == {MGR["id"]}
     first = deliver_escalations(cfg, found, "esc-1")
     again = deliver_escalations(cfg, found, "esc-2")  # the next 15-minute run, or a retry
     assert (first["sent"], again["sent"], again["already_sent"]) == (1, 0, 1)
@@ -149,7 +149,7 @@ def test_a_manager_hears_once_of_items_open_longer_than_the_workflow_allows(tmp_
     with open_state(cfg) as state:
         state.snooze("wf-06", OLD["id"], date(2026, 12, 1), "waiting on legal", "maya")
     later = escalations(cfg, None, None, only=MGR["id"], as_of="2026-11-23")
-    assert ("wf-06", OLD["id"]) not in {(i["workflow"], i["record_id"]) for i in later["items"]}
+    assert ("wf-06", OLD["id"]) not in {(i["workflow"], i["record_id"]) for i in later.items}
 
 
 def test_digests_go_out_without_ages_when_the_state_is_down_and_the_next_run_catches_up(tmp_path):

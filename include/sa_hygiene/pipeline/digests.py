@@ -7,7 +7,7 @@ import logging
 
 from sa_hygiene.contract.config import Config
 from sa_hygiene.pipeline.alert_state import DigestAnnotations, annotate_digest, mark_digests_delivered
-from sa_hygiene.pipeline.evaluation import advance_feed, read_alerts
+from sa_hygiene.pipeline.evaluation import EvaluationRun, advance_feed, read_alerts
 from sa_hygiene.pipeline.sending import deliver_messages, open_sink
 from sa_hygiene.pipeline.snapshots import snapshot_store
 
@@ -16,7 +16,7 @@ log = logging.getLogger(__name__)
 
 def deliver_digests(
     cfg: Config,
-    info: dict,
+    run: EvaluationRun,
     run_id: str,
     *,
     slots: set[str] | None = None,
@@ -26,7 +26,7 @@ def deliver_digests(
     ledger_url: str | None = None,
     with_quarantine: bool = False,
 ) -> dict:
-    """Render the digests of an evaluation (``info``: as_of, alerts file, snapshot paths, notice)
+    """Render the digests of an evaluation (``run``: its date, alerts file, snapshots, notices)
     for some slots and recipients, all by default, and deliver each once.
 
     One walk, each step once: read the alerts, annotate them from the alert state (ages, snoozes,
@@ -35,20 +35,18 @@ def deliver_digests(
     Slack users, failures and an alert state that is down; the call raises at the end, naming
     what was not delivered, so that a task's retry resumes it.
     """
-    from datetime import date as date_type
-
     from sa_hygiene.contract.recipients import encode
     from sa_hygiene.delivery.digest import ops_summary
 
-    as_of = date_type.fromisoformat(info["as_of"])
+    as_of = run.as_of
     state_url = cfg.state.url or ledger_url
-    alerts = _read_alerts(cfg, info, slots, recipients)
+    alerts = _read_alerts(cfg, run, slots, recipients)
     annotated = annotate_digest(cfg, as_of, alerts, state_url=state_url)
-    messages, current = _render(cfg, info, as_of, annotated, with_quarantine)
+    messages, current = _render(cfg, run, annotated, with_quarantine)
 
     sink = sink if sink is not None else open_sink(cfg, run_id, delivery="outbox" if dry_run else None)
     report = deliver_messages(messages, cfg, run_id, sink=sink, ledger_url=ledger_url)
-    notes = [n for n in (info.get("notice"), info.get("changes_notice")) if n and messages]
+    notes = [n for n in (run.notice, run.changes_notice) if n and messages]
     summary = ops_summary(
         cfg, as_of, run_id, quarantine=current.quarantine if with_quarantine else None,
         unrouted=sum(1 for a in annotated.alerts if a.get("unrouted")), unknown_users=report.unknown_users,
@@ -67,34 +65,34 @@ def deliver_digests(
         out["preview"] = str(preview)
     log.info("delivered %s", out)
     report.raise_for_failures()
-    if info.get("feed") and not dry_run:
-        out["feed_window_end"] = advance_feed(cfg, info, state_url=state_url)
+    if run.feed and not dry_run:
+        out["feed_window_end"] = advance_feed(cfg, run, state_url=state_url)
     return out
 
 
-def _read_alerts(cfg: Config, info: dict, slots: set[str] | None, recipients: set[str] | None) -> list[dict]:
+def _read_alerts(cfg: Config, run: EvaluationRun, slots: set[str] | None, recipients: set[str] | None) -> list[dict]:
     """The evaluation's alerts of these slots and recipients (all when None)."""
     from sa_hygiene.contract.recipients import encode
     from sa_hygiene.delivery.digest import effective_slot
 
     return [
-        a for a in read_alerts(info["alerts"], cfg)
+        a for a in read_alerts(run.alerts, cfg)
         if (slots is None or effective_slot(a) in slots) and (recipients is None or encode(a["recipient"]) in recipients)
     ]  # fmt: skip
 
 
-def _render(cfg: Config, info: dict, as_of, annotated: DigestAnnotations, with_quarantine: bool) -> tuple[list, object]:
+def _render(cfg: Config, run: EvaluationRun, annotated: DigestAnnotations, with_quarantine: bool) -> tuple[list, object]:
     """(messages, the snapshot read): the current snapshot is read when there is something to
     render or its quarantine to report, the previous one only for messages."""
     from sa_hygiene.delivery.digest import build_messages
     from sa_hygiene.source.snapshot import PREVIOUS_OBJECTS, read_snapshot
 
     alerts = annotated.alerts
-    current = read_snapshot(info["snapshot"], cfg, changes=info.get("changes")) if alerts or with_quarantine else None
+    current = read_snapshot(run.snapshot, cfg, changes=run.changes) if alerts or with_quarantine else None
     if not alerts:
         return [], current
-    before = read_snapshot(info["previous"], cfg, objects=PREVIOUS_OBJECTS) if info.get("previous") else None
-    messages = build_messages(alerts, current, cfg, as_of, previous=before, notice=info.get("notice"),
+    before = read_snapshot(run.previous, cfg, objects=PREVIOUS_OBJECTS) if run.previous else None
+    messages = build_messages(alerts, current, cfg, run.as_of, previous=before, notice=run.notice,
                               fixed=annotated.fixed)  # fmt: skip
     return messages, current
 
