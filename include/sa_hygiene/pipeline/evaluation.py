@@ -219,7 +219,8 @@ def _evaluate(cfg: Config, latest, previous, changes, as_of, since, until, slots
                                 slots=set(slots) if slots else None, allow_empty_window=allow_empty)  # fmt: skip
     alerts = result.alert_records()
     write_jsonl(f"{out}/alerts.jsonl", alerts)
-    run = EvaluationRun(as_of=as_of, since=result.window.since, until=result.window.until, snapshot=latest.url,
+    since, until = (t.to_pydatetime() for t in (result.window.since, result.window.until))
+    run = EvaluationRun(as_of=as_of, since=since, until=until, snapshot=latest.url,
                         previous=previous.url if previous else None, taken_at=latest.taken_at,
                         alerts=f"{out}/alerts.jsonl", counts=result.counts(), quarantined=len(result.quarantine),
                         unrouted=sum(1 for a in alerts if a.get("unrouted")))  # fmt: skip
