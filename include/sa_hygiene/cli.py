@@ -71,7 +71,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from sa_hygiene.engine.rules import evaluate_snapshots
 
     if args.resolved and not args.state:
-        print("error: --resolved needs --state (the alert memory it reads episodes from)", file=sys.stderr)
+        print("error: --resolved needs --state (the alert state it reads episodes from)", file=sys.stderr)
         return EXIT_USAGE
     cfg = load_config(args.config)
     result = evaluate_snapshots(args.snapshot, args.previous, cfg, args.as_of, args.since, args.until,
@@ -81,10 +81,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         from sa_hygiene.state.alerts import AlertState
 
         with AlertState(args.state, news=cfg.news_workflows) as state:
-            memory = state.record(args.as_of, alerts)
-        alerts = memory.alerts
+            recorded = state.record(args.as_of, alerts)
+        alerts = recorded.alerts
         if args.resolved:
-            write_jsonl(memory.resolved, args.resolved)
+            write_jsonl(recorded.resolved, args.resolved)
     write_jsonl(alerts, args.out)
     if args.quarantine:
         write_jsonl(result.quarantine_records(), args.quarantine)
@@ -203,7 +203,7 @@ def parser() -> argparse.ArgumentParser:
     e.add_argument("--out", help="alerts file, JSON Lines (default: standard output)")
     e.add_argument("--quarantine", help="quarantined rows file, JSON Lines")
     e.add_argument("--changes", help="a changes folder to apply to the snapshot first (rows changed since it was taken)")
-    e.add_argument("--state", help="alert memory database URL: adds first_seen and age_days, records episodes")
+    e.add_argument("--state", help="alert state database URL: adds first_seen and age_days, records episodes")
     e.add_argument("--resolved", help="with --state: write the episodes this date resolved here (JSON Lines)")
     e.set_defaults(func=cmd_evaluate)
 
@@ -213,7 +213,7 @@ def parser() -> argparse.ArgumentParser:
     z.add_argument("--until", required=True, type=_date, help="the first date it is shown again, YYYY-MM-DD")
     z.add_argument("--reason", required=True)
     z.add_argument("--by", default=os.environ.get("USER") or "command line", help="who snoozes it (default: $USER)")
-    z.add_argument("--state", help="alert memory database URL (default: the configuration's)")
+    z.add_argument("--state", help="alert state database URL (default: the configuration's)")
     z.add_argument("--config")
     z.set_defaults(func=cmd_snooze)
 
