@@ -29,7 +29,7 @@ from sa_hygiene.delivery.digest import build_messages
 from sa_hygiene.delivery.outbox import OutboxSink
 from sa_hygiene.delivery.slack import SlackSink, deliver
 from sa_hygiene.demo.org import write_demo_org
-from sa_hygiene.engine.rules import evaluate_paths
+from sa_hygiene.engine.rules import evaluate_snapshots
 from sa_hygiene.source.snapshot import PREVIOUS_OBJECTS, read_snapshot
 from sa_hygiene.state.ledger import Ledger
 
@@ -68,7 +68,7 @@ def demo_day(tmp: str, scale: float) -> list[Message]:
     as_of = date(2026, 11, 24)
     write_demo_org(f"{tmp}/org", as_of, scale=scale)
     cfg = load_config()
-    alerts = evaluate_paths(f"{tmp}/org/current", f"{tmp}/org/previous", as_of).alert_records()
+    alerts = evaluate_snapshots(f"{tmp}/org/current", f"{tmp}/org/previous", load_config(), as_of).alert_records()
     snap = read_snapshot(f"{tmp}/org/current", cfg)
     return build_messages(alerts, snap, cfg, as_of, previous=read_snapshot(f"{tmp}/org/previous", cfg, objects=PREVIOUS_OBJECTS))
 

@@ -27,7 +27,7 @@ from services import postgres_database  # noqa: E402
 
 from sa_hygiene.contract.config import load_config
 from sa_hygiene.demo.org import write_demo_org
-from sa_hygiene.engine.rules import evaluate_paths
+from sa_hygiene.engine.rules import evaluate_snapshots
 from sa_hygiene.source.snapshot import read_snapshot
 
 AS_OF = date(2026, 11, 24)
@@ -36,7 +36,7 @@ AS_OF = date(2026, 11, 24)
 def run(args, tmp: Path, ledger_url: str) -> None:
     write_demo_org(tmp / "org", AS_OF, scale=args.scale)
     current, previous = tmp / "org" / "current", tmp / "org" / "previous"
-    alerts = evaluate_paths(str(current), str(previous), AS_OF).alert_records()
+    alerts = evaluate_snapshots(str(current), str(previous), load_config(), AS_OF).alert_records()
     (tmp / "alerts.jsonl").write_text("".join(json.dumps(a) + "\n" for a in alerts))
     cfg = load_config()
     fake = FakeSlack(page_size=200).start()

@@ -49,22 +49,24 @@ def sa_dm_digests():
 
         ctx = get_current_context()
         cfg = load_config()
-        infos = []
+        runs = []
         for day, users in sorted(due.items()):
             out = f"{run_folder(cfg, 'sa_dm_digests', ctx['run_id'])}/{day}"
-            info = evaluate_latest(cfg, date.fromisoformat(day), out=out, slots={"sa_digest"}, now=ctx["data_interval_end"],
-                                   with_changes=True, cache=True)  # fmt: skip
-            infos.append({**info, "recipients": [f"user:{u}" for u in users]})
-        return infos
+            run = evaluate_latest(cfg, date.fromisoformat(day), out=out, slots={"sa_digest"}, now=ctx["data_interval_end"],
+                                  with_changes=True, cache=True, recipients=[f"user:{u}" for u in users])  # fmt: skip
+            runs.append(run.to_xcom())
+        return runs
 
     @task(pool="slack_api", **NETWORK_RETRIES)
-    def post_sa_digests(infos: list[dict]) -> list[dict]:
+    def post_sa_digests(runs: list[dict]) -> list[dict]:
         from sa_hygiene.pipeline.digests import deliver_digests
+        from sa_hygiene.pipeline.evaluation import EvaluationRun
 
         ctx = get_current_context()
-        run = f"sa_dm_digests/{ctx['run_id']}"
-        return [deliver_digests(load_config(), info, run, slots={"sa_digest"}, recipients=set(info["recipients"]),
-                                dry_run=ctx["params"]["dry_run"]) for info in infos]  # fmt: skip
+        run_id = f"sa_dm_digests/{ctx['run_id']}"
+        evaluations = [EvaluationRun.from_xcom(run) for run in runs]
+        return [deliver_digests(load_config(), e, run_id, slots={"sa_digest"}, recipients=set(e.recipients),
+                                dry_run=ctx["params"]["dry_run"]) for e in evaluations]  # fmt: skip
 
     post_sa_digests(evaluate_rules(find_due_recipients()))
 

@@ -4,7 +4,7 @@
 Runs every 15 minutes. A run serves the managers whose local `schedule.escalation_at` (08:00)
 falls in its interval: every open item of an SA (or owner) who reports to them that has been
 open for at least its workflow's `escalate_after_days` (7 for the DM workflows by default),
-grouped by person, oldest first. Ages come from the alert memory that `sa_report` records after
+grouped by person, oldest first. Ages come from the alert state that `sa_report` records after
 each snapshot; snoozed items are left out. The delivery ledger keeps it to one DM a day per
 manager; fallbacks as for other DMs (their own manager, then their region's channel).
 
@@ -39,14 +39,14 @@ def sa_escalations():
         ctx = get_current_context()
         p = ctx["params"]
         return escalations(load_config(), ctx["data_interval_start"], ctx["data_interval_end"],
-                           only=p["sa"] or None, as_of=p["as_of"] or None)  # fmt: skip
+                           only=p["sa"] or None, as_of=p["as_of"] or None).to_xcom()  # fmt: skip
 
     @task(pool="slack_api", **NETWORK_RETRIES)
     def post_escalations(found: dict) -> dict:
-        from sa_hygiene.pipeline.escalations import deliver_escalations
+        from sa_hygiene.pipeline.escalations import OverdueItems, deliver_escalations
 
         ctx = get_current_context()
-        return deliver_escalations(load_config(), found, f"sa_escalations/{ctx['run_id']}",
+        return deliver_escalations(load_config(), OverdueItems.from_xcom(found), f"sa_escalations/{ctx['run_id']}",
                                    dry_run=ctx["params"]["dry_run"])  # fmt: skip
 
     post_escalations(find_overdue_items())

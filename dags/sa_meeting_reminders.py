@@ -46,15 +46,16 @@ def sa_meeting_reminders():
                                        ctx.get("prev_data_interval_end_success"), ctx["params"])  # fmt: skip
         out = run_folder(cfg, "sa_meeting_reminders", ctx["run_id"])
         return evaluate_latest(cfg, until.date(), since, until, out=out, slots={"meeting_reminder"}, now=until,
-                               with_changes=True)  # fmt: skip
+                               with_changes=True).to_xcom()  # fmt: skip
 
     @task(pool="slack_api", **NETWORK_RETRIES)
-    def post_meeting_reminders(info: dict) -> dict:
+    def post_meeting_reminders(run: dict) -> dict:
         from sa_hygiene.pipeline.digests import deliver_digests
+        from sa_hygiene.pipeline.evaluation import EvaluationRun
 
         ctx = get_current_context()
-        return deliver_digests(load_config(), info, f"sa_meeting_reminders/{ctx['run_id']}", slots={"meeting_reminder"},
-                               dry_run=ctx["params"]["dry_run"])  # fmt: skip
+        return deliver_digests(load_config(), EvaluationRun.from_xcom(run), f"sa_meeting_reminders/{ctx['run_id']}",
+                               slots={"meeting_reminder"}, dry_run=ctx["params"]["dry_run"])  # fmt: skip
 
     post_meeting_reminders(evaluate_rules())
 

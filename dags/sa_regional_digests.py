@@ -59,15 +59,18 @@ def digest_dag(dag_id: str, tz: str, slots: set[str], recipients: set[str], doc:
             # the snapshot), not the clock's; a run by hand for another day keeps that day's.
             feed = None if as_of else dag_id
             # DM alerts whose user and manager are inactive fall back to the region channel.
-            return evaluate_latest(cfg, day, since, until, out=out, slots=slots | {"sa_digest"}, now=until, feed=feed)
+            run = evaluate_latest(cfg, day, since, until, out=out, slots=slots | {"sa_digest"}, now=until, feed=feed)
+            return run.to_xcom()
 
         @task(pool="slack_api", **NETWORK_RETRIES)
-        def post_digest(info: dict) -> dict:
+        def post_digest(run: dict) -> dict:
             from sa_hygiene.pipeline.digests import deliver_digests
+            from sa_hygiene.pipeline.evaluation import EvaluationRun
 
             ctx = get_current_context()
-            return deliver_digests(load_config(), info, f"{dag_id}/{ctx['run_id']}", slots=slots, recipients=recipients,
-                                   dry_run=ctx["params"]["dry_run"], with_quarantine="ops" in tags)  # fmt: skip
+            return deliver_digests(load_config(), EvaluationRun.from_xcom(run), f"{dag_id}/{ctx['run_id']}", slots=slots,
+                                   recipients=recipients, dry_run=ctx["params"]["dry_run"],
+                                   with_quarantine="ops" in tags)  # fmt: skip
 
         post_digest.override(task_id=post)(evaluate_rules())
 

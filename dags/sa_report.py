@@ -43,14 +43,14 @@ def sa_report():
         return write(load_config(), as_of=date.fromisoformat(as_of) if as_of else None)
 
     @task(**NETWORK_RETRIES)
-    def record_alert_memory(_report: dict) -> dict:
+    def record_alert_state(_report: dict) -> dict:
         """Episodes of the evaluation just stored (and of any a down state missed): retried,
         because the state is a database that may be away for a moment."""
-        from sa_hygiene.pipeline.memory import remember
+        from sa_hygiene.pipeline.alert_state import record_stored_evaluations
 
-        return remember(load_config())
+        return record_stored_evaluations(load_config())
 
-    record_alert_memory(write_report())
+    record_alert_state(write_report())
 
 
 sa_report()

@@ -35,23 +35,23 @@ def sa_snapshot():
         from sa_hygiene.pipeline.snapshots import stage_snapshot
 
         ctx = get_current_context()
-        taken_at = ctx["logical_date"] or ctx["dag_run"].run_after
-        return {**stage_snapshot(load_config(), taken_at), "taken_at": taken_at.isoformat()}
+        return stage_snapshot(load_config(), ctx["logical_date"] or ctx["dag_run"].run_after).to_xcom()
 
     @task(**NO_RETRIES)
     def validate_snapshot(staged: dict) -> dict:
+        from sa_hygiene.pipeline.snapshots import StagedSnapshot
         from sa_hygiene.pipeline.snapshots import validate_snapshot as validate
 
-        return validate(load_config(), staged["staged"])
+        return validate(load_config(), StagedSnapshot.from_xcom(staged).staged).to_xcom()
 
     @task(outlets=[SNAPSHOT], **NO_RETRIES)
     def commit_snapshot(staged: dict, validation: dict) -> str:
-        from datetime import datetime
-
+        from sa_hygiene.pipeline.snapshots import SnapshotValidation, StagedSnapshot
         from sa_hygiene.pipeline.snapshots import commit_snapshot as commit
 
-        url = commit(load_config(), staged["staged"], datetime.fromisoformat(staged["taken_at"]), staged["source"])
-        log.info("committed %s: %s, %d rows quarantined", url, validation["rows"], validation["quarantined"])
+        snapshot, checked = StagedSnapshot.from_xcom(staged), SnapshotValidation.from_xcom(validation)
+        url = commit(load_config(), snapshot.staged, snapshot.taken_at, snapshot.source)
+        log.info("committed %s: %s, %d rows quarantined", url, checked.rows, checked.quarantined)
         return url
 
     staged = extract_snapshot()

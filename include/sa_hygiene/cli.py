@@ -67,23 +67,24 @@ def write_jsonl(records, path: str | None) -> None:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from sa_hygiene.engine.rules import evaluate_paths
+    from sa_hygiene.contract.config import load_config
+    from sa_hygiene.engine.rules import evaluate_snapshots
 
     if args.resolved and not args.state:
-        print("error: --resolved needs --state (the alert memory it reads episodes from)", file=sys.stderr)
+        print("error: --resolved needs --state (the alert state it reads episodes from)", file=sys.stderr)
         return EXIT_USAGE
-    result = evaluate_paths(args.snapshot, args.previous, args.as_of, args.since, args.until, args.config,
-                            changes=args.changes)  # fmt: skip
+    cfg = load_config(args.config)
+    result = evaluate_snapshots(args.snapshot, args.previous, cfg, args.as_of, args.since, args.until,
+                                changes=args.changes)  # fmt: skip
     alerts = result.alert_records()
     if args.state:
-        from sa_hygiene.contract.config import load_config
         from sa_hygiene.state.alerts import AlertState
 
-        with AlertState(args.state, news=load_config(args.config).news_workflows) as state:
-            memory = state.record(args.as_of, alerts)
-        alerts = memory.alerts
+        with AlertState(args.state, news=cfg.news_workflows) as state:
+            recorded = state.record(args.as_of, alerts)
+        alerts = recorded.alerts
         if args.resolved:
-            write_jsonl(memory.resolved, args.resolved)
+            write_jsonl(recorded.resolved, args.resolved)
     write_jsonl(alerts, args.out)
     if args.quarantine:
         write_jsonl(result.quarantine_records(), args.quarantine)
@@ -129,19 +130,22 @@ def cmd_digest(args: argparse.Namespace) -> int:
     # prints its own summary there, and warnings suffice unless the user asks for more.
     os.environ.setdefault("AIRFLOW__LOGGING__LOGGING_LEVEL", "WARNING")
     from sa_hygiene.contract.config import load_config
-    from sa_hygiene.delivery.outbox import OutboxSink
-    from sa_hygiene.delivery.slack import DeliveryFailed, SlackSink
+    from sa_hygiene.delivery.slack import DeliveryFailed
     from sa_hygiene.pipeline.digests import deliver_digests
+    from sa_hygiene.pipeline.evaluation import EvaluationRun
+    from sa_hygiene.pipeline.sending import open_sink
     from sa_hygiene.state.ledger import Ledger
 
     cfg = load_config(args.config)
     # Nothing is posted without the ledger: an unusable one is the first and only error.
     Ledger(args.ledger or cfg.slack.ledger_url).close()
     run_id = f"digest-{args.as_of.isoformat()}"
-    sink = SlackSink(args.slack_conn_id) if args.slack_conn_id else OutboxSink(_outbox(args.outbox), run_id)
-    info = {"as_of": args.as_of.isoformat(), "alerts": args.alerts, "snapshot": args.snapshot, "previous": args.previous}
+    to_slack = bool(args.slack_conn_id)  # --slack-conn-id or --outbox: one of them is required
+    sink = open_sink(cfg, run_id, delivery="slack" if to_slack else "outbox", conn_id=args.slack_conn_id,
+                     outbox=None if to_slack else _outbox(args.outbox))  # fmt: skip
+    run = EvaluationRun(as_of=args.as_of, alerts=args.alerts, snapshot=args.snapshot, previous=args.previous)
     try:
-        out = deliver_digests(cfg, info, run_id, sink=sink, ledger_url=args.ledger, with_quarantine=True)
+        out = deliver_digests(cfg, run, run_id, sink=sink, ledger_url=args.ledger, with_quarantine=True)
     except DeliveryFailed as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
@@ -199,7 +203,7 @@ def parser() -> argparse.ArgumentParser:
     e.add_argument("--out", help="alerts file, JSON Lines (default: standard output)")
     e.add_argument("--quarantine", help="quarantined rows file, JSON Lines")
     e.add_argument("--changes", help="a changes folder to apply to the snapshot first (rows changed since it was taken)")
-    e.add_argument("--state", help="alert memory database URL: adds first_seen and age_days, records episodes")
+    e.add_argument("--state", help="alert state database URL: adds first_seen and age_days, records episodes")
     e.add_argument("--resolved", help="with --state: write the episodes this date resolved here (JSON Lines)")
     e.set_defaults(func=cmd_evaluate)
 
@@ -209,7 +213,7 @@ def parser() -> argparse.ArgumentParser:
     z.add_argument("--until", required=True, type=_date, help="the first date it is shown again, YYYY-MM-DD")
     z.add_argument("--reason", required=True)
     z.add_argument("--by", default=os.environ.get("USER") or "command line", help="who snoozes it (default: $USER)")
-    z.add_argument("--state", help="alert memory database URL (default: the configuration's)")
+    z.add_argument("--state", help="alert state database URL (default: the configuration's)")
     z.add_argument("--config")
     z.set_defaults(func=cmd_snooze)
 

@@ -45,7 +45,9 @@ class OpsFailureNotifier(BaseNotifier):
         )
 
     def notify(self, context) -> None:
-        if self.cfg.slack.delivery == "slack":
+        from sa_hygiene.pipeline.sending import delivers_to_slack, open_sink
+
+        if delivers_to_slack(self.cfg):
             from airflow.providers.slack.notifications.slack import SlackNotifier
 
             from sa_hygiene.delivery.slack import retry_handlers
@@ -54,10 +56,8 @@ class OpsFailureNotifier(BaseNotifier):
                                      text=self.text, retry_handlers=retry_handlers())  # fmt: skip
             notifier.notify(context)
             return
-        from sa_hygiene.delivery.outbox import OutboxSink
-
         channel = self.cfg.channels.operations
-        sink = OutboxSink(self.cfg.slack.outbox, "failures")
+        sink = open_sink(self.cfg, "failures")
         args = {"channel": channel, "text": self.text,
                 "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": self.text}}],
                 "metadata": {"event_type": "sa_hygiene_failure",

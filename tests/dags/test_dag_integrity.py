@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parents[2]
 NETWORK_TASKS = {"extract_snapshot", "pull_changes", "post_regional_digest", "post_channel_digests", "post_sa_digests",
                  "post_meeting_reminders", "post_escalations"}  # fmt: skip
 # Tasks that retry because they use the alert state, a database that may be away for a moment.
-STATE_TASKS = {"record_alert_memory", "find_overdue_items"}
+STATE_TASKS = {"record_alert_state", "find_overdue_items"}
 
 
 @pytest.fixture(scope="module")

@@ -69,9 +69,9 @@ def test_the_org_is_realistic_and_has_bad_rows_of_each_kind(demo):
 
 def test_the_org_has_the_handbook_cases_of_issue_15(demo):
     """Untyped calls of SAs, customers on generic domains, lost deals with evaluation gaps."""
-    from sa_hygiene.engine.rules import evaluate_paths
+    from sa_hygiene.engine.rules import evaluate_snapshots
 
-    result = evaluate_paths(str(demo / "current"), str(demo / "previous"), AS_OF)
+    result = evaluate_snapshots(str(demo / "current"), str(demo / "previous"), load_config(), AS_OF)
     alerts = result.alert_records()
     assert any("activity_type_missing" in a["reasons"] for a in alerts if a["workflow"] == "act-fields")
     meetings = result.frames["meetings"]
@@ -95,7 +95,7 @@ def test_the_day_brings_a_stream_of_changes_that_reminders_must_take_into_accoun
     some of them: the changes the 15-minute feed pulls, applied over the snapshot."""
     from datetime import datetime
 
-    from sa_hygiene.engine.rules import evaluate
+    from sa_hygiene.engine.rules import evaluate_snapshots
 
     cfg = load_config()
     snap = read_snapshot(str(demo / "current"), cfg)
@@ -109,8 +109,8 @@ def test_the_day_brings_a_stream_of_changes_that_reminders_must_take_into_accoun
     day = (datetime.fromisoformat("2026-11-24T00:00:00+00:00"), datetime.fromisoformat("2026-11-25T00:00:00+00:00"))
 
     def reminded(changes):
-        result = evaluate(read_snapshot(str(demo / "current"), cfg, changes=changes), None, cfg,
-                          date(2026, 11, 25), *day, slots={"meeting_reminder"})  # fmt: skip
+        result = evaluate_snapshots(str(demo / "current"), None, cfg, date(2026, 11, 25), *day, changes=changes,
+                                    slots={"meeting_reminder"})  # fmt: skip
         return set(result.alerts["record_id"])
 
     booked = set(events["Id"])

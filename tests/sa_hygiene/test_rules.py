@@ -5,7 +5,8 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 from builders import account, contact, contact_role, event, opportunity, task, user, write_snapshot
 
-from sa_hygiene.engine.rules import evaluate_paths
+from sa_hygiene.contract.config import load_config
+from sa_hygiene.engine.rules import evaluate_snapshots
 
 pytestmark = pytest.mark.unit
 
@@ -28,7 +29,7 @@ def evaluate(tmp_path, tables, previous=None, as_of=AS_OF, since=None, until=Non
     if previous is not None:
         prev_users = previous.pop("User", None) or users
         prev = write_snapshot(tmp_path / "previous", {"User": prev_users, **previous})
-    return evaluate_paths(str(cur), str(prev) if prev else None, as_of, since, until)
+    return evaluate_snapshots(str(cur), str(prev) if prev else None, load_config(), as_of, since, until)
 
 
 def fired(tmp_path, workflow, tables, **kw):
@@ -422,7 +423,7 @@ class TestActFields:
     def test_a_snapshot_without_the_task_subtype_column_reads_it_as_blank(self, tmp_path):
         t = good_activity(activity_types="", task_subtype="Call", who_id="")
         cur = write_snapshot(tmp_path / "c", {"User": [SA], "Task": [t]}, drop={"Task": ["TaskSubtype"]})
-        result = evaluate_paths(str(cur), None, AS_OF)
+        result = evaluate_snapshots(str(cur), None, load_config(), AS_OF)
         assert result.quarantine.empty and [a for a in result.alert_records() if a["workflow"] == "act-fields"] == []
 
 

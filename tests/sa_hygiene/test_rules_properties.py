@@ -10,7 +10,8 @@ from hypothesis import strategies as st
 from oracle import oracle
 from org_strategies import AS_OF, orgs
 
-from sa_hygiene.engine.rules import evaluate_paths
+from sa_hygiene.contract.config import load_config
+from sa_hygiene.engine.rules import evaluate_snapshots
 
 pytestmark = pytest.mark.unit
 
@@ -19,7 +20,7 @@ def engine(current, previous):
     with tempfile.TemporaryDirectory() as tmp:
         cur = write_snapshot(Path(tmp) / "c", current)
         prev = write_snapshot(Path(tmp) / "p", previous) if previous is not None else None
-        result = evaluate_paths(str(cur), str(prev) if prev else None, AS_OF)
+        result = evaluate_snapshots(str(cur), str(prev) if prev else None, load_config(), AS_OF)
         assert result.quarantine.empty, result.quarantine
         return {
             (a["workflow"], a["record_id"], (a["recipient"]["type"], a["recipient"].get("id") or a["recipient"].get("name")),
@@ -48,7 +49,7 @@ def test_random_garbage_never_crashes_and_alerts_name_surviving_records(org, dat
                 row[field] = data.draw(garbage)
     with tempfile.TemporaryDirectory() as tmp:
         path = write_snapshot(Path(tmp) / "c", current)
-        result = evaluate_paths(str(path), None, AS_OF)
+        result = evaluate_snapshots(str(path), None, load_config(), AS_OF)
         q = result.quarantine
         # A duplicate's loser shares its Id with the row that was kept (and may be alerted).
         q = q[(q["reason"] != "duplicate_id") & q["record_id"].notna()]

@@ -21,7 +21,7 @@ from fakes.slack import TOKEN, FakeSlack
 from sa_hygiene.contract.config import load_config
 from sa_hygiene.delivery.digest import build_messages
 from sa_hygiene.demo.org import write_demo_org
-from sa_hygiene.engine.rules import evaluate_paths
+from sa_hygiene.engine.rules import evaluate_snapshots
 from sa_hygiene.source.jsonl import read_jsonl
 from sa_hygiene.source.snapshot import PREVIOUS_OBJECTS, read_snapshot
 from sa_hygiene.state.ledger import SENT, Ledger
@@ -39,7 +39,7 @@ def org(tmp_path_factory):
     root = tmp_path_factory.mktemp("overlap")
     write_demo_org(root / "org", AS_OF, scale=0.2)
     current, previous = root / "org" / "current", root / "org" / "previous"
-    alerts = evaluate_paths(str(current), str(previous), AS_OF).alert_records()
+    alerts = evaluate_snapshots(str(current), str(previous), load_config(), AS_OF).alert_records()
     # As if half the SAs and their managers were inactive: their DM alerts join the east channel's
     # digest, long enough to continue in its thread.
     for a in alerts[: len(alerts) // 2]:

@@ -135,8 +135,7 @@ def _already_logged(cfg, changes: dict, since: datetime, until: datetime) -> int
 
     import pyarrow.parquet as pq
 
-    from sa_hygiene.engine.rules import evaluate
-    from sa_hygiene.source.snapshot import read_snapshot
+    from sa_hygiene.engine.rules import evaluate_snapshots
     from sa_hygiene.source.store import SnapshotStore
 
     latest = SnapshotStore(cfg.store.url, keep=cfg.store.keep).latest()
@@ -145,8 +144,8 @@ def _already_logged(cfg, changes: dict, since: datetime, until: datetime) -> int
     with tempfile.TemporaryDirectory(prefix="sa-demo-") as tmp:
         pq.write_table(pq.read_table(folder / "Event.parquet"), Path(tmp) / "Event.parquet")
         for source in (tmp, str(folder)):
-            snap = read_snapshot(latest.url, cfg, changes=source)
-            result = evaluate(snap, None, cfg, until.date(), since, until, slots={"meeting_reminder"})
+            result = evaluate_snapshots(latest, None, cfg, until.date(), since, until, changes=source,
+                                        slots={"meeting_reminder"})  # fmt: skip
             counts.append(len(result.alerts))
     return counts[0] - counts[1]
 
@@ -214,11 +213,11 @@ def _summary(cfg, root: Path, as_of: date) -> None:
     """What the day produced: alerts per workflow, and Slack calls against alerts per run."""
     from collections import Counter
 
-    from sa_hygiene.engine.rules import evaluate_paths
+    from sa_hygiene.engine.rules import evaluate_snapshots
 
     store = root / "store"
     latest = sorted(p for p in store.iterdir() if p.name[:1].isdigit())
-    result = evaluate_paths(str(latest[-1]), str(latest[-2]) if len(latest) > 1 else None, as_of)
+    result = evaluate_snapshots(str(latest[-1]), str(latest[-2]) if len(latest) > 1 else None, cfg, as_of)
     counts = result.counts()
     print(f"\nAlerts per workflow on the demo org ({len(result.alerts):,} in all, {len(result.quarantine)} rows quarantined):")
     for wid in cfg.workflows:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -30,7 +31,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from sa_hygiene.contract.config import Config, Expectation, Workflow, load_config
+from sa_hygiene.contract.config import Config, Expectation, Workflow
 from sa_hygiene.contract.recipients import CHANNEL, as_recipient
 from sa_hygiene.engine.gx import Validator, _batch_frame, build_expectation
 from sa_hygiene.engine.prepare import RunWindow, prepare_frames
@@ -70,6 +71,7 @@ class Evaluation:
     frames: dict[str, pd.DataFrame] = field(repr=False)
     directory: Directory = field(repr=False)
     results: list = field(default_factory=list, repr=False)
+    snapshot: Snapshot | None = field(default=None, repr=False)  # the one evaluated (the report renders it)
 
     def counts(self) -> dict[str, int]:
         return {str(k): int(v) for k, v in self.alerts["workflow"].value_counts().sort_index().items()}
@@ -221,23 +223,35 @@ def evaluate(
         params = {**cfg.params(), "as_of": w.as_of}
         validator = Validator()
         alerts = run_workflows(frames, d, workflows, params, validator)
-    return Evaluation(alerts, current.quarantine, w, frames, d, validator.results)
+    return Evaluation(alerts, current.quarantine, w, frames, d, validator.results, current)
 
 
-def evaluate_paths(
-    snapshot: str,
-    previous: str | None,
+def evaluate_snapshots(
+    current,
+    previous,
+    cfg: Config,
     as_of: date,
     since: datetime | None = None,
     until: datetime | None = None,
-    config: str | None = None,
-    changes: str | None = None,
+    *,
+    changes: str | os.PathLike | None = None,
+    slots: set[str] | None = None,
+    allow_empty_window: bool = False,
 ) -> Evaluation:
-    """``evaluate`` from snapshot paths: what the command line and the DAGs call.
+    """Read a snapshot and the one before it, and ``evaluate``: what the DAG steps, the report,
+    the command line and the demo all run, so that they read snapshots the same way.
 
-    ``changes``: a changes folder applied to the current snapshot (CONTRACT.md § 1b).
+    ``current`` and ``previous`` are folders or URLs, or references of the store (anything with
+    a ``url``); ``previous`` may be None. Of the previous snapshot only ``PREVIOUS_OBJECTS`` are
+    read (the change workflows compare nothing else). ``changes``: a changes folder applied to
+    the current snapshot (CONTRACT.md § 1b). The evaluation keeps the snapshot it read
+    (``Evaluation.snapshot``) for the caller that renders it.
     """
-    cfg = load_config(config)
-    current = read_snapshot(snapshot, cfg, changes=changes)
-    before = read_snapshot(previous, cfg, objects=PREVIOUS_OBJECTS) if previous else None
-    return evaluate(current, before, cfg, as_of, since, until)
+    snapshot = read_snapshot(_location(current), cfg, changes=changes)
+    before = read_snapshot(_location(previous), cfg, objects=PREVIOUS_OBJECTS) if previous else None
+    return evaluate(snapshot, before, cfg, as_of, since, until, slots=slots, allow_empty_window=allow_empty_window)
+
+
+def _location(snapshot) -> str | os.PathLike:
+    """A snapshot's folder or URL: a path as given, a store reference by its ``url``."""
+    return getattr(snapshot, "url", snapshot)

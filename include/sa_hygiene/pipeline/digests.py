@@ -6,8 +6,8 @@ from __future__ import annotations
 import logging
 
 from sa_hygiene.contract.config import Config
-from sa_hygiene.pipeline.evaluation import advance_feed, read_alerts
-from sa_hygiene.pipeline.memory import _mark_digests, with_memory
+from sa_hygiene.pipeline.alert_state import DigestAnnotations, annotate_digest, mark_digests_delivered
+from sa_hygiene.pipeline.evaluation import EvaluationRun, advance_feed, read_alerts
 from sa_hygiene.pipeline.sending import deliver_messages, open_sink
 from sa_hygiene.pipeline.snapshots import snapshot_store
 
@@ -16,7 +16,7 @@ log = logging.getLogger(__name__)
 
 def deliver_digests(
     cfg: Config,
-    info: dict,
+    run: EvaluationRun,
     run_id: str,
     *,
     slots: set[str] | None = None,
@@ -26,55 +26,75 @@ def deliver_digests(
     ledger_url: str | None = None,
     with_quarantine: bool = False,
 ) -> dict:
-    """Render the digests of an evaluation (``info``: as_of, alerts file, snapshot paths, notice)
+    """Render the digests of an evaluation (``run``: its date, alerts file, snapshots, notices)
     for some slots and recipients, all by default, and deliver each once.
 
-    The operations channel hears of stale data, unknown Slack users and failures; the call
-    raises at the end, naming what was not delivered, so that a task's retry resumes it.
+    One walk, each step once: read the alerts, annotate them from the alert state (ages, snoozes,
+    fixes since the last digest; the state is closed again), render, deliver, then record (the
+    digests delivered, the feed's window). The operations channel hears of stale data, unknown
+    Slack users, failures and an alert state that is down; the call raises at the end, naming
+    what was not delivered, so that a task's retry resumes it.
     """
-    from datetime import date as date_type
-
     from sa_hygiene.contract.recipients import encode
-    from sa_hygiene.delivery.digest import build_messages, effective_slot
     from sa_hygiene.delivery.notices import ops_summary
-    from sa_hygiene.source.snapshot import PREVIOUS_OBJECTS, read_snapshot
 
-    as_of = date_type.fromisoformat(info["as_of"])
-    alerts = [
-        a for a in read_alerts(info["alerts"], cfg)
-        if (slots is None or effective_slot(a) in slots) and (recipients is None or encode(a["recipient"]) in recipients)
-    ]  # fmt: skip
-    memory = with_memory(cfg, as_of, alerts, state_url=cfg.state.url or ledger_url)
-    alerts = memory.alerts
+    as_of = run.as_of
+    state_url = cfg.state.url or ledger_url
+    alerts = _read_alerts(cfg, run, slots, recipients)
+    annotated = annotate_digest(cfg, as_of, alerts, state_url=state_url)
+    messages, current = _render(cfg, run, annotated, with_quarantine)
+
     sink = sink if sink is not None else open_sink(cfg, run_id, delivery="outbox" if dry_run else None)
-    current = read_snapshot(info["snapshot"], cfg, changes=info.get("changes")) if alerts or with_quarantine else None
-    messages = []
-    if alerts:
-        before = read_snapshot(info["previous"], cfg, objects=PREVIOUS_OBJECTS) if info.get("previous") else None
-        messages = build_messages(alerts, current, cfg, as_of, previous=before, notice=info.get("notice"),
-                                  fixed=memory.fixed)  # fmt: skip
     report = deliver_messages(messages, cfg, run_id, sink=sink, ledger_url=ledger_url)
-    _mark_digests(memory, messages, report, as_of)
-    notes = [n for n in (info.get("notice"), info.get("changes_notice")) if n and messages]
+    notes = [n for n in (run.notice, run.changes_notice) if n and messages]
     summary = ops_summary(
         cfg, as_of, run_id, quarantine=current.quarantine if with_quarantine else None,
-        unrouted=sum(1 for a in alerts if a.get("unrouted")), unknown_users=report.unknown_users,
-        failed=report.failed, unconfirmed=report.unconfirmed, notes=notes + memory.notes,
+        unrouted=sum(1 for a in annotated.alerts if a.get("unrouted")), unknown_users=report.unknown_users,
+        failed=report.failed, unconfirmed=report.unconfirmed, notes=notes + annotated.notes,
     )  # fmt: skip
     if summary is not None:
         deliver_messages([summary], cfg, run_id, sink=sink, ledger_url=ledger_url)
+
+    mark_digests_delivered(cfg, annotated, messages, report, as_of, state_url=state_url)
     out = {"messages": len(messages), "sent": len(report.sent), "already_sent": len(report.already_sent),
            "elsewhere": len(report.elsewhere), "failed": len(report.failed), "unknown_users": len(report.unknown_users),
-           "recipients": sorted({encode(m.recipient) for m in messages}), "snoozed": memory.snoozed,
-           "fixed": sum(len(v) for v in memory.fixed.values())}  # fmt: skip
+           "recipients": sorted({encode(m.recipient) for m in messages}), "snoozed": annotated.snoozed,
+           "fixed": sum(len(v) for v in annotated.fixed.values())}  # fmt: skip
     preview = getattr(sink, "preview_path", None)
     if preview is not None:
         out["preview"] = str(preview)
     log.info("delivered %s", out)
     report.raise_for_failures()
-    if info.get("feed") and not dry_run:
-        out["feed_window_end"] = advance_feed(cfg, info, state_url=cfg.state.url or ledger_url)
+    if run.feed and not dry_run:
+        out["feed_window_end"] = advance_feed(cfg, run, state_url=state_url)
     return out
+
+
+def _read_alerts(cfg: Config, run: EvaluationRun, slots: set[str] | None, recipients: set[str] | None) -> list[dict]:
+    """The evaluation's alerts of these slots and recipients (all when None)."""
+    from sa_hygiene.contract.recipients import encode
+    from sa_hygiene.delivery.digest import effective_slot
+
+    return [
+        a for a in read_alerts(run.alerts, cfg)
+        if (slots is None or effective_slot(a) in slots) and (recipients is None or encode(a["recipient"]) in recipients)
+    ]  # fmt: skip
+
+
+def _render(cfg: Config, run: EvaluationRun, annotated: DigestAnnotations, with_quarantine: bool) -> tuple[list, object]:
+    """(messages, the snapshot read): the current snapshot is read when there is something to
+    render or its quarantine to report, the previous one only for messages."""
+    from sa_hygiene.delivery.digest import build_messages
+    from sa_hygiene.source.snapshot import PREVIOUS_OBJECTS, read_snapshot
+
+    alerts = annotated.alerts
+    current = read_snapshot(run.snapshot, cfg, changes=run.changes) if alerts or with_quarantine else None
+    if not alerts:
+        return [], current
+    before = read_snapshot(run.previous, cfg, objects=PREVIOUS_OBJECTS) if run.previous else None
+    messages = build_messages(alerts, current, cfg, run.as_of, previous=before, notice=run.notice,
+                              fixed=annotated.fixed)  # fmt: skip
+    return messages, current
 
 
 def due_recipients(cfg: Config, start, end, *, only: str | None = None, as_of: str | None = None) -> dict[str, list[str]]:

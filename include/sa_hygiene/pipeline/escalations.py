@@ -1,4 +1,8 @@
 """The sa_escalations steps: each manager's overdue items at their local escalation time.
+
+The first step reads the alert state (and closes it); the second renders and delivers, with
+no connection to the state open while Slack is called. What the first hands the second is an
+``OverdueItems`` (its XCom form: ``pipeline/xcom.py``).
 """
 
 from __future__ import annotations
@@ -9,13 +13,22 @@ from datetime import date
 from sa_hygiene.contract.config import Config
 from sa_hygiene.pipeline.sending import deliver_messages, open_sink
 from sa_hygiene.pipeline.snapshots import snapshot_store
+from sa_hygiene.pipeline.xcom import XComValue
 from sa_hygiene.state.alerts import open_state
 
 log = logging.getLogger(__name__)
 
 
+class OverdueItems(XComValue):
+    """The items open too long of the managers due now, with each manager's local date."""
+
+    items: list[dict] = []  # manager, owner, workflow, object, record_id, first_seen (ISO date), age_days
+    days: dict[str, date] = {}  # {manager's User Id: their local date}
+    snapshot: str | None = None  # the snapshot the managers and owners were read from
+
+
 def escalations(cfg: Config, start, end, *, only: str | None = None, as_of: str | None = None,
-                state_url: str | None = None) -> dict:
+                state_url: str | None = None) -> OverdueItems:
     """The managers whose local ``schedule.escalation_at`` falls in ``[start, end)`` and their team's
     items open longer than the workflow's ``escalate_after_days`` (snoozed ones left out)."""
     from datetime import UTC, datetime
@@ -27,7 +40,7 @@ def escalations(cfg: Config, start, end, *, only: str | None = None, as_of: str 
 
     latest = snapshot_store(cfg).latest()
     if latest is None:
-        return {"items": [], "days": {}, "snapshot": None}
+        return OverdueItems()
     users = read_snapshot(latest.url, cfg, objects=("User",))["User"]
     active = users[users["is_active"]]
     managers = {str(m)[:15]: m for m in active["id"]}
@@ -41,7 +54,7 @@ def escalations(cfg: Config, start, end, *, only: str | None = None, as_of: str 
     else:
         days = due_in(start, end, dict(zip(active["id"], active["timezone"], strict=True)), cfg.schedule.escalation_at)
     if not days:
-        return {"items": [], "days": {}, "snapshot": latest.url}
+        return OverdueItems(snapshot=latest.url)
     limits = {w: wf.escalate_after_days for w, wf in cfg.enabled_workflows().items() if wf.escalate_after_days}
     with open_state(cfg, state_url) as state:
         episodes = state.open_episodes()
@@ -61,21 +74,20 @@ def escalations(cfg: Config, start, end, *, only: str | None = None, as_of: str 
             if age >= limits[e["workflow"]]:
                 items.append({"manager": manager, "owner": who["id"], "workflow": e["workflow"], "object": e["object"],
                               "record_id": e["record_id"], "first_seen": e["first_seen"].isoformat(), "age_days": age})  # fmt: skip
-    return {"items": items, "days": {m: d.isoformat() for m, d in days.items()}, "snapshot": latest.url}
+    return OverdueItems(items=items, days=days, snapshot=latest.url)
 
 
-def deliver_escalations(cfg: Config, found: dict, run_id: str, *, dry_run: bool = False, sink=None) -> dict:
+def deliver_escalations(cfg: Config, found: OverdueItems, run_id: str, *, dry_run: bool = False, sink=None) -> dict:
     """One DM per manager with overdue items; the ledger keeps it to once a day."""
     from sa_hygiene.delivery.notices import escalation_messages
     from sa_hygiene.source.snapshot import read_snapshot
 
-    if not found["items"]:
+    if not found.items:
         return {"messages": 0, "sent": 0}
-    snapshot = read_snapshot(found["snapshot"], cfg)
-    days = {m: date.fromisoformat(d) for m, d in found["days"].items()}
-    messages = escalation_messages(found["items"], snapshot, cfg, days)
+    snapshot = read_snapshot(found.snapshot, cfg)
+    messages = escalation_messages(found.items, snapshot, cfg, dict(found.days))
     sink = sink if sink is not None else open_sink(cfg, run_id, delivery="outbox" if dry_run else None)
     report = deliver_messages(messages, cfg, run_id, sink=sink)
     report.raise_for_failures()
     return {"messages": len(messages), "sent": len(report.sent), "already_sent": len(report.already_sent),
-            "items": len(found["items"])}  # fmt: skip
+            "items": len(found.items)}  # fmt: skip

@@ -2,17 +2,19 @@
 
 Every DAG that sends messages starts here: it reads the latest snapshot (with its changes
 when asked) and the one before it, evaluates, and keeps the alerts in a run folder or in the
-shared evaluation cache.
+shared evaluation cache. What it returns, an ``EvaluationRun``, is what the delivering task
+reads (its XCom form: ``pipeline/xcom.py``).
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from datetime import date
+from datetime import date, datetime
 
 from sa_hygiene.contract.config import Config
 from sa_hygiene.pipeline.snapshots import snapshot_store
+from sa_hygiene.pipeline.xcom import XComValue
 from sa_hygiene.source.jsonl import read_jsonl, write_jsonl
 from sa_hygiene.state.alerts import open_state
 
@@ -24,6 +26,34 @@ def run_folder(cfg: Config, dag_id: str, run_id: str) -> str:
     import re
 
     return f"{cfg.store.url.rstrip('/')}/_runs/{dag_id}/{re.sub(r'[^A-Za-z0-9_.-]+', '_', run_id)}"
+
+
+class EvaluationRun(XComValue):
+    """One evaluation a run delivers from: what the evaluating task hands the delivering one.
+
+    The evaluation's own fields (``as_of`` to ``unrouted``) are also what the evaluation cache
+    keeps in ``info.json``; the others are the run's: its freshness notices, the changes it read,
+    its feed, the recipients it serves. The digest command builds one from its arguments.
+    """
+
+    as_of: date
+    alerts: str  # the alerts file, JSON Lines (CONTRACT.md § 2)
+    snapshot: str  # the evaluated snapshot's folder or URL
+    previous: str | None = None  # the snapshot before it
+    since: datetime | None = None  # the activity window
+    until: datetime | None = None
+    taken_at: datetime | None = None
+    counts: dict[str, int] = {}  # alerts per workflow
+    quarantined: int = 0
+    unrouted: int = 0
+    notice: str | None = None  # the snapshot is older than store.max_age_hours
+    changes: str | None = None  # the changes folder read with the snapshot
+    changes_version: int | None = None
+    changes_pulled_at: datetime | None = None
+    changes_notice: str | None = None  # the changes are older than changes.max_age_minutes
+    feed: str | None = None  # the feed whose window was evaluated: delivery advances it
+    recipients: list[str] | None = None  # whom the run serves (the DM digests), else everyone
+    reused: bool = False  # the evaluation came from the cache, not evaluated by this run
 
 
 class AlertsError(ValueError):
@@ -83,12 +113,9 @@ def _alert_problem(alert, cfg: Config) -> str | None:
     return None
 
 
-# Evaluations this process ran and reused (``cache=True``): observable by tests and the bench.
-EVALUATIONS = {"run": 0, "reused": 0}
-
-
 def evaluate_latest(cfg: Config, as_of: date, since=None, until=None, *, out: str, slots=None, now=None,
-                    with_changes: bool = False, cache: bool = False, feed: str | None = None) -> dict:  # fmt: skip
+                    with_changes: bool = False, cache: bool = False, feed: str | None = None,
+                    recipients: list[str] | None = None) -> EvaluationRun:  # fmt: skip
     """Evaluate the latest snapshot (against the one before it) and keep the alerts in ``out``.
 
     Returns what delivery needs (paths, counts) and a freshness notice when the latest
@@ -100,12 +127,14 @@ def evaluate_latest(cfg: Config, as_of: date, since=None, until=None, *, out: st
     ``cache``: the DM digests run every 15 minutes and would evaluate the whole org each time for
     a handful of recipients. One evaluation per (snapshot, previous, changes version, local
     date, window, slots) is kept in ``<store>/_evaluations/`` and reused by every run with the
-    same key; a new changes version is a new key.
+    same key (the run says ``reused``); a new changes version is a new key.
 
     ``feed`` (a DAG that posts what was created in a window: wf-02, wf-09): the window is the
     feed's own, ``since``/``until`` are ignored (``feed_window``); delivery advances it.
+
+    ``recipients`` (the DM digests): whom the run serves, kept on it for its delivery.
     """
-    from datetime import UTC, datetime
+    from datetime import UTC
 
     from sa_hygiene.source.snapshot import SnapshotError
     from sa_hygiene.source.store import latest_changes
@@ -122,22 +151,21 @@ def evaluate_latest(cfg: Config, as_of: date, since=None, until=None, *, out: st
     then = store.at(as_utc(since)) if since is not None else None
     previous = then if then is not None and then != latest else store.previous(latest)
     folder = _evaluation_folder(cfg, latest, previous, changes, as_of, since, until, slots) if cache else None
-    evaluated = _read_json(f"{folder}/info.json") if folder else None
-    if evaluated is not None:
-        EVALUATIONS["reused"] += 1
+    stored = _read_json(f"{folder}/info.json") if folder else None
+    if stored is not None:
+        run = EvaluationRun.from_xcom(stored).model_copy(update={"reused": True})
         log.info("evaluation reused: %s", folder)
     else:
-        evaluated = _evaluate(cfg, latest, previous, changes, as_of, since, until, slots, folder or out,
-                              allow_empty=feed is not None)  # fmt: skip
-    if feed is not None:
-        evaluated = {**evaluated, "feed": feed}
+        run = _evaluate(cfg, latest, previous, changes, as_of, since, until, slots, folder or out,
+                        allow_empty=feed is not None)  # fmt: skip
     now = now or datetime.now(UTC)
     age = (now - latest.taken_at).total_seconds() / 3600
     notice = None
     if age > cfg.store.max_age_hours:
         notice = (f"The latest Salesforce snapshot is from {latest.taken_at:%Y-%m-%d %H:%M} UTC, {age:.0f} hours ago: "
                   "recent changes are missing from this digest.")  # fmt: skip
-    return {**evaluated, "notice": notice, **_changes_info(cfg, changes, now)}
+    return run.model_copy(update={"feed": feed, "notice": notice, "recipients": recipients,
+                                  **_changes_info(cfg, changes, now)})  # fmt: skip
 
 
 def feed_window(cfg: Config, store, feed: str, latest, changes: dict | None) -> tuple:
@@ -170,46 +198,35 @@ def feed_window(cfg: Config, store, feed: str, latest, changes: dict | None) -> 
     return min(since, until), until
 
 
-def advance_feed(cfg: Config, info: dict, state_url: str | None = None) -> str | None:
+def advance_feed(cfg: Config, run: EvaluationRun, state_url: str | None = None) -> str | None:
     """After a digest was delivered: its feed's next window starts where this one ended. A state
     that cannot record it fails the task (``DatabaseError``), whose retry re-delivers nothing
     (the ledger) and records it then: a window recorded late is never posted twice."""
-    if not info.get("feed"):
+    if not run.feed:
         return None
     state = open_state(cfg, state_url)
     try:
-        return state.advance_feed(info["feed"], as_utc(info["until"])).isoformat()
+        return state.advance_feed(run.feed, as_utc(run.until)).isoformat()
     finally:
         state.close()
 
 
 def _evaluate(cfg: Config, latest, previous, changes, as_of, since, until, slots, out: str,
-              allow_empty: bool = False) -> dict:  # fmt: skip
+              allow_empty: bool = False) -> EvaluationRun:  # fmt: skip
     """Evaluate and write the alerts to ``out``; ``info.json`` last, which marks the folder complete."""
-    from sa_hygiene.engine.rules import evaluate
-    from sa_hygiene.source.snapshot import PREVIOUS_OBJECTS, read_snapshot
+    from sa_hygiene.engine.rules import evaluate_snapshots
 
-    current = read_snapshot(latest.url, cfg, changes=changes["folder"] if changes else None)
-    before = read_snapshot(previous.url, cfg, objects=PREVIOUS_OBJECTS) if previous else None
-    result = evaluate(current, before, cfg, as_of, since, until, slots=set(slots) if slots else None,
-                      allow_empty_window=allow_empty)  # fmt: skip
-    EVALUATIONS["run"] += 1
+    result = evaluate_snapshots(latest, previous, cfg, as_of, since, until, changes=changes["folder"] if changes else None,
+                                slots=set(slots) if slots else None, allow_empty_window=allow_empty)  # fmt: skip
     alerts = result.alert_records()
     write_jsonl(f"{out}/alerts.jsonl", alerts)
-    evaluated = {
-        "as_of": as_of.isoformat(),
-        "since": result.window.since.isoformat(),
-        "until": result.window.until.isoformat(),
-        "snapshot": latest.url,
-        "previous": previous.url if previous else None,
-        "taken_at": latest.taken_at.isoformat(),
-        "alerts": f"{out}/alerts.jsonl",
-        "counts": result.counts(),
-        "quarantined": len(result.quarantine),
-        "unrouted": sum(1 for a in alerts if a.get("unrouted")),
-    }
-    write_jsonl(f"{out}/info.json", [evaluated])
-    return evaluated
+    since, until = (t.to_pydatetime() for t in (result.window.since, result.window.until))
+    run = EvaluationRun(as_of=as_of, since=since, until=until, snapshot=latest.url,
+                        previous=previous.url if previous else None, taken_at=latest.taken_at,
+                        alerts=f"{out}/alerts.jsonl", counts=result.counts(), quarantined=len(result.quarantine),
+                        unrouted=sum(1 for a in alerts if a.get("unrouted")))  # fmt: skip
+    write_jsonl(f"{out}/info.json", [run.to_xcom()])
+    return run
 
 
 def _evaluation_folder(cfg: Config, latest, previous, changes, as_of, since, until, slots) -> str:
@@ -239,8 +256,6 @@ def _read_json(url: str) -> dict | None:
 
 def _changes_info(cfg: Config, changes: dict | None, now) -> dict:
     """What delivery needs to know of the changes an evaluation read, and whether they were stale."""
-    from datetime import datetime
-
     if changes is None:
         return {}
     pulled = datetime.fromisoformat(changes["pulled_at"])
@@ -249,13 +264,13 @@ def _changes_info(cfg: Config, changes: dict | None, now) -> dict:
     if minutes > cfg.changes.max_age_minutes:
         notice = (f"The latest Salesforce changes were pulled at {pulled:%Y-%m-%d %H:%M} UTC, {minutes:.0f} minutes "
                   "ago: activities logged and meetings booked since then are missing from this run.")  # fmt: skip
-    return {"changes": changes["folder"], "changes_version": changes["version"], "changes_pulled_at": changes["pulled_at"],
+    return {"changes": changes["folder"], "changes_version": changes["version"], "changes_pulled_at": pulled,
             "changes_notice": notice}  # fmt: skip
 
 
 def as_utc(moment):
     """A tz-aware datetime from a datetime or ISO string (naive means UTC)."""
-    from datetime import UTC, datetime
+    from datetime import UTC
 
     value = datetime.fromisoformat(moment) if isinstance(moment, str) else moment
     return value if value.tzinfo else value.replace(tzinfo=UTC)

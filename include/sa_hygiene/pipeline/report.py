@@ -13,8 +13,7 @@ from pathlib import Path
 import fsspec
 
 from sa_hygiene.contract.config import Config
-from sa_hygiene.engine.rules import Evaluation, evaluate
-from sa_hygiene.source.snapshot import PREVIOUS_OBJECTS, read_snapshot
+from sa_hygiene.engine.rules import Evaluation, evaluate_snapshots
 from sa_hygiene.source.store import SnapshotRef, SnapshotStore
 from sa_hygiene.state.ledger import unknown_slack_users
 from sa_hygiene.web.charts import charts
@@ -52,10 +51,7 @@ def trend(cfg: Config, store: SnapshotStore, latest: SnapshotRef, latest_counts:
             continue
         counts = _read_json(fs, f"{root}/{ref.name}/{COUNTS}")
         if counts is None:
-            earlier = store.previous(ref)
-            current = read_snapshot(ref.url, cfg)
-            before = read_snapshot(earlier.url, cfg, objects=PREVIOUS_OBJECTS) if earlier else None
-            result = evaluate(current, before, cfg, ref.taken_at.date())
+            result = evaluate_snapshots(ref, store.previous(ref), cfg, ref.taken_at.date())
             counts = _counts(ref, ref.taken_at.date(), result)
             fs.makedirs(f"{root}/{ref.name}", exist_ok=True)
             with fs.open(f"{root}/{ref.name}/{COUNTS}", "w") as fh:
@@ -86,17 +82,15 @@ def write_report(cfg: Config, *, as_of: date | None = None, ledger_url: str | No
         raise SnapshotError(f"{cfg.store.url}: the snapshot store holds no snapshot yet (run sa_snapshot first)")
     previous = store.previous(latest)
     as_of = as_of or latest.taken_at.date()
-    current = read_snapshot(latest.url, cfg)
-    before = read_snapshot(previous.url, cfg, objects=PREVIOUS_OBJECTS) if previous else None
-    evaluation = evaluate(current, before, cfg, as_of)
-    from sa_hygiene.pipeline.memory import save_evaluation
+    evaluation = evaluate_snapshots(latest, previous, cfg, as_of)
+    from sa_hygiene.pipeline.alert_state import store_evaluation
 
     # The one full evaluation of this snapshot: the alert state records its episodes (sa_report's next task).
-    save_evaluation(cfg, latest.name, as_of, evaluation.alert_records())
+    store_evaluation(cfg, latest.name, as_of, evaluation.alert_records())
     counts = _counts(latest, as_of, evaluation)
     points = trend(cfg, store, latest, counts)
     slack = unknown_slack_users(ledger_url or cfg.slack.ledger_url, latest.taken_at - SLACK_LOOKBACK)
-    context = ReportInputs(cfg, evaluation, current, as_of, latest.name, previous.name if previous else None, points, slack,
+    context = ReportInputs(cfg, evaluation, evaluation.snapshot, as_of, latest.name, previous.name if previous else None, points, slack,
                       alert_memory(cfg, as_of, ledger_url))  # fmt: skip
     model_obj = ReportModel(context)
     model = model_obj.build()

@@ -1,14 +1,37 @@
 """The sa_snapshot and sa_changes steps: stage, validate and commit a snapshot; pull the changes feed.
+
+What sa_snapshot's steps hand each other, a ``StagedSnapshot`` and its ``SnapshotValidation``,
+crosses its task boundaries in their XCom form (``pipeline/xcom.py``).
 """
 
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 
 from sa_hygiene.contract.config import Config
+from sa_hygiene.pipeline.xcom import XComValue
 from sa_hygiene.source.jsonl import write_jsonl
 
 log = logging.getLogger(__name__)
+
+
+class StagedSnapshot(XComValue):
+    """A snapshot extracted (or copied) into a staged folder of the store, not committed yet."""
+
+    staged: str  # the staged folder
+    source: str  # "salesforce:<connection>" or "folder:<path>"
+    taken_at: datetime
+    api_calls: int | None = None  # Salesforce's own count of the org's calls during the extraction
+    api_usage: str | None = None  # the last usage seen, "used/limit"
+
+
+class SnapshotValidation(XComValue):
+    """A staged snapshot read as the rules will: rows per object and the rows quarantined."""
+
+    rows: dict[str, int]
+    quarantined: int
+    quarantine: dict[str, int]  # {"<object>:<reason>": rows}
 
 
 def snapshot_store(cfg: Config):
@@ -17,7 +40,7 @@ def snapshot_store(cfg: Config):
     return SnapshotStore(cfg.store.url, keep=cfg.store.keep)
 
 
-def stage_snapshot(cfg: Config, taken_at, conn_id: str | None = None) -> dict:
+def stage_snapshot(cfg: Config, taken_at: datetime, conn_id: str | None = None) -> StagedSnapshot:
     """Extract (or copy, for a folder source) one snapshot into a staged folder of the store."""
     from sa_hygiene.source.store import copy_tables
 
@@ -29,16 +52,16 @@ def stage_snapshot(cfg: Config, taken_at, conn_id: str | None = None) -> dict:
         except BaseException:
             store.discard(staged)
             raise
-        return {"staged": staged, "source": f"folder:{cfg.source.folder}"}
+        return StagedSnapshot(staged=staged, source=f"folder:{cfg.source.folder}", taken_at=taken_at)
     from sa_hygiene.source.extract import extract_snapshot
 
     report = extract_snapshot(cfg, store, conn_id, now=taken_at, commit=False)
     log.info("%s", report.summary())
-    return {"staged": report.staged, "source": f"salesforce:{conn_id or cfg.salesforce.conn_id}",
-            "api_calls": report.api_calls, "api_usage": report.api_usage}  # fmt: skip
+    return StagedSnapshot(staged=report.staged, source=f"salesforce:{conn_id or cfg.salesforce.conn_id}",
+                          taken_at=taken_at, api_calls=report.api_calls, api_usage=report.api_usage)  # fmt: skip
 
 
-def validate_snapshot(cfg: Config, staged: str) -> dict:
+def validate_snapshot(cfg: Config, staged: str) -> SnapshotValidation:
     """Read the staged snapshot as the rules will: unusable input fails here, bad rows are counted."""
     from sa_hygiene.source.snapshot import read_snapshot
 
@@ -48,11 +71,8 @@ def validate_snapshot(cfg: Config, staged: str) -> dict:
     path = f"{staged}/_read_quarantine.jsonl"
     write_jsonl(path, quarantine.to_dict(orient="records"))
     counts = quarantine.groupby(["object", "reason"]).size()
-    return {
-        "rows": {obj: len(df) for obj, df in snap.tables.items()},
-        "quarantined": len(quarantine),
-        "quarantine": {f"{o}:{r}": int(n) for (o, r), n in counts.items()},
-    }
+    return SnapshotValidation(rows={obj: len(df) for obj, df in snap.tables.items()}, quarantined=len(quarantine),
+                              quarantine={f"{o}:{r}": int(n) for (o, r), n in counts.items()})  # fmt: skip
 
 
 def commit_snapshot(cfg: Config, staged: str, taken_at, source: str) -> str:

@@ -441,11 +441,11 @@ def test_the_dag_steps_stage_validate_then_commit_through_the_same_extraction(fa
 
     cfg = config(tmp_path, f"source: {{kind: salesforce}}\nsalesforce: {{conn_id: {CONN}}}\nstore: {{url: {store.url}}}\n")
     staged = snapshots.stage_snapshot(cfg, T0)
-    assert staged["source"] == f"salesforce:{CONN}"
+    assert staged.source == f"salesforce:{CONN}" and staged.taken_at == T0
     assert store.latest() is None  # staged, validated next, not yet listed
-    checked = snapshots.validate_snapshot(cfg, staged["staged"])
-    assert checked["rows"]["Opportunity"] == len(org()["Opportunity"])
-    url = snapshots.commit_snapshot(cfg, staged["staged"], T0, staged["source"])
+    checked = snapshots.validate_snapshot(cfg, staged.staged)
+    assert checked.rows["Opportunity"] == len(org()["Opportunity"])
+    url = snapshots.commit_snapshot(cfg, staged.staged, T0, staged.source)
     assert store.latest().url == url and store.manifest(store.latest())["source"] == f"salesforce:{CONN}"
 
 

@@ -18,7 +18,7 @@ from org_strategies import AS_OF, EVENT_IDS, TASK_IDS, USER_IDS, events, opps, o
 
 from sa_hygiene.contract.config import load_config
 from sa_hygiene.contract.schema import OBJECTS, default_field_map
-from sa_hygiene.engine.rules import evaluate_paths
+from sa_hygiene.engine.rules import evaluate_snapshots
 from sa_hygiene.source.snapshot import read_snapshot
 
 pytestmark = pytest.mark.unit
@@ -129,8 +129,8 @@ def test_typed_parquet_snapshot_with_text_changes_reads_as_the_merged_text_snaps
     change = {"Task": [{**rows["Task"][0], "is_closed": "true", "created": "2026-11-23T12:00:00.5+02:00"}]}
     typed = typed_parquet(write_snapshot(tmp_path / "s", rows))
     assert pq.read_schema(typed / "Task.parquet").field("IsClosed").type == pa.bool_()
-    got = evaluate_paths(str(typed), None, AS_OF, changes=str(write_changes(tmp_path / "c", change)))
-    want = evaluate_paths(str(write_snapshot(tmp_path / "m", merged(rows, change))), None, AS_OF)
+    got = evaluate_snapshots(str(typed), None, load_config(), AS_OF, changes=str(write_changes(tmp_path / "c", change)))
+    want = evaluate_snapshots(str(write_snapshot(tmp_path / "m", merged(rows, change))), None, load_config(), AS_OF)
     assert outcome(got) == outcome(want)
     assert sum(a["workflow"] == "wf-11" for a in got.alert_records()) == 2
 
@@ -185,8 +185,8 @@ def test_snapshot_plus_changes_gives_the_alerts_of_the_merged_snapshot(case, sna
         prev = str(write_snapshot(tmp / "p", previous)) if previous else None
         delta = write_changes(tmp / "c", changes, changes_format)
         whole = write_snapshot(tmp / "m", merged(current, changes))
-        got = evaluate_paths(str(snap), prev, AS_OF, changes=str(delta))
-        want = evaluate_paths(str(whole), prev, AS_OF)
+        got = evaluate_snapshots(str(snap), prev, load_config(), AS_OF, changes=str(delta))
+        want = evaluate_snapshots(str(whole), prev, load_config(), AS_OF)
         assert outcome(got) == outcome(want)
 
 

@@ -1,12 +1,13 @@
 """The steps DAG tasks run, without a scheduler."""
 
+import json
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
 from builders import opportunity, user, write_snapshot
 
 from sa_hygiene.contract.config import load_config
-from sa_hygiene.pipeline.evaluation import evaluate_latest
+from sa_hygiene.pipeline.evaluation import EvaluationRun, evaluate_latest
 from sa_hygiene.source.jsonl import read_jsonl
 from sa_hygiene.source.store import SnapshotStore
 
@@ -28,5 +29,9 @@ def test_changes_are_counted_from_the_snapshot_latest_when_the_window_began(tmp_
         store.commit_folder(folder, day0 + timedelta(hours=hours))
     until = day0 + timedelta(days=1)
     info = evaluate_latest(cfg, date(2026, 11, 24), day0, until, out=str(tmp_path / "run"), slots={"channel_post"}, now=until)
-    assert [a["workflow"] for a in read_jsonl(info["alerts"])] == ["wf-03"]
-    assert info["previous"].endswith("20261123T040000Z") and info["notice"] is None
+    assert [a["workflow"] for a in read_jsonl(info.alerts)] == ["wf-03"]
+    assert info.previous.endswith("20261123T040000Z") and info.notice is None
+    # What the delivering task reads back: Airflow keeps the evaluating task's return value as JSON.
+    xcom = json.loads(json.dumps(info.to_xcom()))
+    assert EvaluationRun.from_xcom(xcom) == info
+    assert (xcom["as_of"], xcom["alerts"], xcom["since"]) == ("2026-11-24", info.alerts, "2026-11-23T13:00:00Z")

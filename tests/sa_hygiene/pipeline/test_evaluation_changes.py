@@ -9,7 +9,7 @@ from builders import account, event, task, user, write_changes, write_snapshot
 from sa_hygiene.contract.config import load_config
 from sa_hygiene.delivery.outbox import OutboxSink
 from sa_hygiene.pipeline.digests import deliver_digests
-from sa_hygiene.pipeline.evaluation import evaluate_latest
+from sa_hygiene.pipeline.evaluation import EvaluationRun, evaluate_latest
 from sa_hygiene.source.jsonl import read_jsonl
 from sa_hygiene.source.store import ChangesFeed, SnapshotStore
 
@@ -51,7 +51,7 @@ def deployment(tmp_path):
 def reminded(cfg, tmp_path, now=PULLED, **kw) -> list[str]:
     info = evaluate_latest(cfg, date(2026, 11, 24), SINCE, UNTIL, out=str(tmp_path / "run"), slots={"meeting_reminder"},
                            now=now, **kw)  # fmt: skip
-    return sorted(a["record_id"] for a in read_jsonl(info["alerts"]))
+    return sorted(a["record_id"] for a in read_jsonl(info.alerts))
 
 
 def test_a_meeting_logged_since_the_snapshot_is_not_reminded_and_one_booked_since_is(deployment):
@@ -66,9 +66,9 @@ def test_a_task_closed_this_morning_is_not_due_today_at_1600(deployment):
     alone = evaluate_latest(cfg, date(2026, 11, 24), out=str(tmp_path / "a"), slots={"sa_digest"}, now=moment)
     fresh = evaluate_latest(cfg, date(2026, 11, 24), out=str(tmp_path / "b"), slots={"sa_digest"}, now=moment,
                             with_changes=True)  # fmt: skip
-    assert [a["workflow"] for a in read_jsonl(alone["alerts"]) if a["record_id"] == DUE["id"]] == ["wf-11"]
-    assert [a for a in read_jsonl(fresh["alerts"]) if a["workflow"] == "wf-11"] == []
-    assert fresh["changes_version"] == 1 and fresh["changes"].endswith("/_changes/v000001")
+    assert [a["workflow"] for a in read_jsonl(alone.alerts) if a["record_id"] == DUE["id"]] == ["wf-11"]
+    assert [a for a in read_jsonl(fresh.alerts) if a["workflow"] == "wf-11"] == []
+    assert fresh.changes_version == 1 and fresh.changes.endswith("/_changes/v000001")
 
 
 def test_changes_older_than_an_hour_are_reported_in_the_operations_channel(deployment):
@@ -76,12 +76,12 @@ def test_changes_older_than_an_hour_are_reported_in_the_operations_channel(deplo
     late = PULLED + timedelta(minutes=61)
     info = evaluate_latest(cfg, date(2026, 11, 24), SINCE, UNTIL, out=str(tmp_path / "run"),
                            slots={"meeting_reminder"}, now=late, with_changes=True)  # fmt: skip
-    assert info["changes_notice"] == (
+    assert info.changes_notice == (
         "The latest Salesforce changes were pulled at 2026-11-24 09:50 UTC, 61 minutes ago: activities logged "
         "and meetings booked since then are missing from this run.")  # fmt: skip
     fresh = evaluate_latest(cfg, date(2026, 11, 24), SINCE, UNTIL, out=str(tmp_path / "run2"),
                             slots={"meeting_reminder"}, now=PULLED + timedelta(minutes=59), with_changes=True)  # fmt: skip
-    assert fresh["changes_notice"] is None
+    assert fresh.changes_notice is None
     sink = OutboxSink(cfg.slack.outbox, "reminders")
     deliver_digests(cfg, info, "reminders", slots={"meeting_reminder"}, sink=sink)
     calls = sink.calls_path.read_text()
@@ -90,19 +90,16 @@ def test_changes_older_than_an_hour_are_reported_in_the_operations_channel(deplo
 
 
 def test_one_evaluation_is_reused_until_the_changes_move(deployment):
-    from sa_hygiene.pipeline.evaluation import EVALUATIONS
-
     cfg, tmp_path = deployment
 
-    def digest(minute: int) -> dict:
+    def digest(minute: int) -> EvaluationRun:
         return evaluate_latest(cfg, date(2026, 11, 24), out=str(tmp_path / f"run{minute}"), slots={"sa_digest"},
                                now=PULLED + timedelta(minutes=minute), with_changes=True, cache=True)  # fmt: skip
 
-    before = dict(EVALUATIONS)
     first, second = digest(0), digest(15)
-    assert (EVALUATIONS["run"] - before["run"], EVALUATIONS["reused"] - before["reused"]) == (1, 1)
-    assert second["alerts"] == first["alerts"] and "/_evaluations/" in first["alerts"]
-    assert read_jsonl(second["alerts"]) == read_jsonl(first["alerts"])
+    assert (first.reused, second.reused) == (False, True)
+    assert second.alerts == first.alerts and "/_evaluations/" in first.alerts
+    assert read_jsonl(second.alerts) == read_jsonl(first.alerts)
 
     store = SnapshotStore(cfg.store.url)
     feed = ChangesFeed(store, store.latest())
@@ -110,6 +107,6 @@ def test_one_evaluation_is_reused_until_the_changes_move(deployment):
     write_changes(Path(staged), {"Task": [{**DUE, "is_closed": "false"}]})  # reopened: due today again
     feed.commit(staged, {"high_water_mark": "2026-11-24T10:00:00+00:00", "pulled_at": PULLED.isoformat()})
     third = digest(30)
-    assert EVALUATIONS["run"] - before["run"] == 2 and third["alerts"] != first["alerts"]
-    assert [a["record_id"] for a in read_jsonl(third["alerts"]) if a["workflow"] == "wf-11"] == [DUE["id"]]
-    assert third["changes_version"] == 2
+    assert not third.reused and third.alerts != first.alerts
+    assert [a["record_id"] for a in read_jsonl(third.alerts) if a["workflow"] == "wf-11"] == [DUE["id"]]
+    assert third.changes_version == 2

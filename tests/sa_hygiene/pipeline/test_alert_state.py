@@ -1,4 +1,4 @@
-"""Alert memory in the DAG steps: the snapshot's evaluation recorded, digests with ages and
+"""The alert state in the DAG steps: the snapshot's evaluation recorded, digests with ages and
 fixes, snoozes, escalation to the manager, and digests that still go out when the state is down."""
 
 import json
@@ -10,10 +10,10 @@ from builders import opportunity, user, write_snapshot
 
 from sa_hygiene.contract.config import load_config
 from sa_hygiene.delivery.outbox import OutboxSink
+from sa_hygiene.pipeline.alert_state import record_stored_evaluations, store_evaluation
 from sa_hygiene.pipeline.digests import deliver_digests
 from sa_hygiene.pipeline.escalations import deliver_escalations, escalations
 from sa_hygiene.pipeline.evaluation import evaluate_latest
-from sa_hygiene.pipeline.memory import remember, save_evaluation
 from sa_hygiene.source.store import SnapshotStore
 from sa_hygiene.state.alerts import open_state
 from sa_hygiene.state.db import DatabaseError
@@ -40,13 +40,12 @@ def config(tmp_path: Path, state: str | None = None):
 
 def snapshot_day(cfg, tmp_path, day: date, opps) -> str:
     """Commit a snapshot of ``day`` and do what sa_report does with it."""
-    from sa_hygiene.engine.rules import evaluate
-    from sa_hygiene.source.snapshot import read_snapshot
+    from sa_hygiene.engine.rules import evaluate_snapshots
 
     folder = write_snapshot(tmp_path / f"snap-{day}", {"User": [MGR, SA], "Opportunity": opps})
     ref = SnapshotStore(cfg.store.url).commit_folder(folder, datetime(day.year, day.month, day.day, 4, tzinfo=UTC))
-    alerts = evaluate(read_snapshot(ref.url, cfg), None, cfg, day).alert_records()
-    save_evaluation(cfg, ref.name, day, alerts)
+    alerts = evaluate_snapshots(ref, None, cfg, day).alert_records()
+    store_evaluation(cfg, ref.name, day, alerts)
     return ref.url
 
 
@@ -65,7 +64,7 @@ def text_of(post: dict) -> str:
 def test_digests_show_ages_fixes_and_leave_snoozed_items_out(tmp_path):
     cfg = config(tmp_path)
     snapshot_day(cfg, tmp_path, date(2026, 11, 16), [OLD, FIXED])
-    assert [r["as_of"] for r in remember(cfg)["recorded"]] == ["2026-11-16"]
+    assert [r["as_of"] for r in record_stored_evaluations(cfg)["recorded"]] == ["2026-11-16"]
     _, posts = dm(cfg, tmp_path, date(2026, 11, 16))
     # The memory's first day: what is open is older than it knows, so no age (and not "new").
     assert "_new today_" not in text_of(posts[0]) and "_open" not in text_of(posts[0])
@@ -74,7 +73,7 @@ def test_digests_show_ages_fixes_and_leave_snoozed_items_out(tmp_path):
     new = opportunity(id="0065e0000000NEWAAA", name="New Co - Premium", owner_id=SA["id"], sa=SA["id"],
                       stage="4-Proposal", te_start="2026-11-01")  # fmt: skip
     snapshot_day(cfg, tmp_path, date(2026, 11, 24), [OLD, {**FIXED, "te_end": "2026-11-20"}, new])
-    assert [r["as_of"] for r in remember(cfg)["recorded"]] == ["2026-11-24"]  # 11-16 is not recorded again
+    assert [r["as_of"] for r in record_stored_evaluations(cfg)["recorded"]] == ["2026-11-24"]  # 11-16 is not recorded again
     out, posts = dm(cfg, tmp_path, date(2026, 11, 24))
     body = text_of(posts[0])
     assert "items fixed since your last digest*: <https://gitlab.my.salesforce.com/lightning/r/Opportunity/" \
@@ -94,17 +93,54 @@ def test_digests_show_ages_fixes_and_leave_snoozed_items_out(tmp_path):
     assert f"{cfg.workflows['wf-06'].title}: 1" in body and "Old Co - Premium" in body
 
 
+def test_no_alert_state_connection_is_open_while_slack_is_called(tmp_path, monkeypatch):
+    """The state is read before rendering and written after delivery, each on a short connection
+    of its own: a delivery that takes minutes holds no database connection."""
+    from sa_hygiene.state.alerts import AlertState
+
+    cfg = config(tmp_path)
+    snapshot_day(cfg, tmp_path, date(2026, 11, 16), [OLD])
+    record_stored_evaluations(cfg)
+    opened: list = []
+    real_init, real_close = AlertState.__init__, AlertState.close
+
+    def init(self, *args, **kwargs):
+        real_init(self, *args, **kwargs)
+        opened.append(self)
+
+    def close(self):
+        opened.remove(self)
+        real_close(self)
+
+    monkeypatch.setattr(AlertState, "__init__", init)
+    monkeypatch.setattr(AlertState, "close", close)
+
+    class Watched(OutboxSink):
+        def call(self, *args, **kwargs):
+            assert opened == [], "an alert state connection is open during delivery"
+            return super().call(*args, **kwargs)
+
+    day = date(2026, 11, 16)
+    info = evaluate_latest(cfg, day, out=str(tmp_path / "run"), slots={"sa_digest"},
+                           now=datetime(2026, 11, 16, 16, tzinfo=UTC))  # fmt: skip
+    out = deliver_digests(cfg, info, "dm", slots={"sa_digest"}, recipients={f"user:{SA['id']}"},
+                          sink=Watched(cfg.slack.outbox, "dm"))  # fmt: skip
+    assert out["sent"] == 1 and opened == []
+    with open_state(cfg) as state:  # the digest was marked: tomorrow's "fixed since" counts from today
+        assert state.last_digest(f"user:{SA['id']}", "sa_digest", date(2026, 11, 17)) == day
+
+
 def test_a_manager_hears_once_of_items_open_longer_than_the_workflow_allows(tmp_path):
     cfg = config(tmp_path)
     snapshot_day(cfg, tmp_path, date(2026, 11, 16), [OLD])
-    remember(cfg)
+    record_stored_evaluations(cfg)
     snapshot_day(cfg, tmp_path, date(2026, 11, 20), [OLD, FIXED])
-    remember(cfg)
+    record_stored_evaluations(cfg)
     found = escalations(cfg, None, None, only=MGR["id"], as_of="2026-11-23")
     # OLD has been open 7 days by the manager's 11-23 (wf-06 and te-stalled escalate after 7), FIXED only 3.
-    assert {(i["record_id"], i["age_days"], i["owner"]) for i in found["items"]} >= {(OLD["id"], 7, SA["id"])}
-    assert FIXED["id"] not in {i["record_id"] for i in found["items"]}
-    assert {i["manager"] for i in found["items"]} == {MGR["id"]}
+    assert {(i["record_id"], i["age_days"], i["owner"]) for i in found.items} >= {(OLD["id"], 7, SA["id"])}
+    assert FIXED["id"] not in {i["record_id"] for i in found.items}
+    assert {i["manager"] for i in found.items} == {MGR["id"]}
     first = deliver_escalations(cfg, found, "esc-1")
     again = deliver_escalations(cfg, found, "esc-2")  # the next 15-minute run, or a retry
     assert (first["sent"], again["sent"], again["already_sent"]) == (1, 0, 1)
@@ -113,7 +149,7 @@ def test_a_manager_hears_once_of_items_open_longer_than_the_workflow_allows(tmp_
     with open_state(cfg) as state:
         state.snooze("wf-06", OLD["id"], date(2026, 12, 1), "waiting on legal", "maya")
     later = escalations(cfg, None, None, only=MGR["id"], as_of="2026-11-23")
-    assert ("wf-06", OLD["id"]) not in {(i["workflow"], i["record_id"]) for i in later["items"]}
+    assert ("wf-06", OLD["id"]) not in {(i["workflow"], i["record_id"]) for i in later.items}
 
 
 def test_digests_go_out_without_ages_when_the_state_is_down_and_the_next_run_catches_up(tmp_path):
@@ -121,7 +157,7 @@ def test_digests_go_out_without_ages_when_the_state_is_down_and_the_next_run_cat
     down = config(tmp_path, state=f"sqlite:///{tmp_path}/not-a-folder/state.sqlite")
     snapshot_day(down, tmp_path, date(2026, 11, 16), [OLD])
     with pytest.raises(DatabaseError, match="the alert state"):
-        remember(down)  # the sa_report task fails and retries
+        record_stored_evaluations(down)  # the sa_report task fails and retries
     out, posts = dm(down, tmp_path, date(2026, 11, 16))
     assert out["sent"] == 1 and "Old Co - Premium" in text_of(posts[0]) and "_new today_" not in text_of(posts[0])
     ops = OutboxSink.posts(Path(down.slack.outbox) / "dm-2026-11-16")
@@ -129,7 +165,7 @@ def test_digests_go_out_without_ages_when_the_state_is_down_and_the_next_run_cat
 
     healthy = config(tmp_path, state=f"sqlite:///{tmp_path}/state/state.sqlite")
     snapshot_day(healthy, tmp_path, date(2026, 11, 17), [OLD])
-    assert [r["as_of"] for r in remember(healthy)["recorded"]] == ["2026-11-16", "2026-11-17"]
+    assert [r["as_of"] for r in record_stored_evaluations(healthy)["recorded"]] == ["2026-11-16", "2026-11-17"]
     with open_state(healthy) as state:
         assert {e["first_seen"] for e in state.open_episodes() if e["record_key"] == OLD["id"][:15]} == {date(2026, 11, 16)}
         ages = state.annotate(date(2026, 11, 17), [{"workflow": "wf-06", "object": "Opportunity",
@@ -142,9 +178,9 @@ def test_the_report_shows_ages_fixes_and_snoozes(tmp_path):
 
     cfg = config(tmp_path)
     snapshot_day(cfg, tmp_path, date(2026, 11, 16), [OLD, FIXED])
-    remember(cfg)
+    record_stored_evaluations(cfg)
     snapshot_day(cfg, tmp_path, date(2026, 11, 24), [OLD, {**FIXED, "te_end": "2026-11-20"}])
-    remember(cfg)
+    record_stored_evaluations(cfg)
     with open_state(cfg) as state:
         state.snooze("wf-06", OLD["id"], date(2026, 12, 1), "waiting on <legal>", "maya")
     out = write_report(cfg, as_of=date(2026, 11, 24))

@@ -2,8 +2,9 @@
 08:00 digest and the fixed channels' posts at their real firing instants, over daily snapshots.
 
 Each run is what the DAG's two tasks do (``dags/sa_regional_digests.py``): evaluate the latest
-snapshot in the DAG's feed window, deliver to the outbox, advance the window. What was posted is
-read back from the outbox's Slack calls, as Slack would have received it.
+snapshot in the DAG's feed window, hand the evaluation over in its XCom form, deliver to the outbox,
+advance the window. What was posted is read back from the outbox's Slack calls, as Slack would
+have received it.
 """
 
 import json
@@ -22,7 +23,7 @@ from sa_hygiene.contract.schedule import digest_window, hhmm, local_instant
 from sa_hygiene.demo.org import write_demo_org
 from sa_hygiene.engine.prepare import is_sa_activity
 from sa_hygiene.pipeline.digests import deliver_digests
-from sa_hygiene.pipeline.evaluation import evaluate_latest, run_folder
+from sa_hygiene.pipeline.evaluation import EvaluationRun, evaluate_latest, run_folder
 from sa_hygiene.source.snapshot import read_snapshot
 from sa_hygiene.source.store import SnapshotStore
 from sa_hygiene.state.alerts import AlertState
@@ -96,7 +97,7 @@ def simulate(tmp_path, clock: bool = False) -> tuple[Counter, Counter, set, set]
                                    slots=slots | {"sa_digest"}, now=until, feed=None if clock else dag_id)  # fmt: skip
         finally:
             evaluation.snapshot_store = real
-        deliver_digests(cfg, info, run_id, slots=slots, recipients=recipients)
+        deliver_digests(cfg, EvaluationRun.from_xcom(info.to_xcom()), run_id, slots=slots, recipients=recipients)
     titles = {cfg.workflows["wf-02"].title: "wf-02", cfg.workflows["wf-09"].title: "wf-09"}
     posted = {"wf-02": Counter(), "wf-09": Counter()}
     for path in sorted((tmp_path / "outbox").glob("*/calls.jsonl")):

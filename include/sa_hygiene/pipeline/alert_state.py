@@ -1,4 +1,9 @@
-"""The alert state in the runs: ages and fixes for a digest, recording stored evaluations.
+"""The alert state in the DAG steps: what it adds to a digest (ages, snoozes, fixes since the last
+digest), what a delivered digest records in it, and the full evaluations it records.
+
+A digest run opens the state twice and briefly: to annotate the alerts before rendering, and to
+mark the digests delivered. No connection stays open while Slack is called: a delivery can take
+minutes, and a connection held that long is one a pool or a firewall may drop.
 """
 
 from __future__ import annotations
@@ -15,19 +20,21 @@ from sa_hygiene.state.alerts import open_state
 log = logging.getLogger(__name__)
 
 
-# Full evaluations kept for the alert state: <store>/_alert_memory/<snapshot>/.
-MEMORY_FOLDER = "_alert_memory"
+# Full evaluations kept for the alert state: <store>/_alert_memory/<snapshot>/. The folder keeps the
+# alert state's former name ("alert memory"): existing stores hold their evaluations there.
+STORED_EVALUATIONS = "_alert_memory"
 
 
 @dataclass
-class DigestMemory:
-    """What the alert state adds to a digest run: ages, fixes, snoozes, or why it could not."""
+class DigestAnnotations:
+    """What the alert state adds to a digest run: the alerts with their ages (snoozed ones left
+    out), what each DM recipient fixed since their last digest, or why it could not (``notes``)."""
 
     alerts: list[dict]
     fixed: dict[str, list[dict]] = field(default_factory=dict)
     snoozed: int = 0
     notes: list[str] = field(default_factory=list)
-    state: object | None = None
+    state_read: bool = False  # the state answered: the digests delivered are marked in it
 
 
 def _state_down(exc: Exception) -> str:
@@ -35,9 +42,10 @@ def _state_down(exc: Exception) -> str:
             "Nothing is lost: the next healthy run records the stored evaluations.")  # fmt: skip
 
 
-def with_memory(cfg: Config, as_of: date, alerts: list[dict], *, state_url: str | None = None) -> DigestMemory:
+def annotate_digest(cfg: Config, as_of: date, alerts: list[dict], *, state_url: str | None = None) -> DigestAnnotations:
     """Ages from the episodes (read, never written: the snapshot's own evaluation records them),
-    snoozed items left out, and what each DM recipient fixed since their last digest.
+    snoozed items left out, and what each DM recipient fixed since their last digest; the state
+    is closed again before the digests are rendered.
 
     A state that is down or broken costs the ages, never the digest: the operations channel is
     told and the alerts go out as they are.
@@ -48,15 +56,20 @@ def with_memory(cfg: Config, as_of: date, alerts: list[dict], *, state_url: str 
 
     try:
         state = open_state(cfg, state_url)
-        began = state.first_recorded()
-        annotated = [{**a, "memory_began": began.isoformat()} if began else a for a in state.annotate(as_of, alerts).alerts]
-        snoozed = state.snoozed(as_of)
-        kept = [a for a in annotated if (a["workflow"], key_of(a["record_id"])) not in snoozed]
-        dm = {encode(a["recipient"]) for a in kept if a["recipient"]["type"] == "user" and a["slot"] == "sa_digest"}
-        return DigestMemory(kept, _fixed_since_last_digest(cfg, state, dm, as_of), len(annotated) - len(kept), state=state)
+        try:
+            began = state.first_recorded()
+            annotated = [{**a, "memory_began": began.isoformat()} if began else a
+                         for a in state.annotate(as_of, alerts).alerts]  # fmt: skip
+            snoozed = state.snoozed(as_of)
+            kept = [a for a in annotated if (a["workflow"], key_of(a["record_id"])) not in snoozed]
+            dm = {encode(a["recipient"]) for a in kept if a["recipient"]["type"] == "user" and a["slot"] == "sa_digest"}
+            fixed = _fixed_since_last_digest(cfg, state, dm, as_of)
+        finally:
+            state.close()
     except DatabaseError as exc:
         log.warning("alert state unavailable: %s", exc)
-        return DigestMemory(alerts, notes=[_state_down(exc)])
+        return DigestAnnotations(alerts, notes=[_state_down(exc)])
+    return DigestAnnotations(kept, fixed, len(annotated) - len(kept), state_read=True)
 
 
 def _fixed_since_last_digest(cfg: Config, state, recipients: set[str], as_of: date) -> dict[str, list[dict]]:
@@ -76,44 +89,48 @@ def _fixed_since_last_digest(cfg: Config, state, recipients: set[str], as_of: da
     return fixed
 
 
-def _mark_digests(memory: DigestMemory, messages: list, report, as_of: date) -> None:
-    """Remember who got their DM digest today: tomorrow's "fixed since" counts from here."""
+def mark_digests_delivered(cfg: Config, annotations: DigestAnnotations, messages: list, report, as_of: date, *,
+                           state_url: str | None = None) -> None:  # fmt: skip
+    """Record who got their DM digest today, on a connection of its own: tomorrow's "fixed since"
+    counts from here. Nothing is marked when the state did not answer before delivery; a state
+    that fails now costs tomorrow's fixes (a warning), never the run."""
     from sa_hygiene.contract.recipients import encode
     from sa_hygiene.state.db import DatabaseError
 
-    if memory.state is None:
+    if not annotations.state_read:
         return
     done = set(report.sent) | set(report.already_sent) | set(report.elsewhere)
     got = [encode(m.recipient) for m in messages if m.slot == "sa_digest" and m.key in done]
+    if not got:
+        return
     try:
-        memory.state.mark_digests(got, "sa_digest", as_of)
+        with open_state(cfg, state_url) as state:
+            state.mark_digests(got, "sa_digest", as_of)
     except DatabaseError as exc:
         log.warning("alert state: digests not marked: %s", exc)
-    finally:
-        memory.state.close()
 
 
-def save_evaluation(cfg: Config, snapshot_name: str, as_of: date, alerts: list[dict]) -> str:
+def store_evaluation(cfg: Config, snapshot_name: str, as_of: date, alerts: list[dict]) -> str:
     """Keep a full evaluation's alerts in the store, so that the alert state can record them now
     or, when it is down, on its next healthy run."""
     from datetime import UTC, datetime
 
     import fsspec
 
-    folder = f"{cfg.store.url.rstrip('/')}/{MEMORY_FOLDER}/{snapshot_name}"
+    folder = f"{cfg.store.url.rstrip('/')}/{STORED_EVALUATIONS}/{snapshot_name}"
     write_jsonl(f"{folder}/alerts.jsonl", alerts)
     with fsspec.open(f"{folder}/meta.json", "w", encoding="utf-8", auto_mkdir=True) as fh:
         json.dump({"snapshot": snapshot_name, "as_of": as_of.isoformat(), "saved_at": datetime.now(UTC).isoformat()}, fh)
     return folder
 
 
-def remember(cfg: Config, state_url: str | None = None) -> dict:
+def record_stored_evaluations(cfg: Config, state_url: str | None = None) -> dict:
     """Record the stored full evaluations the alert state has not seen yet, oldest first (one per
     snapshot; the latest again when it was re-evaluated). What the sa_report DAG runs after its
     evaluation: a state that was down catches up here."""
     import fsspec
 
-    fs, root = fsspec.core.url_to_fs(f"{cfg.store.url.rstrip('/')}/{MEMORY_FOLDER}")
+    fs, root = fsspec.core.url_to_fs(f"{cfg.store.url.rstrip('/')}/{STORED_EVALUATIONS}")
     if not fs.exists(root):
         return {"recorded": []}
     stored = []
@@ -131,9 +148,9 @@ def remember(cfg: Config, state_url: str | None = None) -> dict:
             # Dates before the latest recorded one are history; the latest again only when re-evaluated.
             if latest is not None and (as_of < latest[0] or (as_of == latest[0] and saved_at <= latest[1].isoformat())):
                 continue
-            alerts = read_jsonl(f"{cfg.store.url.rstrip('/')}/{MEMORY_FOLDER}/{name}/alerts.jsonl")
-            mem = state.record(as_of, alerts)
+            alerts = read_jsonl(f"{cfg.store.url.rstrip('/')}/{STORED_EVALUATIONS}/{name}/alerts.jsonl")
+            episodes = state.record(as_of, alerts)
             recorded.append({"snapshot": name, "as_of": as_of.isoformat(), "alerts": len(alerts),
-                             "resolved": len(mem.resolved)})  # fmt: skip
-    log.info("alert memory: recorded %s", recorded)
+                             "resolved": len(episodes.resolved)})  # fmt: skip
+    log.info("alert state: recorded %s", recorded)
     return {"recorded": recorded}
