@@ -98,7 +98,7 @@ def form_row(cfg: Config, form: dict, owner_id: str | None = None, activity_date
         "id": text(None), "owner_id": text(owner_id), "what_id": text(form.get("what_id")),
         "who_id": text(form.get("who_id")), "account_id": text(None), "subject": text(form.get("subject")),
         "description": text(form.get("description")),
-        "activity_date": pd.Series([pd.Timestamp(activity_date) if activity_date else pd.NaT], dtype="datetime64[us]"),
+        "activity_date": pd.to_datetime(pd.Series([activity_date], dtype="str"), errors="coerce").astype("datetime64[us]"),
         "created": pd.Series([pd.Timestamp.now(UTC)], dtype="datetime64[us, UTC]"),
         "activity_types": pd.Series([list(form.get("activity_types") or [])], dtype=LIST_OF_TEXT),
         "persona_levels": pd.Series([list(form.get("persona_levels") or [])], dtype=LIST_OF_TEXT),
