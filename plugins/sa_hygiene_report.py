@@ -4,7 +4,7 @@ Airflow imports plugin files in every component (the scheduler, each task's proc
 this file imports only the plugin base class: the FastAPI app, Airflow's security
 dependencies and the configuration are loaded by the api-server on the first request
 (``sa_hygiene.web.report_app``). The page requires an Airflow login and read access to the
-``sa_report`` DAG. The Slack app's endpoint (``sa_hygiene.web.slack_app``) is mounted beside it.
+``sa_report`` DAG. The Slack app's endpoint (``sa_hygiene.web.slack_app.app``) is mounted beside it.
 """
 
 from airflow.plugins_manager import AirflowPlugin
@@ -37,7 +37,7 @@ class SaHygieneReportPlugin(AirflowPlugin):
     fastapi_apps = [
         {"app": _LazyApp("sa_hygiene.web.report_app:create_app"), "url_prefix": URL_PREFIX, "name": "SA hygiene report"},
         # No Airflow login here: Slack signs every request, and the app checks the signature first.
-        {"app": _LazyApp("sa_hygiene.web.slack_app:create_asgi_app"), "url_prefix": SLACK_URL_PREFIX,
+        {"app": _LazyApp("sa_hygiene.web.slack_app.app:create_asgi_app"), "url_prefix": SLACK_URL_PREFIX,
          "name": "SA hygiene Slack app"},
     ]
     external_views = [

@@ -161,7 +161,8 @@ def cmd_slack_app(args: argparse.Namespace) -> int:
     import logging
 
     from sa_hygiene.contract.config import load_config
-    from sa_hygiene.web.slack_app import SlackAppError, run_socket_mode
+    from sa_hygiene.web.slack_app.app import run_socket_mode
+    from sa_hygiene.web.slack_app.backends import SlackAppError
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:

@@ -143,6 +143,8 @@ class SlackSettings(_Model):
     report_url: StrictStr | None = None
     # Where a Chorus recording plays; {id} is the Task's Chorus call Id.
     recording_url: StrictStr = "https://chorus.ai/meeting/{id}"
+    # The workflow (of frame activities) whose expectations check the Slack app's log form.
+    log_form_workflow: StrictStr
 
 
 class SourceSettings(_Model):
@@ -487,6 +489,16 @@ def _check_message(key: str, wf: Workflow) -> list[tuple[str, str]]:
     return errors
 
 
+def _check_log_form(cfg: Config) -> list[tuple[str, str]]:
+    """The log form is checked as one row of the activities frame: its workflow must read that frame."""
+    wid = cfg.slack.log_form_workflow
+    if wid not in cfg.workflows:
+        return [("slack.log_form_workflow", f"{wid!r} is not a workflow of 'workflows'")]
+    if cfg.workflows[wid].frame != "activities":
+        return [("slack.log_form_workflow", f"{wid!r} reads frame {cfg.workflows[wid].frame!r}, not the activities a form adds to")]
+    return []
+
+
 def _check_report(cfg: Config) -> list[tuple[str, str]]:
     out = [(f"report.news_workflows.{i}", f"{wid!r} is not a workflow of 'workflows'")
            for i, wid in enumerate(cfg.report.news_workflows) if wid not in cfg.workflows]  # fmt: skip
@@ -593,6 +605,7 @@ def _load(path: str | None, _mtime: float, env: tuple[tuple[str, str], ...]) -> 
         raise ConfigError("invalid configuration:\n  " + "\n  ".join(lines)) from None
 
     problems = _check_fields(cfg) + _check_timezones(cfg) + _check_routing(cfg) + _check_workflows(cfg) + _check_report(cfg)
+    problems += _check_log_form(cfg)
     if problems:
         lines = []
         for dotted, msg in problems:

@@ -14,6 +14,7 @@ from typing import Any
 import pandas as pd
 
 from sa_hygiene.contract.config import Expectation
+from sa_hygiene.engine.predicates import resolve_param
 from sa_hygiene.engine.prepare import exploded
 
 log = logging.getLogger(__name__)
@@ -47,14 +48,6 @@ RESULT_FORMAT = {
 }
 
 
-def resolve_param(value: Any, params: dict[str, Any]) -> Any:
-    if isinstance(value, str) and value.startswith("@"):
-        return params[value[1:]]
-    if isinstance(value, list):
-        return [resolve_param(v, params) for v in value]
-    return value
-
-
 def build_expectation(e: Expectation, params: dict[str, Any], meta: dict, **extra: Any):
     """The GX expectation of one configured expectation (``extra``: more GX arguments, e.g. a row_condition)."""
     E = import_gx().expectations
@@ -85,7 +78,7 @@ def build_expectation(e: Expectation, params: dict[str, Any], meta: dict, **extr
     raise AssertionError(e.expectation)
 
 
-def _batch_frame(rows: pd.DataFrame, e: Expectation) -> pd.DataFrame:
+def batch_frame(rows: pd.DataFrame, e: Expectation) -> pd.DataFrame:
     """Only the columns an expectation reads, shaped the way GX expects them."""
     if e.expectation == "each_in_set":
         return exploded(rows[e.column]).to_frame(e.column)

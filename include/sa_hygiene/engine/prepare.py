@@ -17,7 +17,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from sa_hygiene.contract.config import Config
+from sa_hygiene.contract.config import Config, Taxonomy
 from sa_hygiene.contract.schema import FRAMES
 from sa_hygiene.engine.routing import Directory
 from sa_hygiene.source.frames import is_in, select_rows
@@ -203,20 +203,23 @@ def _untyped_call(tasks: pd.DataFrame, d: Directory) -> pd.Series:
     return is_call & ~nonempty(tasks["activity_types"]) & tasks["chorus_call_id"].isna() & owner_is_sa
 
 
-_ACTIVITY_COLUMNS = ["id", "owner_id", "what_id", "who_id", "account_id", "subject", "description", "activity_date",
-                     "created", "activity_types", "persona_levels", "sentiment"]  # fmt: skip
+# The Task columns the activities frame is derived from: what a snapshot's Task table gives,
+# and what the Slack app's log form gives for the Task it is about to create.
+ACTIVITY_TASK_COLUMNS = ["id", "owner_id", "what_id", "who_id", "account_id", "subject", "description",
+                         "activity_date", "created", "activity_types", "persona_levels", "sentiment"]  # fmt: skip
+Flag = pd.Series | bool
 
 
-def _activities(snap: Snapshot, d: Directory, w: RunWindow, cfg: Config, sa_activity: pd.Series) -> pd.DataFrame:
-    """SA activities and untyped calls created in the window or the review period (the only ones any rule reads)."""
-    t = snap["Task"]
-    review_from = w.as_of_utc - pd.Timedelta(days=cfg.thresholds.review_days)
-    in_window = _in(t["created"], w.since, w.until)
-    in_review = _in(t["created"], review_from, w.as_of_utc)
-    untyped = _untyped_call(t, d)
-    # Only the columns read: filtering the whole Task frame copies every string of every column.
-    a = select_rows(t, (sa_activity | untyped) & (in_window | in_review), _ACTIVITY_COLUMNS)
-    tax = cfg.taxonomy
+def activity_rows(a: pd.DataFrame, tax: Taxonomy, *, created_in_window: Flag, created_in_review_period: Flag,
+                  is_sa_activity: Flag, untyped_call: Flag) -> pd.DataFrame:  # fmt: skip
+    """The activities frame of task-shaped rows (``ACTIVITY_TASK_COLUMNS``, typed as a snapshot
+    types them): the fields as they are, and every column derived from them (Id prefixes,
+    description length and link, the taxonomy's types, what is set).
+
+    What depends on the run (its window, the directory of SAs) is given, per row or one value
+    for all. The engine derives its activities here and so does the Slack app's log form, for
+    the one Task it is about to create: the form is checked on exactly the columns a digest is.
+    """
     return pd.DataFrame(
         {
             "id": a["id"],
@@ -238,15 +241,29 @@ def _activities(snap: Snapshot, d: Directory, w: RunWindow, cfg: Config, sa_acti
             "has_csp": contains(a["activity_types"], tax.csp_type),
             "has_other": contains(a["activity_types"], tax.other_type),
             "description_has_link": a["description"].str.contains(r"https?://", regex=True).fillna(False).astype(bool),
-            "created_in_window": in_window[a.index],
-            "created_in_review_period": in_review[a.index],
+            "created_in_window": created_in_window,
+            "created_in_review_period": created_in_review_period,
             "has_subject": a["subject"].notna(),
             "has_description": a["description"].notna(),
             "has_who": a["who_id"].notna(),
-            "is_sa_activity": sa_activity[a.index],
-            "untyped_call": untyped[a.index],
-        }
+            "is_sa_activity": is_sa_activity,
+            "untyped_call": untyped_call,
+        },
+        index=a.index,
     )
+
+
+def _activities(snap: Snapshot, d: Directory, w: RunWindow, cfg: Config, sa_activity: pd.Series) -> pd.DataFrame:
+    """SA activities and untyped calls created in the window or the review period (the only ones any rule reads)."""
+    t = snap["Task"]
+    review_from = w.as_of_utc - pd.Timedelta(days=cfg.thresholds.review_days)
+    in_window = _in(t["created"], w.since, w.until)
+    in_review = _in(t["created"], review_from, w.as_of_utc)
+    untyped = _untyped_call(t, d)
+    # Only the columns read: filtering the whole Task frame copies every string of every column.
+    a = select_rows(t, (sa_activity | untyped) & (in_window | in_review), ACTIVITY_TASK_COLUMNS)
+    return activity_rows(a, cfg.taxonomy, created_in_window=in_window[a.index], created_in_review_period=in_review[a.index],
+                         is_sa_activity=sa_activity[a.index], untyped_call=untyped[a.index])  # fmt: skip
 
 
 def _local_dates(ts: pd.Series, zones: pd.Series) -> pd.Series:

@@ -28,12 +28,12 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from sa_hygiene.contract.config import Config, Expectation, Workflow
 from sa_hygiene.contract.recipients import CHANNEL, as_recipient
-from sa_hygiene.engine.gx import Validator, _batch_frame, build_expectation
+from sa_hygiene.engine.gx import Validator, batch_frame, build_expectation
+from sa_hygiene.engine.predicates import holds
 from sa_hygiene.engine.prepare import RunWindow, prepare_frames
 from sa_hygiene.engine.routing import Directory
 from sa_hygiene.source.frames import select_rows
@@ -110,15 +110,6 @@ class Evaluation:
         ]  # fmt: skip
 
 
-def _mask(frame: pd.DataFrame, expr: str, params: dict) -> np.ndarray:
-    """Rows of ``frame`` where a scope expression holds (pandas, vectorised)."""
-    if expr.strip() == "True":
-        return np.ones(len(frame), dtype=bool)
-    if frame.empty:
-        return np.zeros(0, dtype=bool)
-    return frame.eval(expr, local_dict=params, engine="python").fillna(False).to_numpy(dtype=bool)
-
-
 def _recipients(wf: Workflow, rows: pd.DataFrame, d: Directory) -> tuple[pd.Series, pd.Series]:
     """(encoded recipient, unrouted flag) of each alert row."""
     rcpt = wf.recipient
@@ -147,7 +138,7 @@ def run_workflows(
         frame = frames.get(wf.frame)
         if frame is None:  # change workflows without a previous snapshot
             continue
-        scope = _mask(frame, wf.scope, params)
+        scope = holds(frame, wf.scope, params)
         reasons: dict[Any, list[str]] = {}
         if scope.any():
             groups: dict[tuple, list[tuple[int, Expectation]]] = {}
@@ -158,13 +149,13 @@ def run_workflows(
                 groups.setdefault((e.when or "True", shape, e.column if shape == "exploded" else ""), []).append((i, e))
             hits: dict[int, list] = {}
             for (when, _shape, _column), members in groups.items():
-                mask = scope & _mask(frame, when, params)
+                mask = scope & holds(frame, when, params)
                 if not mask.any():
                     continue
                 # Only the rows in scope and the columns read: GX never sees the rest.
                 cols = list(dict.fromkeys(c for _, e in members for c in (e.column, e.other) if c))
                 rows = select_rows(frame, mask, cols)
-                batch = pd.concat([_batch_frame(rows, e) for _, e in members], axis=1)
+                batch = pd.concat([batch_frame(rows, e) for _, e in members], axis=1)
                 batch = batch.loc[:, ~batch.columns.duplicated()]
                 expectations = [build_expectation(e, params, {"workflow": wid, "reason": e.reason}) for _, e in members]
                 name = f"{wid}" + ("" if when == "True" else f" when {when}")

@@ -121,9 +121,13 @@ def _immediate_transactions(engine: Engine) -> None:
 
 
 def insert_ignoring_conflicts(conn: Connection, table: Table, rows: dict | Sequence[dict]) -> int:
-    """INSERT ... ON CONFLICT DO NOTHING, on either database; the number of rows inserted."""
+    """INSERT ... ON CONFLICT DO NOTHING, on either database; the number of rows inserted.
+
+    SQLAlchemy promises a row count for UPDATE and DELETE only: without ``preserve_rowcount``
+    an INSERT through psycopg reports -1, and every claim would read as lost."""
     dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-    return conn.execute(dialect.insert(table).on_conflict_do_nothing(), rows).rowcount
+    stmt = dialect.insert(table).on_conflict_do_nothing().execution_options(preserve_rowcount=True)
+    return conn.execute(stmt, rows).rowcount
 
 
 def upsert(conn: Connection, table: Table, rows: Sequence[dict], keys: Sequence[str]) -> None:

@@ -1,0 +1,114 @@
+"""What the Slack app's listeners reach besides the Slack client they are given: the latest
+snapshot (who people are, what a meeting was), Salesforce, the state database (snoozes, form
+claims) and two Slack look-ups worth caching (a user's e-mail, a channel's id).
+
+Made once per app (``Backends``); tests pass clients of their own local servers.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sa_hygiene.contract.config import Config
+from sa_hygiene.state.forms import FormSubmissions
+
+USER_CACHE_SECONDS = 600.0
+
+
+class SlackAppError(RuntimeError):
+    """The app cannot start: missing credentials or configuration; one line for an operator."""
+
+
+class LatestSnapshot:
+    """The newest snapshot of the store, read again only when a newer one is committed."""
+
+    def __init__(self, cfg: Config):
+        self.cfg = cfg
+        self._lock = threading.Lock()
+        self._name: str | None = None
+        self._snapshot = None
+
+    def __call__(self):
+        from sa_hygiene.source.snapshot import read_snapshot
+        from sa_hygiene.source.store import SnapshotStore
+
+        ref = SnapshotStore(self.cfg.store.url, keep=self.cfg.store.keep).latest()
+        if ref is None:
+            raise SlackAppError("no snapshot yet: the app knows users and meetings from the latest snapshot")
+        with self._lock:
+            if ref.name != self._name:
+                self._snapshot = read_snapshot(ref.url, self.cfg)
+                self._name = ref.name
+            return self._snapshot
+
+
+@dataclass
+class SlackDirectory:
+    """Slack users' e-mails and channels' ids, asked of Slack once and kept a while."""
+
+    _emails: dict[str, tuple[float, str | None]] = field(default_factory=dict)
+    _channels: dict[str, str] = field(default_factory=dict)
+
+    def email_of(self, client, slack_user: str) -> str | None:
+        """The e-mail Slack has for a user (``users.info``; needs ``users:read.email``), cached a while."""
+        hit = self._emails.get(slack_user)
+        if hit and time.monotonic() - hit[0] < USER_CACHE_SECONDS:
+            return hit[1]
+        from slack_sdk.errors import SlackApiError
+
+        try:
+            profile = (client.users_info(user=slack_user).get("user") or {}).get("profile") or {}
+        except SlackApiError:
+            return None
+        email = profile.get("email") if isinstance(profile.get("email"), str) else None
+        self._emails[slack_user] = (time.monotonic(), email)
+        return email
+
+    def channel_id(self, client, name: str) -> str | None:
+        """A channel's id by name (``#sa-amer``), from ``conversations.list``."""
+        name = name.lstrip("#")
+        if name not in self._channels:
+            cursor = None
+            while True:
+                page = client.conversations_list(exclude_archived=True, types="public_channel,private_channel",
+                                                 limit=200, cursor=cursor)  # fmt: skip
+                for c in page.get("channels") or []:
+                    self._channels.setdefault(c.get("name"), c.get("id"))
+                cursor = (page.get("response_metadata") or {}).get("next_cursor")
+                if not cursor:
+                    break
+        return self._channels.get(name)
+
+
+def today_in(zone: str | None) -> date:
+    """Today's date in an IANA time zone (UTC when none is known)."""
+    return datetime.now(ZoneInfo(zone or "UTC")).date()
+
+
+@dataclass
+class Backends:
+    """What the listeners use besides Slack's client, made once per app."""
+
+    cfg: Config
+    snapshot: Callable[[], Any]  # the latest snapshot
+    salesforce: Callable[[], Any]  # a simple-salesforce client, made on first use
+    state_url: str
+    today: Callable[[str | None], date] = today_in
+    slack: SlackDirectory = field(default_factory=SlackDirectory)
+    _submissions: FormSubmissions | None = None
+
+    @property
+    def submissions(self) -> FormSubmissions:
+        if self._submissions is None:
+            self._submissions = FormSubmissions(self.state_url)
+        return self._submissions
+
+    def close(self) -> None:
+        if self._submissions is not None:
+            self._submissions.close()

@@ -1,0 +1,97 @@
+"""What a request to the Slack app may carry: the item a button or menu option acts on, and
+the check that refuses any payload this app did not make (forged, damaged or foreign).
+
+An item travels in the value of the control Slack sends back, ``|``-separated; overflow
+option values are limited to 150 characters, and "kind|workflow|record Id|recipient User Id"
+takes about 50.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from sa_hygiene.delivery.blockkit import (
+    ITEM_MENU,
+    LOG_IT,
+    OPEN_LINK,
+    OPTION_VALUE_CHARS,
+    is_salesforce_id,
+    item_value,
+)
+
+LOG_VIEW = "sa_log_form"  # callback_id of the log-it modal
+ACTIONS = {ITEM_MENU, LOG_IT, OPEN_LINK}
+KINDS = {"snooze", "notmine", "open", "log"}  # what an item's value says to do
+WORKFLOW_ID = re.compile(r"[A-Za-z0-9_.-]{1,60}")
+
+
+@dataclass(frozen=True)
+class Item:
+    """What a button or menu option acts on; carried in its value, ``|``-separated."""
+
+    kind: str
+    workflow: str
+    record_id: str
+    recipient: str  # the Salesforce User Id the item was addressed to
+    what_id: str = ""  # log: the suggested Related To record
+
+    def value(self) -> str:
+        return item_value(self.kind, self.workflow, self.record_id, self.recipient, self.what_id)
+
+
+def decode_item(value: Any) -> Item | None:
+    """The item of a value, or None when it is not one of ours (a forged or damaged request)."""
+    if not isinstance(value, str) or len(value) > OPTION_VALUE_CHARS:  # Slack's limit for a menu option
+        return None
+    parts = value.split("|")
+    if len(parts) not in (4, 5) or parts[0] not in KINDS or not WORKFLOW_ID.fullmatch(parts[1]):
+        return None
+    if not all(is_salesforce_id(p) for p in parts[2:4]) or (len(parts) == 5 and not is_salesforce_id(parts[4])):
+        return None
+    return Item(*parts)
+
+
+def action_value(action: dict) -> Any:
+    """The value a block action carries: the chosen option's of a menu, the button's own otherwise."""
+    return (action.get("selected_option") or {}).get("value") if action.get("action_id") == ITEM_MENU else action.get("value")
+
+
+def item_of(body: dict) -> Item:
+    """The item of a block action that ``problem`` found no fault with."""
+    return decode_item(action_value(body["actions"][0]))
+
+
+def problem(body: dict) -> str | None:
+    """Why a (verified) request is not one this app answers, or None when it is."""
+    kind = body.get("type")
+    user = (body.get("user") or {}).get("id")
+    if kind == "block_actions":
+        actions = body.get("actions")
+        if not user or not isinstance(actions, list) or len(actions) != 1 or not isinstance(actions[0], dict):
+            return "malformed block action"
+        a = actions[0]
+        if a.get("action_id") not in ACTIONS:
+            return "unknown action"
+        if a["action_id"] == OPEN_LINK:
+            return None
+        item = decode_item(action_value(a))
+        if item is None or (item.kind == "log") != (a["action_id"] == LOG_IT):
+            return "malformed action value"
+        if item.kind != "open" and not body.get("trigger_id" if item.kind == "log" else "container"):
+            return "malformed block action"
+        return None
+    if kind in ("view_submission", "view_closed"):
+        view = body.get("view")
+        if not user or not isinstance(view, dict) or view.get("callback_id") != LOG_VIEW or not view.get("id"):
+            return "unknown view"
+        try:
+            meta = json.loads(view.get("private_metadata") or "")
+        except ValueError:
+            return "malformed view"
+        if not isinstance(meta, dict) or decode_item(meta.get("item")) is None:
+            return "malformed view"
+        return None
+    return "unknown request type"

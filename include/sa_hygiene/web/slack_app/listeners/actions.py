@@ -1,0 +1,94 @@
+"""Listeners of buttons and menus (Slack's ``block_actions``): a digest item's overflow menu
+(snooze, not mine, open in Salesforce) and a meeting reminder's "Log it" button.
+
+Each acknowledges at once; what it does (Slack and Salesforce calls, the state database)
+runs as a Bolt lazy listener after the answer.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+from sa_hygiene.delivery.blockkit import ITEM_MENU, LOG_IT, OPEN_LINK, esc, record_url
+from sa_hygiene.delivery.digest import SNOOZE_DAYS
+from sa_hygiene.web.slack_app.backends import Backends
+from sa_hygiene.web.slack_app.items import Item, item_of
+from sa_hygiene.web.slack_app.log_form import meeting_of
+from sa_hygiene.web.slack_app.people import REFUSAL, Person, actor, refuse
+from sa_hygiene.web.slack_app.views import form_view, marked
+
+log = logging.getLogger(__name__)
+
+
+def ack_at_once(ack) -> None:
+    ack()
+
+
+def register(app, backends: Backends) -> None:
+    """The action listeners of ``app``; ``backends``: what their work after the answer reaches."""
+    cfg = backends.cfg
+
+    def snooze_or_not_mine(body, client):
+        """Snooze the item, or say it is not the clicking user's (told to two channels, then snoozed)."""
+        item = item_of(body)
+        if item.kind == "open":
+            return
+        people, who = actor(backends, client, body)
+        if who is None or not people.may_act(who, item.recipient):
+            refuse(client, body, REFUSAL)
+            return
+        recipient = people.by_id(item.recipient)
+        until = backends.today(recipient.timezone if recipient else who.timezone) + timedelta(days=SNOOZE_DAYS)
+        slack_user = body["user"]["id"]
+        if item.kind == "snooze":
+            why = f"Snoozed from Slack by {who.name}"
+            note = f":zzz: <@{slack_user}> snoozed this until {until:%a %d %b %Y}."
+        else:
+            why = f"Not mine / wrong Primary SA, said {who.name}"
+            note = f":leftwards_arrow_with_hook: <@{slack_user}> says this is not theirs (wrong Primary SA); snoozed until {until:%a %d %b %Y} and reported."
+            tell_not_mine(backends, client, item, who, slack_user)
+        from sa_hygiene.state.alerts import open_state
+
+        with open_state(cfg, backends.state_url) as state:
+            state.snooze(item.workflow, item.record_id, until=until, reason=why, by=who.email or who.name)
+        container = body.get("container") or {}
+        message = body.get("message") or {}
+        blocks = marked(message.get("blocks") or [], (body["actions"][0] or {}).get("block_id"), note)
+        client.chat_update(channel=container.get("channel_id"), ts=container.get("message_ts"),
+                           text=message.get("text") or "SA hygiene", blocks=blocks)  # fmt: skip
+
+    def open_log_form(body, client):
+        """Open the log-it modal for the reminder's meeting."""
+        item = item_of(body)
+        people, who = actor(backends, client, body)
+        if who is None or not people.may_act(who, item.recipient):
+            refuse(client, body, REFUSAL)
+            return
+        container = body.get("container") or {}
+        meeting = meeting_of(backends.snapshot(), item, container.get("channel_id") or "", container.get("message_ts") or "")
+        client.views_open(trigger_id=body["trigger_id"], view=form_view(cfg, meeting))
+
+    app.action(ITEM_MENU)(ack=ack_at_once, lazy=[snooze_or_not_mine])
+    app.action(OPEN_LINK)(ack_at_once)  # the link opens in the browser: nothing to do
+    app.action(LOG_IT)(ack=ack_at_once, lazy=[open_log_form])
+
+
+def tell_not_mine(backends: Backends, client, item: Item, who: Person, slack_user: str) -> None:
+    """Tell the item's regional channel and the operations channel that its Primary SA looks wrong."""
+    from sa_hygiene.engine.routing import Directory
+
+    cfg = backends.cfg
+    directory = Directory(backends.snapshot()["User"], cfg)
+    regional = directory.channel.get(item.recipient[:15], cfg.routing.unrouted_channel)
+    url = record_url(cfg.salesforce.instance_url, "Opportunity" if item.record_id.startswith("006") else "Task", item.record_id)
+    title = esc(cfg.workflows[item.workflow].title) if item.workflow in cfg.workflows else esc(item.workflow)
+    text = (f":leftwards_arrow_with_hook: <@{slack_user}> ({esc(who.name)}) says <{url}|this record> "
+            f"({title}) is not theirs: the Primary SA looks wrong. Please reassign it in Salesforce.")  # fmt: skip
+    for name in dict.fromkeys([regional, cfg.channels.operations]):
+        channel = backends.slack.channel_id(client, name)
+        if channel:
+            client.chat_postMessage(channel=channel, text=text)
+        else:
+            log.warning("not-mine note: no Slack channel %s", name)
+

@@ -1,0 +1,89 @@
+"""Listeners of modals (Slack's ``view_submission`` and ``view_closed``): the log-it form.
+
+A submission's answer is the one answer that carries content: the form's errors
+(``response_action: errors``, computed before the answer without I/O), or a "saving" view.
+The Task is created after the answer, once per view however often it is submitted, and the
+view, the reminder and its thread then say where it is.
+"""
+
+from __future__ import annotations
+
+import json
+
+from sa_hygiene.delivery.blockkit import cut, esc, record_url
+from sa_hygiene.web.slack_app.backends import Backends
+from sa_hygiene.web.slack_app.items import LOG_VIEW, decode_item
+from sa_hygiene.web.slack_app.listeners.actions import ack_at_once
+from sa_hygiene.web.slack_app.log_form import Meeting, meeting_of, task_fields, validate
+from sa_hygiene.web.slack_app.people import REFUSAL, actor
+from sa_hygiene.web.slack_app.salesforce import SalesforceRefused, create_task
+from sa_hygiene.web.slack_app.views import form_values, form_view, marked, note_view
+
+
+def submitted(view: dict) -> tuple[dict, dict]:
+    """(the form's values, its private metadata: the item, the reminder's place, the meeting's date)."""
+    return form_values(view), json.loads(view["private_metadata"])
+
+
+def errors_of(backends: Backends, view: dict) -> dict[str, str]:
+    """What the log form's workflow flags in a submitted view, by block (empty: it may be saved)."""
+    form, meta = submitted(view)
+    return validate(backends.cfg, form, decode_item(meta["item"]).recipient, meta.get("date") or None)
+
+
+def register(app, backends: Backends) -> None:
+    """The view listeners of ``app``; ``backends``: what their work after the answer reaches."""
+    cfg = backends.cfg
+
+    def check_log_form(ack, body):
+        """Before the answer: the form's workflow's rules (no I/O); a valid form shows "saving"."""
+        errors = errors_of(backends, body["view"])
+        if errors:
+            ack(response_action="errors", errors=errors)
+            return
+        ack(response_action="update", view=note_view("Log the meeting", ":hourglass_flowing_sand: Saving it in Salesforce…"))
+
+    def save_log_form(body, client):
+        """Create the Task, once per view, and say where it is (or put the form back with Salesforce's message)."""
+        view = body["view"]
+        if errors_of(backends, view):
+            return  # answered with the errors already
+        if not backends.submissions.claim(view["id"]):
+            return  # a second submit of the same form: the first one creates the Task
+        form, meta = submitted(view)
+        item = decode_item(meta["item"])
+        people, who = actor(backends, client, body)
+        if who is None or not people.may_act(who, item.recipient):
+            backends.submissions.release(view["id"])
+            client.views_update(view_id=view["id"], view=note_view("Not yours", REFUSAL))
+            return
+        meeting = meeting_of(backends.snapshot(), item, meta.get("channel") or "", meta.get("ts") or "")
+        meeting.activity_date = meta.get("date") or meeting.activity_date
+        try:
+            task_id = create_task(backends.salesforce(), task_fields(cfg, item.recipient, meeting.activity_date, form))
+        except SalesforceRefused as exc:
+            backends.submissions.release(view["id"])
+            client.views_update(view_id=view["id"], view=form_view(cfg, meeting, form, error=str(exc)))
+            return
+        backends.submissions.done(view["id"], task_id)
+        url = record_url(cfg.salesforce.instance_url, "Task", task_id)
+        link = f"<{url}|{cut(esc(form['subject']), 200)}>"
+        client.views_update(view_id=view["id"], view=note_view("Logged", f":white_check_mark: Logged in Salesforce: {link}"))
+        if meeting.channel and meeting.ts:
+            slack_user = body["user"]["id"]
+            client.chat_postMessage(channel=meeting.channel, thread_ts=meeting.ts,
+                                    text=f":white_check_mark: <@{slack_user}> logged it: {link}")  # fmt: skip
+            mark_reminder_done(client, meeting, f":white_check_mark: Logged by <@{slack_user}>: {link}")
+
+    app.view(LOG_VIEW)(ack=check_log_form, lazy=[save_log_form])
+    app.view_closed(LOG_VIEW)(ack_at_once)
+
+
+def mark_reminder_done(client, meeting: Meeting, note: str) -> None:
+    """The reminder loses its buttons and says it is logged (``conversations.history`` finds its blocks)."""
+    found = client.conversations_history(channel=meeting.channel, latest=meeting.ts, inclusive=True, limit=1)
+    message = next((m for m in found.get("messages") or [] if m.get("ts") == meeting.ts), None)
+    if message is None:
+        return
+    blocks = marked(message.get("blocks") or [], None, note, drop_actions=True)
+    client.chat_update(channel=meeting.channel, ts=meeting.ts, text=message.get("text") or "Logged", blocks=blocks)

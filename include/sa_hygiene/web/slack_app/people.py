@@ -1,0 +1,70 @@
+"""Who may act from Slack: the clicking Slack user as a Salesforce user, found through the
+e-mail Slack has for them and the latest snapshot's User table, may act on an item addressed
+to them or to someone who reports to them (``ManagerId``); anyone else is refused.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pandas as pd
+
+from sa_hygiene.web.slack_app.backends import Backends
+
+REFUSAL = "That item is not yours: only the person it was sent to, or their manager, can act on it. Nothing was changed."
+
+
+@dataclass(frozen=True)
+class Person:
+    id: str
+    key: str
+    name: str
+    email: str
+    manager_key: str | None
+    timezone: str | None
+
+
+class People:
+    """The Salesforce users of a snapshot, by e-mail and Id: who a Slack user is, and whom they lead."""
+
+    def __init__(self, users: pd.DataFrame):
+        self._by_key: dict[str, Person] = {}
+        self._by_email: dict[str, Person] = {}
+        for row in users.to_dict("records"):
+            if not isinstance(row.get("id"), str):
+                continue
+            manager = row.get("manager_id")
+            person = Person(row["id"], row["id"][:15], str(row.get("name") or row["id"]), str(row.get("email") or ""),
+                            manager[:15] if isinstance(manager, str) and manager else None,
+                            row.get("timezone") if isinstance(row.get("timezone"), str) else None)  # fmt: skip
+            self._by_key[person.key] = person
+            active = row.get("is_active")
+            if person.email and active is not False and str(active).lower() != "false":
+                # Two users with one e-mail (a sandbox copy, a re-hire): the first active one wins.
+                self._by_email.setdefault(person.email.lower(), person)
+
+    def by_email(self, email: str | None) -> Person | None:
+        return self._by_email.get(email.lower()) if email else None
+
+    def by_id(self, user_id: str | None) -> Person | None:
+        return self._by_key.get(user_id[:15]) if isinstance(user_id, str) else None
+
+    def may_act(self, actor: Person, recipient_id: str) -> bool:
+        """The item was addressed to the actor, or to someone who reports to them (``ManagerId``)."""
+        if recipient_id[:15] == actor.key:
+            return True
+        recipient = self.by_id(recipient_id)
+        return recipient is not None and recipient.manager_key == actor.key
+
+
+def actor(backends: Backends, client, body: dict) -> tuple[People, Person | None]:
+    """(the snapshot's people, the clicking Slack user as one of them, or None)."""
+    people = People(backends.snapshot()["User"])
+    return people, people.by_email(backends.slack.email_of(client, body["user"]["id"]))
+
+
+def refuse(client, body: dict, text: str) -> None:
+    """Tell the clicking user, and only them, why nothing happened."""
+    channel = (body.get("container") or {}).get("channel_id") or (body.get("channel") or {}).get("id")
+    if channel:
+        client.chat_postEphemeral(channel=channel, user=body["user"]["id"], text=text)

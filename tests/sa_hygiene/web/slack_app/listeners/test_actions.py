@@ -1,0 +1,110 @@
+"""Buttons and menus over HTTP: snooze and not-mine from a digest item, who may use them, and
+the "Log it" button opening the form with the taxonomy and the suggestion."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from slack_app_requests import (
+    ACME,
+    ITEM,
+    OPP,
+    PAT,
+    SAM,
+    TODAY,
+    click_log_it,
+    eventually,
+    menu_click,
+    opened_form,
+    post_digest,
+    send,
+    snoozes,
+)
+
+from sa_hygiene.engine.routing import Directory
+from sa_hygiene.web.slack_app.items import Item
+
+pytestmark = pytest.mark.integration
+
+
+def test_a_signed_snooze_snoozes_and_updates_the_message(http, slack, state_url):
+    message = post_digest(slack, "DSAM", ITEM)
+    answer = send(http, menu_click("USAM", "DSAM", message, ITEM))
+    assert answer.status_code == 200
+    updated = eventually(lambda: slack.calls("chat.update"))
+    [row] = snoozes(state_url)
+    assert (row["workflow"], row["record_key"], row["until"]) == ("wf-07", OPP["id"][:15], TODAY + timedelta(days=7))
+    assert row["snoozed_by"] == "sam@gitlab.com"
+    assert updated[0].args["channel"] == "DSAM" and updated[0].args["ts"] == message["ts"]
+    [stored] = slack.posts("DSAM")
+    item_block = stored["blocks"][1]
+    assert "accessory" not in item_block
+    assert item_block["text"]["text"] == "*Acme - Ultimate*\n:zzz: <@USAM> snoozed this until Tue 01 Dec 2026."
+    assert slack.ephemeral == []
+
+
+# --------------------------------------------------------------------------- who may act
+
+
+def test_someone_else_is_refused_ephemerally_and_nothing_changes(http, slack, state_url):
+    message = post_digest(slack, "DSAM", ITEM)
+    assert send(http, menu_click("UEVE", "DSAM", message, ITEM)).status_code == 200
+    [note] = eventually(lambda: slack.ephemeral)
+    assert note["user"] == "UEVE" and note["channel"] == "DSAM"
+    assert "not yours" in note["text"]
+    assert snoozes(state_url) == []
+    assert not slack.calls("chat.update")
+
+
+def test_a_slack_user_unknown_to_salesforce_is_refused(http, slack, state_url):
+    slack.add_user("stranger@example.com", "USTRANGER")
+    message = post_digest(slack, "DSAM", ITEM)
+    send(http, menu_click("USTRANGER", "DSAM", message, ITEM))
+    eventually(lambda: slack.ephemeral)
+    assert snoozes(state_url) == []
+
+
+def test_the_manager_of_the_recipient_may_snooze(http, slack, state_url):
+    message = post_digest(slack, "DSAM", ITEM)
+    send(http, menu_click("UMIA", "DSAM", message, ITEM))
+    eventually(lambda: slack.calls("chat.update"))
+    assert [s["snoozed_by"] for s in snoozes(state_url)] == ["mia@gitlab.com"]
+
+
+def test_not_mine_tells_the_regional_and_operations_channels_and_snoozes(http, slack, state_url, cfg, snapshot):
+    regional = Directory(snapshot["User"], cfg).channel[SAM["id"][:15]]
+    slack.add_channel(regional.lstrip("#"), "CREGION")
+    item = Item("notmine", "wf-07", OPP["id"], SAM["id"])
+    message = post_digest(slack, "DSAM", item)
+    send(http, menu_click("USAM", "DSAM", message, item))
+    eventually(lambda: slack.calls("chat.update"))
+    told = {r.args["channel"]: r.args["text"] for r in slack.calls("chat.postMessage")}
+    assert set(told) == {"CREGION", "COPS"}
+    assert "<@USAM> (Sam Architect) says" in told["COPS"] and OPP["id"] in told["COPS"]
+    [row] = snoozes(state_url)
+    assert row["reason"] == "Not mine / wrong Primary SA, said Sam Architect"
+
+
+# --------------------------------------------------------------------------- log it
+
+
+def test_log_it_opens_the_form_with_the_taxonomy_and_the_suggestion(http, slack, cfg):
+    view = opened_form(http, slack)
+    assert slack.calls("views.open")[0].args["trigger_id"] == "1.2.trigger"
+    blocks = {b["block_id"]: b["element"] for b in view["blocks"]}
+    offered = [o["value"] for g in blocks["types"]["option_groups"] for o in g["options"]]
+    assert offered == cfg.taxonomy.all_activity_types
+    assert [o["value"] for o in blocks["sentiment"]["options"]] == cfg.taxonomy.sentiments
+    assert [o["value"] for o in blocks["persona"]["options"]] == cfg.taxonomy.persona_levels
+    assert blocks["what"]["initial_option"]["value"] == OPP["id"]
+    assert [o["value"] for o in blocks["what"]["options"]] == [OPP["id"], ACME["id"]]
+    assert blocks["what"]["options"][1]["text"]["text"] == "Acme &lt;Corp&gt; (account)"  # escaped
+    assert [o["value"] for o in blocks["who"]["options"]] == [PAT["id"]]
+    assert blocks["subject"]["initial_value"] == "Acme demo"
+
+
+def test_someone_else_cannot_open_the_form(http, slack):
+    click_log_it(http, slack, "UEVE")
+    eventually(lambda: slack.ephemeral)
+    assert slack.views == {}

@@ -1,0 +1,85 @@
+"""The log-it form's submission over HTTP: errors come back in the modal before anything is
+created, a valid form creates one Task however often it is sent, a Salesforce error keeps what
+was typed, and the answer never waits for Salesforce."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+from slack_app_requests import ACME, OPP, PAT, SAM, eventually, opened_form, send, submission
+
+pytestmark = pytest.mark.integration
+
+
+def test_invalid_forms_come_back_as_modal_errors_and_create_nothing(http, slack, salesforce, cfg):
+    view = opened_form(http, slack)
+    answer = send(http, submission(view, types=["Other"], description="Short.", sentiment="Ecstatic", who=None))
+    assert answer.status_code == 200
+    assert answer.json() == {"response_action": "errors", "errors": {
+        "description": cfg.reasons["other_too_vague"],
+        "sentiment": cfg.reasons["sentiment_invalid"],
+        "who": cfg.reasons["contact_missing"],
+    }}  # fmt: skip
+    time.sleep(0.5)
+    assert salesforce.live("Task").num_rows == 0
+
+
+def test_a_ride_along_must_be_related_to_the_account(http, slack, cfg):
+    view = opened_form(http, slack)
+    answer = send(http, submission(view, types=["Ride Along"]))
+    assert answer.json()["errors"] == {"what": cfg.reasons["ride_along_not_account"]}
+    assert send(http, submission(view, types=["Ride Along"], what=ACME["id"])).json()["response_action"] == "update"
+
+
+def test_a_submitted_form_creates_one_task_even_when_submitted_twice(http, slack, salesforce, cfg):
+    view = opened_form(http, slack)
+    first = send(http, submission(view))
+    second = send(http, submission(view))
+    assert first.json()["response_action"] == "update" and second.json()["response_action"] == "update"
+    done = eventually(lambda: [c for c in slack.calls("chat.update") if c.args.get("channel") == "DSAM"])
+    time.sleep(0.5)
+    tasks = salesforce.live("Task").to_pylist()
+    assert len(tasks) == 1
+    task = tasks[0]
+    f = cfg.fields["Task"]
+    assert task[f["owner_id"]] == SAM["id"] and task[f["what_id"]] == OPP["id"] and task[f["who_id"]] == PAT["id"]
+    assert task[f["activity_date"]] == "2026-11-23" and task[f["status"]] == "Completed"
+    assert task[f["activity_types"]] == "Demo" and task[f["sentiment"]] == "Positive"
+    assert task[f["persona_levels"]] == "Executive" and task[f["subject"]] == "Acme demo"
+    url = f"{cfg.salesforce.instance_url}/lightning/r/Task/{task['Id']}/view"
+    [reply] = [m for m in slack.posts("DSAM") if m.get("thread_ts")]
+    assert url in reply["text"]
+    assert url in json.dumps(slack.views[view["id"]])
+    assert "actions" not in [b["type"] for b in slack.posts("DSAM")[0]["blocks"]]
+    assert "Logged by <@USAM>" in json.dumps(done[0].args["blocks"])
+
+
+def test_a_salesforce_error_keeps_the_form_open_with_everything_typed(http, slack, salesforce):
+    view = opened_form(http, slack)
+    salesforce.fail("validation_error", when=lambda r: r.method == "POST" and "/sobjects/Task" in r.path)
+    description = "Walked through the security dashboard with their CISO."
+    send(http, submission(view, description=description, types=["Demo", "Technical Deep Dive"]))
+    shown = eventually(lambda: [c for c in slack.calls("views.update") if "Salesforce did not save it" in json.dumps(c.args)])
+    form = json.loads(shown[0].args["view"]) if isinstance(shown[0].args["view"], str) else shown[0].args["view"]
+    assert "Activity Date cannot be in the future" in form["blocks"][0]["text"]["text"]
+    fields = {b["block_id"]: b["element"] for b in form["blocks"] if b["type"] == "input"}
+    assert fields["description"]["initial_value"] == description
+    assert [o["value"] for o in fields["types"]["initial_options"]] == ["Demo", "Technical Deep Dive"]
+    assert fields["who"]["initial_option"]["value"] == PAT["id"]
+    assert salesforce.live("Task").num_rows == 0
+    send(http, submission(view, description=description))  # sent again: now it is saved
+    eventually(lambda: salesforce.live("Task").num_rows == 1)
+
+
+def test_the_answer_comes_within_three_seconds_while_salesforce_is_slow(http, slack, salesforce):
+    view = opened_form(http, slack)
+    salesforce.create_delay = 4.0
+    started = time.monotonic()
+    answer = send(http, submission(view))
+    took = time.monotonic() - started
+    assert answer.status_code == 200 and answer.json()["response_action"] == "update"
+    assert took < 3.0, took
+    assert salesforce.live("Task").num_rows == 0  # still being created
+    eventually(lambda: salesforce.live("Task").num_rows == 1, timeout=20)

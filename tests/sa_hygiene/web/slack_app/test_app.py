@@ -1,0 +1,99 @@
+"""The app's HTTP route and credentials: only requests Slack signed, fresh and of a kind the app
+makes, reach a listener; secrets come from the connection or the environment and never show."""
+
+from __future__ import annotations
+
+import json
+import time
+from urllib.parse import urlencode
+
+import pytest
+from slack_app_requests import EVE, ITEM, OPP, menu_click, post_digest, signed, snoozes
+
+from sa_hygiene.web.slack_app.app import credentials
+from sa_hygiene.web.slack_app.items import Item
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.mark.parametrize("tamper", ["forged", "stale", "unsigned", "other_secret"])
+def test_forged_or_replayed_requests_are_refused_and_change_nothing(http, slack, state_url, tamper):
+    message = post_digest(slack, "DSAM", ITEM)
+    payload = menu_click("USAM", "DSAM", message, ITEM)
+    body = urlencode({"payload": json.dumps(payload)})
+    headers = signed(body)
+    if tamper == "forged":
+        headers["X-Slack-Signature"] = "v0=" + "0" * 64
+    elif tamper == "stale":
+        headers = signed(body, ts=int(time.time()) - 301)  # correctly signed, six seconds too old
+    elif tamper == "unsigned":
+        headers = {"Content-Type": "application/x-www-form-urlencoded"}
+    else:
+        headers = signed(body, secret="not-the-signing-secret")
+    answer = http.post("/events", content=body, headers=headers)
+    assert answer.status_code == 401
+    time.sleep(0.3)
+    assert snoozes(state_url) == []
+    assert [r.method for r in slack.requests] == []
+    assert "edited" not in slack.posts("DSAM")[0]
+
+
+def test_a_body_tampered_after_signing_is_refused(http, slack, state_url):
+    message = post_digest(slack, "DSAM", ITEM)
+    body = urlencode({"payload": json.dumps(menu_click("USAM", "DSAM", message, ITEM))})
+    headers = signed(body)
+    other = Item("snooze", "wf-07", OPP["id"], EVE["id"])
+    forged = urlencode({"payload": json.dumps(menu_click("USAM", "DSAM", message, other))})
+    assert http.post("/events", content=forged, headers=headers).status_code == 401
+    assert snoozes(state_url) == []
+
+
+@pytest.mark.parametrize("case", ["not_json", "unknown_action", "bad_value", "no_user", "unknown_type", "foreign_view", "not_a_payload"])
+def test_malformed_or_unknown_requests_get_4xx_and_change_nothing(http, slack, state_url, case):
+    message = post_digest(slack, "DSAM", ITEM)
+    payload = menu_click("USAM", "DSAM", message, ITEM)
+    if case == "unknown_action":
+        payload["actions"][0]["action_id"] = "delete_everything"
+    elif case == "bad_value":
+        payload["actions"][0]["selected_option"]["value"] = "snooze|wf-07|<!channel>|005"
+    elif case == "no_user":
+        del payload["user"]
+    elif case == "unknown_type":
+        payload["type"] = "dialog_submission"
+    elif case == "foreign_view":
+        payload = {"type": "view_submission", "user": {"id": "USAM"}, "view": {"id": "V1", "callback_id": "other"}}
+    body = urlencode({"payload": json.dumps(payload)})
+    if case == "not_json":
+        body = urlencode({"payload": "{not json"})
+    elif case == "not_a_payload":
+        body = "\xff\xfe"
+    answer = http.post("/events", content=body.encode("latin-1"), headers=signed(body))
+    assert 400 <= answer.status_code < 500, answer.text
+    time.sleep(0.3)
+    assert snoozes(state_url) == []
+    assert not slack.calls("chat.update", "chat.postEphemeral", "chat.postMessage", "views.open")
+
+
+def test_credentials_come_from_the_connection_and_never_show(monkeypatch):
+    for name in ("SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET", "SLACK_APP_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AIRFLOW_CONN_SLACK_APP_TEST", json.dumps(
+        {"conn_type": "slack", "password": "xoxb-secret-token", "extra": {"signing_secret": "s3cret", "app_token": "xapp-1"}}))
+    creds = credentials("slack_app_test")
+    assert (creds.token, creds.signing_secret, creds.app_token) == ("xoxb-secret-token", "s3cret", "xapp-1")
+    assert "secret" not in repr(creds) and "xapp" not in repr(creds)
+    monkeypatch.setenv("SLACK_BOT_TOKEN", "xoxb-from-env")
+    monkeypatch.setenv("SLACK_SIGNING_SECRET", "env-secret")
+    assert credentials("slack_app_test").signing_secret == "env-secret"
+
+
+def test_socket_mode_command_without_credentials_says_what_is_missing(monkeypatch, capsys):
+    from sa_hygiene.cli import main
+
+    for name in ("SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET", "SLACK_APP_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AIRFLOW_CONN_SLACK_API_DEFAULT", json.dumps({"conn_type": "slack", "password": "xoxb-t",
+                                                                     "extra": {"signing_secret": "s"}}))  # fmt: skip
+    assert main(["slack-app"]) == 2
+    err = capsys.readouterr().err
+    assert "app-level token" in err and "xoxb-t" not in err
