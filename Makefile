@@ -13,7 +13,7 @@ PYTEST_ARGS ?=
 export UV_CACHE_DIR ?= $(HOME)/.cache/uv
 export GX_ANALYTICS_ENABLED := false
 
-.PHONY: install chromium lock demo test lint bench clean
+.PHONY: install chromium lock demo test compose-test lint bench clean
 
 install: $(STAMP) chromium
 
@@ -50,8 +50,14 @@ test: $(STAMP) chromium
 	@$(BIN)/python -m pytest $(PYTEST_ARGS); status=$$?; \
 	if [ $$status -eq 5 ]; then echo "pytest collected no tests" >&2; exit 1; fi; exit $$status
 
+# docker-compose.yaml as containers, the README's way (deploy/compose-test.sh): starts Docker if
+# needed, builds the image, brings the stack up, runs the snapshot, the report and a digest, then
+# takes it down. Needs no virtualenv; not part of make test or CI (README, "The compose test").
+compose-test:
+	bash deploy/compose-test.sh
+
 lint: $(STAMP)
-	$(BIN)/ruff check include dags plugins tests bench
+	$(BIN)/ruff check include dags plugins tests bench deploy
 
 bench: $(STAMP)
 	$(BIN)/python bench/evaluate.py
