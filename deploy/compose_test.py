@@ -303,6 +303,9 @@ def the_test(work: Path, c: Checks) -> None:
 
     errors = api("GET", "/importErrors")
     c.check("still no import errors", errors["total_entries"] == 0, str(errors["total_entries"]))
+    # .env.example's token_urlsafe(64) keys are long enough for Airflow's HMAC (issue 22, defect 6).
+    logs = compose(work, "logs", "--no-color", check=False, timeout=120).stdout
+    c.check("no InsecureKeyLengthWarning in the services' logs", "InsecureKeyLengthWarning" not in logs)
 
 
 def _all_dags(api: Api) -> list[str] | None:
