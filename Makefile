@@ -1,5 +1,5 @@
 # The two commands of the README: `make demo` and `make test`.
-# Both bootstrap .venv from the checked-in lock when it is missing or stale.
+# Both bootstrap .venv from the checked-in development lock when it is missing or stale.
 
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   := .venv
@@ -13,7 +13,7 @@ PYTEST_ARGS ?=
 export UV_CACHE_DIR ?= $(HOME)/.cache/uv
 export GX_ANALYTICS_ENABLED := false
 
-.PHONY: install chromium demo test lint bench clean
+.PHONY: install chromium lock demo test compose-test lint bench clean
 
 install: $(STAMP) chromium
 
@@ -26,18 +26,22 @@ chromium:
 		echo "chromium is missing and cannot be installed here (needs root and apt-get): the browser tests will fail" >&2; \
 	fi
 
-$(STAMP): requirements.lock pyproject.toml
+$(STAMP): requirements-dev.lock pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@$(BIN)/python -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION) 2>&1 | grep -v '^WARNING: Location' || true
 	@# Compiled now: machines with PYTHONDONTWRITEBYTECODE would recompile Airflow in every process.
-	$(BIN)/uv pip sync --quiet --compile-bytecode --python $(BIN)/python requirements.lock
+	$(BIN)/uv pip sync --quiet --compile-bytecode --python $(BIN)/python requirements-dev.lock
 	$(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps -e .
 	@touch $@
 
-# Regenerate the lock after changing requirements.txt.
-requirements.lock: requirements.txt
+# Regenerate the locks after changing requirements.txt or requirements-dev.txt (`make lock`; not
+# automatic, so that a fresh clone never resolves again): requirements.lock is what the image
+# installs (the Dockerfile), requirements-dev.lock adds the tests' tools to exactly those versions
+# (what make test installs). Pins already in a lock are kept where they still fit.
+lock:
 	@test -x $(BIN)/uv || { $(PYTHON) -m venv $(VENV) && $(BIN)/python -m pip install --quiet uv==$(UV_VERSION); }
-	$(BIN)/uv pip compile --quiet --python-version 3.11 requirements.txt -o $@
+	$(BIN)/uv pip compile --quiet --python-version 3.11 requirements.txt -o requirements.lock
+	$(BIN)/uv pip compile --quiet --python-version 3.11 requirements-dev.txt -c requirements.lock -o requirements-dev.lock
 
 demo: $(STAMP)
 	$(BIN)/python -m sa_hygiene demo --dir $(DEMO_DIR) --as-of $(AS_OF)
@@ -46,8 +50,14 @@ test: $(STAMP) chromium
 	@$(BIN)/python -m pytest $(PYTEST_ARGS); status=$$?; \
 	if [ $$status -eq 5 ]; then echo "pytest collected no tests" >&2; exit 1; fi; exit $$status
 
+# docker-compose.yaml as containers, the README's way (deploy/compose-test.sh): starts Docker if
+# needed, builds the image, brings the stack up, runs the snapshot, the report and a digest, then
+# takes it down. Needs no virtualenv; not part of make test or CI (README, "The compose test").
+compose-test:
+	bash deploy/compose-test.sh
+
 lint: $(STAMP)
-	$(BIN)/ruff check include dags plugins tests bench
+	$(BIN)/ruff check include dags plugins tests bench deploy
 
 bench: $(STAMP)
 	$(BIN)/python bench/evaluate.py
