@@ -418,6 +418,8 @@ def _load_object(
     fs, root: str, obj: str, cfg: Config, stages: _Stages, tables: dict[str, pd.DataFrame],
     changes: tuple[fsspec.AbstractFileSystem, str] | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:  # fmt: skip
+    """One object's frame and its quarantine: read (with its changes applied), type, then flag
+    rows in the order of their worst problem (the Id, a twin, a value, a reference)."""
     path = _locate(fs, root, obj)
     fmap = cfg.fields[obj]
     catalog = OBJECTS[obj]
@@ -431,11 +433,60 @@ def _load_object(
             table, bad_deleted = apply_changes(table, delta, fmap["id"])
 
     n = table.num_rows
-    # Each raw column is let go once its last field is typed: text keeps its buffers, but the
-    # text of dates and times would otherwise stay beside their typed values to the end.
     raw = {name: table.column(name) for name in table.column_names}
+    del table  # the raw columns go one by one as they are typed (_typed_frame)
+    df, invalid, bad_text = _typed_frame(path, raw, n, fmap, catalog)
+    ids = df["id"]
+    problems = _Problems(obj, n)
+
+    # 0. Text that is not text (binary Parquet columns): read as blank, so say why first.
+    for name, mask in bad_text.items():
+        problems.flag(mask, "bad_text", f"{fmap[name]} is not UTF-8 text")
+
+    # 1. Ids: blank or malformed rows cannot be keyed at all.
+    blank = ids.isna().to_numpy()
+    problems.flag(blank, "blank_id", "the Id is blank")
+    problems.flag(~blank & ~ids.str.fullmatch(ID_RE).fillna(False).to_numpy(bool), "malformed_id", "not a 15- or 18-character Id")
+    df.insert(1, "key", ids.str.slice(0, 15))
+    if bad_deleted is not None:  # a change that is neither clearly deleted nor clearly live
+        problems.flag(bad_deleted, "bad_boolean", f"{IS_DELETED} cannot be read as a bool")
+
+    # 2. Duplicates: the latest SystemModstamp wins (file order breaks ties: the later row wins).
+    problems.flag(_superseded(df, ~problems.bad), "duplicate_id", "another row with this Id has a later SystemModstamp")
+
+    # 3. Values that do not parse, in field order: a row is quarantined for its first problem.
+    kinds = {"date": "bad_date", "datetime": "bad_datetime", "bool": "bad_boolean", "number": "bad_number"}
+    for name, mask in invalid.items():
+        kind = catalog[name].kind
+        problems.flag(mask.to_numpy(), kinds[kind], f"{fmap[name]} cannot be read as a {kind}")
+    if obj == "Opportunity":
+        problems.flag((df["iacv"] < 0).to_numpy(), "negative_iacv", f"{fmap['iacv']} is negative")
+        rank, lost = stages.classify(df)
+        problems.flag((rank.isna() & ~lost).to_numpy(), "unknown_stage",
+                      lambda at: f"{fmap['stage']} is not a known stage: " + df["stage"].iloc[at].fillna("(blank)"))
+        df["iacv"] = df["iacv"].fillna(0.0)
+        df["rank"] = rank
+        df["lost"] = lost
+
+    # 4. References routing needs (the referenced tables are read first).
+    _flag_references(problems, df, obj, fmap, tables)
+
+    bad = problems.bad
+    quarantine = problems.frame(ids)
+    if bad.any():
+        df = without_rows(df, bad)
+    return df, quarantine
+
+
+def _typed_frame(path: str, raw: dict[str, pa.ChunkedArray], n: int, fmap: dict[str, str], catalog: dict[str, Field],
+                 ) -> tuple[pd.DataFrame, dict[str, pd.Series], dict[str, np.ndarray]]:  # fmt: skip
+    """(frame, {field: rows whose value did not parse}, {field: rows whose text is not UTF-8}).
+
+    Each raw column is let go (popped from ``raw``) once its last field is typed: text keeps its
+    buffers, but the text of dates and times would otherwise stay beside their typed values to
+    the end.
+    """
     uses = {api: sum(fmap[name] == api for name in catalog) for api in raw}
-    del table
     columns: dict[str, pd.Series] = {}
     invalid: dict[str, pd.Series] = {}
     bad_text: dict[str, np.ndarray] = {}
@@ -462,60 +513,37 @@ def _load_object(
     del col, values
     df = pd.DataFrame(columns)
     del columns  # the frame holds them now; without_rows may let each go
-    ids = df["id"]
-    problems = _Problems(obj, n)
+    return df, invalid, bad_text
 
-    # 0. Text that is not text (binary Parquet columns): read as blank, so say why first.
-    for name, mask in bad_text.items():
-        problems.flag(mask, "bad_text", f"{fmap[name]} is not UTF-8 text")
 
-    # 1. Ids: blank or malformed rows cannot be keyed at all.
-    blank = ids.isna().to_numpy()
-    problems.flag(blank, "blank_id", "the Id is blank")
-    problems.flag(~blank & ~ids.str.fullmatch(ID_RE).fillna(False).to_numpy(bool), "malformed_id", "not a 15- or 18-character Id")
-    df.insert(1, "key", ids.str.slice(0, 15))
-    if bad_deleted is not None:  # a change that is neither clearly deleted nor clearly live
-        problems.flag(bad_deleted, "bad_boolean", f"{IS_DELETED} cannot be read as a bool")
+def _superseded(df: pd.DataFrame, keyed: np.ndarray) -> np.ndarray:
+    """Rows whose Id another keyed row shares with a later SystemModstamp (file order breaks ties).
 
-    # 2. Duplicates: the latest SystemModstamp wins (file order breaks ties: the later row wins).
-    keyed = ~problems.bad
-    # Arrow counts distinct keys several times faster than pandas finds duplicates: look for
-    # the twins only when there are some.
-    # (Keys of bad-Id rows do not count: a malformed Id clashes with nothing.)
+    Arrow counts distinct keys several times faster than pandas finds duplicates: the twins are
+    looked for only when there are some, and only they are sorted (a handful, where sorting the
+    table would be O(n log n)). Keys of bad-Id rows do not count: a malformed Id clashes with nothing.
+    """
+    n = len(df)
     keys = df["key"].array.__arrow_array__()
-    twins = np.zeros(n, dtype=bool)
+    losers = np.zeros(n, dtype=bool)
     counts = pc.value_counts(pc.filter(keys, pa.array(keyed)))
     shared = pc.filter(counts.field("values"), pc.greater(counts.field("counts"), 1))
-    if len(shared):
-        twins = keyed & pc.is_in(keys, value_set=shared).to_numpy(zero_copy_only=False)
+    if not len(shared):
+        return losers
+    twins = keyed & pc.is_in(keys, value_set=shared).to_numpy(zero_copy_only=False)
     if twins.any():
-        # Sort only the rows that share a key: a handful, where sorting the table would be O(n log n).
         stamp = df["system_modstamp"] if "system_modstamp" in df else pd.Series(pd.NaT, index=df.index)
         order = pd.DataFrame({"key": df["key"], "stamp": stamp, "pos": np.arange(n)})[twins]
         order = order.sort_values(["stamp", "pos"], na_position="first")
-        losers = np.zeros(n, dtype=bool)
         losers[order["pos"][order["key"].duplicated(keep="last")].to_numpy()] = True
-        problems.flag(losers, "duplicate_id", "another row with this Id has a later SystemModstamp")
+    return losers
 
-    # 3. Values that do not parse, in field order: a row is quarantined for its first problem.
-    kinds = {"date": "bad_date", "datetime": "bad_datetime", "bool": "bad_boolean", "number": "bad_number"}
-    for name, mask in invalid.items():
-        kind = catalog[name].kind
-        problems.flag(mask.to_numpy(), kinds[kind], f"{fmap[name]} cannot be read as a {kind}")
-    if obj == "Opportunity":
-        problems.flag((df["iacv"] < 0).to_numpy(), "negative_iacv", f"{fmap['iacv']} is negative")
-        rank, lost = stages.classify(df)
-        problems.flag((rank.isna() & ~lost).to_numpy(), "unknown_stage",
-                      lambda at: f"{fmap['stage']} is not a known stage: " + df["stage"].iloc[at].fillna("(blank)"))
-        df["iacv"] = df["iacv"].fillna(0.0)
-        df["rank"] = rank
-        df["lost"] = lost
 
-    # 4. References routing needs (the referenced tables are read first).
+def _flag_references(problems: _Problems, df: pd.DataFrame, obj: str, fmap: dict[str, str],
+                     tables: dict[str, pd.DataFrame]) -> None:  # fmt: skip
+    """Rows naming a User (or another table read before) that the snapshot does not hold."""
     for (source, name), target in REFERENCES.items():
-        if source != obj:
-            continue
-        if target not in tables:
+        if source != obj or target not in tables:
             continue
         ref = df[name]
         missing_ref = ~is_in(ref.str.slice(0, 15), tables[target]["key"])
@@ -524,12 +552,6 @@ def _load_object(
         problems.flag(missing_ref, "missing_reference",
                       lambda at, ref=ref, api=fmap[name], target=target:
                       f"{api} " + ref.iloc[at].fillna("(blank)") + f" is not a {target} of the snapshot")
-
-    bad = problems.bad
-    quarantine = problems.frame(ids)
-    if bad.any():
-        df = without_rows(df, bad)
-    return df, quarantine
 
 
 def _find(fs, root: str, obj: str) -> str | None:
