@@ -8,6 +8,7 @@ STAMP  := $(VENV)/.installed
 UV_VERSION := 0.13.9
 DEMO_DIR ?= .demo
 AS_OF  ?= 2026-11-24
+DAYS   ?= 3
 PYTEST_ARGS ?=
 
 export UV_CACHE_DIR ?= $(HOME)/.cache/uv
@@ -40,7 +41,7 @@ requirements.lock: requirements.txt
 	$(BIN)/uv pip compile --quiet --python-version 3.11 requirements.txt -o $@
 
 demo: $(STAMP)
-	$(BIN)/python -m sa_hygiene demo --dir $(DEMO_DIR) --as-of $(AS_OF)
+	$(BIN)/python -m sa_hygiene demo --dir $(DEMO_DIR) --as-of $(AS_OF) --days $(DAYS)
 
 test: $(STAMP) chromium
 	@$(BIN)/python -m pytest $(PYTEST_ARGS); status=$$?; \
