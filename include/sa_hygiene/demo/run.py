@@ -224,8 +224,12 @@ def run_demo(root: Path, as_of: date, scale: float = 1.0, days: int = 1, seed: i
             logged = stream.get("changes", {}).get("Task", stream.get("new_activities", 0))
             print(f"\nChanges feed on {day}: {booked} meetings booked and {logged} activities logged after "
                   f"the snapshot; {not_reminded} reminders not sent because the SA had already logged the meeting.")  # fmt: skip
+    _write_days(root, figures)
+    from sa_hygiene.delivery.preview import write_outbox_index
+
+    index = write_outbox_index(root / "outbox")
+    print(f"\nPreview of every message, day by day: {index}")
     if days > 1:
-        _write_days(root, figures)
         print(f"\nThe demo's {days} days:")
         for f in figures:
             print("  " + _figure_line(f))
@@ -327,6 +331,7 @@ def _figure_line(f: dict) -> str:
 
 def _write_days(root: Path, figures: list[dict]) -> None:
     """outbox/days.json: which runs belong to which day (the preview's day selector) and the figures."""
+    (root / "outbox").mkdir(exist_ok=True)
     (root / "outbox" / "days.json").write_text(json.dumps(figures, indent=1))
 
 
@@ -341,25 +346,8 @@ def _summary(cfg, root: Path, as_of: date, result) -> None:
     calls = Counter()
     for path in (root / "outbox").glob("*/calls.jsonl"):
         calls.update(json.loads(line)["method"] for line in path.open())
-    previews = sorted((root / "outbox").glob("*/preview.html"))
-    index = _index(root / "outbox", previews)
     print(f"\nSlack: {calls['chat.postMessage']:,} messages in the outbox ({len(result.alerts):,} alerts on {as_of}), one per recipient "
           f"and slot ({sum(calls.values()):,} API calls: {', '.join(f'{n} {m}' for m, n in sorted(calls.items()))})")  # fmt: skip
-    print(f"  outbox: {root / 'outbox'}\n  preview of every message: {index}")
+    print(f"  outbox: {root / 'outbox'}")
     latest = json.loads(Path(cfg.report_folder(), "latest.json").read_text())
     print(f"\nHygiene report: {Path(cfg.report_folder(), latest['index'])}")
-
-
-def _index(outbox: Path, previews: list[Path]) -> Path:
-    """One page linking each run's preview, newest runs last."""
-    from jinja2 import Template
-
-    page = Template(
-        "<!doctype html><meta charset=utf-8><title>sa-hygiene outbox</title>"
-        "<style>body{font:15px system-ui;margin:2em auto;max-width:50em}li{margin:.4em 0}</style>"
-        "<h1>Slack outbox</h1><p>What each DAG run would have posted to Slack.</p><ul>"
-        "{% for p in previews %}<li><a href='{{ p.parent.name }}/{{ p.name }}'>{{ p.parent.name }}</a></li>{% endfor %}</ul>"
-    ).render(previews=previews)
-    path = outbox / "index.html"
-    path.write_text(page)
-    return path
