@@ -230,9 +230,15 @@ def run_demo(root: Path, as_of: date, scale: float = 1.0, days: int = 1, seed: i
     index = write_outbox_index(root / "outbox")
     print(f"\nPreview of every message, day by day: {index}")
     if days > 1:
+        from sa_hygiene.demo.claims import check_claims, claims_line
+
         print(f"\nThe demo's {days} days:")
         for f in figures:
             print("  " + _figure_line(f))
+        print("\nFixed claims of the digests against the org (a claim is false when the record is unchanged in the\n"
+              "fields its complaint reads; bench/fixed_claims.py runs this check on any demo folder):")
+        for day, f in zip(check_claims(root, cfg), figures, strict=True):
+            print("  " + claims_line(day, f))
     print(f"\nDone in {time.perf_counter() - started:.0f}s." + (f" FAILED: {', '.join(failed)}" if failed else ""))
     return 1 if failed else 0
 
