@@ -228,7 +228,7 @@ def run_demo(root: Path, as_of: date, scale: float = 1.0, days: int = 1, seed: i
     from sa_hygiene.delivery.preview import write_outbox_index
 
     index = write_outbox_index(root / "outbox")
-    print(f"\nPreview of every message, day by day: {index}")
+    print(f"  preview of every message{', day by day' if days > 1 else ''}: {index}")
     if days > 1:
         from sa_hygiene.demo.claims import check_claims, claims_line
 

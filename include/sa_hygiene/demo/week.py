@@ -229,7 +229,7 @@ class Week:
         start = [datetime.strptime(s[:19], "%Y-%m-%dT%H:%M:%S").replace(tzinfo=UTC).timestamp() for s in keep["StartDateTime"]]
         created = datetime.combine(day - timedelta(days=1), dtime(17), UTC).timestamp()
         return _meeting_logs(sf_ids(PREFIX["Task"], len(keep), offset=self.demo.n["Task"] + 20000 + 1000 * k), self.users,
-                             np.array([index[o] for o in keep["OwnerId"]], dtype=int), keep["WhatId"].to_numpy(dtype=object),
+                             np.array([index[o] for o in keep["OwnerId"]], dtype=int), pa.array([w if isinstance(w, str) else None for w in keep["WhatId"]], pa.string()),
                              pa.array(keep["Subject"].tolist(), pa.string()), np.array(start), np.full(len(keep), created))  # fmt: skip
 
     def _feed(self, day: date, k: int) -> tuple[int, int]:
