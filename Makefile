@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed
 UV_VERSION := 0.13.9
 DEMO_DIR ?= .demo
 AS_OF  ?= 2026-11-24
-DAYS   ?= 3
+DAYS   ?= 2
 PYTEST_ARGS ?=
 
 export UV_CACHE_DIR ?= $(HOME)/.cache/uv

@@ -16,8 +16,8 @@ from datetime import date, datetime
 from pathlib import Path
 
 EXIT_USAGE = 2
-# `make demo`'s days: enough for a fix, a snooze and an escalation, near the one-day demo's minute.
-DEMO_DAYS = 3
+# `make demo`'s days: the second shows fixes, snoozes and escalations; more would add a minute each.
+DEMO_DAYS = 2
 
 
 def _positive(value: str) -> int:

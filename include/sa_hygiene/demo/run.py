@@ -243,8 +243,9 @@ def run_demo(root: Path, as_of: date, scale: float = 1.0, days: int = 1, seed: i
     return 1 if failed else 0
 
 
-# A demo of several days escalates items open this many days (the default is a week).
-ESCALATE_AFTER = 2
+# A demo of several days escalates items open this many days (the default is a week), so that
+# its second day already shows escalations next to the fixes and snoozes.
+ESCALATE_AFTER = 1
 
 
 def _run_day(bag, cfg, root: Path, day: date, *, first: bool, escalate: bool, failed: list[str]) -> tuple[int, int]:

@@ -48,8 +48,10 @@ def test_people_acted_between_days_through_the_real_code_paths(week):
         assert state.first_recorded().isoformat() == AS_OF
     snoozed = [s for d in ("2026-11-25", "2026-11-26") for s in json.loads((root / "org" / "days" / f"{d}.json").read_text())["snoozed"]]
     assert {(s["workflow"], s["record_id"][:15]) for s in snoozed} == {(s["workflow"], s["record_key"]) for s in snoozes}
-    # The third day is the first on which an item can be two days old: its managers' 08:00 runs escalate.
+    # From the second day items are a day old, which a demo of several days escalates.
     assert "sa_escalations" in stdout
+    days = json.loads((root / "outbox" / "days.json").read_text())
+    assert days[0]["escalated"] == 0 and days[1]["escalated"] > 0
 
 
 def test_the_outbox_preview_has_a_day_selector_and_shows_item_menus(week):
