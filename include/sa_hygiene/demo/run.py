@@ -306,13 +306,16 @@ def _evaluate(cfg, root: Path, day: date):
 
 
 def _figures(cfg, day: date, result, folders: list[Path], escalated: int) -> dict:
-    """A day's figures: alerts, episodes ended (fixed or gone, when the alert state says how),
+    """A day's figures: alerts, episodes ended (fixed or gone apart once the resolved records carry
+    ``how``; "fixed+gone" before),
     items snoozed, escalated items, messages posted."""
     from sa_hygiene.state.alerts import open_state
 
     with open_state(cfg) as state:
-        ended = state.resolved_between(day - timedelta(days=1), day)
+        # The resolved records `evaluate --resolved` writes (one per recipient): an episode each.
+        resolved = state.annotate(day, []).resolved
         snoozed = len(state.snoozed(day))
+    ended = list({(r["workflow"], r["record_id"][:15]): r for r in resolved}.values())
     hows = [e.get("how") for e in ended]
     posts = {"all": 0, "escalations": 0, "escalated": 0}
     for folder in folders:
