@@ -206,7 +206,9 @@ def write_outbox_index(outbox: Path) -> Path:
     message count and a link to its preview; with several days every preview gets the selector."""
     days = outbox_days(outbox)
     posts = {run: _posts(outbox / run) for runs in days.values() for run in runs}
-    sections = [{"day": day, "label": _day_label(day), "anchor": f"d{day}",
+    listed = outbox / DAYS_FILE
+    figures = {e["day"]: e for e in json.loads(listed.read_text(encoding="utf-8"))} if listed.exists() else {}
+    sections = [{"day": day, "label": _day_label(day), "anchor": f"d{day}", "figures": figures.get(day, {}),
                  "runs": [{"name": r, "messages": len(posts[r])} for r in runs]} for day, runs in days.items()]  # fmt: skip
     page = _env().from_string(_INDEX).render(days=sections)
     path = outbox / "index.html"
@@ -239,7 +241,8 @@ nav a{display:inline-block;border:1px solid #ddd;border-radius:14px;padding:2px 
 section{border-top:1px solid #eee;margin-top:1em}.n{color:#666;font-size:13px}</style>
 <h1>Slack outbox</h1><p>What each DAG run would have posted to Slack{% if days | length > 1 %}, day by day{% endif %}.</p>
 {% if days | length > 1 %}<nav aria-label="Days">{% for d in days %}<a href="#{{ d.anchor }}">{{ d.label }}</a>{% endfor %}</nav>{% endif %}
-{% for d in days %}<section id="{{ d.anchor }}"><h2>{{ d.label }} <span class="n">{{ d.day }}</span></h2><ul>
+{% for d in days %}<section id="{{ d.anchor }}"><h2>{{ d.label }} <span class="n">{{ d.day }}</span></h2>
+{% set f = d.figures %}{% if f.alerts is defined %}<p class="n">{{ f.alerts }} alerts · {% if f.fixed is not none and f.fixed is defined %}{{ f.fixed }} fixed, {{ f.gone }} gone{% else %}{{ f.ended }} fixed or gone{% endif %} · {{ f.snoozed }} snoozed · {{ f.escalated }} escalated · {{ f.messages }} messages</p>{% endif %}<ul>
 {% for r in d.runs %}<li><a href="{{ r.name }}/preview.html">{{ r.name }}</a> <span class="n">{{ r.messages }} message{{ "s" if r.messages != 1 }}</span></li>
 {% else %}<li class="n">No run posted anything.</li>{% endfor %}</ul></section>
 {% else %}<p>Nothing in the outbox yet.</p>{% endfor %}
