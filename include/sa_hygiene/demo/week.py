@@ -75,7 +75,7 @@ def fields_of(cfg, workflow: str) -> list[str] | None:
             if (wf.object, column) in DERIVED:
                 out += DERIVED[wf.object, column]
             elif column in fields:
-                out.append(cfg.api_name(wf.object, column) if hasattr(cfg, "api_name") else fields[column].api)
+                out.append(cfg.api_name(wf.object, column))
             else:
                 return None
     return sorted(set(out))
@@ -193,7 +193,8 @@ class Week:
         """Change what the complaint reads so the record passes; [] when this demo cannot."""
         wf = cfg.workflows[a["workflow"]]
         columns = {c for e in wf.expect for c in (e.column, e.other) if c}
-        if a["object"] == "Task" and columns == {"activity_date"} and a["record_id"] in task_at:
+        # A workflow about open tasks (wf-11, due today or overdue) is met by completing the task.
+        if a["object"] == "Task" and "not is_closed" in (wf.scope or "") and a["record_id"] in task_at:
             i = task_at[a["record_id"]]
             task.loc[i, ["Status", "IsClosed", "LastModifiedDate", "SystemModstamp"]] = ["Completed", True, stamp, stamp]
             return ["Status", "IsClosed"]
