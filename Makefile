@@ -8,6 +8,7 @@ STAMP  := $(VENV)/.installed
 UV_VERSION := 0.13.9
 DEMO_DIR ?= .demo
 AS_OF  ?= 2026-11-24
+DAYS   ?= 2
 PYTEST_ARGS ?=
 
 export UV_CACHE_DIR ?= $(HOME)/.cache/uv
@@ -44,7 +45,7 @@ lock:
 	$(BIN)/uv pip compile --quiet --python-version 3.11 requirements-dev.txt -c requirements.lock -o requirements-dev.lock
 
 demo: $(STAMP)
-	$(BIN)/python -m sa_hygiene demo --dir $(DEMO_DIR) --as-of $(AS_OF)
+	$(BIN)/python -m sa_hygiene demo --dir $(DEMO_DIR) --as-of $(AS_OF) --days $(DAYS)
 
 test: $(STAMP) chromium
 	@$(BIN)/python -m pytest $(PYTEST_ARGS); status=$$?; \

@@ -16,6 +16,15 @@ from datetime import date, datetime
 from pathlib import Path
 
 EXIT_USAGE = 2
+# `make demo`'s days: the second shows fixes, snoozes and escalations; more would add a minute each.
+DEMO_DAYS = 2
+
+
+def _positive(value: str) -> int:
+    n = int(value)
+    if n < 1:
+        raise argparse.ArgumentTypeError("must be 1 or more")
+    return n
 
 
 def _date(value: str) -> date:
@@ -187,7 +196,7 @@ def cmd_demo_org(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from sa_hygiene.demo.run import run_demo
 
-    return run_demo(Path(args.dir), args.as_of, scale=args.scale)
+    return run_demo(Path(args.dir), args.as_of, scale=args.scale, days=args.days, seed=args.seed)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -252,6 +261,9 @@ def parser() -> argparse.ArgumentParser:
     d.add_argument("--dir", default=".demo")
     d.add_argument("--as-of", type=_date, default=date(2026, 11, 24))
     d.add_argument("--scale", type=float, default=1.0)
+    d.add_argument("--days", type=_positive, default=DEMO_DAYS,
+                   help=f"simulated days from --as-of, the org evolving between them (default {DEMO_DAYS})")
+    d.add_argument("--seed", type=int, default=7, help="the demo org's and the week's random seed")
     d.set_defaults(func=cmd_demo)
     return p
 

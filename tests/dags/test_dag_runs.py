@@ -27,7 +27,8 @@ def posts(outbox: Path) -> list[dict]:
 @pytest.fixture(scope="module")
 def day(tmp_path_factory):
     root = tmp_path_factory.mktemp("demo")
-    r = subprocess.run([sys.executable, "-m", "sa_hygiene", "demo", "--dir", str(root), "--as-of", AS_OF, "--scale", "0.3"],
+    r = subprocess.run([sys.executable, "-m", "sa_hygiene", "demo", "--dir", str(root), "--as-of", AS_OF, "--scale", "0.3",
+                        "--days", "1"],
                        capture_output=True, text=True, timeout=900)  # fmt: skip
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     return root, r.stdout

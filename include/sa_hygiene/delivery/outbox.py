@@ -21,10 +21,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from sa_hygiene.delivery.preview import write_preview
-
-CALLS = "calls.jsonl"
-PREVIEW = "preview.html"
+from sa_hygiene.delivery.preview import CALLS, PREVIEW, write_preview
 
 
 def _slack_id(prefix: str, name: str) -> str:

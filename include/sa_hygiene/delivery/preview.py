@@ -1,7 +1,8 @@
 """The outbox preview: the posts of a delivery run as one HTML page a manager can read.
 
 Block Kit is rendered closely enough to judge a digest (headers, sections and their
-fields, context lines, dividers, buttons, images) and Slack's mrkdwn becomes HTML:
+fields, context lines, dividers, buttons, overflow menus shown open with their options,
+images) and Slack's mrkdwn becomes HTML:
 ``*bold*``, ``_italic_``, ``~strike~``, code, ``<url|links>``, mentions. Everything
 from a message is escaped, and only http(s) and mailto links become links, so a
 digest cannot inject markup into the page.
@@ -9,6 +10,7 @@ digest cannot inject markup into the page.
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import UTC, datetime
 from pathlib import Path
@@ -22,6 +24,8 @@ _STYLES = {"*": "strong", "_": "em", "~": "del"}
 # Characters HTML does not allow in text (browsers show U+FFFD for NUL anyway).
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _SAFE_URL = re.compile(r"(https?://|mailto:)", re.I)
+# A run folder of the outbox: the Slack calls as JSON Lines, and their preview.
+CALLS, PREVIEW = "calls.jsonl", "preview.html"
 
 
 def _unslack(text: str) -> str:
@@ -143,8 +147,10 @@ def _digests(posts: list[dict]) -> list[dict]:
     return list(digests.values())
 
 
-def write_preview(posts: list[dict], path: Path, *, run_id: str) -> None:
-    """Render the preview of a run's posts (outbox ``chat.postMessage`` lines) to ``path``."""
+def write_preview(posts: list[dict], path: Path, *, run_id: str, days: list[dict] | None = None,
+                  index_href: str | None = None) -> None:
+    """Render the preview of a run's posts (outbox ``chat.postMessage`` lines) to ``path``;
+    ``days`` ({label, href, current}) add a day selector when the outbox holds several days."""
     groups: dict[str, list[dict]] = {}
     for digest in _digests(posts):
         groups.setdefault(_label(digest), []).append(digest)
@@ -156,14 +162,88 @@ def write_preview(posts: list[dict], path: Path, *, run_id: str) -> None:
     for recipient in recipients:
         for j, digest in enumerate(recipient["digests"]):
             digest["anchor"] = f"{recipient['anchor']}-{j}"
-    env = Environment(
-        loader=PackageLoader("sa_hygiene.delivery", "templates"), autoescape=select_autoescape(["html", "j2"])
-    )
-    env.filters.update(mrkdwn=mrkdwn, text_object=text_object, safe_url=safe_url)
-    page = env.get_template("slack_preview.html.j2").render(
+    page = _env().get_template("slack_preview.html.j2").render(
+        days=days,
+        index_href=index_href,
         run_id=run_id,
         generated=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         recipients=recipients,
         digest_count=sum(len(r["digests"]) for r in recipients),
     )
     path.write_text(page, encoding="utf-8")
+
+
+def _env() -> Environment:
+    env = Environment(
+        loader=PackageLoader("sa_hygiene.delivery", "templates"), autoescape=select_autoescape(["html", "j2"])
+    )
+    env.filters.update(mrkdwn=mrkdwn, text_object=text_object, safe_url=safe_url)
+    return env
+
+
+# Run ids carry their logical date (manual__2026-11-24T05:15:00+00:00, folders with "_" for ":").
+_RUN_DAY = re.compile(r"(\d{4}-\d{2}-\d{2})T")
+DAYS_FILE = "days.json"
+
+
+def outbox_days(outbox: Path) -> dict[str, list[str]]:
+    """{day: run folders} of an outbox: from ``days.json`` when the demo wrote one (it knows which
+    simulated day each run belongs to), else from the logical date in each run folder's name."""
+    days: dict[str, list[str]] = {}
+    listed = outbox / DAYS_FILE
+    if listed.exists():
+        for entry in json.loads(listed.read_text(encoding="utf-8")):
+            days[entry["day"]] = [r for r in entry["runs"] if (outbox / r / CALLS).exists()]
+        return days
+    for folder in sorted(p for p in outbox.iterdir() if (p / CALLS).exists()):
+        m = _RUN_DAY.search(folder.name)
+        days.setdefault(m[1] if m else "undated", []).append(folder.name)
+    return dict(sorted(days.items()))
+
+
+def write_outbox_index(outbox: Path) -> Path:
+    """``index.html`` of an outbox: its runs grouped by day, with a day selector, each run's
+    message count and a link to its preview; with several days every preview gets the selector."""
+    days = outbox_days(outbox)
+    posts = {run: _posts(outbox / run) for runs in days.values() for run in runs}
+    listed = outbox / DAYS_FILE
+    figures = {e["day"]: e for e in json.loads(listed.read_text(encoding="utf-8"))} if listed.exists() else {}
+    sections = [{"day": day, "label": _day_label(day), "anchor": f"d{day}", "figures": figures.get(day, {}),
+                 "runs": [{"name": r, "messages": len(posts[r])} for r in runs]} for day, runs in days.items()]  # fmt: skip
+    page = _env().from_string(_INDEX).render(days=sections)
+    path = outbox / "index.html"
+    path.write_text(page, encoding="utf-8")
+    if len(days) > 1:
+        for day, runs in days.items():
+            selector = [{"label": _day_label(d), "href": f"../{rs[0]}/{PREVIEW}" if rs else f"../index.html#d{d}",
+                         "current": d == day} for d, rs in days.items()]  # fmt: skip
+            for run in runs:
+                write_preview(posts[run], outbox / run / PREVIEW, run_id=run, days=selector, index_href="../index.html")
+    return path
+
+
+def _posts(folder: Path) -> list[dict]:
+    path = folder / CALLS
+    lines = (json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip())
+    return [line for line in lines if line["method"] == "chat.postMessage"]
+
+
+def _day_label(day: str) -> str:
+    try:
+        return datetime.strptime(day, "%Y-%m-%d").strftime("%a %d %b")
+    except ValueError:
+        return day
+
+
+_INDEX = """<!doctype html><html lang="en"><meta charset="utf-8"><title>sa-hygiene outbox</title>
+<style>body{font:15px system-ui;margin:2em auto;max-width:52em}li{margin:.3em 0}
+nav a{display:inline-block;border:1px solid #ddd;border-radius:14px;padding:2px 12px;margin:2px;text-decoration:none}
+section{border-top:1px solid #eee;margin-top:1em}.n{color:#666;font-size:13px}</style>
+<h1>Slack outbox</h1><p>What each DAG run would have posted to Slack{% if days | length > 1 %}, day by day{% endif %}.</p>
+{% if days | length > 1 %}<nav aria-label="Days">{% for d in days %}<a href="#{{ d.anchor }}">{{ d.label }}</a>{% endfor %}</nav>{% endif %}
+{% for d in days %}<section id="{{ d.anchor }}"><h2>{{ d.label }} <span class="n">{{ d.day }}</span></h2>
+{% set f = d.figures %}{% if f.alerts is defined %}<p class="n">{{ f.alerts }} alerts · {% if f.fixed is not none and f.fixed is defined %}{{ f.fixed }} fixed, {{ f.gone }} gone{% else %}{{ f.ended }} fixed or gone{% endif %} · {{ f.snoozed }} snoozed · {{ f.escalated }} escalated · {{ f.messages }} messages</p>{% endif %}<ul>
+{% for r in d.runs %}<li><a href="{{ r.name }}/preview.html">{{ r.name }}</a> <span class="n">{{ r.messages }} message{{ "s" if r.messages != 1 }}</span></li>
+{% else %}<li class="n">No run posted anything.</li>{% endfor %}</ul></section>
+{% else %}<p>Nothing in the outbox yet.</p>{% endfor %}
+"""

@@ -25,10 +25,12 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[3]
 
 
-def _configure(root: Path) -> Path:
-    """The demo's own configuration and Airflow environment (set before Airflow is imported)."""
+def _configure(root: Path, days: int = 1) -> Path:
+    """The demo's own configuration and Airflow environment (set before Airflow is imported).
+    A demo of several days escalates after ESCALATE_AFTER days instead of a week, so that a
+    short demo shows escalations too (nothing can escalate on the first day either way)."""
     cfg_path = root / "sa_hygiene.yaml"
-    cfg_path.write_text(
+    text = (
         "# Written by `make demo`: the embedded default, pointed at the demo org.\n"
         f"source: {{kind: folder, folder: {json.dumps(str(root / 'org' / 'current'))}}}\n"
         f"store: {{url: {json.dumps(str(root / 'store'))}}}\n"
@@ -37,6 +39,13 @@ def _configure(root: Path) -> Path:
         f"  outbox: {json.dumps(str(root / 'outbox'))}\n"
         f"  ledger_url: {json.dumps('sqlite:///' + str(root / 'ledger.sqlite'))}\n"
     )
+    if days > 1:
+        from sa_hygiene.contract.config import load_config
+
+        escalating = [w for w, wf in load_config(None).workflows.items() if wf.escalate_after_days]
+        text += f"# Escalations after {ESCALATE_AFTER} days, so that a demo of {days} days shows some.\nworkflows:\n"
+        text += "".join(f"  {w}: {{escalate_after_days: {ESCALATE_AFTER}}}\n" for w in escalating)
+    cfg_path.write_text(text)
     home = root / "airflow"
     home.mkdir(parents=True, exist_ok=True)
     os.environ.update({
@@ -150,19 +159,21 @@ def _already_logged(cfg, changes: dict, since: datetime, until: datetime) -> int
     return counts[0] - counts[1]
 
 
-def run_demo(root: Path, as_of: date, scale: float = 1.0) -> int:
+def run_demo(root: Path, as_of: date, scale: float = 1.0, days: int = 1, seed: int = 7) -> int:
+    """Run the demo for ``days`` days from ``as_of``: one ledger, one alert state and one outbox
+    across them, the org evolved between days by ``demo/week.py``."""
     root = root.resolve()
     started = time.perf_counter()
     from sa_hygiene.demo.org import write_demo_org
 
-    meta = write_demo_org(root / "org", as_of, scale=scale)
+    meta = write_demo_org(root / "org", as_of, scale=scale, seed=seed)
     print(f"Demo org for {as_of} (scale {scale:g}) in {root / 'org'}: "
           + ", ".join(f"{k} {v:,}" for k, v in meta["rows"].items()))  # fmt: skip
 
-    for stale in ("store", "outbox", "ledger.sqlite"):
+    for stale in ("store", "outbox", "ledger.sqlite", "org/days"):
         path = root / stale
         shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
-    cfg_path = _configure(root)
+    cfg_path = _configure(root, days)
     _airflow("db", "migrate")
     _airflow("pools", "set", "salesforce_api", "2", "Concurrent Salesforce API work")
     _airflow("pools", "set", "slack_api", "4", "Concurrent Slack delivery")
@@ -181,43 +192,163 @@ def run_demo(root: Path, as_of: date, scale: float = 1.0) -> int:
         for path, error in bag.import_errors.items():
             print(f"DAG import error in {path}:\n{error}", file=sys.stderr)
         return 1
-    print(f"\nRunning {len(bag.dags)} DAGs of {REPO / 'dags'} for {as_of} (Airflow home {os.environ['AIRFLOW_HOME']}):")
     # dag.test() runs the execution API in-process through starlette's test client, which warns
     # about its own dependencies: nothing the user can act on.
     warnings.filterwarnings("ignore", message=r".*starlette\.testclient.*")
-    failed = []
-    not_reminded = 0
-    for dag_id, instant, conf in _runs(cfg, as_of):
+    failed: list[str] = []
+    figures: list[dict] = []
+    week = alerts = None
+    for k in range(days):
+        day = as_of + timedelta(days=k)
+        actions = None
+        if k:
+            from sa_hygiene.demo.week import Week
+            from sa_hygiene.state.alerts import open_state
+
+            week = week or Week(root / "org", as_of, scale, seed)
+            with open_state(cfg) as state:
+                actions = week.next_day(day, alerts, state, cfg)
+            print(f"\nOvernight before {day}: {actions.line()}")
+        print(f"\nRunning {len(bag.dags)} DAGs of {REPO / 'dags'} for {day} (Airflow home {os.environ['AIRFLOW_HOME']}):")
+        before = set((root / "outbox").glob("*")) if (root / "outbox").exists() else set()
+        not_reminded, escalated = _run_day(bag, cfg, root, day, first=not k, escalate=k >= ESCALATE_AFTER, failed=failed)
+        folders = sorted(set((root / "outbox").glob("*")) - before) if (root / "outbox").exists() else []
+        result = _evaluate(cfg, root, day)
+        alerts = result.alerts.to_dict("records")
+        figures.append(_figures(cfg, day, result, folders, escalated))
+        print("  " + _figure_line(figures[-1]))
+        if k == days - 1:
+            _summary(cfg, root, day, result)
+            stream = json.loads((root / "org" / "days" / f"{day}.json").read_text()) if k else meta
+            booked = stream.get("changes", {}).get("Event", stream.get("new_meetings", 0))
+            logged = stream.get("changes", {}).get("Task", stream.get("new_activities", 0))
+            print(f"\nChanges feed on {day}: {booked} meetings booked and {logged} activities logged after "
+                  f"the snapshot; {not_reminded} reminders not sent because the SA had already logged the meeting.")  # fmt: skip
+    _write_days(root, figures)
+    from sa_hygiene.delivery.preview import write_outbox_index
+
+    index = write_outbox_index(root / "outbox")
+    print(f"  preview of every message{', day by day' if days > 1 else ''}: {index}")
+    if days > 1:
+        from sa_hygiene.demo.claims import check_claims, claims_line
+
+        print(f"\nThe demo's {days} days:")
+        for f in figures:
+            print("  " + _figure_line(f))
+        print("\nFixed claims of the digests against the org (a claim is false when the record is unchanged in the\n"
+              "fields its complaint reads; bench/fixed_claims.py runs this check on any demo folder):")
+        for day, f in zip(check_claims(root, cfg), figures, strict=True):
+            print("  " + claims_line(day, f))
+    print(f"\nDone in {time.perf_counter() - started:.0f}s." + (f" FAILED: {', '.join(failed)}" if failed else ""))
+    return 1 if failed else 0
+
+
+# A demo of several days escalates items open this many days (the default is a week), so that
+# its second day already shows escalations next to the fixes and snoozes.
+ESCALATE_AFTER = 1
+
+
+def _run_day(bag, cfg, root: Path, day: date, *, first: bool, escalate: bool, failed: list[str]) -> tuple[int, int]:
+    """The day's DAG runs, in the order they would fire; (reminders not sent thanks to early logs,
+    items escalated)."""
+    from sa_hygiene.pipeline.escalations import escalations
+
+    not_reminded = escalated = 0
+    runs = _runs(cfg, day)
+    if not first:
+        # Yesterday's last reminder run covered its meetings already (and has this very run id).
+        runs = [r for r in runs if not (r[0] == "sa_meeting_reminders" and r[1] == datetime.combine(day, dtime(0), UTC))]
+    if escalate:
+        runs = sorted(runs + _escalation_runs(cfg, day), key=lambda r: r[1].astimezone(UTC))
+    for dag_id, instant, conf in runs:
         t0 = time.perf_counter()
         changes = None
-        if dag_id == "sa_meeting_reminders" and instant > datetime.combine(as_of, dtime(4), UTC):
+        if dag_id == "sa_meeting_reminders" and instant > datetime.combine(day, dtime(4), UTC):
             changes = _pull_changes(cfg, root / "org", instant)
         dag = bag.dags[dag_id]
         run = dag.test(run_after=instant, logical_date=instant, run_conf=conf or None)
         state = getattr(run, "state", "?")
         print(f"  {instant.astimezone(UTC):%H:%M} UTC  {dag_id:<46} {state}  ({time.perf_counter() - t0:.1f}s)")
         if str(state) != "success":
-            failed.append(dag_id)
+            failed.append(f"{dag_id}@{instant:%Y-%m-%dT%H:%M}")
         if changes is not None:
             not_reminded += _already_logged(cfg, changes, datetime.fromisoformat(conf["since"]), instant)
-
-    _summary(cfg, root, as_of)
-    stream = meta.get("changes", {})
-    print(f"\nChanges feed: {stream.get('Event', 0)} meetings booked and {stream.get('Task', 0)} activities logged after "
-          f"the snapshot; {not_reminded} reminders not sent because the SA had already logged the meeting.")  # fmt: skip
-    print(f"\nDone in {time.perf_counter() - started:.0f}s." + (f" FAILED: {', '.join(failed)}" if failed else ""))
-    return 1 if failed else 0
+        if dag_id == "sa_escalations":
+            escalated += len(escalations(cfg, instant - timedelta(minutes=15), instant).items)
+    return not_reminded, escalated
 
 
-def _summary(cfg, root: Path, as_of: date) -> None:
-    """What the day produced: alerts per workflow, and Slack calls against alerts per run."""
-    from collections import Counter
+def _escalation_runs(cfg, day: date) -> list[tuple[str, datetime, dict]]:
+    """The 15-minute ``sa_escalations`` runs in which a manager's 08:00 falls."""
+    from zoneinfo import ZoneInfo
 
+    from sa_hygiene.contract.schedule import hhmm, local_instant
+    from sa_hygiene.source.snapshot import read_snapshot
+
+    users = read_snapshot(cfg.source.folder, cfg, objects=("User",))["User"]
+    managers = set(users["manager_id"].dropna().astype(str).str[:15])
+    bosses = users[users["is_active"] & users["id"].astype(str).str[:15].isin(managers)]
+    at, ends = hhmm(cfg.schedule.escalation_at), set()
+    for name in bosses["timezone"].dropna().unique():
+        try:
+            instant = local_instant(day, at, ZoneInfo(name))
+        except Exception:
+            continue
+        ends.add(instant.astimezone(UTC) + timedelta(minutes=15))
+    return [("sa_escalations", end, {}) for end in sorted(ends)]
+
+
+def _evaluate(cfg, root: Path, day: date):
     from sa_hygiene.engine.rules import evaluate_snapshots
 
-    store = root / "store"
-    latest = sorted(p for p in store.iterdir() if p.name[:1].isdigit())
-    result = evaluate_snapshots(str(latest[-1]), str(latest[-2]) if len(latest) > 1 else None, cfg, as_of)
+    latest = sorted(p for p in (root / "store").iterdir() if p.name[:1].isdigit())
+    return evaluate_snapshots(str(latest[-1]), str(latest[-2]) if len(latest) > 1 else None, cfg, day)
+
+
+def _figures(cfg, day: date, result, folders: list[Path], escalated: int) -> dict:
+    """A day's figures: alerts, episodes ended (fixed or gone apart once the resolved records carry
+    ``how``; "fixed+gone" before),
+    items snoozed, escalated items, messages posted."""
+    from sa_hygiene.state.alerts import open_state
+
+    with open_state(cfg) as state:
+        # The resolved records `evaluate --resolved` writes (one per recipient): an episode each.
+        resolved = state.annotate(day, []).resolved
+        snoozed = len(state.snoozed(day))
+    ended = list({(r["workflow"], r["record_id"][:15]): r for r in resolved}.values())
+    hows = [e.get("how") for e in ended]
+    posts = {"all": 0, "escalations": 0, "escalated": 0}
+    for folder in folders:
+        for line in (folder / "calls.jsonl").open() if (folder / "calls.jsonl").exists() else ():
+            call = json.loads(line)
+            if call["method"] != "chat.postMessage":
+                continue
+            posts["all"] += 1
+            if folder.name.startswith("sa_escalations"):
+                posts["escalations"] += 1
+    return {"day": day.isoformat(), "alerts": len(result.alerts), "ended": len(ended),
+            "fixed": hows.count("fixed") if any(hows) else None, "gone": hows.count("gone") if any(hows) else None,
+            "snoozed": snoozed, "escalation_dms": posts["escalations"], "escalated": escalated,
+            "messages": posts["all"], "runs": [f.name for f in folders]}  # fmt: skip
+
+
+def _figure_line(f: dict) -> str:
+    ended = (f"{f['fixed']} fixed, {f['gone']} gone" if f["fixed"] is not None
+             else f"{f['ended']} fixed+gone")  # fmt: skip
+    return (f"{f['day']}: {f['alerts']:,} alerts, {ended}, {f['snoozed']} snoozed, "
+            f"{f['escalated']} escalated in {f['escalation_dms']} DMs, {f['messages']:,} messages")
+
+
+def _write_days(root: Path, figures: list[dict]) -> None:
+    """outbox/days.json: which runs belong to which day (the preview's day selector) and the figures."""
+    (root / "outbox").mkdir(exist_ok=True)
+    (root / "outbox" / "days.json").write_text(json.dumps(figures, indent=1))
+
+
+def _summary(cfg, root: Path, as_of: date, result) -> None:
+    """What the last day produced: alerts per workflow, and Slack calls against alerts per run."""
+    from collections import Counter
+
     counts = result.counts()
     print(f"\nAlerts per workflow on the demo org ({len(result.alerts):,} in all, {len(result.quarantine)} rows quarantined):")
     for wid in cfg.workflows:
@@ -225,25 +356,8 @@ def _summary(cfg, root: Path, as_of: date) -> None:
     calls = Counter()
     for path in (root / "outbox").glob("*/calls.jsonl"):
         calls.update(json.loads(line)["method"] for line in path.open())
-    previews = sorted((root / "outbox").glob("*/preview.html"))
-    index = _index(root / "outbox", previews)
-    print(f"\nSlack: {calls['chat.postMessage']:,} messages for the day's {len(result.alerts):,} alerts, one per recipient "
+    print(f"\nSlack: {calls['chat.postMessage']:,} messages in the outbox ({len(result.alerts):,} alerts on {as_of}), one per recipient "
           f"and slot ({sum(calls.values()):,} API calls: {', '.join(f'{n} {m}' for m, n in sorted(calls.items()))})")  # fmt: skip
-    print(f"  outbox: {root / 'outbox'}\n  preview of every message: {index}")
+    print(f"  outbox: {root / 'outbox'}")
     latest = json.loads(Path(cfg.report_folder(), "latest.json").read_text())
     print(f"\nHygiene report: {Path(cfg.report_folder(), latest['index'])}")
-
-
-def _index(outbox: Path, previews: list[Path]) -> Path:
-    """One page linking each run's preview, newest runs last."""
-    from jinja2 import Template
-
-    page = Template(
-        "<!doctype html><meta charset=utf-8><title>sa-hygiene outbox</title>"
-        "<style>body{font:15px system-ui;margin:2em auto;max-width:50em}li{margin:.4em 0}</style>"
-        "<h1>Slack outbox</h1><p>What each DAG run would have posted to Slack.</p><ul>"
-        "{% for p in previews %}<li><a href='{{ p.parent.name }}/{{ p.name }}'>{{ p.parent.name }}</a></li>{% endfor %}</ul>"
-    ).render(previews=previews)
-    path = outbox / "index.html"
-    path.write_text(page)
-    return path

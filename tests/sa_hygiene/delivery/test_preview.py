@@ -73,3 +73,52 @@ def test_a_preview_of_hostile_text_is_written_without_raw_markup(tmp_path):
     assert "\x00" not in page and "<script>" not in page and "<b>" not in page
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
     assert "t &lt;!channel&gt;" in page and "a &amp; &lt;b&gt;" in page  # shown as Slack shows them
+
+
+def _post(blocks, key="k"):
+    return {"recipient": {"type": "channel", "name": "#ops"}, "title": "t",
+            "args": {"channel": "C1", "text": "t", "blocks": blocks, "metadata": {"event_payload": {"key": key, "part": 0}}}}  # fmt: skip
+
+
+def test_item_menus_and_buttons_show_their_actions_escaped(tmp_path):
+    from sa_hygiene.delivery.preview import write_preview
+
+    menu = {"type": "overflow", "action_id": "sa_item_menu", "options": [
+        {"text": {"type": "plain_text", "text": "Snooze 7 days"}, "value": "snooze|wf-06|006|005"},
+        {"text": {"type": "plain_text", "text": "Not mine <b>&amp;</b>"}, "value": "notmine|wf-06|006|005"},
+        {"text": {"type": "plain_text", "text": "Open in Salesforce"}, "value": "open", "url": "https://sf.example/006"},
+        {"text": {"type": "plain_text", "text": "Evil"}, "value": "x", "url": "javascript:alert(1)"}]}  # fmt: skip
+    actions = {"type": "actions", "elements": [
+        {"type": "button", "action_id": "log", "style": "primary", "text": {"type": "plain_text", "text": "Log it"}, "value": "v"},
+        {"type": "static_select", "action_id": "pick", "placeholder": {"type": "plain_text", "text": "Why?"},
+         "options": [{"text": {"type": "plain_text", "text": "Customer <x>"}, "value": "c"}]}]}  # fmt: skip
+    write_preview([_post([{"type": "section", "text": {"type": "mrkdwn", "text": "item"}, "accessory": menu}, actions])],
+                  tmp_path / "p.html", run_id="r")  # fmt: skip
+    page = (tmp_path / "p.html").read_text()
+    assert "Snooze 7 days" in page and "Not mine &lt;b&gt;&amp;&lt;/b&gt;" in page
+    assert '<a href="https://sf.example/006">Open in Salesforce</a>' in page
+    assert "javascript:" not in page and "<li>Evil</li>" in page
+    assert '<span class="button primary"' in page and "Log it" in page
+    assert "Why?" in page and "Customer &lt;x&gt;" in page
+    assert "not shown in the preview" not in page
+
+
+def test_an_outbox_of_several_days_gets_a_day_selector(tmp_path):
+    import json
+
+    from sa_hygiene.delivery.preview import write_outbox_index
+
+    for run in ("sa_dm_digests_manual__2026-11-24T16_15_00_00_00", "sa_dm_digests_manual__2026-11-25T16_15_00_00_00"):
+        (tmp_path / run).mkdir()
+        (tmp_path / run / "calls.jsonl").write_text(json.dumps({"method": "chat.postMessage", **_post([], run)}) + "\n")
+    index = write_outbox_index(tmp_path).read_text()
+    assert 'href="#d2026-11-24"' in index and 'href="#d2026-11-25"' in index
+    page = (tmp_path / "sa_dm_digests_manual__2026-11-25T16_15_00_00_00" / "preview.html").read_text()
+    assert '<span class="current" aria-current="page">Wed 25 Nov</span>' in page
+    assert 'href="../sa_dm_digests_manual__2026-11-24T16_15_00_00_00/preview.html">Tue 24 Nov</a>' in page
+    # One day: no selector, and the previews the runs wrote are left as they are.
+    one = tmp_path / "one"
+    (one / "r_2026-11-24T01").mkdir(parents=True)
+    (one / "r_2026-11-24T01" / "calls.jsonl").write_text(json.dumps({"method": "chat.postMessage", **_post([])}) + "\n")
+    assert 'aria-label="Days"' not in write_outbox_index(one).read_text()
+    assert not (one / "r_2026-11-24T01" / "preview.html").exists()
