@@ -12,6 +12,11 @@ of each kind the reader must quarantine.
 Generation is vectorised (numpy indices into small vocabularies, joined by Arrow)
 and tasks and events are written in chunks, so a thousand times the default size
 takes minutes and bounded memory. The same seed gives the same bytes.
+
+It is one module of about 750 lines on purpose: each object's generator draws from the same
+seeded stream in a fixed order, so splitting it across modules would hide the one order that
+makes the org reproducible (and the benchmarks' scales comparable). Each object has one
+function; ``write_demo_org`` reads as the order.
 """
 
 from __future__ import annotations
