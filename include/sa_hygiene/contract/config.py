@@ -112,7 +112,7 @@ FACTS = {
     "sa_change": Fact("Opportunity", "record"),  # Primary SA before -> after
     "description": Fact("Task", "listed"),  # the description, cut, with the links the cut left out
     "recording": Fact("Task", "listed"),  # a link to the Chorus recording
-    "overdue": Fact("Task", "listed"),  # "overdue N days" past the due date (0: due today); oldest first
+    "task_overdue": Fact("Task", "listed"),  # "overdue N days" past the due date (0: due today); oldest first
     "suggested_record": Fact("Event", "alert"),  # the report's "log it on <record>"
 }
 

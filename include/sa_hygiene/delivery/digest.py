@@ -177,7 +177,7 @@ class Renderer:
                     content.append(context(f"*{esc(other.title)}*: _{esc(text)}_"))
                 told.add(w)
             render = self.items.opportunity if wf.object == "Opportunity" else self.items.task
-            for record_id in self._ordered(wf.object, ids, by_record, overdue="overdue" in wf.message.show):
+            for record_id in self._ordered(wf.object, ids, by_record, overdue="task_overdue" in wf.message.show):
                 item = sections(render(record_id, by_record[record_id], wid))
                 if group.slot == "sa_digest" and group.recipient["type"] == "user":
                     item[0] = self.with_menu(item[0], wid, wf.object, record_id, group.recipient["id"])

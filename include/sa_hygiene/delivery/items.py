@@ -257,7 +257,7 @@ class ItemWriter:
             if cut_links:
                 lines.append("> " + " · ".join(esc(u) for u in cut_links[:MAX_KEPT_LINKS]))
         due = t.get("activity_date")
-        if "overdue" in chosen and due is not None and not pd.isna(due):
+        if "task_overdue" in chosen and due is not None and not pd.isna(due):
             days = (pd.Timestamp(self.as_of) - pd.Timestamp(due)).days
             lines.append(f"*overdue {plural(days, 'day')}*" + (" (due today)" if days == 0 else ""))
         recording = t.get("chorus_call_id")
