@@ -6,6 +6,11 @@ evaluation date that does not. Days without an evaluation neither extend nor end
 weekend without snapshots is not a fix. News workflows (a new activity, a stage move) are
 announcements, not problems: they have no episodes (CONTRACT.md § 2b).
 
+An episode ends **fixed** or **gone** (spec v3): the evaluation hands over the keys in each
+workflow's scope, and a record that is still in scope without its alert was fixed; one that left
+the scope or the data is gone, which is no news for anyone. A record quarantined on the day keeps
+its episode open. Each recipient's since-date makes ages fair to a person an item was reassigned to.
+
 Evaluating the date already recorded last replaces that day: its effects are undone (one
 level is all that is needed, since only the latest day can be replaced) and it is recorded
 again, so a re-run changes nothing. An earlier date is answered from the episodes without
