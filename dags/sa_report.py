@@ -2,7 +2,8 @@
 ### sa_report: the hygiene dashboard of the latest snapshot
 
 Runs whenever `sa_snapshot` commits a snapshot (the `sa_hygiene_snapshot` asset), or by hand.
-Evaluates the latest snapshot against the one before it with the same rules as the digests and
+Evaluates the latest snapshot against the one before it with the same rules as the digests,
+records that evaluation in the alert state (so the report's fixes are the day's), and
 writes a static HTML report beside the store: headline numbers, regions, open alerts per
 workflow and region with the records behind each number, the SAs with the most open items,
 SA activity, the current fiscal quarter's technical evaluations, data quality, a trend over
@@ -44,8 +45,9 @@ def sa_report():
 
     @task(**NETWORK_RETRIES)
     def record_alert_state(_report: dict) -> dict:
-        """Episodes of the evaluation just stored (and of any a down state missed): retried,
-        because the state is a database that may be away for a moment."""
+        """The report recorded its evaluation before writing itself (its fixes are today's); this
+        catches up when the state was away then: retried, because the state is a database that
+        may be away for a moment. Nothing to do when the report's own recording went through."""
         from sa_hygiene.pipeline.alert_state import record_stored_evaluations
 
         return record_stored_evaluations(load_config())

@@ -90,7 +90,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         from sa_hygiene.state.alerts import AlertState
 
         with AlertState(args.state, news=cfg.news_workflows) as state:
-            recorded = state.record(args.as_of, alerts)
+            recorded = state.record(args.as_of, alerts, scope=result.scope, quarantined=result.quarantined_keys())
         alerts = recorded.alerts
         if args.resolved:
             write_jsonl(recorded.resolved, args.resolved)

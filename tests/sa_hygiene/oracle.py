@@ -223,7 +223,8 @@ def oracle(cur, prev, as_of: date, since: datetime | None = None, until: datetim
         created = dt(t["created"])
         if not blank(t["chorus_call_id"]) and since <= created < until:
             add("wf-09", t, ("channel", "#sa-chorus-calls"))
-        if not flag(t["is_closed"]) and org.is_sa(owner) and d(t["activity_date"]) == as_of:
+        due = d(t["activity_date"])  # spec v3: due or overdue, up to 30 days
+        if not flag(t["is_closed"]) and org.is_sa(owner) and due is not None and as_of - timedelta(days=30) <= due <= as_of:
             add("wf-11", t, org.dm(owner, org.channel(owner)))
         untyped_call = (val(t.get("task_subtype")) == "Call" and not multi(t["activity_types"])
                         and blank(t["chorus_call_id"]) and org.is_sa(owner))  # fmt: skip

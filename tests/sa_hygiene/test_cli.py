@@ -102,7 +102,7 @@ def test_evaluate_with_state_ages_alerts_and_writes_the_resolved_episodes(tmp_pa
     alerts, resolved = evaluate(before, "2026-11-26")
     assert (alerts["wf-06"]["first_seen"], alerts["wf-06"]["age_days"], resolved) == ("2026-11-24", 2, [])
     gone = {"workflow": "wf-06", "object": "Opportunity", "record_id": open_te["id"],
-            "recipient": {"type": "user", "id": sa["id"]}, "first_seen": "2026-11-24", "resolved_on": "2026-11-27"}  # fmt: skip
+            "recipient": {"type": "user", "id": sa["id"]}, "first_seen": "2026-11-24", "resolved_on": "2026-11-27", "how": "fixed"}  # fmt: skip
     alerts, resolved = evaluate(fixed, "2026-11-27")
     assert "wf-06" not in alerts and gone in resolved
     assert evaluate(fixed, "2026-11-27")[1] == resolved  # a re-run of the day: the same file

@@ -112,6 +112,7 @@ FACTS = {
     "sa_change": Fact("Opportunity", "record"),  # Primary SA before -> after
     "description": Fact("Task", "listed"),  # the description, cut, with the links the cut left out
     "recording": Fact("Task", "listed"),  # a link to the Chorus recording
+    "task_overdue": Fact("Task", "listed"),  # "overdue N days" past the due date (0: due today); oldest first
     "suggested_record": Fact("Event", "alert"),  # the report's "log it on <record>"
 }
 
@@ -196,6 +197,7 @@ class Thresholds(_Model):
     iacv_stage2_move: Number
     stage3_days: Days
     stall_days: Days
+    overdue_days: Days
     review_days: Days
     other_min_chars: Days
     description_preview_chars: Days

@@ -194,6 +194,7 @@ FRAMES: dict[str, dict[str, FrameKind]] = {
     "tasks": _frame("""
         text: id owner_id what_id subject
         date: activity_date
+        number: days_overdue
         bool: is_closed
         datetime: created
         bool: is_chorus

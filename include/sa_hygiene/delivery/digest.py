@@ -4,8 +4,9 @@ The renderer works from alert records (what ``evaluate`` writes) and the snapsho
 they came from, so the same code serves the DAGs and the ``digest`` command. Each
 recipient gets one message per slot, never one per alert; a record appears once per
 digest with every issue it has, under the first workflow that names it in the slot's
-filing order (``Config.filing_order``: the root cause first), and its headline counts, per
-workflow, the records of the message that have it. Each record's item is written by
+filing order (``Config.filing_order``: the root cause first), with the calls to action of its
+other workflows; its headline counts records, per section the items listed under it, so the
+numbers add up. Each record's item is written by
 ``items``; this module assembles the message around the items: titles, the sections'
 headlines and calls to action, the fixed items, the Slack app's menus and buttons.
 
@@ -70,8 +71,9 @@ class Renderer:
     """The messages of one run: digests (``blocks``) and meeting reminders (``meeting``)."""
 
     def __init__(self, cfg: Config, records: DigestRecords, as_of: date, notice: str | None = None,
-                 fixed: dict[str, list[dict]] | None = None):  # fmt: skip
+                 fixed: dict[str, list[dict]] | None = None, snoozed: dict[str, dict[str, str]] | None = None):  # fmt: skip
         self.cfg = cfg
+        self.snoozed = snoozed or {}
         self.records = records
         self.items = ItemWriter(cfg, records, as_of)
         self.as_of = as_of
@@ -150,14 +152,13 @@ class Renderer:
         for a in group.alerts:
             by_record[a["record_id"]].append(a)
         listed: dict[str, list[str]] = defaultdict(list)  # records listed under each workflow
-        holding: dict[str, int] = defaultdict(int)  # records of the message with each workflow
         for record_id, alerts in by_record.items():
             alerts.sort(key=lambda a: order.index(a["workflow"]))
             listed[alerts[0]["workflow"]].append(record_id)
-            for wid in {a["workflow"] for a in alerts}:
-                holding[wid] += 1
-        counts = [f"{esc(self.cfg.workflows[wid].title)}: {holding[wid]}" for wid in order if wid in holding]
+        # The headline adds up: it counts records, per section the items listed under it.
+        counts = [f"{esc(self.cfg.workflows[wid].title)}: {len(listed[wid])}" for wid in order if wid in listed]
         content: list[dict] = []
+        told: set[str] = set(listed)  # workflows whose call to action the message already carries
         for wid in order:
             if wid not in listed:
                 continue
@@ -166,12 +167,24 @@ class Renderer:
             message = wf.message.text.replace("{owner}", self.whose(group, wf.object, ids))
             content.append({"type": "divider"})
             content += sections(f"*{esc(wf.title)}* ({len(ids)})\n_{esc(message)}_" if message else f"*{esc(wf.title)}* ({len(ids)})")
+            # A record filed here under its root cause still carries its other reasons' calls to
+            # action (wf-12's under wf-13): once per message, under the first section holding it.
+            also = [w for w in order if w not in told and any(a["workflow"] == w for i in ids for a in by_record[i])]
+            for w in also:
+                other = self.cfg.workflows[w]
+                text = other.message.text.replace("{owner}", self.whose(group, other.object, ids))
+                if text:
+                    content.append(context(f"*{esc(other.title)}*: _{esc(text)}_"))
+                told.add(w)
             render = self.items.opportunity if wf.object == "Opportunity" else self.items.task
-            for record_id in self._ordered(wf.object, ids, by_record):
+            for record_id in self._ordered(wf.object, ids, by_record, overdue="task_overdue" in wf.message.show):
                 item = sections(render(record_id, by_record[record_id], wid))
                 if group.slot == "sa_digest" and group.recipient["type"] == "user":
                     item[0] = self.with_menu(item[0], wid, wf.object, record_id, group.recipient["id"])
                 content += item
+        line = self.snoozed_line(self.snoozed.get(encode(group.recipient), {}), by_record)
+        if line:
+            content.append(context(line))
         n = len(by_record)
         summary = f"{plural(n, 'record')} " + ("need you" if group.slot == "sa_digest" else "to look at") + ": " + " · ".join(counts)
         preamble = [
@@ -187,15 +200,32 @@ class Renderer:
             preamble.append(context(f"<{self.cfg.slack.report_url}|Open the hygiene dashboard>"))
         return preamble, content, summary
 
-    def _ordered(self, obj: str, ids: list[str], by_record: dict[str, list[dict]]) -> list[str]:
+    def _ordered(self, obj: str, ids: list[str], by_record: dict[str, list[dict]], overdue: bool = False) -> list[str]:
         """Oldest open items first (with alert memory), then the biggest opportunities;
-        activities in the order they were created."""
+        activities in the order they were created; overdue tasks by due date, the longest
+        overdue first (what the SA should clear first)."""
         if obj == "Opportunity":
             return sorted(ids, key=lambda i: (-oldest_age(by_record[i]),
                                               -float((self.records.row("Opportunity", i) or {}).get("iacv") or 0)))  # fmt: skip
+        if obj == "Task" and overdue:
+            return sorted(ids, key=lambda i: (str((self.records.row("Task", i) or {}).get("activity_date")), i))
         if obj == "Task":
             return sorted(ids, key=lambda i: (-oldest_age(by_record[i]), str((self.records.row("Task", i) or {}).get("created"))))
         return ids
+
+    @staticmethod
+    def snoozed_line(snoozed: dict[str, str], shown: dict[str, list[dict]]) -> str | None:
+        """A snoozed item is not silently gone: the digest ends with how many were put away, and
+        until when (records the digest lists anyway, for another reason, are not counted)."""
+        hidden = {r: until for r, until in snoozed.items() if r not in shown}
+        if not hidden:
+            return None
+        by_date: dict[str, int] = defaultdict(int)
+        for until in hidden.values():
+            by_date[until] += 1
+        dates = sorted(by_date)
+        until = dates[0] if len(dates) == 1 else ", ".join(f"{d} ({by_date[d]})" for d in dates)
+        return f":zzz: {plural(len(hidden), 'item')} snoozed until {until}"
 
     def fixed_line(self, fixed: list[dict]) -> str:
         """What the recipient fixed since their last digest, compactly (one mention per record):
@@ -212,7 +242,8 @@ class Renderer:
             titles = "; ".join(esc(self.cfg.workflows[e["workflow"]].title) for e in done if e["workflow"] in self.cfg.workflows)
             names.append(f"{self.records.link(obj, record_id, label)}" + (f" ({titles})" if titles else ""))
         more = f" and {len(by_record) - shown} more" if len(by_record) > shown else ""
-        return f":white_check_mark: *{plural(len(fixed), 'item')} fixed since your last digest*: " + ", ".join(names) + more
+        # Counted as named: records (one record may have had several issues fixed).
+        return f":white_check_mark: *{len(by_record)} fixed since your last digest*: " + ", ".join(names) + more
 
     def title(self, group: _Group) -> str:
         """The digest's name, escaped: it is the header, the notification and the replies' notifications."""
@@ -259,6 +290,7 @@ def build_messages(
     slots: set[str] | None = None,
     notice: str | None = None,
     fixed: dict[str, list[dict]] | None = None,
+    snoozed: dict[str, dict[str, str]] | None = None,
 ) -> list[Message]:
     """One message per recipient and slot (one per meeting for reminders), in a stable order.
 
@@ -279,7 +311,7 @@ def build_messages(
     accounts = [(records.row("Opportunity", o) or {}).get("account_id") for o in opp_ids]
     records.prepare("Account", [*accounts, *(r for r in related if isinstance(r, str) and r.startswith("001"))])
 
-    renderer = Renderer(cfg, records, as_of, notice, fixed)
+    renderer = Renderer(cfg, records, as_of, notice, fixed, snoozed)
     groups: dict[tuple, _Group] = {}
     for a in alerts:
         slot = effective_slot(a)

@@ -113,19 +113,23 @@ class DigestRecords:
 
 
 def age_text(alerts: list[dict]) -> str | None:
-    """How long the oldest of a record's alerts has been open (alert memory), or None without it."""
+    """How long the oldest of a record's alerts has been open (alert memory), or None without it;
+    "yours since" when it reached this recipient later than it began (a reassignment): an item
+    new to the person must not read as theirs for weeks."""
     ages = [a for a in alerts if a.get("first_seen") is not None]
     if not ages:
         return None
     oldest = max(ages, key=lambda a: a["age_days"])
+    theirs = min(a.get("recipient_since") or a["first_seen"] for a in ages)
+    yours = f"; yours since {theirs}" if theirs > oldest["first_seen"] else ""
     if oldest["first_seen"] == oldest.get("memory_began"):
         # Raised by the first evaluation the memory holds: older than we know, not new.
         if oldest["age_days"] == 0:
             return None
-        return f"_open at least {plural(oldest['age_days'], 'day')} (since the alert memory began, {oldest['first_seen']})_"
+        return f"_open at least {plural(oldest['age_days'], 'day')} (since the alert memory began, {oldest['first_seen']}){yours}_"
     if oldest["age_days"] == 0:
         return "_new today_"
-    return f"_open {plural(oldest['age_days'], 'day')}, since {oldest['first_seen']}_"
+    return f"_open {plural(oldest['age_days'], 'day')}, since {oldest['first_seen']}{yours}_"
 
 
 def oldest_age(alerts: list[dict]) -> int:
@@ -181,7 +185,11 @@ class ItemWriter:
         s3 = o.get("stage3_date")
         if s3 is not None and not pd.isna(s3):
             days = (pd.Timestamp(self.as_of) - pd.Timestamp(s3)).days
-            dates.append(f"stage 3 since {day_text(s3)} ({plural(days, 'day')})")
+            rank = o.get("rank")
+            if rank == 3:
+                dates.append(f"stage 3 since {day_text(s3)} ({plural(days, 'day')})")
+            else:  # already past stage 3 (or closed): the date it entered, not a stay that ended
+                dates.append(f"entered stage 3 on {day_text(s3)} ({plural(days, 'day')} ago)")
             overdue = days - self.cfg.thresholds.stage3_days
             if overdue >= 0 and "stage3_overdue" in chosen:
                 dates.append(f"*{plural(overdue, 'day')} overdue*")
@@ -248,6 +256,10 @@ class ItemWriter:
             cut_links = [u for u in dict.fromkeys(URL.findall(description)) if esc(u) not in shown]
             if cut_links:
                 lines.append("> " + " · ".join(esc(u) for u in cut_links[:MAX_KEPT_LINKS]))
+        due = t.get("activity_date")
+        if "task_overdue" in chosen and due is not None and not pd.isna(due):
+            days = (pd.Timestamp(self.as_of) - pd.Timestamp(due)).days
+            lines.append(f"*overdue {plural(days, 'day')}*" + (" (due today)" if days == 0 else ""))
         recording = t.get("chorus_call_id")
         if "recording" in chosen and isinstance(recording, str) and SAFE_ID.fullmatch(recording):
             url = self.cfg.slack.recording_url.format(id=recording)

@@ -181,6 +181,8 @@ def _tasks(snap: Snapshot, d: Directory, w: RunWindow, sa_activity: pd.Series) -
             "what_id": t["what_id"],
             "subject": t["subject"],
             "activity_date": t["activity_date"],
+            # wf-11: days past the due date (0 = due today, negative = due later).
+            "days_overdue": _days_between(w.as_of, t["activity_date"]),
             "is_closed": t["is_closed"],
             "created": t["created"],
             "is_chorus": t["chorus_call_id"].notna(),

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from sa_hygiene.contract.config import Config, Expectation, Workflow
@@ -72,6 +73,14 @@ class Evaluation:
     directory: Directory = field(repr=False)
     results: list = field(default_factory=list, repr=False)
     snapshot: Snapshot | None = field(default=None, repr=False)  # the one evaluated (the report renders it)
+    # {workflow: 15-character keys of the records in its scope}: the alert state tells an episode
+    # that ended "fixed" (still in scope, passes) from "gone" (left the scope or the data).
+    scope: dict[str, set[str]] = field(default_factory=dict, repr=False)
+
+    def quarantined_keys(self) -> set[str]:
+        """Keys of the quarantined records: their episodes stay open until they can be read again."""
+        ids = self.quarantine["record_id"] if "record_id" in self.quarantine else []
+        return {str(r)[:15] for r in ids if isinstance(r, str) and r}
 
     def counts(self) -> dict[str, int]:
         return {str(k): int(v) for k, v in self.alerts["workflow"].value_counts().sort_index().items()}
@@ -130,15 +139,25 @@ def _recipients(wf: Workflow, rows: pd.DataFrame, d: Directory) -> tuple[pd.Seri
     return to, unrouted
 
 
+def _scope_keys(frame: pd.DataFrame, scope: np.ndarray) -> set[str]:
+    """The 15-character keys of the rows in scope: keys only, never the frame's rows."""
+    ids = frame["id"].to_numpy()[scope]
+    return {str(i)[:15] for i in ids if isinstance(i, str)}
+
+
 def run_workflows(
-    frames: dict[str, pd.DataFrame], d: Directory, workflows: dict[str, Workflow], params: dict, validator: Validator
+    frames: dict[str, pd.DataFrame], d: Directory, workflows: dict[str, Workflow], params: dict, validator: Validator,
+    scopes: dict[str, set[str]] | None = None,
 ) -> pd.DataFrame:
+    """The alerts of ``workflows``; ``scopes``, when given, receives each workflow's in-scope keys."""
     pieces = []
     for wid, wf in workflows.items():
         frame = frames.get(wf.frame)
         if frame is None:  # change workflows without a previous snapshot
             continue
         scope = holds(frame, wf.scope, params)
+        if scopes is not None:
+            scopes[wid] = _scope_keys(frame, scope)
         reasons: dict[Any, list[str]] = {}
         if scope.any():
             groups: dict[tuple, list[tuple[int, Expectation]]] = {}
@@ -213,8 +232,9 @@ def evaluate(
         frames, d = prepare_frames(current, previous, cfg, w, only={wf.frame for wf in workflows.values()})
         params = {**cfg.params(), "as_of": w.as_of}
         validator = Validator()
-        alerts = run_workflows(frames, d, workflows, params, validator)
-    return Evaluation(alerts, current.quarantine, w, frames, d, validator.results, current)
+        scopes: dict[str, set[str]] = {}
+        alerts = run_workflows(frames, d, workflows, params, validator, scopes)
+    return Evaluation(alerts, current.quarantine, w, frames, d, validator.results, current, scopes)
 
 
 def evaluate_snapshots(

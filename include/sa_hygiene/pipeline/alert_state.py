@@ -23,6 +23,8 @@ log = logging.getLogger(__name__)
 # Full evaluations kept for the alert state: <store>/_alert_memory/<snapshot>/. The folder keeps the
 # alert state's former name ("alert memory"): existing stores hold their evaluations there.
 STORED_EVALUATIONS = "_alert_memory"
+# Beside a stored evaluation's alerts: the keys in each workflow's scope and the quarantined keys.
+SCOPE = "scope.json"
 
 
 @dataclass
@@ -33,6 +35,8 @@ class DigestAnnotations:
     alerts: list[dict]
     fixed: dict[str, list[dict]] = field(default_factory=dict)
     snoozed: int = 0
+    # {recipient: {record Id: snoozed until (ISO date)}}: a digest ends with what it left out.
+    snoozed_for: dict[str, dict[str, str]] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     state_read: bool = False  # the state answered: the digests delivered are marked in it
 
@@ -62,6 +66,11 @@ def annotate_digest(cfg: Config, as_of: date, alerts: list[dict], *, state_url: 
                          for a in state.annotate(as_of, alerts).alerts]  # fmt: skip
             snoozed = state.snoozed(as_of)
             kept = [a for a in annotated if (a["workflow"], key_of(a["record_id"])) not in snoozed]
+            snoozed_for: dict[str, dict[str, str]] = {}
+            for a in annotated:
+                if (until := snoozed.get((a["workflow"], key_of(a["record_id"])))) is not None:
+                    mine = snoozed_for.setdefault(encode(a["recipient"]), {})
+                    mine[a["record_id"]] = max(mine.get(a["record_id"], ""), until["until"].isoformat())
             dm = {encode(a["recipient"]) for a in kept if a["recipient"]["type"] == "user" and a["slot"] == "sa_digest"}
             fixed = _fixed_since_last_digest(cfg, state, dm, as_of)
         finally:
@@ -69,11 +78,11 @@ def annotate_digest(cfg: Config, as_of: date, alerts: list[dict], *, state_url: 
     except DatabaseError as exc:
         log.warning("alert state unavailable: %s", exc)
         return DigestAnnotations(alerts, notes=[_state_down(exc)])
-    return DigestAnnotations(kept, fixed, len(annotated) - len(kept), state_read=True)
+    return DigestAnnotations(kept, fixed, len(annotated) - len(kept), snoozed_for, state_read=True)
 
 
 def _fixed_since_last_digest(cfg: Config, state, recipients: set[str], as_of: date) -> dict[str, list[dict]]:
-    """{recipient: DM-workflow episodes resolved after their previous digest}: one query from the
+    """{recipient: DM-workflow episodes fixed after their previous digest}: one query from the
     earliest previous digest, then each recipient's own cut."""
     since = {r: d for r in recipients if (d := state.last_digest(r, "sa_digest", as_of)) is not None}
     if not since:
@@ -81,7 +90,8 @@ def _fixed_since_last_digest(cfg: Config, state, recipients: set[str], as_of: da
     dm_workflows = {w for w, wf in cfg.workflows.items() if wf.slot == "sa_digest"}
     fixed: dict[str, list[dict]] = {}
     for e in state.resolved_between(min(since.values()), as_of):
-        if e["workflow"] not in dm_workflows:
+        # Only a fix is news: an episode that ended because the record left the scope is not.
+        if e["workflow"] not in dm_workflows or e.get("how") != "fixed":
             continue
         for r in e["recipients"]:
             if r in since and e["resolved_on"] > since[r]:
@@ -110,24 +120,40 @@ def mark_digests_delivered(cfg: Config, annotations: DigestAnnotations, messages
         log.warning("alert state: digests not marked: %s", exc)
 
 
-def store_evaluation(cfg: Config, snapshot_name: str, as_of: date, alerts: list[dict]) -> str:
+def store_evaluation(cfg: Config, snapshot_name: str, as_of: date, alerts: list[dict],
+                     scope: dict[str, set[str]] | None = None, quarantined: set[str] | None = None) -> str:  # fmt: skip
     """Keep a full evaluation's alerts in the store, so that the alert state can record them now
-    or, when it is down, on its next healthy run."""
+    or, when it is down, on its next healthy run; with the keys in each workflow's scope and the
+    quarantined keys, which tell an episode that ends fixed from one that is gone."""
     from datetime import UTC, datetime
 
     import fsspec
 
     folder = f"{cfg.store.url.rstrip('/')}/{STORED_EVALUATIONS}/{snapshot_name}"
     write_jsonl(f"{folder}/alerts.jsonl", alerts)
+    if scope is not None:
+        with fsspec.open(f"{folder}/{SCOPE}", "w", encoding="utf-8", auto_mkdir=True) as fh:
+            json.dump({"scope": {w: sorted(keys) for w, keys in scope.items()}, "quarantined": sorted(quarantined or ())}, fh)
     with fsspec.open(f"{folder}/meta.json", "w", encoding="utf-8", auto_mkdir=True) as fh:
         json.dump({"snapshot": snapshot_name, "as_of": as_of.isoformat(), "saved_at": datetime.now(UTC).isoformat()}, fh)
     return folder
 
 
+def _stored_scope(fs, folder: str) -> tuple[dict[str, set[str]] | None, set[str]]:
+    """(scope, quarantined keys) of a stored evaluation; (None, none) for one stored before
+    spec v3 kept them: its endings are told as gone."""
+    try:
+        with fs.open(f"{folder}/{SCOPE}", "r") as fh:
+            data = json.load(fh)
+    except FileNotFoundError:
+        return None, set()
+    return {w: set(keys) for w, keys in data["scope"].items()}, set(data["quarantined"])
+
+
 def record_stored_evaluations(cfg: Config, state_url: str | None = None) -> dict:
     """Record the stored full evaluations the alert state has not seen yet, oldest first (one per
-    snapshot; the latest again when it was re-evaluated). What the sa_report DAG runs after its
-    evaluation: a state that was down catches up here."""
+    snapshot; the latest again when it was re-evaluated). What the sa_report DAG runs before it
+    writes the report (so the report counts today's fixes); a state that was down catches up here."""
     import fsspec
 
     fs, root = fsspec.core.url_to_fs(f"{cfg.store.url.rstrip('/')}/{STORED_EVALUATIONS}")
@@ -149,7 +175,8 @@ def record_stored_evaluations(cfg: Config, state_url: str | None = None) -> dict
             if latest is not None and (as_of < latest[0] or (as_of == latest[0] and saved_at <= latest[1].isoformat())):
                 continue
             alerts = read_jsonl(f"{cfg.store.url.rstrip('/')}/{STORED_EVALUATIONS}/{name}/alerts.jsonl")
-            episodes = state.record(as_of, alerts)
+            scope, quarantined = _stored_scope(fs, f"{root}/{name}")
+            episodes = state.record(as_of, alerts, scope=scope, quarantined=quarantined)
             recorded.append({"snapshot": name, "as_of": as_of.isoformat(), "alerts": len(alerts),
                              "resolved": len(episodes.resolved)})  # fmt: skip
     log.info("alert state: recorded %s", recorded)

@@ -70,10 +70,12 @@ def escalations(cfg: Config, start, end, *, only: str | None = None, as_of: str 
             manager = managers.get(str(manager_of.get(key_of(who["id"]), ""))[:15])
             if manager is None or manager not in days:
                 continue
-            age = (days[manager] - e["first_seen"]).days
+            # Fair to the person: the days since this recipient got it, not the record's age.
+            since = date.fromisoformat(e["recipients_since"].get(r, e["first_seen"].isoformat()))
+            age = (days[manager] - since).days
             if age >= limits[e["workflow"]]:
                 items.append({"manager": manager, "owner": who["id"], "workflow": e["workflow"], "object": e["object"],
-                              "record_id": e["record_id"], "first_seen": e["first_seen"].isoformat(), "age_days": age})  # fmt: skip
+                              "record_id": e["record_id"], "first_seen": since.isoformat(), "age_days": age})  # fmt: skip
     return OverdueItems(items=items, days=days, snapshot=latest.url)
 
 

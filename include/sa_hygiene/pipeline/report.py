@@ -1,5 +1,5 @@
-"""The sa_report step: evaluate the latest snapshot once, keep that evaluation for the alert
-state, and publish the report (pages, counts, the trend, ``latest.json`` last).
+"""The sa_report step: evaluate the latest snapshot once, keep that evaluation and record it in
+the alert state, then publish the report (pages, counts, the trend, ``latest.json`` last).
 """
 
 from __future__ import annotations
@@ -83,10 +83,17 @@ def write_report(cfg: Config, *, as_of: date | None = None, ledger_url: str | No
     previous = store.previous(latest)
     as_of = as_of or latest.taken_at.date()
     evaluation = evaluate_snapshots(latest, previous, cfg, as_of)
-    from sa_hygiene.pipeline.alert_state import store_evaluation
+    from sa_hygiene.pipeline.alert_state import record_stored_evaluations, store_evaluation
+    from sa_hygiene.state.db import DatabaseError
 
-    # The one full evaluation of this snapshot: the alert state records its episodes (sa_report's next task).
-    store_evaluation(cfg, latest.name, as_of, evaluation.alert_records())
+    # The one full evaluation of this snapshot, recorded in the alert state before the report
+    # reads it: the report's fixes are today's too, the same the DMs tell. A state that is down
+    # costs the report its ages (it says so), never the report; the next run catches up.
+    store_evaluation(cfg, latest.name, as_of, evaluation.alert_records(), evaluation.scope, evaluation.quarantined_keys())
+    try:
+        record_stored_evaluations(cfg, cfg.state.url or ledger_url)
+    except DatabaseError as exc:
+        log.warning("alert state not recorded before the report: %s", exc)
     counts = _counts(latest, as_of, evaluation)
     points = trend(cfg, store, latest, counts)
     slack = unknown_slack_users(ledger_url or cfg.slack.ledger_url, latest.taken_at - SLACK_LOOKBACK)

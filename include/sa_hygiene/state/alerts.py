@@ -6,6 +6,11 @@ evaluation date that does not. Days without an evaluation neither extend nor end
 weekend without snapshots is not a fix. News workflows (a new activity, a stage move) are
 announcements, not problems: they have no episodes (CONTRACT.md § 2b).
 
+An episode ends **fixed** or **gone** (spec v3): the evaluation hands over the keys in each
+workflow's scope, and a record that is still in scope without its alert was fixed; one that left
+the scope or the data is gone, which is no news for anyone. A record quarantined on the day keeps
+its episode open. Each recipient's since-date makes ages fair to a person an item was reassigned to.
+
 Evaluating the date already recorded last replaces that day: its effects are undone (one
 level is all that is needed, since only the latest day can be replaced) and it is recorded
 again, so a re-run changes nothing. An earlier date is answered from the episodes without
@@ -20,7 +25,7 @@ from __future__ import annotations
 
 import json
 import zlib
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 
@@ -71,6 +76,13 @@ episodes = Table(
     Column("recipients", Text, nullable=False),
     Column("prev_recipients", Text),
     Column("recipients_changed_on", Date),
+    # How it ended (spec v3): "fixed" (still in the workflow's scope, and passes) or "gone" (left
+    # the scope or the data). NULL: ended before version 3 recorded it, told as gone.
+    Column("how", String(10)),
+    # JSON {encoded recipient: date it became theirs}, and the one before the latest change
+    # (undo). NULL: recorded before version 3, every recipient's since the episode began.
+    Column("recipients_since", Text),
+    Column("prev_recipients_since", Text),
     UniqueConstraint("workflow", "record_key", "first_seen", name="uq_alert_episode"),
     Index("ix_alert_episodes_open", "resolved_on"),
 )
@@ -118,8 +130,22 @@ def _add_feed_windows(conn: Connection) -> None:
     feed_windows.create(conn, checkfirst=True)
 
 
+def _add_how_and_since(conn: Connection) -> None:
+    """Version 3: how an episode ended, and since when each recipient has had it. Episodes that
+    ended before have no ``how``: nobody can tell now whether they were fixed, so they are told
+    as gone (never claimed as fixes); open ones count their recipients from ``first_seen``."""
+    from sqlalchemy import inspect
+
+    have = {c["name"] for c in inspect(conn).get_columns("alert_episodes")}
+    for name, kind in (("how", "VARCHAR(10)"), ("recipients_since", "TEXT"), ("prev_recipients_since", "TEXT")):
+        if name not in have:  # a state made by this version's tables already has them
+            conn.exec_driver_sql(f"ALTER TABLE alert_episodes ADD COLUMN {name} {kind}")
+
+
 # version: step from the version before. Version 1 is the first schema.
-UPGRADES: dict = {2: _add_feed_windows}
+UPGRADES: dict = {2: _add_feed_windows, 3: _add_how_and_since}
+
+FIXED, GONE = "fixed", "gone"
 
 
 def key_of(record_id: str) -> str:
@@ -160,9 +186,16 @@ class AlertState:
 
     # ------------------------------------------------------------------ episodes
 
-    def record(self, as_of: date, alerts: list[dict]) -> Memory:
+    def record(self, as_of: date, alerts: list[dict], scope: Mapping[str, Collection[str]] | None = None,
+               quarantined: Collection[str] = ()) -> Memory:
         """Record one evaluation date's alerts (CONTRACT.md § 2b); an earlier date than the
-        latest recorded one is only read."""
+        latest recorded one is only read.
+
+        ``scope``: {workflow: keys of the records in its scope on this date}, which tells an
+        episode that ends "fixed" from one that is "gone" (WORKFLOWS.md "Alert memory"); without
+        it nobody can tell, and an ending is "gone" (never a fix claimed unseen). ``quarantined``:
+        keys of records that could not be read on this date: their episodes stay open.
+        """
         try:
             with self.engine.begin() as conn:
                 self._lock(conn)
@@ -171,7 +204,7 @@ class AlertState:
                     return self._read(conn, as_of, alerts)
                 if latest == as_of:
                     self._undo(conn, as_of)
-                return self._apply(conn, as_of, alerts)
+                return self._apply(conn, as_of, alerts, scope, {key_of(k) for k in quarantined})
         except SQLAlchemyError as exc:
             raise self._fail(exc) from None
 
@@ -198,73 +231,94 @@ class AlertState:
 
     def _undo(self, conn: Connection, day: date) -> None:
         conn.execute(delete(episodes).where(episodes.c.first_seen == day))
-        conn.execute(update(episodes).where(episodes.c.resolved_on == day).values(resolved_on=None))
+        conn.execute(update(episodes).where(episodes.c.resolved_on == day).values(resolved_on=None, how=None))
         conn.execute(
             update(episodes)
             .where(episodes.c.recipients_changed_on == day)
-            .values(recipients=episodes.c.prev_recipients, prev_recipients=None, recipients_changed_on=None)
+            .values(recipients=episodes.c.prev_recipients, prev_recipients=None, recipients_changed_on=None,
+                    recipients_since=episodes.c.prev_recipients_since, prev_recipients_since=None)
         )
         conn.execute(delete(evaluations).where(evaluations.c.as_of == day))
 
-    def _apply(self, conn: Connection, day: date, alerts: list[dict]) -> Memory:
+    def _apply(self, conn: Connection, day: date, alerts: list[dict], scope: Mapping[str, Collection[str]] | None,
+               quarantined: set[str]) -> Memory:  # fmt: skip
         today = self._hygiene(alerts)
         open_rows = conn.execute(
             select(episodes.c.id, episodes.c.workflow, episodes.c.record_key, episodes.c.object,
-                   episodes.c.record_id, episodes.c.first_seen, episodes.c.recipients)
+                   episodes.c.record_id, episodes.c.first_seen, episodes.c.recipients, episodes.c.recipients_since)
             .where(episodes.c.resolved_on.is_(None))
         ).all()  # fmt: skip
         known = {(r.workflow, r.record_key): r for r in open_rows}
         before = conn.execute(select(func.max(evaluations.c.as_of))).scalar()
-        continued, started, first_seen = [], [], {}
+        continued, started, first_seen, since = [], [], {}, {}
         for k, entry in today.items():
             row = known.get(k)
             recipients = json.dumps(entry["recipients"])
             if row is not None:
+                old_since = _since(row.recipients_since, row.recipients, row.first_seen)
+                since[k] = {r: old_since.get(r, day) for r in entry["recipients"]}
                 if recipients != row.recipients:  # an SA assigned, say: the only write a continuing day makes
-                    continued.append({"eid": row.id, "recipients": recipients, "prev": row.recipients})
+                    continued.append({"eid": row.id, "recipients": recipients, "prev": row.recipients,
+                                      "since": _since_json(since[k]), "prev_since": row.recipients_since})  # fmt: skip
                 first_seen[k] = row.first_seen
             else:
+                since[k] = dict.fromkeys(entry["recipients"], day)
                 started.append({"workflow": k[0], "record_key": k[1], "object": entry["object"],
                                 "record_id": entry["record_id"], "first_seen": day, "last_seen": day,
-                                "recipients": recipients})  # fmt: skip
+                                "recipients": recipients, "recipients_since": _since_json(since[k])})  # fmt: skip
                 first_seen[k] = day
-        ended = [row for k, row in known.items() if k not in today]
+        # A record that could not be read today is neither fixed nor gone: its episode stays open.
+        ended = [row for k, row in known.items() if k not in today and row.record_key not in quarantined]
+        how = {row.id: _how(row.workflow, row.record_key, scope) for row in ended}
         if continued:
             conn.execute(
                 update(episodes).where(episodes.c.id == bindparam("eid"))
-                .values(recipients=bindparam("recipients"), prev_recipients=bindparam("prev"), recipients_changed_on=day),
+                .values(recipients=bindparam("recipients"), prev_recipients=bindparam("prev"), recipients_changed_on=day,
+                        recipients_since=bindparam("since"), prev_recipients_since=bindparam("prev_since")),
                 continued,
             )  # fmt: skip
         if started:
             conn.execute(insert(episodes), started)
         if ended:
             conn.execute(
-                update(episodes).where(episodes.c.id == bindparam("eid")).values(resolved_on=day, last_seen=before),
-                [{"eid": row.id} for row in ended],
-            )
+                update(episodes).where(episodes.c.id == bindparam("eid"))
+                .values(resolved_on=day, last_seen=before, how=bindparam("how_ended")),
+                [{"eid": row.id, "how_ended": how[row.id]} for row in ended],
+            )  # fmt: skip
         conn.execute(insert(evaluations).values(as_of=day, recorded_at=datetime.now(UTC), alerts=len(alerts)))
-        resolved = [_resolved(row.workflow, row.object, row.record_id, row.recipients, row.first_seen, day)
+        resolved = [_resolved(row.workflow, row.object, row.record_id, row.recipients, row.first_seen, day, how[row.id])
                     for row in ended]  # fmt: skip
-        return Memory(self._annotated(alerts, first_seen, day), [r for rs in resolved for r in rs])
+        return Memory(self._annotated(alerts, first_seen, day, since), [r for rs in resolved for r in rs])
 
     def _read(self, conn: Connection, day: date, alerts: list[dict]) -> Memory:
         today = self._hygiene(alerts)
         covering = conn.execute(
-            select(episodes.c.workflow, episodes.c.record_key, episodes.c.first_seen).where(
+            select(episodes.c.workflow, episodes.c.record_key, episodes.c.first_seen, episodes.c.recipients,
+                   episodes.c.recipients_since).where(
                 and_(episodes.c.first_seen <= day,
                      (episodes.c.resolved_on.is_(None)) | (episodes.c.resolved_on > day))
             )
         ).all()  # fmt: skip
         first_seen = {(r.workflow, r.record_key): r.first_seen for r in covering if (r.workflow, r.record_key) in today}
+        since = {(r.workflow, r.record_key): _since(r.recipients_since, r.recipients, r.first_seen)
+                 for r in covering if (r.workflow, r.record_key) in today}  # fmt: skip
         gone = conn.execute(select(episodes).where(episodes.c.resolved_on == day)).all()
-        resolved = [_resolved(r.workflow, r.object, r.record_id, r.recipients, r.first_seen, day) for r in gone]
-        return Memory(self._annotated(alerts, first_seen, day), [r for rs in resolved for r in rs], recorded=False)
+        resolved = [_resolved(r.workflow, r.object, r.record_id, r.recipients, r.first_seen, day, r.how) for r in gone]
+        return Memory(self._annotated(alerts, first_seen, day, since), [r for rs in resolved for r in rs], recorded=False)
 
-    def _annotated(self, alerts: list[dict], first_seen: dict, day: date) -> list[dict]:
+    def _annotated(self, alerts: list[dict], first_seen: dict, day: date, since: dict | None = None) -> list[dict]:
+        """The alerts with ``first_seen``/``age_days`` (the record's episode) and, when the alert's
+        recipient got it later than the episode began (a reassignment), ``recipient_since``: the
+        digest says "yours since" and escalation counts from then."""
         out = []
         for a in alerts:
-            seen = day if a["workflow"] in self.news else first_seen.get((a["workflow"], key_of(a["record_id"])), day)
-            out.append({**a, "first_seen": seen.isoformat(), "age_days": (day - seen).days})
+            k = (a["workflow"], key_of(a["record_id"]))
+            seen = day if a["workflow"] in self.news else first_seen.get(k, day)
+            rec = {**a, "first_seen": seen.isoformat(), "age_days": (day - seen).days}
+            theirs = (since or {}).get(k, {}).get(encode(a["recipient"]))
+            if theirs is not None and theirs > seen:
+                rec["recipient_since"] = theirs.isoformat()
+            out.append(rec)
         return out
 
     def first_recorded(self) -> date | None:
@@ -428,20 +482,43 @@ def _utc(moment: datetime) -> datetime:
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
-def _resolved(workflow, obj, record_id, recipients_json, first_seen: date, day: date) -> list[dict]:
+def _how(workflow: str, key: str, scope: Mapping[str, Collection[str]] | None) -> str:
+    """Fixed when the record is still in the workflow's scope (so it passes now); else gone."""
+    return FIXED if scope is not None and key in scope.get(workflow, ()) else GONE
+
+
+def _since(since_json: str | None, recipients_json: str, first_seen: date) -> dict[str, date]:
+    """{recipient: date it became theirs}; before version 3, every recipient's since the start."""
+    if since_json:
+        return {r: date.fromisoformat(d) for r, d in json.loads(since_json).items()}
+    return dict.fromkeys(json.loads(recipients_json), first_seen)
+
+
+def _since_json(since: dict[str, date]) -> str:
+    return json.dumps({r: d.isoformat() for r, d in since.items()})
+
+
+def _resolved(workflow, obj, record_id, recipients_json, first_seen: date, day: date, how: str | None) -> list[dict]:
     from sa_hygiene.contract.recipients import as_recipient
 
     return [
         {"workflow": workflow, "object": obj, "record_id": record_id, "recipient": as_recipient(r),
-         "first_seen": first_seen.isoformat(), "resolved_on": day.isoformat()}
+         "first_seen": first_seen.isoformat(), "resolved_on": day.isoformat(), "how": how or GONE}
         for r in json.loads(recipients_json)
     ]  # fmt: skip
 
 
 def _episode(row) -> dict:
+    """An episode as the report and digests read it: ``how`` is "gone" when it ended before
+    version 3 recorded how (nobody can tell now; a fix is never claimed unseen)."""
     d = dict(row._mapping)
     d["recipients"] = json.loads(d["recipients"])
+    d["recipients_since"] = {r: s.isoformat() for r, s in
+                             _since(d.pop("recipients_since"), row.recipients, d["first_seen"]).items()}  # fmt: skip
+    if d["resolved_on"] is not None and d["how"] is None:
+        d["how"] = GONE
     d.pop("prev_recipients", None)
+    d.pop("prev_recipients_since", None)
     d.pop("recipients_changed_on", None)
     return d
 

@@ -300,9 +300,9 @@ class ReportModel:
         The open items are this evaluation's hygiene alerts (what the digests show), aged by
         their episodes; fixes are the episodes the state resolved."""
         m = self.inputs.memory
-        if not m or m.get("down") or not m["days"]:
-            # No evaluation recorded yet (the first report comes before its snapshot is recorded):
-            # every age would read 0 days, which no manager should believe.
+        if not m or m.get("down") or not m["days"] or (m.get("began") or self.inputs.as_of) >= self.inputs.as_of:
+            # No evaluation before this one (the state began with this snapshot): every age would
+            # read 0 days, which no manager should believe.
             return {"available": False, "down": m.get("down") if m else None}
         as_of = self.inputs.as_of
         first = {(e["workflow"], e["record_key"]): e["first_seen"] for e in m["episodes"] if e["resolved_on"] is None}
@@ -322,7 +322,8 @@ class ReportModel:
                              "median": float(mine.median()), "p90": float(mine.quantile(0.9))})  # fmt: skip
             return rows
 
-        fixed = [e for e in m["episodes"] if e["resolved_on"] is not None]
+        # Only fixes count (WORKFLOWS.md "Alert memory"): an item that left the scope is gone, not fixed.
+        fixed = [e for e in m["episodes"] if e["resolved_on"] is not None and e.get("how") == "fixed"]
         days_to_fix = pd.Series([(e["resolved_on"] - e["first_seen"]).days for e in fixed], dtype="float64")
         weeks = self.cfg.report.activity_weeks
         week_of = [e["resolved_on"] - timedelta(days=e["resolved_on"].weekday()) for e in fixed]
@@ -418,7 +419,7 @@ def alert_memory(cfg: Config, as_of: date, state_url: str | None = None) -> dict
     try:
         with open_state(cfg, cfg.state.url or state_url) as state:
             episodes, days = state.history(since)
-            return {"episodes": episodes, "days": days, "snoozes": state.all_snoozes()}
+            return {"episodes": episodes, "days": days, "snoozes": state.all_snoozes(), "began": state.first_recorded()}
     except DatabaseError as exc:
         log.warning("report without alert memory: %s", exc)
         return {"down": str(exc)}

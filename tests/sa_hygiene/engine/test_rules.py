@@ -330,14 +330,16 @@ class TestWf02AndWf09:
         assert got == {by_ae["id"]: ("#sa-chorus-calls", [])}
 
 
-class TestWf11TasksDueToday:
-    def test_open_tasks_of_sas_due_on_as_of(self, tmp_path):
+class TestWf11TasksDueOrOverdue:
+    def test_open_tasks_of_sas_due_in_the_last_30_days(self, tmp_path):
         due = task(owner_id=SA["id"], is_closed="false", activity_date=day(0))
+        day30 = task(owner_id=SA["id"], is_closed="false", activity_date=day(-30))
+        day31 = task(owner_id=SA["id"], is_closed="false", activity_date=day(-31))
         tomorrow = task(owner_id=SA["id"], is_closed="false", activity_date=day(1))
-        done = task(owner_id=SA["id"], is_closed="true", activity_date=day(0))
+        done = task(owner_id=SA["id"], is_closed="true", activity_date=day(-3))
         ae_task = task(owner_id=AE["id"], is_closed="false", activity_date=day(0))
-        got = fired(tmp_path, "wf-11", {"Task": [due, tomorrow, done, ae_task]})
-        assert got == {due["id"]: (SA["id"], [])}
+        got = fired(tmp_path, "wf-11", {"Task": [due, day30, day31, tomorrow, done, ae_task]})
+        assert got == {due["id"]: (SA["id"], []), day30["id"]: (SA["id"], [])}
 
     def test_an_inactive_sa_is_no_sa(self, tmp_path):
         gone = user(id="0055e0000000OLDAAA", is_active="false", manager_id=MGR["id"])

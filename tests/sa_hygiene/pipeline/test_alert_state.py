@@ -6,7 +6,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pytest
-from builders import opportunity, user, write_snapshot
+from builders import opportunity, task, user, write_snapshot
 
 from sa_hygiene.contract.config import load_config
 from sa_hygiene.delivery.outbox import OutboxSink
@@ -38,14 +38,14 @@ def config(tmp_path: Path, state: str | None = None):
     return load_config(path)
 
 
-def snapshot_day(cfg, tmp_path, day: date, opps) -> str:
+def snapshot_day(cfg, tmp_path, day: date, opps, tasks=()) -> str:
     """Commit a snapshot of ``day`` and do what sa_report does with it."""
     from sa_hygiene.engine.rules import evaluate_snapshots
 
-    folder = write_snapshot(tmp_path / f"snap-{day}", {"User": [MGR, SA], "Opportunity": opps})
+    folder = write_snapshot(tmp_path / f"snap-{day}", {"User": [MGR, SA], "Opportunity": opps, "Task": list(tasks)})
     ref = SnapshotStore(cfg.store.url).commit_folder(folder, datetime(day.year, day.month, day.day, 4, tzinfo=UTC))
-    alerts = evaluate_snapshots(ref, None, cfg, day).alert_records()
-    store_evaluation(cfg, ref.name, day, alerts)
+    result = evaluate_snapshots(ref, None, cfg, day)
+    store_evaluation(cfg, ref.name, day, result.alert_records(), result.scope, result.quarantined_keys())
     return ref.url
 
 
@@ -76,7 +76,7 @@ def test_digests_show_ages_fixes_and_leave_snoozed_items_out(tmp_path):
     assert [r["as_of"] for r in record_stored_evaluations(cfg)["recorded"]] == ["2026-11-24"]  # 11-16 is not recorded again
     out, posts = dm(cfg, tmp_path, date(2026, 11, 24))
     body = text_of(posts[0])
-    assert "items fixed since your last digest*: <https://gitlab.my.salesforce.com/lightning/r/Opportunity/" \
+    assert "*1 fixed since your last digest*: <https://gitlab.my.salesforce.com/lightning/r/Opportunity/" \
            "0065e0000000FIXAAA/view|Fixed Co - Ultimate>" in body  # fmt: skip
     assert body.index("fixed since") < body.index("Old Co - Premium")  # the good news first
     assert "_open at least 8 days (since the alert memory began, 2026-11-16)_" in body
@@ -91,6 +91,44 @@ def test_digests_show_ages_fixes_and_leave_snoozed_items_out(tmp_path):
     # wf-06 holds only New Co now (the headline counts what the message holds); Old Co stays for its other issues.
     body = text_of(posts[0])
     assert f"{cfg.workflows['wf-06'].title}: 1" in body and "Old Co - Premium" in body
+
+
+def test_a_digests_fixed_list_never_names_a_still_open_task_nor_one_that_left_the_scope(tmp_path):
+    """Spec v3: a task due yesterday and still open is overdue, not fixed; a completed one is
+    fixed; a rescheduled one is gone (not told)."""
+    cfg = config(tmp_path)
+    due = {"owner_id": SA["id"], "is_closed": "false", "status": "Open", "activity_date": "2026-11-16"}
+    still, done, moved = (task(id=f"00T5e0000000T0{n}AAA", subject=s, **due) for n, s in
+                          ((1, "Still open"), (2, "Completed"), (3, "Rescheduled")))  # fmt: skip
+    snapshot_day(cfg, tmp_path, date(2026, 11, 16), [], [still, done, moved])
+    record_stored_evaluations(cfg)
+    dm(cfg, tmp_path, date(2026, 11, 16))
+    snapshot_day(cfg, tmp_path, date(2026, 11, 17), [],
+                 [still, {**done, "is_closed": "true", "status": "Completed"}, {**moved, "activity_date": "2026-12-01"}])
+    record_stored_evaluations(cfg)
+    out, posts = dm(cfg, tmp_path, date(2026, 11, 17))
+    body = text_of(posts[0])
+    fixed = body[body.index("fixed since") - 3:body.index("Still open")]
+    assert "*1 fixed since your last digest*" in fixed and "Completed" in fixed
+    assert "Rescheduled" not in body and out["fixed"] == 1
+    assert "*overdue 1 day*" in body  # still open: in the digest, not among the fixes
+
+
+def test_the_report_counts_the_days_fixes_recorded_before_it_is_written(tmp_path):
+    """sa_report records its evaluation first: the report of day 2 counts day 2's fixes."""
+    from sa_hygiene.pipeline.report import write_report
+
+    cfg = config(tmp_path)
+    snapshot_day(cfg, tmp_path, date(2026, 11, 16), [OLD, FIXED])
+    write_report(cfg, as_of=date(2026, 11, 16))
+    SnapshotStore(cfg.store.url).commit_folder(
+        write_snapshot(tmp_path / "day2", {"User": [MGR, SA], "Opportunity": [OLD, {**FIXED, "te_end": "2026-11-20"}]}),
+        datetime(2026, 11, 24, 4, tzinfo=UTC))  # fmt: skip
+    html = Path(write_report(cfg, as_of=date(2026, 11, 24))["report"]).read_text()
+    memory = html[html.index('<section id="memory">'):html.index('<section id="evaluations">')]
+    assert "2 fixed in the period" in memory and "nothing fixed yet" not in memory.lower()
+    with open_state(cfg) as state:
+        assert state.latest_recorded()[0] == date(2026, 11, 24)
 
 
 def test_no_alert_state_connection_is_open_while_slack_is_called(tmp_path, monkeypatch):
@@ -150,6 +188,27 @@ def test_a_manager_hears_once_of_items_open_longer_than_the_workflow_allows(tmp_
         state.snooze("wf-06", OLD["id"], date(2026, 12, 1), "waiting on legal", "maya")
     later = escalations(cfg, None, None, only=MGR["id"], as_of="2026-11-23")
     assert ("wf-06", OLD["id"]) not in {(i["workflow"], i["record_id"]) for i in later.items}
+
+
+def test_escalation_counts_the_days_since_the_current_recipient_got_it(tmp_path):
+    """A record reassigned to another SA is new to them: their manager hears of it 7 days after
+    the reassignment, not 7 days after the record's first alert."""
+    cfg = config(tmp_path)
+    other = user(id="0055e0000000SA2AAA", name="Ola Other", manager_id=MGR["id"])
+    snapshot_day(cfg, tmp_path, date(2026, 11, 10), [OLD])
+    record_stored_evaluations(cfg)
+    folder = write_snapshot(tmp_path / "snap-reassigned", {"User": [MGR, SA, other], "Opportunity": [{**OLD, "sa": other["id"]}]})
+    from sa_hygiene.engine.rules import evaluate_snapshots
+
+    ref = SnapshotStore(cfg.store.url).commit_folder(folder, datetime(2026, 11, 20, 4, tzinfo=UTC))
+    result = evaluate_snapshots(ref, None, cfg, date(2026, 11, 20))
+    store_evaluation(cfg, ref.name, date(2026, 11, 20), result.alert_records(), result.scope, result.quarantined_keys())
+    record_stored_evaluations(cfg)
+    found = escalations(cfg, None, None, only=MGR["id"], as_of="2026-11-23")
+    assert [i for i in found.items if i["record_id"] == OLD["id"]] == []  # Ola has had it 3 days
+    later = escalations(cfg, None, None, only=MGR["id"], as_of="2026-11-27")
+    assert {(i["owner"], i["age_days"], i["first_seen"]) for i in later.items if i["workflow"] == "wf-06"} == {
+        (other["id"], 7, "2026-11-20")}  # fmt: skip
 
 
 def test_digests_go_out_without_ages_when_the_state_is_down_and_the_next_run_catches_up(tmp_path):

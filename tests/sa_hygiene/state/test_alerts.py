@@ -43,8 +43,31 @@ def test_first_seen_age_and_resolution(state):
     assert ages[("wf-06", (OPP % "01")[:15])]["age_days"] == 3
     # News is announced, never open: no age, no resolution.
     assert ages[("wf-02", (OPP % "03")[:15])] == {**alert(3, "wf-02"), "first_seen": "2026-11-05", "age_days": 0}
+    # Without the day's scope nobody can tell a fix: the ending is "gone".
     assert m2.resolved == [{"workflow": "wf-06", "object": "Opportunity", "record_id": OPP % "02", "recipient": SA,
-                            "first_seen": "2026-11-02", "resolved_on": "2026-11-05"}]  # fmt: skip
+                            "first_seen": "2026-11-02", "resolved_on": "2026-11-05", "how": "gone"}]  # fmt: skip
+
+
+def test_an_episode_ends_fixed_in_scope_gone_out_of_it_and_stays_open_when_quarantined(state):
+    state.record(D0, [alert(1), alert(2), alert(3)])
+    scope = {"wf-06": {(OPP % "01")[:15]}}  # 01 still in scope and passes; 02 left it; 03 unreadable
+    m = state.record(D0 + timedelta(days=1), [], scope=scope, quarantined={OPP % "03"})
+    assert {r["record_id"][13:15]: r["how"] for r in m.resolved} == {"01": "fixed", "02": "gone"}
+    assert [e["record_id"][13:15] for e in state.open_episodes()] == ["03"]
+    again = state.record(D0 + timedelta(days=1), [], scope=scope, quarantined={OPP % "03"})  # a re-run: the same
+    assert again.resolved == m.resolved
+    assert {e["record_id"][13:15]: e["how"] for e in state.resolved_between(None, D0 + timedelta(days=1))} == {
+        "01": "fixed", "02": "gone"}  # fmt: skip
+
+
+def test_a_reassigned_item_says_since_when_it_is_the_recipients(state):
+    state.record(D0, [alert(1)])
+    m = state.record(D0 + timedelta(days=3), [alert(1, recipient=SA2)])
+    assert (m.alerts[0]["first_seen"], m.alerts[0]["recipient_since"]) == ("2026-11-02", "2026-11-05")
+    later = state.record(D0 + timedelta(days=4), [alert(1, recipient=SA2)])
+    assert later.alerts[0]["recipient_since"] == "2026-11-05"
+    assert state.open_episodes()[0]["recipients_since"] == {"user:" + SA2["id"]: "2026-11-05"}
+    assert "recipient_since" not in state.record(D0 + timedelta(days=5), [alert(2)]).alerts[0]
 
 
 def test_a_rerun_of_the_same_day_changes_nothing(state):
@@ -132,9 +155,28 @@ def test_a_version_1_state_is_upgraded_with_its_episodes_kept(tmp_path):
     assert {episodes.name, evaluations.name} < set(metadata.tables)
     with AlertState(url, news=NEWS) as s:
         with s.engine.connect() as conn:
-            assert conn.execute(select(schema_versions.c.version).where(schema_versions.c.component == COMPONENT)).scalar() == 2
+            assert conn.execute(select(schema_versions.c.version).where(schema_versions.c.component == COMPONENT)).scalar() == 3
         assert s.feed_window_end("east") is None
         assert s.record(D0 + timedelta(days=1), [alert(1)]).alerts[0]["first_seen"] == D0.isoformat()
+
+
+def test_a_version_2_state_is_upgraded_and_its_past_endings_are_told_as_gone(tmp_path):
+    from sa_hygiene.state.alerts import COMPONENT
+    from sa_hygiene.state.db import schema_versions
+
+    url = f"sqlite:///{tmp_path / 'v2.sqlite'}"
+    with AlertState(url, news=NEWS) as s:
+        s.record(D0, [alert(1), alert(2)])
+        s.record(D0 + timedelta(days=1), [alert(1)], scope={"wf-06": {(OPP % "02")[:15]}})
+        with s.engine.begin() as conn:  # what version 2 had: no how, no recipients' dates
+            for column in ("how", "recipients_since", "prev_recipients_since"):
+                conn.exec_driver_sql(f"ALTER TABLE alert_episodes DROP COLUMN {column}")
+            conn.execute(schema_versions.update().where(schema_versions.c.component == COMPONENT).values(version=2))
+    with AlertState(url, news=NEWS) as s:
+        assert [e["how"] for e in s.resolved_between(None, D0 + timedelta(days=1))] == ["gone"]  # unknown: never a fix
+        assert s.open_episodes()[0]["recipients_since"] == {"user:" + SA["id"]: D0.isoformat()}
+        m = s.record(D0 + timedelta(days=2), [alert(1, recipient=SA2)])
+        assert (m.alerts[0]["first_seen"], m.alerts[0]["recipient_since"]) == (D0.isoformat(), "2026-11-04")
 
 
 def test_a_state_that_cannot_be_reached_is_one_clear_error(tmp_path):
