@@ -97,7 +97,7 @@ class Backends:
 
     cfg: Config
     snapshot: Callable[[], Any]  # the latest snapshot
-    salesforce: Callable[[], Any]  # a simple-salesforce client, made on first use
+    salesforce: Any  # sa_hygiene.source.salesforce.SalesforceClient: logs in on first use
     state_url: str
     today: Callable[[str | None], date] = today_in
     slack: SlackDirectory = field(default_factory=SlackDirectory)

@@ -60,7 +60,7 @@ def register(app, backends: Backends) -> None:
         meeting = meeting_of(backends.snapshot(), item, meta.get("channel") or "", meta.get("ts") or "")
         meeting.activity_date = meta.get("date") or meeting.activity_date
         try:
-            task_id = create_task(backends.salesforce(), task_fields(cfg, item.recipient, meeting.activity_date, form))
+            task_id = create_task(backends.salesforce, task_fields(cfg, item.recipient, meeting.activity_date, form))
         except SalesforceRefused as exc:
             backends.submissions.release(view["id"])
             client.views_update(view_id=view["id"], view=form_view(cfg, meeting, form, error=str(exc)))
