@@ -63,7 +63,7 @@ OTHER_OBJECTS = {
 }
 # Standard picklists the contract reads as text (describe says so, the wire format is the same).
 PICKLISTS = {"Task": {"TaskSubtype": "picklist"}}
-ACTIONS = ("expire_session", "request_limit", "unavailable", "drop", "miscount", "break_row", "validation_error", "slow")
+ACTIONS = ("expire_session", "request_limit", "unavailable", "drop", "miscount", "break_row", "validation_error", "slow", "hang")
 COLLECTION_LIMIT = 200
 KEY_PREFIX = {"Task": "00T", "Event": "00U", "Contact": "003", "Opportunity": "006", "Account": "001"}
 
@@ -229,6 +229,8 @@ class FakeSalesforce:
         self._server: _Server | None = None
         self.create_delay = 0.0  # seconds a record creation takes (a slow org)
         self.slow_seconds = 2.0  # how late the ``slow`` fault answers
+        self.hang_seconds = 120.0  # how long the ``hang`` fault holds a request (``stop`` ends it)
+        self._unhang = threading.Event()
         self.now = "2026-11-24T12:00:00.000+0000"  # the stamp of records created or updated
         self.rules: dict[str, list[Callable[[dict], str | None]]] = {}
 
@@ -279,7 +281,8 @@ class FakeSalesforce:
         connection closes halfway through the body), ``miscount`` (a COUNT() one too high),
         ``break_row`` (the last row of a Bulk CSV page loses all fields but its Id), ``validation_error``
         (a record creation or update refused by a validation rule, 400 FIELD_CUSTOM_VALIDATION_EXCEPTION),
-        ``slow`` (the answer comes ``slow_seconds`` late, and the request is carried out all the same).
+        ``slow`` (the answer comes ``slow_seconds`` late, and the request is carried out all the same),
+        ``hang`` (no answer for ``hang_seconds`` or until the fake stops, then 503; nothing is done).
         """
         assert action in ACTIONS, action
         self.faults.append(Fault(action, when, times))
@@ -298,6 +301,7 @@ class FakeSalesforce:
         return self
 
     def stop(self) -> None:
+        self._unhang.set()
         if self._server:
             self._server.shutdown()
             self._server.server_close()
@@ -336,6 +340,9 @@ class FakeSalesforce:
             action = self._fault_for(req)
         if action == "slow":
             time.sleep(self.slow_seconds)  # outside the lock, as above
+        if action == "hang":
+            self._unhang.wait(self.hang_seconds)
+            action = "unavailable"
         with self._lock:
             resp = self._answer(req, authorization, action)
             resp.headers["Sforce-Limit-Info"] = f"api-usage={self.api_used}/{self.api_limit}"

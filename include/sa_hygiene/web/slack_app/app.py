@@ -19,8 +19,12 @@ from sa_hygiene.web.slack_app.backends import Backends, LatestSnapshot, SlackApp
 from sa_hygiene.web.slack_app.items import problem
 from sa_hygiene.web.slack_app.listeners import register
 from sa_hygiene.web.slack_app.salesforce import salesforce_client
+from sa_hygiene.web.slack_app.work import LazyWork
 
 log = logging.getLogger(__name__)
+
+SLACK_TIMEOUT = 5  # seconds per Slack Web API call: slack_sdk waits 30 by default
+ACK_WORKERS = 8  # acknowledgements only: they do no I/O but the state database
 
 
 @dataclass(frozen=True)
@@ -82,16 +86,19 @@ def ours_only_middleware():
 
 @dataclass
 class SlackApp:
-    """The Bolt app, what its listeners reach, the signature check of its HTTP route, and the
-    threads its listeners' work after the answer runs in (``close`` waits for them)."""
+    """The Bolt app, what its listeners reach, the signature check of its HTTP route, the
+    threads acknowledgements run in and the lanes of the work after the answer (``close`` stops
+    both: waiting for what runs, dropping what is only queued)."""
 
     bolt: Any  # slack_bolt.App
     backends: Backends
     verifier: Any = field(repr=False)  # slack_sdk's SignatureVerifier: holds the signing secret
     executor: ThreadPoolExecutor = field(repr=False)
+    work: LazyWork = field(repr=False)
 
     def close(self) -> None:
         self.executor.shutdown(wait=True)
+        self.work.shutdown(wait=False)
         self.backends.close()
 
 
@@ -105,17 +112,20 @@ def build_app(cfg: Config, *, creds: Credentials | None = None, client=None, sna
 
     creds = creds or credentials(cfg.slack.conn_id)
     if client is None:
-        client = WebClient(token=creds.token, **({"base_url": creds.base_url} if creds.base_url else {}))
+        client = WebClient(token=creds.token, timeout=SLACK_TIMEOUT, **({"base_url": creds.base_url} if creds.base_url else {}))
+    client.timeout = min(client.timeout or SLACK_TIMEOUT, SLACK_TIMEOUT)
     backends = Backends(cfg, snapshot or LatestSnapshot(cfg), salesforce or salesforce_client(cfg.salesforce.conn_id),
                         state_url or cfg.state_url)  # fmt: skip
-    # Listeners and their lazy work run here, after the answer.
-    executor = ThreadPoolExecutor(max_workers=8, thread_name_prefix="sa-hygiene-slack")
+    # Acknowledgements run here; the work after the answer in bounded lanes of its own (work.py).
+    executor = ThreadPoolExecutor(max_workers=ACK_WORKERS, thread_name_prefix="sa-hygiene-ack")
     bolt = App(client=client, signing_secret=creds.signing_secret, request_verification_enabled=True,
                token_verification_enabled=False, process_before_response=False,
                listener_executor=executor)  # fmt: skip
+    work = LazyWork(bolt.logger)
+    bolt.listener_runner.lazy_listener_runner = work  # Bolt's runner reads it per request
     bolt.use(ours_only_middleware())
     register(bolt, backends)
-    return SlackApp(bolt, backends, SignatureVerifier(creds.signing_secret), executor)  # v0 HMAC, five-minute window
+    return SlackApp(bolt, backends, SignatureVerifier(creds.signing_secret), executor, work)  # v0 HMAC, five-minute window
 
 
 def create_asgi_app(slack_app: SlackApp | None = None, cfg: Config | None = None):

@@ -102,12 +102,15 @@ class Backends:
     today: Callable[[str | None], date] = today_in
     slack: SlackDirectory = field(default_factory=SlackDirectory)
     _submissions: FormSubmissions | None = None
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @property
     def submissions(self) -> FormSubmissions:
-        if self._submissions is None:
-            self._submissions = FormSubmissions(self.state_url)
-        return self._submissions
+        """Made on first use, once: two first submissions at once must share one engine."""
+        with self._lock:
+            if self._submissions is None:
+                self._submissions = FormSubmissions(self.state_url)
+            return self._submissions
 
     def close(self) -> None:
         if self._submissions is not None:

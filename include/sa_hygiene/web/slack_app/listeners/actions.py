@@ -20,6 +20,8 @@ from sa_hygiene.web.slack_app.views import form_view, marked
 
 log = logging.getLogger(__name__)
 
+BUSY = ":hourglass: The app is busy right now: nothing was changed. Please try again in a minute."
+
 
 def ack_at_once(ack) -> None:
     ack()
@@ -69,9 +71,15 @@ def register(app, backends: Backends) -> None:
         meeting = meeting_of(backends.snapshot(), item, container.get("channel_id") or "", container.get("message_ts") or "")
         client.views_open(trigger_id=body["trigger_id"], view=form_view(cfg, meeting))
 
+    snooze_or_not_mine.busy = open_log_form.busy = tell_busy
     app.action(ITEM_MENU)(ack=ack_at_once, lazy=[snooze_or_not_mine])
     app.action(OPEN_LINK)(ack_at_once)  # the link opens in the browser: nothing to do
     app.action(LOG_IT)(ack=ack_at_once, lazy=[open_log_form])
+
+
+def tell_busy(body: dict, client) -> None:
+    """When the work of a click cannot even be queued: the clicking user hears so, nothing changed."""
+    refuse(client, body, BUSY)
 
 
 def tell_not_mine(backends: Backends, client, item: Item, who: Person, slack_user: str) -> None:

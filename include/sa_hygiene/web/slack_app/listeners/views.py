@@ -18,6 +18,9 @@ from sa_hygiene.web.slack_app.log_form import Meeting, meeting_of, task_fields, 
 from sa_hygiene.web.slack_app.people import REFUSAL, actor
 from sa_hygiene.web.slack_app.salesforce import SalesforceRefused, create_task
 from sa_hygiene.web.slack_app.views import form_values, form_view, marked, note_view
+from sa_hygiene.web.slack_app.work import lane
+
+SLOW = "Salesforce is slow right now: your form is kept, nothing was saved. Please try again in a minute."
 
 
 def submitted(view: dict) -> tuple[dict, dict]:
@@ -43,6 +46,16 @@ def register(app, backends: Backends) -> None:
             return
         ack(response_action="update", view=note_view("Log the meeting", ":hourglass_flowing_sand: Saving it in Salesforce…"))
 
+    def form_back(body: dict, client, error: str) -> None:
+        """The form again, everything typed kept, with ``error`` above it."""
+        view = body["view"]
+        form, meta = submitted(view)
+        item = decode_item(meta["item"])
+        meeting = meeting_of(backends.snapshot(), item, meta.get("channel") or "", meta.get("ts") or "")
+        meeting.activity_date = meta.get("date") or meeting.activity_date
+        client.views_update(view_id=view["id"], view=form_view(cfg, meeting, form, error=error))
+
+    @lane("salesforce")
     def save_log_form(body, client):
         """Create the Task, once per view, and say where it is (or put the form back with Salesforce's message)."""
         view = body["view"]
@@ -75,6 +88,7 @@ def register(app, backends: Backends) -> None:
                                     text=f":white_check_mark: <@{slack_user}> logged it: {link}")  # fmt: skip
             mark_reminder_done(client, meeting, f":white_check_mark: Logged by <@{slack_user}>: {link}")
 
+    save_log_form.busy = lambda body, client: form_back(body, client, SLOW)
     app.view(LOG_VIEW)(ack=check_log_form, lazy=[save_log_form])
     app.view_closed(LOG_VIEW)(ack_at_once)
 

@@ -1,0 +1,57 @@
+"""Acknowledgements never wait behind work: a hanging Salesforce fills the salesforce lane, the
+answers stay fast, other clicks still work, and a form that cannot even be queued comes back
+with everything typed and "Salesforce is slow"."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+from slack_app_requests import (
+    ITEM,
+    click_log_it,
+    eventually,
+    menu_click,
+    post_digest,
+    send,
+    snoozes,
+    submission,
+)
+
+from sa_hygiene.web.slack_app.work import LANES
+
+pytestmark = pytest.mark.integration
+
+
+
+def test_a_hanging_salesforce_never_delays_an_answer(http, slack, salesforce, app, state_url):
+    assert app.bolt.client.timeout <= 5  # every Slack call has a timeout
+    assert app.backends.salesforce.timeout  # and every Salesforce request
+    salesforce.fail("hang", when=lambda r: r.method == "POST" and "/sobjects/Task" in r.path, times=10**6)
+    workers, queued = LANES["salesforce"]
+    forms = workers + queued + 2
+    for _ in range(forms):
+        click_log_it(http, slack)
+    views = eventually(lambda: len(slack.views) == forms and list(slack.views.values()))
+    description = "Walked the platform team through merge trains."
+    took = []
+    for view in views:
+        started = time.monotonic()
+        answer = send(http, submission(view, description=description))
+        took.append(time.monotonic() - started)
+        assert answer.status_code == 200 and answer.json()["response_action"] == "update"
+    message = post_digest(slack, "DSAM", ITEM)
+    started = time.monotonic()
+    assert send(http, menu_click("USAM", "DSAM", message, ITEM)).status_code == 200
+    took.append(time.monotonic() - started)
+    assert max(took) < 1.0, took
+    eventually(lambda: snoozes(state_url))  # the slack lane is not held by Salesforce's
+    slow = eventually(lambda: [c for c in slack.calls("views.update") if "Salesforce is slow" in json.dumps(c.args)])
+    assert len(slow) == 2  # exactly what could not be queued
+    shown = slow[0].args["view"]
+    form = json.loads(shown) if isinstance(shown, str) else shown
+    fields = {b["block_id"]: b["element"] for b in form["blocks"] if b["type"] == "input"}
+    assert fields["description"]["initial_value"] == description
+    assert app.work.refused == 2
+    assert salesforce.live("Task").num_rows == 0
