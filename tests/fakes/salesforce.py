@@ -300,6 +300,11 @@ class FakeSalesforce:
         threading.Thread(target=self._server.serve_forever, args=(0.02,), daemon=True).start()
         return self
 
+    def unhang(self) -> None:
+        """Every hung request answers now (503), and no more hang."""
+        self.faults = [f for f in self.faults if f.action != "hang"]
+        self._unhang.set()
+
     def stop(self) -> None:
         self._unhang.set()
         if self._server:

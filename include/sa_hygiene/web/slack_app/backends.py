@@ -7,6 +7,7 @@ Made once per app (``Backends``); tests pass clients of their own local servers.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -17,6 +18,8 @@ from zoneinfo import ZoneInfo
 
 from sa_hygiene.contract.config import Config
 from sa_hygiene.state.forms import FormSubmissions
+
+log = logging.getLogger(__name__)
 
 USER_CACHE_SECONDS = 600.0
 
@@ -111,6 +114,28 @@ class Backends:
             if self._submissions is None:
                 self._submissions = FormSubmissions(self.state_url)
             return self._submissions
+
+    _state_down: bool = False
+
+    def state_failed(self, client, exc: Exception) -> None:
+        """The state database failed: the operations channel hears it once per outage (not once
+        per click; ``state_ok`` ends the outage), the log every time."""
+        log.warning("Slack app: the state database failed: %s", exc)
+        with self._lock:
+            if self._state_down:
+                return
+            self._state_down = True
+        try:
+            channel = self.slack.channel_id(client, self.cfg.channels.operations)
+            if channel:
+                client.chat_postMessage(channel=channel, text=(
+                    f":rotating_light: The SA hygiene Slack app cannot use its state database ({exc}). "
+                    "Until it is back, snoozes and meeting logs from Slack are refused and users are told so."))  # fmt: skip
+        except Exception as failed:  # the operations channel is out of reach too: the log has it
+            log.warning("Slack app: could not tell the operations channel: %s", type(failed).__name__)
+
+    def state_ok(self) -> None:
+        self._state_down = False
 
     def close(self) -> None:
         if self._submissions is not None:

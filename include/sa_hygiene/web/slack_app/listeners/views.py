@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 
 from sa_hygiene.delivery.blockkit import cut, esc, record_url
+from sa_hygiene.state.db import DatabaseError
 from sa_hygiene.web.slack_app.backends import Backends
 from sa_hygiene.web.slack_app.items import LOG_VIEW, decode_item
 from sa_hygiene.web.slack_app.listeners.actions import ack_at_once
@@ -20,6 +21,8 @@ from sa_hygiene.web.slack_app.salesforce import SalesforceRefused, create_task
 from sa_hygiene.web.slack_app.views import form_values, form_view, marked, note_view
 from sa_hygiene.web.slack_app.work import lane
 
+DB_DOWN = ("The app's database is unavailable: nothing was saved, your form is kept. "
+           "Please try again later; the operations channel has been told.")
 SLOW = "Salesforce is slow right now: your form is kept, nothing was saved. Please try again in a minute."
 
 
@@ -55,19 +58,34 @@ def register(app, backends: Backends) -> None:
         meeting.activity_date = meta.get("date") or meeting.activity_date
         client.views_update(view_id=view["id"], view=form_view(cfg, meeting, form, error=error))
 
+    def keep(client, record, *args) -> None:
+        """Record in the state database what already happened; if it fails now, the user still
+        hears what happened and operations hear about the database."""
+        try:
+            record(*args)
+        except DatabaseError as exc:
+            backends.state_failed(client, exc)
+
     @lane("salesforce")
     def save_log_form(body, client):
         """Create the Task, once per view, and say where it is (or put the form back with Salesforce's message)."""
         view = body["view"]
         if errors_of(backends, view):
             return  # answered with the errors already
-        if not backends.submissions.claim(view["id"]):
+        try:
+            claimed = backends.submissions.claim(view["id"])
+        except DatabaseError as exc:  # no claim, no Task: a Task saved unclaimed could be saved twice
+            backends.state_failed(client, exc)
+            form_back(body, client, DB_DOWN)
+            return
+        backends.state_ok()
+        if not claimed:
             return  # a second submit of the same form: the first one creates the Task
         form, meta = submitted(view)
         item = decode_item(meta["item"])
         people, who = actor(backends, client, body)
         if who is None or not people.may_act(who, item.recipient):
-            backends.submissions.release(view["id"])
+            keep(client, backends.submissions.release, view["id"])
             client.views_update(view_id=view["id"], view=note_view("Not yours", REFUSAL))
             return
         meeting = meeting_of(backends.snapshot(), item, meta.get("channel") or "", meta.get("ts") or "")
@@ -75,10 +93,10 @@ def register(app, backends: Backends) -> None:
         try:
             task_id = create_task(backends.salesforce, task_fields(cfg, item.recipient, meeting.activity_date, form))
         except SalesforceRefused as exc:
-            backends.submissions.release(view["id"])
+            keep(client, backends.submissions.release, view["id"])
             client.views_update(view_id=view["id"], view=form_view(cfg, meeting, form, error=str(exc)))
             return
-        backends.submissions.done(view["id"], task_id)
+        keep(client, backends.submissions.done, view["id"], task_id)
         url = record_url(cfg.salesforce.instance_url, "Task", task_id)
         link = f"<{url}|{cut(esc(form['subject']), 200)}>"
         client.views_update(view_id=view["id"], view=note_view("Logged", f":white_check_mark: Logged in Salesforce: {link}"))
