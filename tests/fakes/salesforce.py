@@ -189,6 +189,13 @@ _SOQL = re.compile(
     r"(?:\s+WHERE\s+(?P<field>\w+)\s*(?P<op>>=|<=|>|<|=)\s*(?P<value>\S+))?\s*",
     re.IGNORECASE | re.DOTALL,
 )
+# Equality filters joined by AND (``WHERE OwnerId = '005…' AND ActivityDate = 2026-11-23``), as
+# the Slack app looks up a Task it may already have created; values compared as text.
+_EQUALS = re.compile(
+    r"SELECT\s+(?P<fields>.+?)\s+FROM\s+(?P<obj>\w+)\s+WHERE\s+(?P<conds>.+?)(?:\s+LIMIT\s+(?P<limit>\d+))?\s*",
+    re.IGNORECASE | re.DOTALL,
+)
+_CONDITION = re.compile(r"\s*(\w+)\s*=\s*('(?:[^'\\]|\\.)*'|[\w.:+-]+)\s*(?:AND\b|$)", re.IGNORECASE)
 _COMPARE = {">": pc.greater, ">=": pc.greater_equal, "<": pc.less, "<=": pc.less_equal, "=": pc.equal}
 _LOGIN_FIELD = re.compile(r"<(?:\w+:)?(username|password)>(.*?)</(?:\w+:)?\1>", re.DOTALL)
 _ROUTES = [
@@ -405,6 +412,8 @@ class FakeSalesforce:
 
     def _select(self, soql: str, include_deleted: bool) -> tuple[str, list[str] | None, pa.Table]:
         """(object, fields or None for COUNT(), matching rows)."""
+        if "'" in soql or re.search(r"\sAND\s", soql, re.IGNORECASE):
+            return self._select_equal(soql, include_deleted)
         m = _SOQL.fullmatch(soql)
         if not m:
             raise _SoqlError("MALFORMED_QUERY", f"unexpected token: {soql!r}")
@@ -424,6 +433,25 @@ class FakeSalesforce:
             mask = pc.and_(mask, _COMPARE[m["op"]](column, literal))
         rows = o.table.filter(mask)
         return obj, None if count else fields, rows if count else rows.select(fields)
+
+    def _select_equal(self, soql: str, include_deleted: bool) -> tuple[str, list[str], pa.Table]:
+        m = _EQUALS.fullmatch(soql)
+        conditions = _CONDITION.findall(m["conds"]) if m else []
+        if not m or not conditions or len(conditions) != len(re.split(r"\s+AND\s+", m["conds"], flags=re.IGNORECASE)):
+            raise _SoqlError("MALFORMED_QUERY", f"unexpected token: {soql!r}")
+        obj, fields = m["obj"], [f.strip() for f in m["fields"].split(",")]
+        if obj not in self.objects:
+            raise _SoqlError("INVALID_TYPE", f"sObject type '{obj}' is not supported.")
+        o = self.objects[obj]
+        for f in fields + [f for f, _ in conditions]:
+            if f not in o.types:
+                raise _SoqlError("INVALID_FIELD", f"No such column '{f}' on entity '{obj}'.")
+        rows = [r for r in o.table.to_pylist() if include_deleted or not r["IsDeleted"]]
+        for f, value in conditions:
+            text = re.sub(r"\\(.)", r"\1", value[1:-1]) if value.startswith("'") else value
+            rows = [r for r in rows if str(r.get(f)) == text]
+        rows = rows[: int(m["limit"])] if m["limit"] else rows
+        return obj, fields, pa.Table.from_pylist([{f: r.get(f) for f in fields} for r in rows]) if rows else o.table.select(fields).slice(0, 0)
 
     def _query(self, req: Request, endpoint: str, action: str | None) -> _Response:
         obj, fields, rows = self._select(req.params.get("q", ""), include_deleted=endpoint == "queryAll")

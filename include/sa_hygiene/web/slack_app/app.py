@@ -88,7 +88,7 @@ def ours_only_middleware():
 class SlackApp:
     """The Bolt app, what its listeners reach, the signature check of its HTTP route, the
     threads acknowledgements run in and the lanes of the work after the answer (``close`` stops
-    both: waiting for what runs, dropping what is only queued)."""
+    both: waiting for what runs, dropping what is only queued, so no work outlives the app)."""
 
     bolt: Any  # slack_bolt.App
     backends: Backends
@@ -98,7 +98,7 @@ class SlackApp:
 
     def close(self) -> None:
         self.executor.shutdown(wait=True)
-        self.work.shutdown(wait=False)
+        self.work.shutdown(wait=True)
         self.backends.close()
 
 

@@ -41,3 +41,22 @@ def create_task(sf: SalesforceClient, fields: Mapping[str, Any]) -> str:
         # No answer from Salesforce (a timeout, a dropped connection, a 5xx): it may have saved it.
         raise SalesforceRefused(f"Salesforce could not be reached or did not answer ({exc.message[:200]})",
                                 maybe_saved=True) from None  # fmt: skip
+
+
+def soql_literal(value: Any, date: bool = False) -> str:
+    """A SOQL literal: dates bare, text quoted with quotes and backslashes escaped."""
+    text = str(value)
+    return text if date else "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def find_task(sf: SalesforceClient, fields: Mapping[str, Any], keys: list[str], date_field: str) -> str | None:
+    """The Id of a Task with the same ``keys`` (owner, related to, contact, date, subject) as
+    ``fields``: what a creation whose answer was lost left behind. None when there is none, or
+    when Salesforce cannot say (the caller then keeps the meeting unsure)."""
+    where = " AND ".join(f"{k} = {soql_literal(fields[k], k == date_field)}" for k in keys if fields.get(k) is not None)
+    try:
+        found = sf.query(f"SELECT Id FROM Task WHERE {where} LIMIT 1", what="look up a Task the app may have created")
+    except SalesforceError:
+        return None
+    records = found.get("records") or []
+    return records[0].get("Id") if records else None

@@ -64,7 +64,7 @@ class _Pool:
         return True
 
     def shutdown(self, wait: bool) -> None:
-        self.executor.shutdown(wait=wait, cancel_futures=not wait)
+        self.executor.shutdown(wait=wait, cancel_futures=True)  # what has not started never will
 
 
 class LazyWork(LazyListenerRunner):
@@ -96,5 +96,6 @@ class LazyWork(LazyListenerRunner):
             log.warning("Slack app: could not tell a user the app is busy: %s", type(exc).__name__)
 
     def shutdown(self, wait: bool = True) -> None:
+        """Drop what is queued; ``wait`` for what runs (bounded by the clients' timeouts)."""
         for pool in [*self.pools.values(), self.notices]:
             pool.shutdown(wait)

@@ -8,8 +8,14 @@ import json
 import time
 
 import pytest
+from builders import event, write_snapshot
 from slack_app_requests import (
     ITEM,
+    LOG,
+    MEETING,
+    ORG,
+    SAM,
+    SNAPSHOT,
     click_log_it,
     eventually,
     menu_click,
@@ -19,9 +25,33 @@ from slack_app_requests import (
     submission,
 )
 
+from sa_hygiene.source.snapshot import read_snapshot
+from sa_hygiene.web.slack_app.items import Item
 from sa_hygiene.web.slack_app.work import LANES
 
 pytestmark = pytest.mark.integration
+
+WORKERS, QUEUED = LANES["salesforce"]
+MEETINGS = [MEETING] + [
+    event(owner_id=SAM["id"], subject=f"Acme call {n}", attendee_emails="pat@acme.com;sam@gitlab.com",
+          start="2026-11-23T15:00:00Z", end="2026-11-23T16:00:00Z")
+    for n in range(WORKERS + QUEUED + 1)
+]  # fmt: skip
+
+
+@pytest.fixture
+def snapshot(tmp_path, cfg):
+    """The org with a meeting per form: one meeting takes one Salesforce save at a time."""
+    folder = write_snapshot(tmp_path / "snap", {**ORG, "Event": MEETINGS})
+    SNAPSHOT[:] = [read_snapshot(folder, cfg)]
+    return SNAPSHOT[0]
+
+
+def for_meeting(view: dict, meeting: dict) -> dict:
+    meta = json.loads(view["private_metadata"])
+    meta["item"] = Item("log", LOG.workflow, meeting["id"], LOG.recipient, LOG.what_id).value()
+    return {**view, "private_metadata": json.dumps(meta)}
+
 
 
 
@@ -29,14 +59,15 @@ def test_a_hanging_salesforce_never_delays_an_answer(http, slack, salesforce, ap
     assert app.bolt.client.timeout <= 5  # every Slack call has a timeout
     assert app.backends.salesforce.timeout  # and every Salesforce request
     salesforce.fail("hang", when=lambda r: r.method == "POST" and "/sobjects/Task" in r.path, times=10**6)
-    workers, queued = LANES["salesforce"]
+    workers, queued = WORKERS, QUEUED
     forms = workers + queued + 2
     for _ in range(forms):
         click_log_it(http, slack)
     views = eventually(lambda: len(slack.views) == forms and list(slack.views.values()))
     description = "Walked the platform team through merge trains."
     took = []
-    for view in views:
+    for view, meeting in zip(views, MEETINGS, strict=True):
+        view = for_meeting(view, meeting)
         started = time.monotonic()
         answer = send(http, submission(view, description=description))
         took.append(time.monotonic() - started)

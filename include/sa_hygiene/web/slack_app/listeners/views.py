@@ -17,12 +17,14 @@ from sa_hygiene.web.slack_app.items import LOG_VIEW, decode_item
 from sa_hygiene.web.slack_app.listeners.actions import ack_at_once
 from sa_hygiene.web.slack_app.log_form import Meeting, meeting_of, task_fields, validate
 from sa_hygiene.web.slack_app.people import REFUSAL, actor
-from sa_hygiene.web.slack_app.salesforce import SalesforceRefused, create_task
+from sa_hygiene.web.slack_app.salesforce import SalesforceRefused, create_task, find_task
 from sa_hygiene.web.slack_app.views import form_values, form_view, marked, note_view
 from sa_hygiene.web.slack_app.work import lane
 
 DB_DOWN = ("The app's database is unavailable: nothing was saved, your form is kept. "
            "Please try again later; the operations channel has been told.")
+LOST = ("Salesforce did not answer, so it may have saved it. Your form is kept: send it again and the app "
+        "looks in Salesforce first, so the meeting is never logged twice.")
 SLOW = "Salesforce is slow right now: your form is kept, nothing was saved. Please try again in a minute."
 
 
@@ -58,6 +60,19 @@ def register(app, backends: Backends) -> None:
         meeting.activity_date = meta.get("date") or meeting.activity_date
         client.views_update(view_id=view["id"], view=form_view(cfg, meeting, form, error=error))
 
+    def find(fields: dict) -> str | None:
+        keys = [cfg.api_name("Task", f) for f in ("owner_id", "what_id", "who_id", "activity_date", "subject")]
+        return find_task(backends.salesforce, fields, keys, cfg.api_name("Task", "activity_date"))
+
+    def already(held: dict) -> dict:
+        """What the second form for a meeting says: logged (with the link) or being logged."""
+        if held["status"] == "done" and held.get("task_id"):
+            url = record_url(cfg.salesforce.instance_url, "Task", held["task_id"])
+            return note_view("Already logged", f":white_check_mark: This meeting is already logged in Salesforce: "
+                                               f"<{url}|the Task>. Nothing was saved twice.")  # fmt: skip
+        return note_view("Being logged", ":hourglass_flowing_sand: Someone is logging this meeting right now, "
+                                         "so nothing was saved twice. Its reminder will show the link.")  # fmt: skip
+
     def keep(client, record, *args) -> None:
         """Record in the state database what already happened; if it fails now, the user still
         hears what happened and operations hear about the database."""
@@ -90,13 +105,35 @@ def register(app, backends: Backends) -> None:
             return
         meeting = meeting_of(backends.snapshot(), item, meta.get("channel") or "", meta.get("ts") or "")
         meeting.activity_date = meta.get("date") or meeting.activity_date
+        fields = task_fields(cfg, item.recipient, meeting.activity_date, form)
         try:
-            task_id = create_task(backends.salesforce, task_fields(cfg, item.recipient, meeting.activity_date, form))
-        except SalesforceRefused as exc:
+            held = backends.submissions.claim_meeting(item.record_id, view["id"])
+        except DatabaseError as exc:
             keep(client, backends.submissions.release, view["id"])
-            client.views_update(view_id=view["id"], view=form_view(cfg, meeting, form, error=str(exc)))
+            backends.state_failed(client, exc)
+            form_back(body, client, DB_DOWN)
             return
+        if held is not None and held["status"] != "unsure":  # another form has or had this meeting
+            keep(client, backends.submissions.release, view["id"])
+            client.views_update(view_id=view["id"], view=already(held))
+            return
+        task_id = find(fields) if held is not None else None  # a lost answer before: look first
+        if task_id is None:
+            try:
+                task_id = create_task(backends.salesforce, fields)
+            except SalesforceRefused as exc:
+                task_id = find(fields) if exc.maybe_saved else None
+                if task_id is None:
+                    keep(client, backends.submissions.release, view["id"])
+                    if exc.maybe_saved:
+                        keep(client, backends.submissions.meeting, item.record_id, "unsure")
+                    else:
+                        keep(client, backends.submissions.release_meeting, item.record_id)
+                    client.views_update(view_id=view["id"], view=form_view(cfg, meeting, form,
+                                        error=LOST if exc.maybe_saved else str(exc)))  # fmt: skip
+                    return
         keep(client, backends.submissions.done, view["id"], task_id)
+        keep(client, backends.submissions.meeting, item.record_id, "done", task_id)
         url = record_url(cfg.salesforce.instance_url, "Task", task_id)
         link = f"<{url}|{cut(esc(form['subject']), 200)}>"
         client.views_update(view_id=view["id"], view=note_view("Logged", f":white_check_mark: Logged in Salesforce: {link}"))
