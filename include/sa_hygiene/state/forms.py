@@ -16,7 +16,7 @@ Task up in Salesforce before creating one.
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Column, Connection, DateTime, MetaData, String, Table, delete, select, update
@@ -50,6 +50,15 @@ meetings = Table(
     Column("task_id", String(18)),
     Column("created_at", DateTime(timezone=True), nullable=False),
 )
+# Requests already answered, for Slack's five-minute signature window: a signature used twice is
+# a replay (refused), a body seen before under ``X-Slack-Retry-Num`` a retry (answered, not redone).
+requests_seen = Table(
+    "slack_requests_seen",
+    metadata,
+    Column("key", String(80), primary_key=True),  # "sig:v0=…" or "body:<sha256>"
+    Column("seen_at", DateTime(timezone=True), nullable=False),
+)
+SEEN_SECONDS = 600  # twice the signature window: older rows could not be replayed anyway
 COMPONENT = "slack_app"  # its row in sa_hygiene_schema: kept as the first databases recorded it
 WHAT = "the Slack app's submissions"
 
@@ -81,6 +90,16 @@ class FormSubmissions:
     def done(self, view_id: str, task_id: str) -> None:
         self._run(lambda c: c.execute(update(submissions).where(submissions.c.view_id == view_id)
                                       .values(status="done", task_id=task_id)))  # fmt: skip
+
+    def first_use(self, key: str) -> bool:
+        """True the first time ``key`` is seen (within ``SEEN_SECONDS``); rows older than that go."""
+        now = datetime.now(UTC)
+
+        def use(c: Connection) -> bool:
+            c.execute(delete(requests_seen).where(requests_seen.c.seen_at < now - timedelta(seconds=SEEN_SECONDS)))
+            return insert_ignoring_conflicts(c, requests_seen, {"key": key[:80], "seen_at": now}) == 1
+
+        return self._run(use)
 
     def claim_meeting(self, meeting_id: str, view_id: str) -> dict | None:
         """None when ``view_id`` now holds the meeting (first claim, or taking over an ``unsure``

@@ -6,6 +6,7 @@ slack-app``).
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import threading
@@ -163,6 +164,9 @@ def create_asgi_app(slack_app: SlackApp | None = None, cfg: Config | None = None
             return Response(status_code=400, content="malformed payload")
         if not app.verifier.is_valid_request(body, dict(request.headers)):
             return Response(status_code=401, content="invalid signature")
+        fresh = await run_in_threadpool(first_delivery, app, raw, request.headers)
+        if fresh is not True:
+            return fresh
         try:
             bolt_request = to_bolt_request(request, raw)
         except ValueError:  # JSONDecodeError is a ValueError
@@ -178,6 +182,30 @@ def create_asgi_app(slack_app: SlackApp | None = None, cfg: Config | None = None
     # A plain Starlette route: the handler reads the raw body itself (the signature covers its bytes).
     api.router.add_route("/events", events, methods=["POST"])
     return api
+
+
+def first_delivery(app: SlackApp, raw: bytes, headers) -> Any:
+    """True for a request to handle; else the answer to a replay (409) or to a Slack retry of one
+    already answered (200, nothing done again). Remembered in the state database, so every
+    process serving the app agrees; with that database down, requests are handled (and the
+    listeners say what they could not do)."""
+    from starlette.responses import Response
+
+    from sa_hygiene.state.db import DatabaseError
+
+    body_key = "body:" + hashlib.sha256(raw).hexdigest()
+    try:
+        if headers.get("x-slack-retry-num"):
+            if not app.backends.submissions.first_use(body_key):
+                return Response(status_code=200)
+            return True
+        if not app.backends.submissions.first_use("sig:" + headers.get("x-slack-signature", "")):
+            log.warning("refused a Slack request: a replay of a signature already used")
+            return Response(status_code=409, content="replayed request")
+        app.backends.submissions.first_use(body_key)
+    except DatabaseError as exc:
+        log.warning("Slack app: replays cannot be checked: %s", exc)
+    return True
 
 
 def run_socket_mode(cfg: Config) -> None:

@@ -8,7 +8,7 @@ import time
 from urllib.parse import urlencode
 
 import pytest
-from slack_app_requests import EVE, ITEM, OPP, menu_click, post_digest, signed, snoozes
+from slack_app_requests import EVE, ITEM, OPP, SAM, eventually, menu_click, post_digest, signed, snoozes
 
 from sa_hygiene.web.slack_app.app import credentials
 from sa_hygiene.web.slack_app.items import Item
@@ -97,3 +97,17 @@ def test_socket_mode_command_without_credentials_says_what_is_missing(monkeypatc
     assert main(["slack-app"]) == 2
     err = capsys.readouterr().err
     assert "app-level token" in err and "xoxb-t" not in err
+
+
+def test_a_replay_is_refused_and_a_retry_answered_without_a_second_effect(http, slack, state_url):
+    not_mine = Item("notmine", "wf-07", OPP["id"], SAM["id"])
+    message = post_digest(slack, "DSAM", not_mine)
+    body = urlencode({"payload": json.dumps(menu_click("USAM", "DSAM", message, not_mine))})
+    headers = signed(body)
+    assert http.post("/events", content=body, headers=headers).status_code == 200
+    assert http.post("/events", content=body, headers=headers).status_code == 409  # the same signature again
+    retry = {**signed(body, ts=int(time.time()) - 1), "X-Slack-Retry-Num": "1", "X-Slack-Retry-Reason": "http_timeout"}
+    assert http.post("/events", content=body, headers=retry).status_code == 200
+    eventually(lambda: [m for m in slack.posts("COPS") if "is not theirs" in m["text"]])
+    time.sleep(1.0)
+    assert len([m for m in slack.posts("COPS") if "is not theirs" in m["text"]]) == 1
