@@ -79,7 +79,7 @@ def main() -> None:
     meetings = [MEETING] + [
         event(owner_id=SAM["id"], subject=f"Acme call {n}", attendee_emails="pat@acme.com;sam@gitlab.com",
               start="2026-11-23T15:00:00Z", end="2026-11-23T16:00:00Z")
-        for n in range(workers + queued + 2 * args.meetings + 4)
+        for n in range(args.clicks // 2 + 2 * args.meetings + 4)
     ]  # fmt: skip
     cfg = load_config()
     SNAPSHOT[:] = [read_snapshot(write_snapshot(tmp / "snap", {**ORG, "Event": meetings}), cfg)]

@@ -111,3 +111,41 @@ def test_a_replay_is_refused_and_a_retry_answered_without_a_second_effect(http, 
     eventually(lambda: [m for m in slack.posts("COPS") if "is not theirs" in m["text"]])
     time.sleep(1.0)
     assert len([m for m in slack.posts("COPS") if "is not theirs" in m["text"]]) == 1
+
+
+@pytest.mark.parametrize(("timestamp", "signature"), [
+    ("abc", None), ("1.7e9", None), ("", None), ("١٧٠٠٠٠٠٠٠٠", None), (None, "v0=é"), (None, "v0=" + "0" * 63),
+])  # fmt: skip
+def test_malformed_authentication_headers_are_401(http, timestamp, signature):
+    body = urlencode({"payload": json.dumps({"type": "block_actions"})})
+    headers = signed(body)
+    if timestamp is not None:
+        headers["X-Slack-Request-Timestamp"] = timestamp
+    if signature is not None:
+        headers["X-Slack-Signature"] = signature
+    encoded = {k: v.encode("utf-8") for k, v in headers.items()}
+    answer = http.post("/events", content=body, headers=encoded)
+    assert answer.status_code == 401
+
+
+def _malformed_payloads() -> list:
+    click = {"type": "block_actions", "user": {"id": "USAM"}, "trigger_id": "1.2", "container": {"channel_id": "DSAM", "message_ts": "1.1"},
+             "actions": [{"action_id": "sa_item_menu", "selected_option": {"value": ITEM.value()}}]}  # fmt: skip
+    view = {"type": "view_submission", "user": {"id": "USAM"}, "view": {"id": "V1", "callback_id": "sa_log_form",
+            "private_metadata": "{}", "state": {"values": {}}}}  # fmt: skip
+    return [
+        json.dumps({**click, "user": "USAM"}),
+        json.dumps({**click, "actions": [{"action_id": "sa_item_menu", "selected_option": "x"}]}),
+        json.dumps({**view, "view": {**view["view"], "id": ["V1"]}}),
+        json.dumps({**view, "view": {**view["view"], "state": "x"}}),
+        "null",
+        "123",
+        "[" * 100_000 + "]" * 100_000,
+        '{"a":' * 100_000 + "1" + "}" * 100_000,
+    ]
+
+
+@pytest.mark.parametrize("payload", range(8))
+def test_signed_but_malformed_payloads_are_400(http, payload):
+    body = urlencode({"payload": _malformed_payloads()[payload]})
+    assert http.post("/events", content=body, headers=signed(body)).status_code == 400
