@@ -178,3 +178,27 @@ def problem(body: dict) -> str | None:
             return "malformed view"
         return None
     return "unknown request type"
+
+
+NOT_SENT = "That item is not one this app sent you: nothing was changed."
+
+
+def not_sent(cfg, snapshot, item: Item) -> str | None:
+    """Why a signed value cannot name an item this app sent (so nothing is done), or None.
+
+    The signature proves Slack sent the request, not that this app made the value: a value
+    naming an unknown workflow, a news item (announced once, never snoozed), "not mine" on
+    anything but an opportunity, or a record the latest snapshot does not have is refused.
+    """
+    workflow = cfg.workflows.get(item.workflow)
+    if workflow is None:
+        return f"{NOT_SENT} (unknown workflow {item.workflow})"
+    if item.kind == "snooze" and item.workflow in cfg.news_workflows:
+        return f"{NOT_SENT} (news is not snoozed)"
+    obj = "Event" if item.kind == "log" else workflow.object
+    if item.kind == "notmine" and obj != "Opportunity":
+        return f"{NOT_SENT} (only an opportunity has a Primary SA)"
+    table = snapshot.tables.get(obj)
+    if table is None or not (table["key"] == item.record_id[:15]).any():
+        return f"{NOT_SENT} (no such {obj} in the latest snapshot)"
+    return None

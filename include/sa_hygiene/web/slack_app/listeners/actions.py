@@ -13,7 +13,7 @@ from datetime import timedelta
 from sa_hygiene.delivery.blockkit import ITEM_MENU, LOG_IT, OPEN_LINK, esc, record_url
 from sa_hygiene.delivery.digest import SNOOZE_DAYS
 from sa_hygiene.web.slack_app.backends import Backends
-from sa_hygiene.web.slack_app.items import Item, item_of
+from sa_hygiene.web.slack_app.items import Item, item_of, not_sent
 from sa_hygiene.web.slack_app.log_form import meeting_of
 from sa_hygiene.web.slack_app.people import REFUSAL, Person, actor, refuse
 from sa_hygiene.web.slack_app.views import form_view, marked
@@ -37,6 +37,10 @@ def register(app, backends: Backends) -> None:
         """Snooze the item, or say it is not the clicking user's (told to two channels, then snoozed)."""
         item = item_of(body)
         if item.kind == "open":
+            return
+        why = not_sent(cfg, backends.snapshot(), item)
+        if why:
+            refuse(client, body, why)
             return
         people, who = actor(backends, client, body)
         if who is None or not people.may_act(who, item.recipient):
@@ -66,6 +70,10 @@ def register(app, backends: Backends) -> None:
     def open_log_form(body, client):
         """Open the log-it modal for the reminder's meeting."""
         item = item_of(body)
+        why = not_sent(cfg, backends.snapshot(), item)
+        if why:
+            refuse(client, body, why)
+            return
         people, who = actor(backends, client, body)
         if who is None or not people.may_act(who, item.recipient):
             refuse(client, body, REFUSAL)

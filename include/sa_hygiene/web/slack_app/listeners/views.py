@@ -13,7 +13,7 @@ import json
 from sa_hygiene.delivery.blockkit import cut, esc, record_url
 from sa_hygiene.state.db import DatabaseError
 from sa_hygiene.web.slack_app.backends import Backends
-from sa_hygiene.web.slack_app.items import LOG_VIEW, decode_item
+from sa_hygiene.web.slack_app.items import LOG_VIEW, decode_item, not_sent
 from sa_hygiene.web.slack_app.listeners.actions import ack_at_once
 from sa_hygiene.web.slack_app.log_form import Meeting, meeting_of, task_fields, validate
 from sa_hygiene.web.slack_app.people import REFUSAL, actor
@@ -102,6 +102,11 @@ def register(app, backends: Backends) -> None:
         if who is None or not people.may_act(who, item.recipient):
             keep(client, backends.submissions.release, view["id"])
             client.views_update(view_id=view["id"], view=note_view("Not yours", REFUSAL))
+            return
+        why = not_sent(cfg, backends.snapshot(), item)
+        if why:
+            keep(client, backends.submissions.release, view["id"])
+            client.views_update(view_id=view["id"], view=note_view("Not logged", why))
             return
         meeting = meeting_of(backends.snapshot(), item, meta.get("channel") or "", meta.get("ts") or "")
         meeting.activity_date = meta.get("date") or meeting.activity_date
