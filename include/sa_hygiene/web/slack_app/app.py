@@ -11,6 +11,7 @@ import logging
 import os
 import re
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -25,6 +26,7 @@ from sa_hygiene.web.slack_app.work import LazyWork
 
 log = logging.getLogger(__name__)
 
+RETRY_SECONDS = 60.0  # how long an app that could not be built answers 503 without trying again
 SLACK_TIMEOUT = 5  # seconds per Slack Web API call: slack_sdk waits 30 by default
 ACK_WORKERS = 8  # acknowledgements only: they do no I/O but the state database
 
@@ -146,18 +148,34 @@ def create_asgi_app(slack_app: SlackApp | None = None, cfg: Config | None = None
     built: dict = {"app": slack_app}
     lock = threading.Lock()
 
+    failed: dict = {"why": None, "at": 0.0}
+
     def the_app() -> SlackApp:
+        """The app, built on first use. Without credentials every request is a 503 saying why; the
+        reason is logged once, and the build is tried again only every ``RETRY_SECONDS`` (a
+        connection lookup can take seconds: no request should wait for it each time)."""
         with lock:
             if built["app"] is None:
                 from sa_hygiene.contract.config import load_config
 
-                built["app"] = build_app(cfg or load_config())
+                if failed["why"] and time.monotonic() - failed["at"] < RETRY_SECONDS:
+                    raise SlackAppError(failed["why"])
+                try:
+                    built["app"] = build_app(cfg or load_config())
+                except SlackAppError as exc:
+                    if str(exc) != failed["why"]:
+                        log.error("the Slack app cannot answer: %s", exc)
+                    failed.update(why=str(exc), at=time.monotonic())
+                    raise
             return built["app"]
 
     api = FastAPI(title="sa-hygiene Slack app", docs_url=None, redoc_url=None, openapi_url=None)
 
     async def events(request: Request) -> Response:
-        app = await run_in_threadpool(the_app)
+        try:
+            app = await run_in_threadpool(the_app)
+        except SlackAppError as exc:
+            return Response(status_code=503, content=f"the Slack app is not configured: {exc}")
         raw = await request.body()
         try:
             body = raw.decode("utf-8")  # Slack signs UTF-8 text; anything else is no Slack request

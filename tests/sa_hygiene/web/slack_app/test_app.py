@@ -149,3 +149,31 @@ def _malformed_payloads() -> list:
 def test_signed_but_malformed_payloads_are_400(http, payload):
     body = urlencode({"payload": _malformed_payloads()[payload]})
     assert http.post("/events", content=body, headers=signed(body)).status_code == 400
+
+
+def test_an_app_without_credentials_answers_503_fast_and_says_why_once(monkeypatch, cfg):
+    import logging
+
+    from fastapi.testclient import TestClient
+
+    from sa_hygiene.web.slack_app.app import create_asgi_app
+
+    for name in ("SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET", "SLACK_APP_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("SLACK_BOT_TOKEN", "xoxb-only-a-token")  # no signing secret
+    seen: list[str] = []
+    handler = logging.Handler()
+    handler.emit = lambda record: seen.append(record.getMessage())
+    logging.getLogger("sa_hygiene.web.slack_app.app").addHandler(handler)
+    try:
+        with TestClient(create_asgi_app(cfg=cfg)) as client:
+            answers = []
+            for _ in range(3):
+                started = time.monotonic()
+                answers.append((client.post("/events", content="payload=%7B%7D"), time.monotonic() - started))
+    finally:
+        logging.getLogger("sa_hygiene.web.slack_app.app").removeHandler(handler)
+    assert [a.status_code for a, _ in answers] == [503, 503, 503]
+    assert "no usable Airflow connection" in answers[0][0].text
+    assert max(took for _, took in answers[1:]) < 0.5
+    assert len([m for m in seen if "cannot answer" in m]) == 1
