@@ -28,6 +28,10 @@ class SlackAppError(RuntimeError):
     """The app cannot start: missing credentials or configuration; one line for an operator."""
 
 
+class LookupFailed(RuntimeError):
+    """Slack could not say who a user is; the message says which call failed and why."""
+
+
 class LatestSnapshot:
     """The newest snapshot of the store, read again only when a newer one is committed."""
 
@@ -67,8 +71,9 @@ class SlackDirectory:
 
         try:
             profile = (client.users_info(user=slack_user).get("user") or {}).get("profile") or {}
-        except SlackApiError:
-            return None
+        except SlackApiError as exc:  # e.g. missing_scope: not "not yours", but "could not tell"
+            error = exc.response.get("error") if hasattr(exc.response, "get") else None
+            raise LookupFailed(f"Slack's users.info failed ({error or 'no answer'})") from None
         email = profile.get("email") if isinstance(profile.get("email"), str) else None
         self._emails[slack_user] = (time.monotonic(), email)
         return email

@@ -15,7 +15,7 @@ from sa_hygiene.delivery.digest import SNOOZE_DAYS
 from sa_hygiene.web.slack_app.backends import Backends
 from sa_hygiene.web.slack_app.items import Item, item_of, not_sent
 from sa_hygiene.web.slack_app.log_form import meeting_of
-from sa_hygiene.web.slack_app.people import REFUSAL, Person, actor, refuse
+from sa_hygiene.web.slack_app.people import REFUSAL, Person, Unidentified, actor, refuse
 from sa_hygiene.web.slack_app.views import form_view, marked
 
 log = logging.getLogger(__name__)
@@ -42,7 +42,10 @@ def register(app, backends: Backends) -> None:
         if why:
             refuse(client, body, why)
             return
-        people, who = actor(backends, client, body)
+        try:
+            people, who = actor(backends, client, body)
+        except Unidentified:
+            return
         if who is None or not people.may_act(who, item.recipient):
             refuse(client, body, REFUSAL)
             return
@@ -74,7 +77,10 @@ def register(app, backends: Backends) -> None:
         if why:
             refuse(client, body, why)
             return
-        people, who = actor(backends, client, body)
+        try:
+            people, who = actor(backends, client, body)
+        except Unidentified:
+            return
         if who is None or not people.may_act(who, item.recipient):
             refuse(client, body, REFUSAL)
             return

@@ -16,7 +16,7 @@ from sa_hygiene.web.slack_app.backends import Backends
 from sa_hygiene.web.slack_app.items import LOG_VIEW, decode_item, not_sent
 from sa_hygiene.web.slack_app.listeners.actions import ack_at_once
 from sa_hygiene.web.slack_app.log_form import Meeting, meeting_of, task_fields, validate
-from sa_hygiene.web.slack_app.people import REFUSAL, actor
+from sa_hygiene.web.slack_app.people import REFUSAL, Unidentified, actor
 from sa_hygiene.web.slack_app.salesforce import SalesforceRefused, create_task, find_task
 from sa_hygiene.web.slack_app.views import form_values, form_view, marked, note_view
 from sa_hygiene.web.slack_app.work import lane
@@ -98,7 +98,11 @@ def register(app, backends: Backends) -> None:
             return  # a second submit of the same form: the first one creates the Task
         form, meta = submitted(view)
         item = decode_item(meta["item"])
-        people, who = actor(backends, client, body)
+        try:
+            people, who = actor(backends, client, body)
+        except Unidentified:  # told already; the form may be sent again
+            keep(client, backends.submissions.release, view["id"])
+            return
         if who is None or not people.may_act(who, item.recipient):
             keep(client, backends.submissions.release, view["id"])
             client.views_update(view_id=view["id"], view=note_view("Not yours", REFUSAL))

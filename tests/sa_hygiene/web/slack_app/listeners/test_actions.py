@@ -144,3 +144,12 @@ def test_no_log_form_for_a_meeting_that_does_not_exist(http, slack):
     assert send(http, payload).status_code == 200
     [told] = eventually(lambda: slack.ephemeral)
     assert "no such Event" in told["text"] and not slack.calls("views.open")
+
+
+def test_when_slack_cannot_say_who_clicked_the_user_hears_what_failed(http, slack, state_url):
+    slack.fail("users.info", error="missing_scope")
+    message = post_digest(slack, "DSAM", ITEM)
+    assert send(http, menu_click("USAM", "DSAM", message, ITEM)).status_code == 200
+    [told] = eventually(lambda: slack.ephemeral)
+    assert "users.info failed (missing_scope)" in told["text"] and "not yours" not in told["text"]
+    assert snoozes(state_url) == []
