@@ -15,7 +15,7 @@ from sa_hygiene.delivery.digest import SNOOZE_DAYS
 from sa_hygiene.web.slack_app.backends import Backends
 from sa_hygiene.web.slack_app.items import Item, item_of, not_sent
 from sa_hygiene.web.slack_app.log_form import meeting_of
-from sa_hygiene.web.slack_app.people import REFUSAL, Person, Unidentified, actor, refuse
+from sa_hygiene.web.slack_app.people import REFUSAL, People, Person, Unidentified, actor, refuse
 from sa_hygiene.web.slack_app.views import form_view, marked
 
 log = logging.getLogger(__name__)
@@ -33,22 +33,31 @@ def register(app, backends: Backends) -> None:
     """The action listeners of ``app``; ``backends``: what their work after the answer reaches."""
     cfg = backends.cfg
 
+    def allowed(body: dict, client, item: Item) -> tuple[People, Person] | None:
+        """(the snapshot's people, the clicking user) when ``item`` is one this app sent and theirs
+        to act on; else None, and the user has been told why nothing happened."""
+        why = not_sent(cfg, backends.snapshot(), item)
+        if why:
+            refuse(client, body, why)
+            return None
+        try:
+            people, who = actor(backends, client, body)
+        except Unidentified:
+            return None
+        if who is None or not people.may_act(who, item.recipient):
+            refuse(client, body, REFUSAL)
+            return None
+        return people, who
+
     def snooze_or_not_mine(body, client):
         """Snooze the item, or say it is not the clicking user's (told to two channels, then snoozed)."""
         item = item_of(body)
         if item.kind == "open":
             return
-        why = not_sent(cfg, backends.snapshot(), item)
-        if why:
-            refuse(client, body, why)
+        acting = allowed(body, client, item)
+        if acting is None:
             return
-        try:
-            people, who = actor(backends, client, body)
-        except Unidentified:
-            return
-        if who is None or not people.may_act(who, item.recipient):
-            refuse(client, body, REFUSAL)
-            return
+        people, who = acting
         recipient = people.by_id(item.recipient)
         until = backends.today(recipient.timezone if recipient else who.timezone) + timedelta(days=SNOOZE_DAYS)
         slack_user = body["user"]["id"]
@@ -73,17 +82,10 @@ def register(app, backends: Backends) -> None:
     def open_log_form(body, client):
         """Open the log-it modal for the reminder's meeting."""
         item = item_of(body)
-        why = not_sent(cfg, backends.snapshot(), item)
-        if why:
-            refuse(client, body, why)
+        acting = allowed(body, client, item)
+        if acting is None:
             return
-        try:
-            people, who = actor(backends, client, body)
-        except Unidentified:
-            return
-        if who is None or not people.may_act(who, item.recipient):
-            refuse(client, body, REFUSAL)
-            return
+        people, who = acting
         container = body.get("container") or {}
         meeting = meeting_of(backends.snapshot(), item, container.get("channel_id") or "", container.get("message_ts") or "")
         client.views_open(trigger_id=body["trigger_id"], view=form_view(cfg, meeting))
