@@ -134,6 +134,11 @@ def test_snooze_and_db_upgrade_commands(tmp_path):
 
     tables = {t for (t,) in sqlite3.connect(tmp_path / "db/ledger.sqlite").execute("select name from sqlite_master")}
     assert {"alert_episodes", "alert_snoozes", "sa_hygiene_schema"} <= tables
+    for tampered in ("'abc'", "-5", "2.5"):
+        with sqlite3.connect(tmp_path / "db/ledger.sqlite") as db:
+            db.execute(f"update sa_hygiene_schema set version = {tampered}")
+        r = run("db-upgrade", "--config", str(cfg))
+        assert r.returncode != 0 and "edited by hand" in r.stderr and "Traceback" not in r.stderr, r.stderr
 
 
 # --------------------------------------------------------------------------- expectations GX cannot compute
