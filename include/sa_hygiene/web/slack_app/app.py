@@ -247,4 +247,11 @@ def run_socket_mode(cfg: Config) -> None:
     creds = credentials(cfg.slack.conn_id)
     if not creds.app_token:
         raise SlackAppError("Socket Mode needs an app-level token: set SLACK_APP_TOKEN or 'app_token' in the connection's extra")
-    SocketModeHandler(build_app(cfg, creds=creds).bolt, creds.app_token).start()
+    from slack_sdk.errors import SlackApiError
+
+    try:
+        SocketModeHandler(build_app(cfg, creds=creds).bolt, creds.app_token).start()
+    except SlackApiError as exc:  # a revoked or mistyped xapp- token: one line, not a traceback
+        error = exc.response.get("error") if hasattr(exc.response, "get") else None
+        raise SlackAppError(f"Slack refused the app-level token (apps.connections.open: {error or 'no answer'}): "
+                            "check SLACK_APP_TOKEN or 'app_token' in the connection's extra") from None  # fmt: skip

@@ -177,3 +177,17 @@ def test_an_app_without_credentials_answers_503_fast_and_says_why_once(monkeypat
     assert "no usable Airflow connection" in answers[0][0].text
     assert max(took for _, took in answers[1:]) < 0.5
     assert len([m for m in seen if "cannot answer" in m]) == 1
+
+
+def test_slack_app_with_a_rejected_app_level_token_is_one_line(slack, monkeypatch):
+    from commands import run
+
+    for name in ("SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET", "SLACK_APP_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    extra = {"signing_secret": "s3cret", "app_token": "xapp-revoked", "base_url": slack.base_url}
+    monkeypatch.setenv("AIRFLOW_CONN_SLACK_API_DEFAULT", json.dumps({"conn_type": "slack", "password": "xoxb-fake",
+                                                                      "extra": extra}))  # fmt: skip
+    r = run("slack-app")
+    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
+    assert "Slack refused the app-level token (apps.connections.open: invalid_auth)" in r.stderr
+    assert "xapp-revoked" not in r.stderr
