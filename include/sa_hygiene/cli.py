@@ -115,6 +115,17 @@ def cmd_snooze(args: argparse.Namespace) -> int:
     if not args.reason.strip():
         print("error: --reason: say why, for whoever reads the report", file=sys.stderr)
         return EXIT_USAGE
+    from datetime import date
+
+    from sa_hygiene.delivery.blockkit import is_salesforce_id
+
+    if not is_salesforce_id(args.record):  # what a digest would show as a link: an Id, nothing else
+        print(f"error: --record: {args.record[:40]!r}{'…' if len(args.record) > 40 else ''} is not a Salesforce Id "
+              "(15 or 18 letters and digits)", file=sys.stderr)  # fmt: skip
+        return EXIT_USAGE
+    if args.until <= date.today():
+        print(f"error: --until: {args.until.isoformat()} is not after today: nothing would be snoozed", file=sys.stderr)
+        return EXIT_USAGE
     with AlertState(args.state or cfg.state_url, news=cfg.news_workflows) as state:
         state.snooze(args.workflow, args.record, args.until, args.reason.strip(), args.by)
     print(f"{args.workflow} {args.record} snoozed until {args.until.isoformat()} by {args.by}")

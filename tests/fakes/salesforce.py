@@ -63,7 +63,7 @@ OTHER_OBJECTS = {
 }
 # Standard picklists the contract reads as text (describe says so, the wire format is the same).
 PICKLISTS = {"Task": {"TaskSubtype": "picklist"}}
-ACTIONS = ("expire_session", "request_limit", "unavailable", "drop", "miscount", "break_row", "validation_error", "slow")
+ACTIONS = ("expire_session", "request_limit", "unavailable", "drop", "miscount", "break_row", "validation_error", "slow", "hang")
 COLLECTION_LIMIT = 200
 KEY_PREFIX = {"Task": "00T", "Event": "00U", "Contact": "003", "Opportunity": "006", "Account": "001"}
 
@@ -189,6 +189,13 @@ _SOQL = re.compile(
     r"(?:\s+WHERE\s+(?P<field>\w+)\s*(?P<op>>=|<=|>|<|=)\s*(?P<value>\S+))?\s*",
     re.IGNORECASE | re.DOTALL,
 )
+# Equality filters joined by AND (``WHERE OwnerId = '005…' AND ActivityDate = 2026-11-23``), as
+# the Slack app looks up a Task it may already have created; values compared as text.
+_EQUALS = re.compile(
+    r"SELECT\s+(?P<fields>.+?)\s+FROM\s+(?P<obj>\w+)\s+WHERE\s+(?P<conds>.+?)(?:\s+LIMIT\s+(?P<limit>\d+))?\s*",
+    re.IGNORECASE | re.DOTALL,
+)
+_CONDITION = re.compile(r"\s*(\w+)\s*=\s*('(?:[^'\\]|\\.)*'|[\w.:+-]+)\s*(?:AND\b|$)", re.IGNORECASE)
 _COMPARE = {">": pc.greater, ">=": pc.greater_equal, "<": pc.less, "<=": pc.less_equal, "=": pc.equal}
 _LOGIN_FIELD = re.compile(r"<(?:\w+:)?(username|password)>(.*?)</(?:\w+:)?\1>", re.DOTALL)
 _ROUTES = [
@@ -229,6 +236,8 @@ class FakeSalesforce:
         self._server: _Server | None = None
         self.create_delay = 0.0  # seconds a record creation takes (a slow org)
         self.slow_seconds = 2.0  # how late the ``slow`` fault answers
+        self.hang_seconds = 120.0  # how long the ``hang`` fault holds a request (``stop`` ends it)
+        self._unhang = threading.Event()
         self.now = "2026-11-24T12:00:00.000+0000"  # the stamp of records created or updated
         self.rules: dict[str, list[Callable[[dict], str | None]]] = {}
 
@@ -279,7 +288,8 @@ class FakeSalesforce:
         connection closes halfway through the body), ``miscount`` (a COUNT() one too high),
         ``break_row`` (the last row of a Bulk CSV page loses all fields but its Id), ``validation_error``
         (a record creation or update refused by a validation rule, 400 FIELD_CUSTOM_VALIDATION_EXCEPTION),
-        ``slow`` (the answer comes ``slow_seconds`` late, and the request is carried out all the same).
+        ``slow`` (the answer comes ``slow_seconds`` late, and the request is carried out all the same),
+        ``hang`` (no answer for ``hang_seconds`` or until the fake stops, then 503; nothing is done).
         """
         assert action in ACTIONS, action
         self.faults.append(Fault(action, when, times))
@@ -297,7 +307,13 @@ class FakeSalesforce:
         threading.Thread(target=self._server.serve_forever, args=(0.02,), daemon=True).start()
         return self
 
+    def unhang(self) -> None:
+        """Every hung request answers now (503), and no more hang."""
+        self.faults = [f for f in self.faults if f.action != "hang"]
+        self._unhang.set()
+
     def stop(self) -> None:
+        self._unhang.set()
         if self._server:
             self._server.shutdown()
             self._server.server_close()
@@ -336,6 +352,9 @@ class FakeSalesforce:
             action = self._fault_for(req)
         if action == "slow":
             time.sleep(self.slow_seconds)  # outside the lock, as above
+        if action == "hang":
+            self._unhang.wait(self.hang_seconds)
+            action = "unavailable"
         with self._lock:
             resp = self._answer(req, authorization, action)
             resp.headers["Sforce-Limit-Info"] = f"api-usage={self.api_used}/{self.api_limit}"
@@ -393,6 +412,8 @@ class FakeSalesforce:
 
     def _select(self, soql: str, include_deleted: bool) -> tuple[str, list[str] | None, pa.Table]:
         """(object, fields or None for COUNT(), matching rows)."""
+        if "'" in soql or re.search(r"\sAND\s", soql, re.IGNORECASE):
+            return self._select_equal(soql, include_deleted)
         m = _SOQL.fullmatch(soql)
         if not m:
             raise _SoqlError("MALFORMED_QUERY", f"unexpected token: {soql!r}")
@@ -412,6 +433,25 @@ class FakeSalesforce:
             mask = pc.and_(mask, _COMPARE[m["op"]](column, literal))
         rows = o.table.filter(mask)
         return obj, None if count else fields, rows if count else rows.select(fields)
+
+    def _select_equal(self, soql: str, include_deleted: bool) -> tuple[str, list[str], pa.Table]:
+        m = _EQUALS.fullmatch(soql)
+        conditions = _CONDITION.findall(m["conds"]) if m else []
+        if not m or not conditions or len(conditions) != len(re.split(r"\s+AND\s+", m["conds"], flags=re.IGNORECASE)):
+            raise _SoqlError("MALFORMED_QUERY", f"unexpected token: {soql!r}")
+        obj, fields = m["obj"], [f.strip() for f in m["fields"].split(",")]
+        if obj not in self.objects:
+            raise _SoqlError("INVALID_TYPE", f"sObject type '{obj}' is not supported.")
+        o = self.objects[obj]
+        for f in fields + [f for f, _ in conditions]:
+            if f not in o.types:
+                raise _SoqlError("INVALID_FIELD", f"No such column '{f}' on entity '{obj}'.")
+        rows = [r for r in o.table.to_pylist() if include_deleted or not r["IsDeleted"]]
+        for f, value in conditions:
+            text = re.sub(r"\\(.)", r"\1", value[1:-1]) if value.startswith("'") else value
+            rows = [r for r in rows if str(r.get(f)) == text]
+        rows = rows[: int(m["limit"])] if m["limit"] else rows
+        return obj, fields, pa.Table.from_pylist([{f: r.get(f) for f in fields} for r in rows]) if rows else o.table.select(fields).slice(0, 0)
 
     def _query(self, req: Request, endpoint: str, action: str | None) -> _Response:
         obj, fields, rows = self._select(req.params.get("q", ""), include_deleted=endpoint == "queryAll")

@@ -186,6 +186,8 @@ class FakeSlack:
             "chat.postEphemeral": self._ephemeral,
             "views.open": self._views_open,
             "views.update": self._views_update,
+            # Socket Mode's first call: this fake has no WebSocket, so every app-level token is refused.
+            "apps.connections.open": lambda args: {"ok": False, "error": "invalid_auth"},
         }.get(method)
         return handler(args) if handler else {"ok": False, "error": "unknown_method"}
 

@@ -110,7 +110,13 @@ def test_evaluate_with_state_ages_alerts_and_writes_the_resolved_episodes(tmp_pa
 
 def test_snooze_and_db_upgrade_commands(tmp_path):
     url = f"sqlite:///{tmp_path}/state.sqlite"
-    r = run("snooze", "--workflow", "wf-06", "--record", "0065e0000000OP9AAA", "--until", "2026-12-01",
+    from datetime import date, timedelta
+
+    later = (date.today() + timedelta(days=7)).isoformat()
+    for record, until in (("<!channel>", later), ("", later), ("0" * 100_000, later), ("0065e0000000OP9AAA", "2020-01-01")):
+        r = run("snooze", "--workflow", "wf-06", "--record", record, "--until", until, "--reason", "x", "--state", url)
+        assert (r.returncode, r.stderr.count("\n"), "Traceback" in r.stderr) == (2, 1, False), r.stderr
+    r = run("snooze", "--workflow", "wf-06", "--record", "0065e0000000OP9AAA", "--until", later,
             "--reason", "customer on holiday", "--by", "ann", "--state", url)  # fmt: skip
     assert r.returncode == 0, r.stderr
     from sa_hygiene.state.alerts import AlertState
@@ -128,6 +134,11 @@ def test_snooze_and_db_upgrade_commands(tmp_path):
 
     tables = {t for (t,) in sqlite3.connect(tmp_path / "db/ledger.sqlite").execute("select name from sqlite_master")}
     assert {"alert_episodes", "alert_snoozes", "sa_hygiene_schema"} <= tables
+    for tampered in ("'abc'", "-5", "2.5"):
+        with sqlite3.connect(tmp_path / "db/ledger.sqlite") as db:
+            db.execute(f"update sa_hygiene_schema set version = {tampered}")
+        r = run("db-upgrade", "--config", str(cfg))
+        assert r.returncode != 0 and "edited by hand" in r.stderr and "Traceback" not in r.stderr, r.stderr
 
 
 # --------------------------------------------------------------------------- expectations GX cannot compute

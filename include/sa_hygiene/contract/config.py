@@ -27,6 +27,7 @@ before merging, so a user who rewords a workflow keeps the facts it shows.
 from __future__ import annotations
 
 import copy
+import math
 import os
 import re
 from functools import lru_cache
@@ -278,6 +279,11 @@ class Expectation(_Model):
             raise ValueError(f"expectation {self.expectation!r} needs {needs!r}")
         if self.expectation == "between" and self.min is None and self.max is None:
             raise ValueError("expectation 'between' needs 'min' or 'max'")
+        for bound in ("min", "max"):
+            value = getattr(self, bound)
+            if isinstance(value, float) and not math.isfinite(value):
+                # .nan compares false with everything (every row an alert); .inf is no length
+                raise ValueError(f"expectation {self.expectation!r}: {bound!r} must be a finite number, not {value}")
         return self
 
 

@@ -9,6 +9,7 @@ share the digests' records, fallbacks and threads (``digest``, ``blockkit``), no
 
 from __future__ import annotations
 
+import hashlib
 from collections import defaultdict
 from datetime import date
 
@@ -61,7 +62,11 @@ def ops_summary(
     title = esc(f"{OPS_TITLE} · {run} · {as_of:%a %d %b}")
     content = sections("\n".join(lines))
     first, replies = paginate([{"type": "header", "text": {"type": "plain_text", "text": title}}], content, title)
-    return fit_message(Message(key=f"ops_summary|channel:{channel}|{as_of.isoformat()}|{run}", slot="ops_summary",
+    # Keyed by what it says, not by the run: Airflow's retries and a day's re-runs share a run id,
+    # so a summary carrying a new note (an unconfirmable post) would be skipped as already sent;
+    # the same summary again is still sent once.
+    said = hashlib.sha256("\n".join(lines).encode()).hexdigest()[:16]
+    return fit_message(Message(key=f"ops_summary|channel:{channel}|{as_of.isoformat()}|{said}", slot="ops_summary",
                    recipient={"type": "channel", "name": channel}, email=None, fallbacks=(), text=title,
                    blocks=first, replies=replies, title=title))  # fmt: skip
 

@@ -700,6 +700,12 @@ def read_snapshot(
         delta = url_to_fs(changes)
         if not delta[0].isdir(delta[1]):
             raise SnapshotError(f"{changes}: no such changes directory")
+        feed = (*LOAD_ORDER, "EventRelation", "Lead")
+        if delta[0].ls(delta[1]) and not any(_find(*delta, obj) is not None for obj in feed):
+            # The feed's root or another folder (an empty window is fine: nothing changed then);
+            # applying nothing silently would look like no change.
+            raise SnapshotError(f"{changes}: no changes tables here (none of {', '.join(feed)}): give one window's "
+                                "folder of the changes feed (the one holding those tables), not the feed's root")  # fmt: skip
     _prefer_jemalloc()
     stages = _Stages(cfg)
     tables: dict[str, pd.DataFrame] = {}

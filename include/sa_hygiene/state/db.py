@@ -172,6 +172,11 @@ def ensure_schema(
                 metadata.create_all(conn)
                 conn.execute(schema_versions.insert().values(component=component, version=newest))
                 return found
+            if not isinstance(found, int) or isinstance(found, bool) or found < 1:
+                raise DatabaseError(
+                    f"{what}: its schema version ({found!r}) in table sa_hygiene_schema is no version this "
+                    f"sa-hygiene ever wrote (1 to {newest}): it was edited by hand; restore it from a backup"
+                )
             if found > newest:
                 raise DatabaseError(
                     f"{what}: its schema is version {found}, newer than this sa-hygiene knows ({newest}): "

@@ -126,6 +126,10 @@ FAILED_AT_RUN_TIME = [
          "'description' is listed twice"),
         ("workflows:\n  wf-02:\n    message: {when_closed: Closed.}\n", "workflows.wf-02.message.when_closed",
          "only an opportunity's item says it is closed"),
+        ("workflows:\n  wf-07:\n    expect: [{expectation: between, column: amount, min: .nan}]\n",
+         "workflows.wf-07.expect.0", "'min' must be a finite number, not nan"),
+        ("workflows:\n  wf-07:\n    expect: [{expectation: min_length, column: name, min: .inf}]\n",
+         "workflows.wf-07.expect.0", "'min' must be a finite number, not inf"),
         *FAILED_AT_RUN_TIME,
     ],
 )

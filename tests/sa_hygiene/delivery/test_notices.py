@@ -26,3 +26,12 @@ def test_the_operations_summary_names_failures_and_posts_that_were_never_confirm
         f"• {key} part 0"
     )
     assert ops_summary(CFG, AS_OF, "run-1") is None
+
+
+def test_the_ops_summary_is_keyed_by_what_it_says_not_by_the_run():
+    first = ops_summary(CFG, AS_OF, "digest-2026-11-24", failed={"a": "b"})
+    retry = ops_summary(CFG, AS_OF, "digest-2026-11-24", failed={"a": "b"}, unconfirmed=["sa_digest|user:005X|2026-11-24 part 1"])
+    again = ops_summary(CFG, AS_OF, "digest-2026-11-24-rerun", failed={"a": "b"})
+    assert "digest-2026-11-24" not in first.key
+    assert retry.key != first.key  # the note of the retry reaches the operations channel
+    assert again.key == first.key  # the same summary is sent once

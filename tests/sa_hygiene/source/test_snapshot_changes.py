@@ -211,3 +211,18 @@ def test_evaluate_with_a_missing_changes_folder_exits_2(tmp_path):
     assert r.returncode == 2
     assert f"{tmp_path / 'nowhere'}: no such changes directory" in r.stderr
     assert "Traceback" not in r.stderr
+
+
+@pytest.mark.parametrize("where", ["root", "unknown"])
+def test_a_folder_that_is_no_changes_window_is_exit_2_naming_what_was_expected(tmp_path, where):
+    sa = user(id="0055e0000000SA1AAA")
+    snap = write_snapshot(tmp_path / "s", {"User": [sa], "Task": [task(owner_id=sa["id"])]})
+    root = tmp_path / "feed"
+    write_changes(root / "2026-11-24T1200", {"Task": [task(owner_id=sa["id"])]})  # one window inside the root
+    folder = root if where == "root" else tmp_path / "other"
+    if where == "unknown":
+        folder.mkdir()
+        (folder / "Widget.csv").write_text("Id\n1\n")
+    r = run("evaluate", "--snapshot", str(snap), "--as-of", "2026-11-24", "--changes", str(folder))
+    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
+    assert f"{folder}: no changes tables here" in r.stderr and "not the feed's root" in r.stderr

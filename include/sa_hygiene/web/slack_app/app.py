@@ -6,9 +6,12 @@ slack-app``).
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
+import re
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -19,8 +22,13 @@ from sa_hygiene.web.slack_app.backends import Backends, LatestSnapshot, SlackApp
 from sa_hygiene.web.slack_app.items import problem
 from sa_hygiene.web.slack_app.listeners import register
 from sa_hygiene.web.slack_app.salesforce import salesforce_client
+from sa_hygiene.web.slack_app.work import LazyWork
 
 log = logging.getLogger(__name__)
+
+RETRY_SECONDS = 60.0  # how long an app that could not be built answers 503 without trying again
+SLACK_TIMEOUT = 5  # seconds per Slack Web API call: slack_sdk waits 30 by default
+ACK_WORKERS = 8  # acknowledgements only: they do no I/O but the state database
 
 
 @dataclass(frozen=True)
@@ -82,16 +90,19 @@ def ours_only_middleware():
 
 @dataclass
 class SlackApp:
-    """The Bolt app, what its listeners reach, the signature check of its HTTP route, and the
-    threads its listeners' work after the answer runs in (``close`` waits for them)."""
+    """The Bolt app, what its listeners reach, the signature check of its HTTP route, the
+    threads acknowledgements run in and the lanes of the work after the answer (``close`` stops
+    both: waiting for what runs, dropping what is only queued, so no work outlives the app)."""
 
     bolt: Any  # slack_bolt.App
     backends: Backends
     verifier: Any = field(repr=False)  # slack_sdk's SignatureVerifier: holds the signing secret
     executor: ThreadPoolExecutor = field(repr=False)
+    work: LazyWork = field(repr=False)
 
     def close(self) -> None:
         self.executor.shutdown(wait=True)
+        self.work.shutdown(wait=True)
         self.backends.close()
 
 
@@ -105,17 +116,20 @@ def build_app(cfg: Config, *, creds: Credentials | None = None, client=None, sna
 
     creds = creds or credentials(cfg.slack.conn_id)
     if client is None:
-        client = WebClient(token=creds.token, **({"base_url": creds.base_url} if creds.base_url else {}))
+        client = WebClient(token=creds.token, timeout=SLACK_TIMEOUT, **({"base_url": creds.base_url} if creds.base_url else {}))
+    client.timeout = min(client.timeout or SLACK_TIMEOUT, SLACK_TIMEOUT)
     backends = Backends(cfg, snapshot or LatestSnapshot(cfg), salesforce or salesforce_client(cfg.salesforce.conn_id),
                         state_url or cfg.state_url)  # fmt: skip
-    # Listeners and their lazy work run here, after the answer.
-    executor = ThreadPoolExecutor(max_workers=8, thread_name_prefix="sa-hygiene-slack")
+    # Acknowledgements run here; the work after the answer in bounded lanes of its own (work.py).
+    executor = ThreadPoolExecutor(max_workers=ACK_WORKERS, thread_name_prefix="sa-hygiene-ack")
     bolt = App(client=client, signing_secret=creds.signing_secret, request_verification_enabled=True,
                token_verification_enabled=False, process_before_response=False,
                listener_executor=executor)  # fmt: skip
+    work = LazyWork(bolt.logger)
+    bolt.listener_runner.lazy_listener_runner = work  # Bolt's runner reads it per request
     bolt.use(ours_only_middleware())
     register(bolt, backends)
-    return SlackApp(bolt, backends, SignatureVerifier(creds.signing_secret), executor)  # v0 HMAC, five-minute window
+    return SlackApp(bolt, backends, SignatureVerifier(creds.signing_secret), executor, work)  # v0 HMAC, five-minute window
 
 
 def create_asgi_app(slack_app: SlackApp | None = None, cfg: Config | None = None):
@@ -134,28 +148,50 @@ def create_asgi_app(slack_app: SlackApp | None = None, cfg: Config | None = None
     built: dict = {"app": slack_app}
     lock = threading.Lock()
 
+    failed: dict = {"why": None, "at": 0.0}
+
     def the_app() -> SlackApp:
+        """The app, built on first use. Without credentials every request is a 503 saying why; the
+        reason is logged once, and the build is tried again only every ``RETRY_SECONDS`` (a
+        connection lookup can take seconds: no request should wait for it each time)."""
         with lock:
             if built["app"] is None:
                 from sa_hygiene.contract.config import load_config
 
-                built["app"] = build_app(cfg or load_config())
+                if failed["why"] and time.monotonic() - failed["at"] < RETRY_SECONDS:
+                    raise SlackAppError(failed["why"])
+                try:
+                    built["app"] = build_app(cfg or load_config())
+                except SlackAppError as exc:
+                    if str(exc) != failed["why"]:
+                        log.error("the Slack app cannot answer: %s", exc)
+                    failed.update(why=str(exc), at=time.monotonic())
+                    raise
             return built["app"]
 
     api = FastAPI(title="sa-hygiene Slack app", docs_url=None, redoc_url=None, openapi_url=None)
 
     async def events(request: Request) -> Response:
-        app = await run_in_threadpool(the_app)
+        try:
+            app = await run_in_threadpool(the_app)
+        except SlackAppError as exc:
+            return Response(status_code=503, content=f"the Slack app is not configured: {exc}")
         raw = await request.body()
         try:
             body = raw.decode("utf-8")  # Slack signs UTF-8 text; anything else is no Slack request
         except UnicodeDecodeError:
             return Response(status_code=400, content="malformed payload")
+        if not well_formed(request.headers):
+            log.warning("refused a Slack request: malformed authentication headers")
+            return Response(status_code=401, content="invalid signature")
         if not app.verifier.is_valid_request(body, dict(request.headers)):
             return Response(status_code=401, content="invalid signature")
+        fresh = await run_in_threadpool(first_delivery, app, raw, request.headers)
+        if fresh is not True:
+            return fresh
         try:
             bolt_request = to_bolt_request(request, raw)
-        except ValueError:  # JSONDecodeError is a ValueError
+        except Exception:  # bad JSON, JSON nested too deep, "null" or "123" Bolt's parser trips on: no Slack payload
             return Response(status_code=400, content="malformed payload")
         if not isinstance(bolt_request.body, dict):
             return Response(status_code=400, content="malformed payload")
@@ -170,6 +206,40 @@ def create_asgi_app(slack_app: SlackApp | None = None, cfg: Config | None = None
     return api
 
 
+SIGNATURE = re.compile(r"v0=[0-9a-f]{64}")
+
+
+def well_formed(headers) -> bool:
+    """Slack's signature headers have Slack's shape: ASCII digits, ``v0=`` and 64 hex digits.
+    slack_sdk's check raises on others (a 500 with a traceback) instead of saying no."""
+    ts = headers.get("x-slack-request-timestamp") or ""
+    return ts.isascii() and ts.isdigit() and len(ts) <= 12 and bool(SIGNATURE.fullmatch(headers.get("x-slack-signature") or ""))
+
+
+def first_delivery(app: SlackApp, raw: bytes, headers) -> Any:
+    """True for a request to handle; else the answer to a replay (409) or to a Slack retry of one
+    already answered (200, nothing done again). Remembered in the state database, so every
+    process serving the app agrees; with that database down, requests are handled (and the
+    listeners say what they could not do)."""
+    from starlette.responses import Response
+
+    from sa_hygiene.state.db import DatabaseError
+
+    body_key = "body:" + hashlib.sha256(raw).hexdigest()
+    try:
+        if headers.get("x-slack-retry-num"):
+            if not app.backends.submissions.first_use(body_key):
+                return Response(status_code=200)
+            return True
+        if not app.backends.submissions.first_use("sig:" + headers.get("x-slack-signature", "")):
+            log.warning("refused a Slack request: a replay of a signature already used")
+            return Response(status_code=409, content="replayed request")
+        app.backends.submissions.first_use(body_key)
+    except DatabaseError as exc:
+        log.warning("Slack app: replays cannot be checked: %s", exc)
+    return True
+
+
 def run_socket_mode(cfg: Config) -> None:
     """Socket Mode: the same app over a WebSocket Slack opens to us (no public URL needed)."""
     from slack_bolt.adapter.socket_mode import SocketModeHandler
@@ -177,4 +247,11 @@ def run_socket_mode(cfg: Config) -> None:
     creds = credentials(cfg.slack.conn_id)
     if not creds.app_token:
         raise SlackAppError("Socket Mode needs an app-level token: set SLACK_APP_TOKEN or 'app_token' in the connection's extra")
-    SocketModeHandler(build_app(cfg, creds=creds).bolt, creds.app_token).start()
+    from slack_sdk.errors import SlackApiError
+
+    try:
+        SocketModeHandler(build_app(cfg, creds=creds).bolt, creds.app_token).start()
+    except SlackApiError as exc:  # a revoked or mistyped xapp- token: one line, not a traceback
+        error = exc.response.get("error") if hasattr(exc.response, "get") else None
+        raise SlackAppError(f"Slack refused the app-level token (apps.connections.open: {error or 'no answer'}): "
+                            "check SLACK_APP_TOKEN or 'app_token' in the connection's extra") from None  # fmt: skip

@@ -7,6 +7,7 @@ Made once per app (``Backends``); tests pass clients of their own local servers.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -18,11 +19,17 @@ from zoneinfo import ZoneInfo
 from sa_hygiene.contract.config import Config
 from sa_hygiene.state.forms import FormSubmissions
 
+log = logging.getLogger(__name__)
+
 USER_CACHE_SECONDS = 600.0
 
 
 class SlackAppError(RuntimeError):
     """The app cannot start: missing credentials or configuration; one line for an operator."""
+
+
+class LookupFailed(RuntimeError):
+    """Slack could not say who a user is; the message says which call failed and why."""
 
 
 class LatestSnapshot:
@@ -64,8 +71,9 @@ class SlackDirectory:
 
         try:
             profile = (client.users_info(user=slack_user).get("user") or {}).get("profile") or {}
-        except SlackApiError:
-            return None
+        except SlackApiError as exc:  # e.g. missing_scope: not "not yours", but "could not tell"
+            error = exc.response.get("error") if hasattr(exc.response, "get") else None
+            raise LookupFailed(f"Slack's users.info failed ({error or 'no answer'})") from None
         email = profile.get("email") if isinstance(profile.get("email"), str) else None
         self._emails[slack_user] = (time.monotonic(), email)
         return email
@@ -97,17 +105,42 @@ class Backends:
 
     cfg: Config
     snapshot: Callable[[], Any]  # the latest snapshot
-    salesforce: Callable[[], Any]  # a simple-salesforce client, made on first use
+    salesforce: Any  # sa_hygiene.source.salesforce.SalesforceClient: logs in on first use
     state_url: str
     today: Callable[[str | None], date] = today_in
     slack: SlackDirectory = field(default_factory=SlackDirectory)
     _submissions: FormSubmissions | None = None
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @property
     def submissions(self) -> FormSubmissions:
-        if self._submissions is None:
-            self._submissions = FormSubmissions(self.state_url)
-        return self._submissions
+        """Made on first use, once: two first submissions at once must share one engine."""
+        with self._lock:
+            if self._submissions is None:
+                self._submissions = FormSubmissions(self.state_url)
+            return self._submissions
+
+    _state_down: bool = False
+
+    def state_failed(self, client, exc: Exception) -> None:
+        """The state database failed: the operations channel hears it once per outage (not once
+        per click; ``state_ok`` ends the outage), the log every time."""
+        log.warning("Slack app: the state database failed: %s", exc)
+        with self._lock:
+            if self._state_down:
+                return
+            self._state_down = True
+        try:
+            channel = self.slack.channel_id(client, self.cfg.channels.operations)
+            if channel:
+                client.chat_postMessage(channel=channel, text=(
+                    f":rotating_light: The SA hygiene Slack app cannot use its state database ({exc}). "
+                    "Until it is back, snoozes and meeting logs from Slack are refused and users are told so."))  # fmt: skip
+        except Exception as failed:  # the operations channel is out of reach too: the log has it
+            log.warning("Slack app: could not tell the operations channel: %s", type(failed).__name__)
+
+    def state_ok(self) -> None:
+        self._state_down = False
 
     def close(self) -> None:
         if self._submissions is not None:

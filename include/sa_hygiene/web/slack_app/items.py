@@ -11,7 +11,9 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from sa_hygiene.delivery.blockkit import (
     ITEM_MENU,
@@ -64,8 +66,89 @@ def item_of(body: dict) -> Item:
     return decode_item(action_value(body["actions"][0]))
 
 
+class _Part(BaseModel):
+    """A part of a Slack payload the app reads: the fields it uses must have the types it uses
+    (anything else Slack sends is let through unread)."""
+
+    model_config = ConfigDict(extra="allow")
+
+
+class _Id(_Part):
+    id: str
+
+
+class _Option(_Part):
+    value: str
+
+
+class _Action(_Part):
+    action_id: str
+    block_id: str | None = None
+    value: str | None = None
+    selected_option: _Option | None = None
+
+
+class _Container(_Part):
+    channel_id: str | None = None
+    message_ts: str | None = None
+
+
+class _Message(_Part):
+    text: str | None = None
+    blocks: list[dict] | None = None
+
+
+class _Element(_Part):
+    value: str | None = None
+    selected_option: _Option | None = None
+    selected_options: list[_Option] | None = None
+
+
+class _State(_Part):
+    values: dict[str, dict[str, _Element]] = {}
+
+
+class _View(_Part):
+    id: str
+    callback_id: str | None = None
+    private_metadata: str | None = None
+    state: _State | None = None
+
+
+class _BlockActions(_Part):
+    type: Literal["block_actions"]
+    user: _Id
+    actions: list[_Action]
+    trigger_id: str | None = None
+    container: _Container | None = None
+    channel: _Id | None = None
+    message: _Message | None = None
+
+
+class _ViewPayload(_Part):
+    type: Literal["view_submission", "view_closed"]
+    user: _Id
+    view: _View
+
+
+def malformed(body: Any) -> bool:
+    """The payload's parts the app reads do not have the shape it reads them in (a 400, never a 500)."""
+    if not isinstance(body, dict):
+        return True
+    model = {"block_actions": _BlockActions, "view_submission": _ViewPayload, "view_closed": _ViewPayload}.get(body.get("type"))
+    if model is None:
+        return False  # refused as an unknown request type by ``problem``
+    try:
+        model.model_validate(body)
+    except (ValidationError, RecursionError):
+        return True
+    return False
+
+
 def problem(body: dict) -> str | None:
     """Why a (verified) request is not one this app answers, or None when it is."""
+    if malformed(body):
+        return "malformed payload"
     kind = body.get("type")
     user = (body.get("user") or {}).get("id")
     if kind == "block_actions":
@@ -95,3 +178,27 @@ def problem(body: dict) -> str | None:
             return "malformed view"
         return None
     return "unknown request type"
+
+
+NOT_SENT = "That item is not one this app sent you: nothing was changed."
+
+
+def not_sent(cfg, snapshot, item: Item) -> str | None:
+    """Why a signed value cannot name an item this app sent (so nothing is done), or None.
+
+    The signature proves Slack sent the request, not that this app made the value: a value
+    naming an unknown workflow, a news item (announced once, never snoozed), "not mine" on
+    anything but an opportunity, or a record the latest snapshot does not have is refused.
+    """
+    workflow = cfg.workflows.get(item.workflow)
+    if workflow is None:
+        return f"{NOT_SENT} (unknown workflow {item.workflow})"
+    if item.kind == "snooze" and item.workflow in cfg.news_workflows:
+        return f"{NOT_SENT} (news is not snoozed)"
+    obj = "Event" if item.kind == "log" else workflow.object
+    if item.kind == "notmine" and obj != "Opportunity":
+        return f"{NOT_SENT} (only an opportunity has a Primary SA)"
+    table = snapshot.tables.get(obj)
+    if table is None or not (table["key"] == item.record_id[:15]).any():
+        return f"{NOT_SENT} (no such {obj} in the latest snapshot)"
+    return None

@@ -9,7 +9,8 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from sa_hygiene.web.slack_app.backends import Backends
+from sa_hygiene.web.slack_app.backends import Backends, LookupFailed
+from sa_hygiene.web.slack_app.views import note_view
 
 REFUSAL = "That item is not yours: only the person it was sent to, or their manager, can act on it. Nothing was changed."
 
@@ -58,9 +59,23 @@ class People:
 
 
 def actor(backends: Backends, client, body: dict) -> tuple[People, Person | None]:
-    """(the snapshot's people, the clicking Slack user as one of them, or None)."""
+    """(the snapshot's people, the clicking Slack user as one of them, or None). When Slack cannot
+    say who they are, the user is told what failed (not "not yours") and ``Unidentified`` raised."""
     people = People(backends.snapshot()["User"])
-    return people, people.by_email(backends.slack.email_of(client, body["user"]["id"]))
+    try:
+        email = backends.slack.email_of(client, body["user"]["id"])
+    except LookupFailed as exc:
+        text = f":warning: Could not tell who you are: {exc}. Nothing was changed; please tell the SA hygiene operators."
+        if body.get("type") == "view_submission":
+            client.views_update(view_id=body["view"]["id"], view=note_view("Not saved", text))
+        else:
+            refuse(client, body, text)
+        raise Unidentified(str(exc)) from None
+    return people, people.by_email(email)
+
+
+class Unidentified(RuntimeError):
+    """The clicking user could not be identified; they have been told what failed."""
 
 
 def refuse(client, body: dict, text: str) -> None:

@@ -11,13 +11,21 @@ from __future__ import annotations
 import json
 
 from sa_hygiene.delivery.blockkit import cut, esc, record_url
+from sa_hygiene.state.db import DatabaseError
 from sa_hygiene.web.slack_app.backends import Backends
-from sa_hygiene.web.slack_app.items import LOG_VIEW, decode_item
+from sa_hygiene.web.slack_app.items import LOG_VIEW, decode_item, not_sent
 from sa_hygiene.web.slack_app.listeners.actions import ack_at_once
 from sa_hygiene.web.slack_app.log_form import Meeting, meeting_of, task_fields, validate
-from sa_hygiene.web.slack_app.people import REFUSAL, actor
-from sa_hygiene.web.slack_app.salesforce import SalesforceRefused, create_task
+from sa_hygiene.web.slack_app.people import REFUSAL, Unidentified, actor
+from sa_hygiene.web.slack_app.salesforce import SalesforceRefused, create_task, find_task
 from sa_hygiene.web.slack_app.views import form_values, form_view, marked, note_view
+from sa_hygiene.web.slack_app.work import lane
+
+DB_DOWN = ("The app's database is unavailable: nothing was saved, your form is kept. "
+           "Please try again later; the operations channel has been told.")
+LOST = ("Salesforce did not answer, so it may have saved it. Your form is kept: send it again and the app "
+        "looks in Salesforce first, so the meeting is never logged twice.")
+SLOW = "Salesforce is slow right now: your form is kept, nothing was saved. Please try again in a minute."
 
 
 def submitted(view: dict) -> tuple[dict, dict]:
@@ -43,29 +51,98 @@ def register(app, backends: Backends) -> None:
             return
         ack(response_action="update", view=note_view("Log the meeting", ":hourglass_flowing_sand: Saving it in Salesforce…"))
 
+    def form_back(body: dict, client, error: str) -> None:
+        """The form again, everything typed kept, with ``error`` above it."""
+        view = body["view"]
+        form, meta = submitted(view)
+        item = decode_item(meta["item"])
+        meeting = meeting_of(backends.snapshot(), item, meta.get("channel") or "", meta.get("ts") or "")
+        meeting.activity_date = meta.get("date") or meeting.activity_date
+        client.views_update(view_id=view["id"], view=form_view(cfg, meeting, form, error=error))
+
+    def find(fields: dict) -> str | None:
+        keys = [cfg.api_name("Task", f) for f in ("owner_id", "what_id", "who_id", "activity_date", "subject")]
+        return find_task(backends.salesforce, fields, keys, cfg.api_name("Task", "activity_date"))
+
+    def already(held: dict) -> dict:
+        """What the second form for a meeting says: logged (with the link) or being logged."""
+        if held["status"] == "done" and held.get("task_id"):
+            url = record_url(cfg.salesforce.instance_url, "Task", held["task_id"])
+            return note_view("Already logged", f":white_check_mark: This meeting is already logged in Salesforce: "
+                                               f"<{url}|the Task>. Nothing was saved twice.")  # fmt: skip
+        return note_view("Being logged", ":hourglass_flowing_sand: Someone is logging this meeting right now, "
+                                         "so nothing was saved twice. Its reminder will show the link.")  # fmt: skip
+
+    def keep(client, record, *args) -> None:
+        """Record in the state database what already happened; if it fails now, the user still
+        hears what happened and operations hear about the database."""
+        try:
+            record(*args)
+        except DatabaseError as exc:
+            backends.state_failed(client, exc)
+
+    @lane("salesforce")
     def save_log_form(body, client):
         """Create the Task, once per view, and say where it is (or put the form back with Salesforce's message)."""
         view = body["view"]
         if errors_of(backends, view):
             return  # answered with the errors already
-        if not backends.submissions.claim(view["id"]):
+        try:
+            claimed = backends.submissions.claim(view["id"])
+        except DatabaseError as exc:  # no claim, no Task: a Task saved unclaimed could be saved twice
+            backends.state_failed(client, exc)
+            form_back(body, client, DB_DOWN)
+            return
+        backends.state_ok()
+        if not claimed:
             return  # a second submit of the same form: the first one creates the Task
         form, meta = submitted(view)
         item = decode_item(meta["item"])
-        people, who = actor(backends, client, body)
+        try:
+            people, who = actor(backends, client, body)
+        except Unidentified:  # told already; the form may be sent again
+            keep(client, backends.submissions.release, view["id"])
+            return
         if who is None or not people.may_act(who, item.recipient):
-            backends.submissions.release(view["id"])
+            keep(client, backends.submissions.release, view["id"])
             client.views_update(view_id=view["id"], view=note_view("Not yours", REFUSAL))
+            return
+        why = not_sent(cfg, backends.snapshot(), item)
+        if why:
+            keep(client, backends.submissions.release, view["id"])
+            client.views_update(view_id=view["id"], view=note_view("Not logged", why))
             return
         meeting = meeting_of(backends.snapshot(), item, meta.get("channel") or "", meta.get("ts") or "")
         meeting.activity_date = meta.get("date") or meeting.activity_date
+        fields = task_fields(cfg, item.recipient, meeting.activity_date, form)
         try:
-            task_id = create_task(backends.salesforce(), task_fields(cfg, item.recipient, meeting.activity_date, form))
-        except SalesforceRefused as exc:
-            backends.submissions.release(view["id"])
-            client.views_update(view_id=view["id"], view=form_view(cfg, meeting, form, error=str(exc)))
+            held = backends.submissions.claim_meeting(item.record_id, view["id"])
+        except DatabaseError as exc:
+            keep(client, backends.submissions.release, view["id"])
+            backends.state_failed(client, exc)
+            form_back(body, client, DB_DOWN)
             return
-        backends.submissions.done(view["id"], task_id)
+        if held is not None and held["status"] != "unsure":  # another form has or had this meeting
+            keep(client, backends.submissions.release, view["id"])
+            client.views_update(view_id=view["id"], view=already(held))
+            return
+        task_id = find(fields) if held is not None else None  # a lost answer before: look first
+        if task_id is None:
+            try:
+                task_id = create_task(backends.salesforce, fields)
+            except SalesforceRefused as exc:
+                task_id = find(fields) if exc.maybe_saved else None
+                if task_id is None:
+                    keep(client, backends.submissions.release, view["id"])
+                    if exc.maybe_saved:
+                        keep(client, backends.submissions.meeting, item.record_id, "unsure")
+                    else:
+                        keep(client, backends.submissions.release_meeting, item.record_id)
+                    client.views_update(view_id=view["id"], view=form_view(cfg, meeting, form,
+                                        error=LOST if exc.maybe_saved else str(exc)))  # fmt: skip
+                    return
+        keep(client, backends.submissions.done, view["id"], task_id)
+        keep(client, backends.submissions.meeting, item.record_id, "done", task_id)
         url = record_url(cfg.salesforce.instance_url, "Task", task_id)
         link = f"<{url}|{cut(esc(form['subject']), 200)}>"
         client.views_update(view_id=view["id"], view=note_view("Logged", f":white_check_mark: Logged in Salesforce: {link}"))
@@ -75,6 +152,7 @@ def register(app, backends: Backends) -> None:
                                     text=f":white_check_mark: <@{slack_user}> logged it: {link}")  # fmt: skip
             mark_reminder_done(client, meeting, f":white_check_mark: Logged by <@{slack_user}>: {link}")
 
+    save_log_form.busy = lambda body, client: form_back(body, client, SLOW)
     app.view(LOG_VIEW)(ack=check_log_form, lazy=[save_log_form])
     app.view_closed(LOG_VIEW)(ack_at_once)
 

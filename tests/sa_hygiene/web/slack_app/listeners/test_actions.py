@@ -108,3 +108,48 @@ def test_someone_else_cannot_open_the_form(http, slack):
     click_log_it(http, slack, "UEVE")
     eventually(lambda: slack.ephemeral)
     assert slack.views == {}
+
+
+@pytest.mark.parametrize(("item", "why"), [
+    (Item("snooze", "wf-99", OPP["id"], SAM["id"]), "unknown workflow"),
+    (Item("snooze", "wf-07", "0065e0000000999AAA", SAM["id"]), "no such Opportunity"),
+    (Item("notmine", "wf-01", "00T5e0000000999AAA", SAM["id"]), "only an opportunity"),
+])  # fmt: skip
+def test_a_signed_value_naming_no_item_this_app_sent_changes_nothing(http, slack, state_url, item, why):
+    message = post_digest(slack, "DSAM", ITEM)
+    assert send(http, menu_click("USAM", "DSAM", message, item)).status_code == 200
+    [told] = eventually(lambda: slack.ephemeral)
+    assert "not one this app sent" in told["text"] and why in told["text"]
+    assert snoozes(state_url) == [] and not slack.calls("chat.update") and not slack.posts("COPS")
+
+
+def test_a_news_item_is_not_snoozed(http, slack, state_url, cfg):
+    news = Item("snooze", sorted(cfg.news_workflows)[0], OPP["id"], SAM["id"])
+    message = post_digest(slack, "DSAM", ITEM)
+    assert send(http, menu_click("USAM", "DSAM", message, news)).status_code == 200
+    [told] = eventually(lambda: slack.ephemeral)
+    assert "news is not snoozed" in told["text"] and snoozes(state_url) == []
+
+
+def test_no_log_form_for_a_meeting_that_does_not_exist(http, slack):
+    from slack_app_requests import LOG
+
+    from sa_hygiene.delivery.blockkit import LOG_IT
+
+    ghost = Item("log", LOG.workflow, "00U5e0000000999AAA", SAM["id"], OPP["id"])
+    payload = {"type": "block_actions", "user": {"id": "USAM"}, "trigger_id": "1.2.trigger",
+               "container": {"type": "message", "channel_id": "DSAM", "message_ts": "1.1"}, "channel": {"id": "DSAM"},
+               "actions": [{"type": "button", "action_id": LOG_IT, "block_id": "b", "value": ghost.value()}]}  # fmt: skip
+    slack.add_channel("dm-sam", "DSAM")
+    assert send(http, payload).status_code == 200
+    [told] = eventually(lambda: slack.ephemeral)
+    assert "no such Event" in told["text"] and not slack.calls("views.open")
+
+
+def test_when_slack_cannot_say_who_clicked_the_user_hears_what_failed(http, slack, state_url):
+    slack.fail("users.info", error="missing_scope")
+    message = post_digest(slack, "DSAM", ITEM)
+    assert send(http, menu_click("USAM", "DSAM", message, ITEM)).status_code == 200
+    [told] = eventually(lambda: slack.ephemeral)
+    assert "users.info failed (missing_scope)" in told["text"] and "not yours" not in told["text"]
+    assert snoozes(state_url) == []
