@@ -21,7 +21,7 @@ from collections import Counter
 from datetime import date, timedelta
 from pathlib import Path
 
-_CLAIM = re.compile(r"(\d+) items? fixed since your last digest\*: (.*)")
+_CLAIM = re.compile(r"(\d+) (?:items? )?fixed since your last digest\*: (.*)")
 _LINK = re.compile(r"<https?://[^|>]*/lightning/r/(\w+)/(\w{15,18})/view\|[^>]*>(?: \(([^)]*)\))?")
 IGNORED = {"LastModifiedDate", "SystemModstamp"}
 
