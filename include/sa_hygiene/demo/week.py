@@ -174,7 +174,8 @@ class Week:
             acts.closed.append(opp_items[second])
 
         # Meetings logged late: an activity for some of yesterday's unlogged meetings.
-        unlogged = sorted({a["record_id"] for a in alerts if a["workflow"] == "wf-01"})
+        # Reminders are the alerts on meetings (Events), whichever workflow the YAML names them.
+        unlogged = sorted({a["record_id"] for a in alerts if a["object"] == "Event"})
         late = [e for e, r in zip(unlogged, rng.random(len(unlogged)), strict=True) if r < LATE_LOGS]
         if late:
             rows = event[event["Id"].isin(late)]
