@@ -335,9 +335,9 @@ def on_worker(api: Api, c: Checks, dag_id: str, run_id: str, worker_host: str) -
 DEMO_ORG = f"""
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
-from sa_hygiene.config import load_config
-from sa_hygiene.demo_org import write_demo_org
-from sa_hygiene.snapshot import SnapshotStore
+from sa_hygiene.contract.config import load_config
+from sa_hygiene.demo.org import write_demo_org
+from sa_hygiene.source.store import SnapshotStore
 
 cfg = load_config()
 org = Path("/opt/airflow/data/org")
