@@ -127,6 +127,8 @@ def events(draw):
         out.append(event(
             id=eid, owner_id=USER_IDS[owner], start=instant(end - 1), end=instant(end),
             attendee_emails=";".join([f"u{owner}@gitlab.com", *draw(st.lists(st.sampled_from(pool), max_size=3))]),
+            # Booked on an opportunity (open or not, by 15 or 18 characters), an account, or nothing: step 0.
+            what_id=draw(st.sampled_from(["", "", ACC_IDS[0], *OPP_IDS]).flatmap(lambda i: maybe_short.map(lambda f: f(i)))),
         ))  # fmt: skip
     return out
 

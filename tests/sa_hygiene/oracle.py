@@ -282,8 +282,13 @@ def oracle(cur, prev, as_of: date, since: datetime | None = None, until: datetim
         external = [x for x in emails if x.rsplit("@", 1)[1] not in COMPANY]
         if not external:
             continue
-        cands = []
-        for email in external:
+        own = opps.get(key(e.get("what_id")))
+        if own is not None and not flag(own["is_closed"]) and not rank(own)[1]:
+            # (0) booked on an open opportunity: that one, whatever the attendees suggest.
+            cands = [(0.0, key(own["id"]), own["id"].strip())]
+        else:
+            cands = []
+        for email in external if not cands else ():
             for c_email, c_key in contacts:
                 if c_email == email:
                     for rc, ro in roles:

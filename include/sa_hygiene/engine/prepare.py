@@ -307,12 +307,16 @@ def _meetings(snap: Snapshot, d: Directory, w: RunWindow, cfg: Config, opps: pd.
     m["external_attendees"] = ext_emails.groupby(level=0).size().reindex(m.index, fill_value=0).astype("int64")
     m["has_external_attendee"] = m["external_attendees"] > 0
 
+    # (0) the meeting was booked on an open opportunity (its own WhatId): that one, because the
+    # SA met about it; an attendee's contact role could name a different, bigger deal.
+    open_opps = opps.loc[opps["is_open"] & ~opps["lost"], ["key", "id", "iacv"]].rename(columns={"key": "opp_key"})
+    own = ev["what_id"].str.slice(0, 15).map(open_opps.drop_duplicates("opp_key").set_index("opp_key")["id"])
+
     # (1) attendee = a contact with a role on an open opportunity: highest IACV, then lowest Id.
     contacts = snap["Contact"]
     c = pd.DataFrame({"email": contacts["email"].str.lower(), "contact_key": contacts["key"]}).dropna()
     roles = snap["OpportunityContactRole"]
     r = pd.DataFrame({"contact_key": roles["contact_id"].str.slice(0, 15), "opp_key": roles["opportunity_id"].str.slice(0, 15)})
-    open_opps = opps.loc[opps["is_open"] & ~opps["lost"], ["key", "id", "iacv"]].rename(columns={"key": "opp_key"})
     cand = (
         pd.DataFrame({"event": ext_emails.index, "email": ext_emails.to_numpy()})
         .merge(c, on="email")
@@ -322,7 +326,7 @@ def _meetings(snap: Snapshot, d: Directory, w: RunWindow, cfg: Config, opps: pd.
         .drop_duplicates("event")
         .set_index("event")
     )
-    m["suggested_what_id"] = cand["id"].reindex(m.index)
+    m["suggested_what_id"] = own.where(own.notna(), cand["id"].reindex(m.index))
     m["suggested_object"] = pd.Series(np.where(m["suggested_what_id"].notna(), "Opportunity", None), index=m.index, dtype=object)
 
     # (2) else an attendee's domain is exactly an account's website domain (the lowest Id):

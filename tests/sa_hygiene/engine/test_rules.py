@@ -457,6 +457,23 @@ class TestWf01Meetings:
         e = meeting("PAT@Acme.COM")
         assert self.suggestions(tmp_path, self.org(e)) == {e["id"]: (SA["id"], ACME_OPP_BIG["id"])}
 
+    def test_step_0_the_open_opportunity_the_meeting_was_booked_on(self, tmp_path):
+        # The attendee's contact role names the bigger deal; the meeting itself names the small one.
+        booked = meeting("pat@acme.com", what_id=ACME_OPP_SMALL["id"][:15])
+        assert self.suggestions(tmp_path, self.org(booked)) == {booked["id"]: (SA["id"], ACME_OPP_SMALL["id"])}
+
+    @pytest.mark.parametrize("what_id", [ACME_OPP_CLOSED["id"], "0065e0000000ZZZAAA", "0015e0000000WEBAAA", ""])
+    def test_step_0_falls_back_when_the_own_record_is_not_an_open_opportunity(self, tmp_path, what_id):
+        # Closed, missing from the snapshot, an account: the attendees decide (step 1).
+        e = meeting("pat@acme.com", what_id=what_id)
+        assert self.suggestions(tmp_path, self.org(e)) == {e["id"]: (SA["id"], ACME_OPP_BIG["id"])}
+
+    def test_step_0_logged_means_logged_on_the_booked_opportunity(self, tmp_path):
+        e = meeting("pat@acme.com", what_id=ACME_OPP_SMALL["id"])
+        for what, fires in ((ACME_OPP_BIG["id"], True), (ACME_OPP_SMALL["id"], False)):
+            tables = self.org(e, tasks=[sa_task(what_id=what, activity_date="2026-11-23")])
+            assert bool(self.suggestions(tmp_path / what, tables)) is fires
+
     def test_equal_iacv_goes_to_the_lowest_id(self, tmp_path):
         twin = opportunity(id="0065e0000000A00AAA", owner_id=AE["id"], iacv="90000")
         tables = self.org(meeting("pat@acme.com"))
