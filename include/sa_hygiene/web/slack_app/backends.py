@@ -108,9 +108,13 @@ class Backends:
     salesforce: Any  # sa_hygiene.source.salesforce.SalesforceClient: logs in on first use
     state_url: str
     today: Callable[[str | None], date] = today_in
+    ledger_url: str | None = None  # the delivery ledger (what was sent where); default: slack.ledger_url
     slack: SlackDirectory = field(default_factory=SlackDirectory)
     _submissions: FormSubmissions | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def __post_init__(self) -> None:
+        self.ledger_url = self.ledger_url or self.cfg.slack.ledger_url
 
     @property
     def submissions(self) -> FormSubmissions:

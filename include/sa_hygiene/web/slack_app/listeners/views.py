@@ -18,6 +18,7 @@ from sa_hygiene.web.slack_app.listeners.actions import ack_at_once
 from sa_hygiene.web.slack_app.log_form import Meeting, meeting_of, task_fields, validate
 from sa_hygiene.web.slack_app.people import REFUSAL, Unidentified, actor
 from sa_hygiene.web.slack_app.salesforce import SalesforceRefused, create_task, find_task
+from sa_hygiene.web.slack_app.sent import refusal
 from sa_hygiene.web.slack_app.views import form_values, form_view, marked, note_view
 from sa_hygiene.web.slack_app.work import lane
 
@@ -107,7 +108,8 @@ def register(app, backends: Backends) -> None:
             keep(client, backends.submissions.release, view["id"])
             client.views_update(view_id=view["id"], view=note_view("Not yours", REFUSAL))
             return
-        why = not_sent(cfg, backends.snapshot(), item)
+        why = not_sent(cfg, backends.snapshot(), item) or refusal(backends, client, item, meta.get("channel") or "",
+                                                                  meta.get("ts") or "")  # fmt: skip
         if why:
             keep(client, backends.submissions.release, view["id"])
             client.views_update(view_id=view["id"], view=note_view("Not logged", why))

@@ -153,3 +153,51 @@ def test_when_slack_cannot_say_who_clicked_the_user_hears_what_failed(http, slac
     [told] = eventually(lambda: slack.ephemeral)
     assert "users.info failed (missing_scope)" in told["text"] and "not yours" not in told["text"]
     assert snoozes(state_url) == []
+
+
+# --------------------------------------------------------------------------- only what was sent (issue 20, item 7)
+
+
+def test_another_sa_s_opportunity_named_in_a_signed_value_is_not_snoozed(http, slack, state_url):
+    from slack_app_requests import EVE, EVES_OPP, record_sent
+
+    message = post_digest(slack, "DSAM", ITEM)
+    record_sent({"ts": "9.9"}, "DEVE", f"sa_digest|user:{EVE['id']}|{TODAY}", [("wf-07", EVES_OPP["id"], EVE["id"])])
+    forged = Item("snooze", "wf-07", EVES_OPP["id"], SAM["id"])  # Eve's opportunity, in Sam's name
+    assert send(http, menu_click("USAM", "DSAM", message, forged)).status_code == 200
+    [told] = eventually(lambda: slack.ephemeral)
+    assert told["user"] == "USAM" and "no digest of its recipient carried that item" in told["text"]
+    assert snoozes(state_url) == [] and not slack.calls("chat.update")
+
+
+@pytest.mark.parametrize("where", ["unknown_message", "someone_else_s_message"])
+def test_an_item_clicked_in_a_message_this_app_did_not_send_to_its_recipient_changes_nothing(http, slack, state_url, where):
+    from slack_app_requests import EVE, record_sent
+
+    message = post_digest(slack, "DSAM", ITEM)
+    if where == "unknown_message":
+        message = {**message, "ts": "1234.5678"}
+    else:  # a digest this app sent to Eve, its item made to name Sam
+        message = {**message, "ts": "8.8"}
+        record_sent(message, "DSAM", f"sa_digest|user:{EVE['id']}|{TODAY}")
+    assert send(http, menu_click("USAM", "DSAM", message, ITEM)).status_code == 200
+    [told] = eventually(lambda: slack.ephemeral)
+    why = "no record of sending that message" if where == "unknown_message" else "not addressed to the item's recipient"
+    assert "not one this app sent" in told["text"] and why in told["text"]
+    assert snoozes(state_url) == [] and not slack.calls("chat.update") and not slack.posts("COPS")
+
+
+def test_no_log_form_for_a_meeting_whose_reminder_went_to_no_one(http, slack):
+    from slack_app_requests import EVES_MEETING, reminder
+
+    from sa_hygiene.delivery.blockkit import LOG_IT
+
+    message = reminder(slack)  # Sam's reminder of his meeting; the value names Eve's meeting instead
+    other = Item("log", "wf-01", EVES_MEETING["id"], SAM["id"], OPP["id"])
+    payload = {"type": "block_actions", "user": {"id": "USAM"}, "trigger_id": "1.2.trigger",
+               "container": {"type": "message", "channel_id": "DSAM", "message_ts": message["ts"]},
+               "channel": {"id": "DSAM"},
+               "actions": [{"type": "button", "action_id": LOG_IT, "block_id": "b", "value": other.value()}]}  # fmt: skip
+    assert send(http, payload).status_code == 200
+    [told] = eventually(lambda: slack.ephemeral)
+    assert "no reminder of that meeting was sent" in told["text"] and not slack.calls("views.open")
