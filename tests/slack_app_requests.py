@@ -42,7 +42,8 @@ GLOBEX = account(name="Globex")
 EVES_OPP = opportunity(name="Globex - Premium", account_id=GLOBEX["id"], owner_id=EVE["id"], sa=EVE["id"],
                        stage="3-Technical Evaluation")  # fmt: skip
 EVES_MEETING = event(owner_id=EVE["id"], subject="Globex sync", start="2026-11-23T17:00:00Z", end="2026-11-23T17:30:00Z")
-ORG = {"User": [SAM, MIA, EVE], "Account": [ACME, GLOBEX], "Opportunity": [OPP, EVES_OPP], "Contact": [PAT],
+KIM = contact(name="Kim Buyer", email="kim@acme.com", account_id=ACME["id"])  # Acme's, not at the meeting
+ORG = {"User": [SAM, MIA, EVE], "Account": [ACME, GLOBEX], "Opportunity": [OPP, EVES_OPP], "Contact": [PAT, KIM],
        "Event": [MEETING, EVES_MEETING]}  # fmt: skip
 
 ITEM = Item("snooze", "wf-07", OPP["id"], SAM["id"])
@@ -170,6 +171,15 @@ def opened_form(http, slack) -> dict:
     return eventually(lambda: list(slack.views.values()))[0]
 
 
+def suggestion(view: dict, words: str, slack_user: str = "USAM") -> dict:
+    """What Slack sends while someone types ``words`` into the form's Related To search."""
+    from sa_hygiene.web.slack_app.items import RELATED_TO
+
+    return {"type": "block_suggestion", "user": {"id": slack_user}, "team": {"id": "T0FAKE"}, "api_app_id": "A0APP",
+            "container": {"type": "view", "view_id": view["id"]}, "action_id": RELATED_TO, "block_id": "what",
+            "value": words, "view": view}  # fmt: skip
+
+
 def submission(view: dict, **values) -> dict:
     form = {"types": ["Demo"], "sentiment": "Positive", "persona": ["Executive"], "what": OPP["id"], "who": PAT["id"],
             "subject": "Acme demo", "description": "Showed merge trains to the platform team."} | values  # fmt: skip
@@ -181,6 +191,8 @@ def submission(view: dict, **values) -> dict:
             element = {"type": "multi_static_select", "selected_options": [{"value": v} for v in value]}
         elif block in ("sentiment", "what", "who"):
             element = {"type": "static_select", "selected_option": {"value": value}}
+        elif block == "date":
+            element = {"type": "datepicker", "selected_date": value}
         else:
             element = {"type": "plain_text_input", "value": value}
         state[block] = {block: element}

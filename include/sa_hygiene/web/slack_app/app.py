@@ -78,7 +78,7 @@ def ours_only_middleware():
         before a function middleware runs and fails on some malformed ones."""
 
         def process(self, *, req, resp, next):  # noqa: A002 - Bolt's name for it
-            if req.body.get("type") in ("block_actions", "view_submission", "view_closed"):
+            if req.body.get("type") in ("block_actions", "view_submission", "view_closed", "block_suggestion"):
                 why = problem(req.body)
                 if why:
                     log.warning("refused a Slack request: %s", why)

@@ -25,6 +25,7 @@ from sa_hygiene.delivery.blockkit import (
 )
 
 LOG_VIEW = "sa_log_form"  # callback_id of the log-it modal
+RELATED_TO = "sa_related_to"  # the log form's Related To search (block_suggestion)
 ACTIONS = {ITEM_MENU, LOG_IT, OPEN_LINK}
 KINDS = {"snooze", "notmine", "open", "log"}  # what an item's value says to do
 WORKFLOW_ID = re.compile(r"[A-Za-z0-9_.-]{1,60}")
@@ -131,11 +132,20 @@ class _ViewPayload(_Part):
     view: _View
 
 
+class _Suggestion(_Part):
+    type: Literal["block_suggestion"]
+    user: _Id
+    action_id: str
+    value: str = ""
+    view: _View
+
+
 def malformed(body: Any) -> bool:
     """The payload's parts the app reads do not have the shape it reads them in (a 400, never a 500)."""
     if not isinstance(body, dict):
         return True
-    model = {"block_actions": _BlockActions, "view_submission": _ViewPayload, "view_closed": _ViewPayload}.get(body.get("type"))
+    model = {"block_actions": _BlockActions, "view_submission": _ViewPayload, "view_closed": _ViewPayload,
+             "block_suggestion": _Suggestion}.get(body.get("type"))  # fmt: skip
     if model is None:
         return False  # refused as an unknown request type by ``problem``
     try:
@@ -177,8 +187,15 @@ def problem(body: dict) -> str | None:
         if not isinstance(meta, dict) or decode_item(meta.get("item")) is None:
             return "malformed view"
         return None
+    if kind == "block_suggestion":
+        view = body.get("view") or {}
+        if body.get("action_id") != RELATED_TO or view.get("callback_id") not in SUGGESTING_VIEWS:
+            return "unknown suggestion"
+        return None if len(body.get("value") or "") <= 200 else "malformed suggestion"
     return "unknown request type"
 
+
+SUGGESTING_VIEWS = {LOG_VIEW}  # the modals whose menus search (block_suggestion)
 
 NOT_SENT = "That item is not one this app sent you: nothing was changed."
 

@@ -33,7 +33,7 @@ def slack():
 
 @pytest.fixture
 def salesforce(ca, monkeypatch):
-    with serving(ca, monkeypatch, SF_CONN, {"Task": []}) as sf:
+    with serving(ca, monkeypatch, SF_CONN, {"Task": [], "Contact": []}) as sf:
         yield sf
 
 

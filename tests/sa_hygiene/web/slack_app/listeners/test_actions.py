@@ -7,8 +7,8 @@ from datetime import timedelta
 
 import pytest
 from slack_app_requests import (
-    ACME,
     ITEM,
+    KIM,
     OPP,
     PAT,
     SAM,
@@ -97,10 +97,17 @@ def test_log_it_opens_the_form_with_the_taxonomy_and_the_suggestion(http, slack,
     assert offered == cfg.taxonomy.all_activity_types
     assert [o["value"] for o in blocks["sentiment"]["options"]] == cfg.taxonomy.sentiments
     assert [o["value"] for o in blocks["persona"]["options"]] == cfg.taxonomy.persona_levels
-    assert blocks["what"]["initial_option"]["value"] == OPP["id"]
-    assert [o["value"] for o in blocks["what"]["options"]] == [OPP["id"], ACME["id"]]
-    assert blocks["what"]["options"][1]["text"]["text"] == "Acme &lt;Corp&gt; (account)"  # escaped
-    assert [o["value"] for o in blocks["who"]["options"]] == [PAT["id"]]
+    assert blocks["functions"]["options"] == [{"text": {"type": "plain_text", "text": f}, "value": f}
+                                              for f in cfg.taxonomy.persona_functions]  # fmt: skip
+    assert [o["value"] for o in blocks["products"]["options"]] == cfg.taxonomy.products
+    # Related To: a search (block_suggestion), the reminder's suggestion pre-selected.
+    assert blocks["what"]["type"] == "external_select" and blocks["what"]["action_id"] == "sa_related_to"
+    assert blocks["what"]["initial_option"] == {"text": {"type": "plain_text", "text": "Acme - Ultimate"}, "value": OPP["id"]}
+    # The contact: the attendees, then the account's other contacts; or a new one, created inline.
+    groups = {g["label"]["text"]: [o["value"] for o in g["options"]] for g in blocks["who"]["option_groups"]}
+    assert groups == {"Attendees": [PAT["id"]], "The account's contacts": [KIM["id"]]}
+    assert blocks["new_name"]["type"] == "plain_text_input" and blocks["new_email"]["type"] == "email_text_input"
+    assert blocks["date"] == {"action_id": "date", "type": "datepicker", "initial_date": "2026-11-23"}
     assert blocks["subject"]["initial_value"] == "Acme demo"
 
 
