@@ -23,7 +23,7 @@ from sa_hygiene.contract.config import Config
 from sa_hygiene.engine.predicates import unmet
 from sa_hygiene.engine.prepare import activity_rows
 from sa_hygiene.web.slack_app.items import Item
-from sa_hygiene.web.slack_app.records import account_contacts
+from sa_hygiene.web.slack_app.records import account_contacts, record
 
 # Each expectation reports on the form block (views.form_view) of the column it checks.
 BLOCK_OF_COLUMN = {"what_prefix": "what", "what_id": "what", "who_id": "who", "who_prefix": "who",
@@ -90,6 +90,23 @@ def meeting_of(snapshot, item: Item, channel: str = "", ts: str = "") -> Meeting
     others = [(cid, label) for cid, label in account_contacts(snapshot, account_id if isinstance(account_id, str) else None)
               if cid[:15] not in attendees]  # fmt: skip
     return Meeting(item, str(event.get("subject") or "Meeting"), day, related, contacts, channel, ts, others)
+
+
+def activity_of(snapshot, item: Item, day: str) -> Meeting:
+    """What the form offers for an activity logged from a record card or ``/sa-create``: no
+    meeting, the card's record (if any) as Related To, its account's contacts, ``day`` the date."""
+    found = record(snapshot, item.what_id) if item.what_id else None
+    related = [(found.id, found.label)] if found else []
+    return Meeting(item, "", day, related, [], "", "", account_contacts(snapshot, found.account_id) if found else [])
+
+
+def form_of(snapshot, item: Item, meta: dict) -> Meeting:
+    """The form's offer again, for a submitted view's ``meta`` (private metadata)."""
+    if item.kind == "act":
+        return activity_of(snapshot, item, meta.get("date") or date.today().isoformat())
+    meeting = meeting_of(snapshot, item, meta.get("channel") or "", meta.get("ts") or "")
+    meeting.activity_date = meta.get("date") or meeting.activity_date
+    return meeting
 
 
 def form_row(cfg: Config, form: dict, owner_id: str | None = None, activity_date: str | None = None) -> pd.DataFrame:

@@ -46,6 +46,8 @@ def unsent(backends, item: Item, channel: str, ts: str) -> str | None:
     from sa_hygiene.state.alerts import open_state
     from sa_hygiene.state.ledger import Ledger
 
+    if item.kind in ("act", "contact"):
+        return None  # nothing was sent: a card made for the person who asked (``people.may_act`` checks it)
     ledger = Ledger(backends.ledger_url)
     try:
         key = ledger.message_key(channel, ts) if channel and ts else None

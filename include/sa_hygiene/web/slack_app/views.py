@@ -69,7 +69,9 @@ def form_view(cfg: Config, meeting: Meeting, values: dict | None = None, error: 
     date_picker = {"type": "datepicker", **({"initial_date": day} if _is_date(day) else {})}
     new_name = {"type": "plain_text_input", "max_length": 120, **({"initial_value": v["new_name"]} if v.get("new_name") else {})}
     new_email = {"type": "email_text_input", **({"initial_value": v["new_email"]} if v.get("new_email") else {})}
-    subject = {"type": "plain_text_input", "max_length": 255, "initial_value": v.get("subject", meeting.subject)[:255]}
+    subject = {"type": "plain_text_input", "max_length": 255}
+    if v.get("subject", meeting.subject):
+        subject["initial_value"] = v.get("subject", meeting.subject)[:255]
     description = {"type": "plain_text_input", "multiline": True, "max_length": 3000}
     if v.get("description"):
         description["initial_value"] = v["description"][:3000]
@@ -95,7 +97,8 @@ def form_view(cfg: Config, meeting: Meeting, values: dict | None = None, error: 
     ]  # fmt: skip
     meta = {"item": meeting.item.value(), "channel": meeting.channel, "ts": meeting.ts, "date": meeting.activity_date,
             "blocks": ["who"] if who else []}  # fmt: skip
-    return {"type": "modal", "callback_id": LOG_VIEW, "title": {"type": "plain_text", "text": "Log the meeting"},
+    title = "Log the meeting" if meeting.item.kind == "log" else "Log an activity"
+    return {"type": "modal", "callback_id": LOG_VIEW, "title": {"type": "plain_text", "text": title},
             "submit": {"type": "plain_text", "text": "Log it"}, "close": {"type": "plain_text", "text": "Cancel"},
             "private_metadata": json.dumps(meta), "blocks": blocks}  # fmt: skip
 

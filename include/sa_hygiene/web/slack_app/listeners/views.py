@@ -17,7 +17,7 @@ from sa_hygiene.state.db import DatabaseError
 from sa_hygiene.web.slack_app.backends import Backends
 from sa_hygiene.web.slack_app.items import LOG_VIEW, decode_item, not_sent
 from sa_hygiene.web.slack_app.listeners.actions import ack_at_once
-from sa_hygiene.web.slack_app.log_form import Meeting, check, contact_fields, meeting_of, task_fields
+from sa_hygiene.web.slack_app.log_form import Meeting, check, contact_fields, form_of, task_fields
 from sa_hygiene.web.slack_app.people import REFUSAL, Unidentified, actor
 from sa_hygiene.web.slack_app.records import record
 from sa_hygiene.web.slack_app.salesforce import SalesforceRefused, create_contact, create_task, find_task
@@ -63,9 +63,7 @@ def register(app, backends: Backends) -> None:
         above it; ``created``: a contact saved before the Task failed, now chosen in the form."""
         view = body["view"]
         typed, meta = submitted(view)
-        item = decode_item(meta["item"])
-        meeting = meeting_of(backends.snapshot(), item, meta.get("channel") or "", meta.get("ts") or "")
-        meeting.activity_date = meta.get("date") or meeting.activity_date
+        meeting = form_of(backends.snapshot(), decode_item(meta["item"]), meta)
         if created:
             meeting.contacts.insert(0, created)
         client.views_update(view_id=view["id"], view=form_view(cfg, meeting, form or typed, error=error))
@@ -123,8 +121,8 @@ def register(app, backends: Backends) -> None:
             keep(client, backends.submissions.release, view["id"])
             client.views_update(view_id=view["id"], view=note_view("Not logged", why))
             return
-        meeting = meeting_of(backends.snapshot(), item, meta.get("channel") or "", meta.get("ts") or "")
-        meeting.activity_date = form.get("activity_date") or meta.get("date") or meeting.activity_date
+        meeting = form_of(backends.snapshot(), item, meta)
+        meeting.activity_date = form.get("activity_date") or meeting.activity_date
         new_contact = bool(form.get("new_name")) and not form.get("who_id")
         account = (found.account_id if (found := record(backends.snapshot(), form.get("what_id"))) else None)
         if new_contact and not account:
@@ -133,7 +131,8 @@ def register(app, backends: Backends) -> None:
             return
         fields = task_fields(cfg, item.recipient, meeting.activity_date, form)
         try:
-            held = backends.submissions.claim_meeting(item.record_id, view["id"])
+            # One Task per meeting; an activity without one is one Task per form (the view's claim).
+            held = backends.submissions.claim_meeting(item.record_id, view["id"]) if item.kind == "log" else None
         except DatabaseError as exc:
             keep(client, backends.submissions.release, view["id"])
             backends.state_failed(client, exc)
@@ -159,7 +158,9 @@ def register(app, backends: Backends) -> None:
                 task_id = find(fields) if exc.maybe_saved else None
                 if task_id is None:
                     keep(client, backends.submissions.release, view["id"])
-                    if exc.maybe_saved:
+                    if item.kind != "log":
+                        pass
+                    elif exc.maybe_saved:
                         keep(client, backends.submissions.meeting, item.record_id, "unsure")
                     else:
                         keep(client, backends.submissions.release_meeting, item.record_id)
@@ -169,7 +170,8 @@ def register(app, backends: Backends) -> None:
                                         error=LOST if exc.maybe_saved else str(exc)))  # fmt: skip
                     return
         keep(client, backends.submissions.done, view["id"], task_id)
-        keep(client, backends.submissions.meeting, item.record_id, "done", task_id)
+        if item.kind == "log":
+            keep(client, backends.submissions.meeting, item.record_id, "done", task_id)
         url = record_url(cfg.salesforce.instance_url, "Task", task_id)
         link = f"<{url}|{cut(esc(form['subject']), 200)}>"
         client.views_update(view_id=view["id"], view=note_view("Logged", f":white_check_mark: Logged in Salesforce: {link}"))
