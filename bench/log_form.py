@@ -17,7 +17,7 @@ posted and recorded in the ledger, then, all through signed requests:
    the pre-filled subject and date and two sentences.
 
 It prints the count of reminders, of Tasks logged, and each failure with what the user saw.
-``run`` returns the figures (tests/bench/test_log_form_figure.py runs it on a small org).
+``run`` returns the figures (tests/sa_hygiene/web/slack_app/test_log_form_figure.py runs it on a small org).
 """
 
 from __future__ import annotations

@@ -120,3 +120,37 @@ def test_an_expired_salesforce_session_is_renewed_and_the_task_saved_once(http, 
     eventually(lambda: salesforce.live("Task").num_rows == 1)
     time.sleep(0.5)
     assert salesforce.live("Task").num_rows == 1
+
+
+def test_a_submission_slack_retries_writes_once(http, slack, salesforce):
+    from urllib.parse import urlencode
+
+    from slack_app_requests import signed
+
+    view = opened_form(http, slack)
+    body = urlencode({"payload": json.dumps(submission(view))})
+    assert http.post("/events", content=body, headers=signed(body)).status_code == 200
+    for n in (1, 2):  # Slack did not see the answer in time: it sends the same request again
+        retry = {**signed(body), "X-Slack-Retry-Num": str(n), "X-Slack-Retry-Reason": "http_timeout"}
+        assert http.post("/events", content=body, headers=retry).status_code == 200
+    eventually(lambda: salesforce.live("Task").num_rows == 1)
+    time.sleep(1.0)
+    assert salesforce.live("Task").num_rows == 1
+    assert len([r for r in salesforce.requests if r.method == "POST" and "/sobjects/Task" in r.path]) == 1
+
+
+def test_a_refused_new_contact_keeps_the_form_with_everything_typed(http, slack, salesforce):
+    view = opened_form(http, slack)
+    salesforce.rule("Contact", lambda r: "Contacts need a phone number" if r.get("Email", "").endswith("acme.com") else None)
+    typed = {"who": None, "new_name": "Robin de Vries", "new_email": "robin@acme.com", "products": ["Ultimate"],
+             "functions": ["Security"], "date": "2026-11-22"}  # fmt: skip
+    send(http, submission(view, **typed))
+    shown = eventually(lambda: [c for c in slack.calls("views.update") if "Contacts need a phone number" in json.dumps(c.args)])
+    form = shown[0].args["view"]
+    form = json.loads(form) if isinstance(form, str) else form
+    fields = {b["block_id"]: b["element"] for b in form["blocks"] if b["type"] == "input"}
+    assert fields["new_name"]["initial_value"] == "Robin de Vries" and fields["new_email"]["initial_value"] == "robin@acme.com"
+    assert [o["value"] for o in fields["products"]["initial_options"]] == ["Ultimate"]
+    assert [o["value"] for o in fields["functions"]["initial_options"]] == ["Security"]
+    assert fields["date"]["initial_date"] == "2026-11-22" and "submit" in form
+    assert salesforce.live("Task").num_rows == 0 and salesforce.live("Contact").num_rows == 0
