@@ -153,6 +153,9 @@ def run(scale: float = 1.0, as_of: date = date(2026, 11, 23), limit: int | None 
             continue
         view = list(slack.views.values())[-1]
         fields = {b["block_id"]: b["element"] for b in view["blocks"] if b["type"] == "input"}
+        if fields["subject"].get("initial_value") in (None, "Meeting") or not fields["date"].get("initial_date"):
+            failures["the form lacks the meeting's subject or date"] += 1  # read without the changes
+            continue
         # 2. suggest
         event = events.loc[alert["record_id"][:15]] if alert["record_id"][:15] in events.index else None
         attendees = [e for e in (event["attendee_emails"] if event is not None else []) or []
