@@ -6,6 +6,7 @@ Block Kit out.
 
 from __future__ import annotations
 
+import html
 import json
 from datetime import date
 
@@ -49,7 +50,8 @@ def form_view(cfg: Config, meeting: Meeting, values: dict | None = None, error: 
     labels = dict(related)
     chosen = v.get("what_id", related[0][0] if meeting.related else None)
     if chosen:
-        what["initial_option"] = _option(labels.get(chosen, v.get("what_label") or chosen), chosen)
+        # A record found by searching comes back with the label Slack showed (escaped already).
+        what["initial_option"] = _option(labels.get(chosen, html.unescape(v.get("what_label") or chosen)), chosen)
     groups = [(label, opts) for label, opts in (("Attendees", meeting.contacts), ("The account's contacts", meeting.account_contacts)) if opts]
     who = None
     if groups:
