@@ -8,7 +8,9 @@ before acting, the app checks its own records of what went to whom:
   message's delivery key, which names its recipient (and, for a meeting reminder, the Event):
   the clicked message must be one of them, addressed to the item's recipient;
 - the **alert state** holds, per (workflow, record), the recipients its episodes were
-  addressed to: a digest item must be one of them (another SA's opportunity is not).
+  addressed to: a digest item must be one of them (another SA's opportunity is not). An item
+  raised only since the snapshot (a Task logged this morning, in a 15-minute DM digest) has no
+  episode yet: then the message itself, read back from Slack, must carry the item's value.
 
 When the databases cannot be read, nothing could be verified and nothing could be written
 either (a snooze and a Task claim need the same database): the request goes on to the check
@@ -18,6 +20,7 @@ a database that is down, which tells the user what did not happen.
 
 from __future__ import annotations
 
+import json
 import logging
 
 from sa_hygiene.contract.recipients import USER
@@ -38,7 +41,22 @@ def _same_user(encoded: str, user_id: str) -> bool:
     return encoded.startswith(USER) and encoded[len(USER) :][:15] == user_id[:15]
 
 
-def unsent(backends, item: Item, channel: str, ts: str) -> str | None:
+def carries(client, channel: str, ts: str, value: str) -> bool:
+    """Whether the message Slack holds at (``channel``, ``ts``), a thread reply too, has a control
+    whose value is ``value`` (``conversations.replies`` finds either; ``SlackApiError`` if not)."""
+    cursor = None
+    for _ in range(50):  # a digest's thread is a few pages at most
+        page = client.conversations_replies(channel=channel, ts=ts, cursor=cursor, limit=200)
+        for message in page.get("messages") or []:
+            if message.get("ts") == ts:
+                return f'"{value}"' in json.dumps(message.get("blocks") or [])
+        cursor = (page.get("response_metadata") or {}).get("next_cursor")
+        if not cursor:
+            return False
+    return False
+
+
+def unsent(backends, item: Item, channel: str, ts: str, client=None) -> str | None:
     """Why ``item``, clicked in the message at (``channel``, ``ts``), is not one this app sent
     to ``item.recipient`` (the user is told; nothing is done), or None.
 
@@ -64,16 +82,24 @@ def unsent(backends, item: Item, channel: str, ts: str) -> str | None:
             return NO_REMINDER
         return None
     with open_state(backends.cfg, backends.state_url) as state:
-        if not state.addressed(item.workflow, item.record_id, USER + item.recipient):
-            return NO_ITEM
-    return None
+        if state.addressed(item.workflow, item.record_id, USER + item.recipient):
+            return None
+    if client is None:
+        return NO_ITEM
+    from slack_sdk.errors import SlackApiError
+
+    try:
+        return None if carries(client, channel, ts, item.value()) else NO_ITEM
+    except SlackApiError as exc:
+        error = exc.response.get("error") if hasattr(exc.response, "get") else None
+        return f"{NOT_SENT} (it could not be checked: Slack's conversations.replies failed ({error or 'no answer'}))"
 
 
 def refusal(backends, client, item: Item, channel: str, ts: str) -> str | None:
     """``unsent``, with a database that is down reported (operations told once) and let through
     to the checks that need none."""
     try:
-        why = unsent(backends, item, channel, ts)
+        why = unsent(backends, item, channel, ts, client)
     except DatabaseError as exc:
         backends.state_failed(client, exc)
         log.warning("Slack app: could not check that %s was sent: %s", item.kind, exc)

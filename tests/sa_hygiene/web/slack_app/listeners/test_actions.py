@@ -208,3 +208,27 @@ def test_no_log_form_for_a_meeting_whose_reminder_went_to_no_one(http, slack):
     assert send(http, payload).status_code == 200
     [told] = eventually(lambda: slack.ephemeral)
     assert "no reminder of that meeting was sent" in told["text"] and not slack.calls("views.open")
+
+
+def test_an_item_raised_since_the_snapshot_is_checked_against_the_message_itself(http, slack, state_url):
+    """No episode yet (a 15-minute DM digest's item): the message Slack holds must carry the value."""
+    from slack_app_requests import EVES_OPP, SNAPSHOT, record_sent
+
+    from sa_hygiene.contract.config import load_config
+    from sa_hygiene.delivery.digest import Renderer
+    from sa_hygiene.delivery.items import DigestRecords
+
+    slack.add_channel("dm-sam", "DSAM")
+    renderer = Renderer(load_config(), DigestRecords(SNAPSHOT[0], load_config()), TODAY)
+    section = {"type": "section", "text": {"type": "mrkdwn", "text": "*Acme - Ultimate*"}}
+    blocks = [{"type": "header", "text": {"type": "plain_text", "text": "Your SA hygiene digest"}},
+              renderer.with_menu(section, ITEM.workflow, "Opportunity", ITEM.record_id, ITEM.recipient)]  # fmt: skip
+    message = slack._post({"channel": "DSAM", "text": "digest", "blocks": blocks})["message"]
+    record_sent(message, "DSAM", f"sa_digest|user:{SAM['id']}|{TODAY}")  # the ledger row, no episode
+    forged = Item("snooze", "wf-07", EVES_OPP["id"], SAM["id"])
+    send(http, menu_click("USAM", "DSAM", message, forged))
+    [told] = eventually(lambda: slack.ephemeral)
+    assert "no digest of its recipient carried that item" in told["text"] and snoozes(state_url) == []
+    send(http, menu_click("USAM", "DSAM", message, ITEM))
+    eventually(lambda: slack.calls("chat.update"))
+    assert [(s["workflow"], s["record_key"]) for s in snoozes(state_url)] == [("wf-07", OPP["id"][:15])]
