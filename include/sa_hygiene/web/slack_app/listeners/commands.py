@@ -27,6 +27,7 @@ from sa_hygiene.web.slack_app.items import (
     LOG_ACTIVITY,
     RELATED_TO,
     Item,
+    decode_item,
     item_of,
     not_sent,
 )
@@ -179,7 +180,7 @@ def register(app, backends: Backends) -> None:
         form = form_values(view)
         if contact_errors(form):
             return
-        item = Item(*json.loads(view["private_metadata"])["item"].split("|"))
+        item = decode_item(json.loads(view["private_metadata"])["item"])  # checked by items.problem already
         try:
             people, who = actor(backends, client, body)
         except Unidentified:
