@@ -51,3 +51,9 @@ def test_the_app_reads_the_snapshot_with_its_latest_changes(tmp_path):
     feed.commit(staged, {"high_water_mark": "2026-11-24T09:00:00Z"})
     [row] = latest()["Event"].to_dict("records")
     assert row["subject"] == "Booked this morning" and str(row["start"].date()) == "2026-11-24"
+    # The form of its reminder: the meeting's subject and local date, not "Meeting" on "NaT".
+    from sa_hygiene.web.slack_app.items import Item
+    from sa_hygiene.web.slack_app.log_form import meeting_of
+
+    meeting = meeting_of(latest(), Item("log", "wf-01", booked["id"], sam["id"]))
+    assert (meeting.subject, meeting.activity_date) == ("Booked this morning", "2026-11-24")
