@@ -113,10 +113,10 @@ def record_sent(message: dict, channel: str, key: str, episodes: list[tuple[str,
         return
     try:
         ledger, workspace = Ledger(STATE[0]), f"slack:{message['ts']}"  # a reminder posted twice: two rows
-        ledger.claim(workspace, key, 0, owner="test", run_id="test")
-        target = {"type": "channel", "name": channel}
-        ledger.mark_pending(workspace, key, 0, owner="test", target=target, channel=channel)
-        ledger.mark_sent(workspace, key, 0, ts=message["ts"])
+        if ledger.claim(workspace, key, 0, owner="test", run_id="test").outcome == "claimed":  # else recorded already
+            target = {"type": "channel", "name": channel}
+            ledger.mark_pending(workspace, key, 0, owner="test", target=target, channel=channel)
+            ledger.mark_sent(workspace, key, 0, ts=message["ts"])
         ledger.close()
         with AlertState(STATE[0]) as state, state.engine.begin() as conn:
             for workflow, record_id, recipient in episodes:
