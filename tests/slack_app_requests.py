@@ -20,7 +20,7 @@ from fakes.slack import FakeSlack
 
 from sa_hygiene.contract.config import load_config
 from sa_hygiene.delivery.blockkit import ITEM_MENU, LOG_IT
-from sa_hygiene.delivery.digest import Renderer
+from sa_hygiene.delivery.digest import Renderer, reminder_key
 from sa_hygiene.delivery.items import DigestRecords
 from sa_hygiene.state.alerts import AlertState
 from sa_hygiene.web.slack_app.items import Item
@@ -38,7 +38,13 @@ OPP = opportunity(name="Acme - Ultimate", account_id=ACME["id"], owner_id=EVE["i
 PAT = contact(name="Pat Customer", email="pat@acme.com", account_id=ACME["id"])
 MEETING = event(owner_id=SAM["id"], subject="Acme demo", attendee_emails="pat@acme.com;sam@gitlab.com",
                 start="2026-11-23T15:00:00Z", end="2026-11-23T16:00:00Z")  # fmt: skip
-ORG = {"User": [SAM, MIA, EVE], "Account": [ACME], "Opportunity": [OPP], "Contact": [PAT], "Event": [MEETING]}
+GLOBEX = account(name="Globex")
+EVES_OPP = opportunity(name="Globex - Premium", account_id=GLOBEX["id"], owner_id=EVE["id"], sa=EVE["id"],
+                       stage="3-Technical Evaluation")  # fmt: skip
+EVES_MEETING = event(owner_id=EVE["id"], subject="Globex sync", start="2026-11-23T17:00:00Z", end="2026-11-23T17:30:00Z")
+KIM = contact(name="Kim Buyer", email="kim@acme.com", account_id=ACME["id"])  # Acme's, not at the meeting
+ORG = {"User": [SAM, MIA, EVE], "Account": [ACME, GLOBEX], "Opportunity": [OPP, EVES_OPP], "Contact": [PAT, KIM],
+       "Event": [MEETING, EVES_MEETING]}  # fmt: skip
 
 ITEM = Item("snooze", "wf-07", OPP["id"], SAM["id"])
 LOG = Item("log", "wf-01", MEETING["id"], SAM["id"], OPP["id"])
@@ -46,6 +52,7 @@ REMINDER = {"workflow": "wf-01", "object": "Event", "record_id": MEETING["id"], 
             "suggested_what_id": OPP["id"]}  # fmt: skip
 
 SNAPSHOT: list = []  # the snapshot the app reads (the ``snapshot`` fixture sets it)
+STATE: list = []  # the app's state database, also its delivery ledger (the ``state_url`` fixture sets it)
 
 
 _SIGNED: set[tuple[str, int]] = set()
@@ -87,7 +94,37 @@ def post_digest(slack: FakeSlack, channel: str, item: Item) -> dict:
     blocks = [{"type": "header", "text": {"type": "plain_text", "text": "Your SA hygiene digest"}},
               renderer.with_menu(section, item.workflow, "Opportunity", item.record_id, item.recipient)]  # fmt: skip
     answer = slack._post({"channel": channel, "text": "digest", "blocks": blocks})
+    record_sent(answer["message"], channel, f"sa_digest|user:{item.recipient}|{TODAY}",
+                [(item.workflow, item.record_id, item.recipient)])  # fmt: skip
     return answer["message"]
+
+
+def record_sent(message: dict, channel: str, key: str, episodes: list[tuple[str, str, str]] = ()) -> None:
+    """What delivery records when it posts ``message``: its ledger row (``key``, the channel,
+    the ts) and the episodes (workflow, record Id, recipient User Id) of its items, which is how
+    the app knows what it sent to whom. Nothing when the test's database is down."""
+    from sqlalchemy import insert
+
+    from sa_hygiene.state.alerts import episodes as table
+    from sa_hygiene.state.db import DatabaseError
+    from sa_hygiene.state.ledger import Ledger
+
+    if not STATE:
+        return
+    try:
+        ledger, workspace = Ledger(STATE[0]), f"slack:{message['ts']}"  # a reminder posted twice: two rows
+        if ledger.claim(workspace, key, 0, owner="test", run_id="test").outcome == "claimed":  # else recorded already
+            target = {"type": "channel", "name": channel}
+            ledger.mark_pending(workspace, key, 0, owner="test", target=target, channel=channel)
+            ledger.mark_sent(workspace, key, 0, ts=message["ts"])
+        ledger.close()
+        with AlertState(STATE[0]) as state, state.engine.begin() as conn:
+            for workflow, record_id, recipient in episodes:
+                conn.execute(insert(table).values(
+                    workflow=workflow, record_key=record_id[:15], object="Opportunity", record_id=record_id,
+                    first_seen=TODAY, last_seen=TODAY, recipients=json.dumps([f"user:{recipient}"])))  # fmt: skip
+    except DatabaseError:
+        pass
 
 
 def menu_click(slack_user: str, channel: str, message: dict, item: Item) -> dict:
@@ -111,7 +148,9 @@ def reminder(slack: FakeSlack) -> dict:
     """The wf-01 reminder as the digest renderer makes it, posted to Sam's DM."""
     slack.add_channel("dm-sam", "DSAM")
     blocks = Renderer(load_config(), DigestRecords(SNAPSHOT[0], load_config()), TODAY).meeting(REMINDER)
-    return slack._post({"channel": "DSAM", "text": "Log your meeting", "blocks": blocks})["message"]
+    message = slack._post({"channel": "DSAM", "text": "Log your meeting", "blocks": blocks})["message"]
+    record_sent(message, "DSAM", reminder_key(f"user:{SAM['id']}", MEETING["id"]))
+    return message
 
 
 def click_log_it(http, slack, slack_user: str = "USAM") -> dict:
@@ -132,6 +171,15 @@ def opened_form(http, slack) -> dict:
     return eventually(lambda: list(slack.views.values()))[0]
 
 
+def suggestion(view: dict, words: str, slack_user: str = "USAM") -> dict:
+    """What Slack sends while someone types ``words`` into the form's Related To search."""
+    from sa_hygiene.web.slack_app.items import RELATED_TO
+
+    return {"type": "block_suggestion", "user": {"id": slack_user}, "team": {"id": "T0FAKE"}, "api_app_id": "A0APP",
+            "container": {"type": "view", "view_id": view["id"]}, "action_id": RELATED_TO, "block_id": "what",
+            "value": words, "view": view}  # fmt: skip
+
+
 def submission(view: dict, **values) -> dict:
     form = {"types": ["Demo"], "sentiment": "Positive", "persona": ["Executive"], "what": OPP["id"], "who": PAT["id"],
             "subject": "Acme demo", "description": "Showed merge trains to the platform team."} | values  # fmt: skip
@@ -143,6 +191,8 @@ def submission(view: dict, **values) -> dict:
             element = {"type": "multi_static_select", "selected_options": [{"value": v} for v in value]}
         elif block in ("sentiment", "what", "who"):
             element = {"type": "static_select", "selected_option": {"value": value}}
+        elif block == "date":
+            element = {"type": "datepicker", "selected_date": value}
         else:
             element = {"type": "plain_text_input", "value": value}
         state[block] = {block: element}

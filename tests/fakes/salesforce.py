@@ -61,6 +61,9 @@ OTHER_OBJECTS = {
     "Lead": {"Name": "string", "Email": "email"},
     "EventRelation": {"EventId": "reference", "RelationId": "reference"},
 }
+# Fields an org has beyond what the contract reads, which the Slack app writes (a Contact's Name
+# is compound: Salesforce builds it from these, and LastName is required).
+WRITABLE = {"Contact": {"FirstName": "string", "LastName": "string"}}
 # Standard picklists the contract reads as text (describe says so, the wire format is the same).
 PICKLISTS = {"Task": {"TaskSubtype": "picklist"}}
 ACTIONS = ("expire_session", "request_limit", "unavailable", "drop", "miscount", "break_row", "validation_error", "slow", "hang")
@@ -76,7 +79,7 @@ def default_types(obj: str) -> dict[str, str]:
     # AttendeeEmails is built by the extraction; Salesforce has no such field.
     own = {fmap[n]: SF_TYPE[f.kind] for n, f in OBJECTS[obj].items() if n != "attendee_emails"}
     own.update({k: v for k, v in PICKLISTS.get(obj, {}).items() if k in own})
-    return {**STANDARD, **own}
+    return {**STANDARD, **own, **WRITABLE.get(obj, {})}
 
 
 @dataclass
@@ -487,6 +490,10 @@ class FakeSalesforce:
         prefix = KEY_PREFIX.get(obj, "a00")
         new_id = f"{prefix}9Z{next(self._ids):010d}AAA"  # apart from the Ids of builders.sf_id
         record = {**fields, "Id": new_id, "CreatedDate": self.now, "LastModifiedDate": self.now, "SystemModstamp": self.now}
+        if obj == "Contact":  # Name is compound, LastName required
+            if not (fields.get("LastName") or "").strip():
+                return _errors(400, "REQUIRED_FIELD_MISSING", "Required fields are missing: [LastName]")
+            record["Name"] = f"{fields.get('FirstName') or ''} {fields['LastName']}".strip()
         problem = self._invalid(obj, record)
         if problem:
             return _errors(400, *problem)

@@ -213,6 +213,10 @@ class Taxonomy(_Model):
     activity_types: dict[StrictStr, list[StrictStr]]
     sentiments: list[StrictStr]
     persona_levels: list[StrictStr]
+    # What the log form offers for Products Positioned and Persona Functions (multi-select
+    # picklists the report counts); blank lists: the form leaves them out.
+    products: list[StrictStr] = []
+    persona_functions: list[StrictStr] = []
     ride_along_type: StrictStr
     csp_type: StrictStr
     other_type: StrictStr

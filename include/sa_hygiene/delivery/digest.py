@@ -281,6 +281,12 @@ def effective_slot(alert: dict) -> str:
     return alert["slot"]
 
 
+def reminder_key(recipient: str, event_id: str) -> str:
+    """The delivery key of a meeting reminder (one per encoded recipient and Event): the ledger's
+    proof, read by the Slack app, that this reminder was sent to this person."""
+    return f"meeting_reminder|{recipient}|{event_id}"
+
+
 def build_messages(
     alerts: list[dict],
     snapshot: Snapshot,
@@ -329,7 +335,7 @@ def build_messages(
             alert = group.alerts[0]
             blocks = [{"type": "header", "text": {"type": "plain_text", "text": title}}, *renderer.meeting(alert)]
             first, replies, text = blocks, [], title
-            key = f"meeting_reminder|{gkey[1]}|{alert['record_id']}"
+            key = reminder_key(gkey[1], alert["record_id"])
         else:
             preamble, content, summary = renderer.blocks(group)
             first, replies = paginate(preamble, content, title)

@@ -379,6 +379,21 @@ class AlertState:
             raise self._fail(exc) from None
         return [_episode(r) for r in rows]
 
+    def addressed(self, workflow: str, record_id: str, recipient: str) -> bool:
+        """Whether an episode of (workflow, record) was ever addressed to ``recipient`` (an encoded
+        recipient, ``user:005...``; 15- and 18-character Ids match): the Slack app acts on an item
+        only when this memory says it went to that person."""
+        want = recipient[: recipient.index(":") + 16] if ":" in recipient else recipient
+        query = select(episodes.c.recipients, episodes.c.prev_recipients).where(
+            episodes.c.workflow == workflow, episodes.c.record_key == key_of(record_id))
+        try:
+            with self.engine.connect() as conn:
+                rows = conn.execute(query).all()
+        except SQLAlchemyError as exc:
+            raise self._fail(exc) from None
+        return any(r[: len(want)] == want and len(r) - len(want) in (0, 3)
+                   for row in rows for text in row if text for r in json.loads(text))  # fmt: skip
+
     # ------------------------------------------------------------------ snoozes
 
     def snooze(self, workflow: str, record_id: str, until: date, reason: str, by: str) -> dict:

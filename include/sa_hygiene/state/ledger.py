@@ -310,6 +310,15 @@ class Ledger:
                 .values(owner=None, lease_until=None, updated_at=time.time())
             )
 
+    def message_key(self, channel: str, ts: str) -> str | None:
+        """The delivery key of the message Slack holds at (``channel``, ``ts``) when this ledger
+        posted it (sent, unconfirmed, or pending with that ts), in any workspace; else None. The
+        Slack app reads it to tell a message it sent from a value someone made up."""
+        c = deliveries.c
+        query = select(c.key).where(c.channel == channel, c.ts == ts, c.state.in_((SENT, UNCONFIRMED, PENDING))).limit(1)
+        with self._begin() as conn:
+            return conn.execute(query).scalar()
+
     @staticmethod
     def _where(workspace: str, key: str, part: int):
         c = deliveries.c

@@ -12,9 +12,17 @@ One Bolt for Python ``App`` serves three kinds of requests:
   frame (so a handbook change in the YAML changes the form too, and a form is never saved
   with what a digest then flags), and written to Salesforce as a Task.
 
+Since issue 23 the form always completes: Related To is a search (``block_suggestion``) over the
+snapshot's open opportunities and accounts, the contact is picked among the attendees and the
+account's contacts or created inline, the meeting comes from the snapshot with its changes, and
+``/sa <words>`` and ``/sa-create`` reach the same form (and Create contact) from anywhere. Before
+acting on a value, the app checks that it sent that item to that person (``sent.py``: the
+delivery ledger and the alert state).
+
 Grown by listener kind, as Bolt for Python's app template is: ``listeners/actions.py``
-(buttons and menus) and ``listeners/views.py`` (modal submissions), each with a
-``register(app, backends)``; commands and suggestions get modules of their own beside them.
+(buttons and menus), ``listeners/views.py`` (modal submissions), ``listeners/suggestions.py``
+(searches in a modal's menus) and ``listeners/commands.py`` (slash commands and what their
+answers open), each with a ``register(app, backends)``.
 Around them: ``app.py`` (building the app, its HTTP route and Socket Mode, credentials),
 ``backends.py`` (the snapshot, Salesforce, the state database and Slack look-ups the listeners
 use), ``items.py`` (what a request may carry), ``people.py`` (who may act), ``log_form.py``

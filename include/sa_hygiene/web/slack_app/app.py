@@ -78,7 +78,7 @@ def ours_only_middleware():
         before a function middleware runs and fails on some malformed ones."""
 
         def process(self, *, req, resp, next):  # noqa: A002 - Bolt's name for it
-            if req.body.get("type") in ("block_actions", "view_submission", "view_closed"):
+            if req.body.get("type") in ("block_actions", "view_submission", "view_closed", "block_suggestion"):
                 why = problem(req.body)
                 if why:
                     log.warning("refused a Slack request: %s", why)
@@ -107,9 +107,11 @@ class SlackApp:
 
 
 def build_app(cfg: Config, *, creds: Credentials | None = None, client=None, snapshot: Callable[[], Any] | None = None,
-              salesforce: Callable[[], Any] | None = None, state_url: str | None = None) -> SlackApp:  # fmt: skip
+              salesforce: Callable[[], Any] | None = None, state_url: str | None = None,
+              ledger_url: str | None = None) -> SlackApp:  # fmt: skip
     """The app. Credentials default to ``credentials(cfg.slack.conn_id)``; ``client`` (a
-    ``slack_sdk.WebClient``), ``snapshot`` and ``salesforce`` default to the real ones."""
+    ``slack_sdk.WebClient``), ``snapshot`` and ``salesforce`` default to the real ones; the
+    delivery ledger to ``state_url`` when that is given (one database), else ``slack.ledger_url``."""
     from slack_bolt import App
     from slack_sdk import WebClient
     from slack_sdk.signature import SignatureVerifier
@@ -119,7 +121,7 @@ def build_app(cfg: Config, *, creds: Credentials | None = None, client=None, sna
         client = WebClient(token=creds.token, timeout=SLACK_TIMEOUT, **({"base_url": creds.base_url} if creds.base_url else {}))
     client.timeout = min(client.timeout or SLACK_TIMEOUT, SLACK_TIMEOUT)
     backends = Backends(cfg, snapshot or LatestSnapshot(cfg), salesforce or salesforce_client(cfg.salesforce.conn_id),
-                        state_url or cfg.state_url)  # fmt: skip
+                        state_url or cfg.state_url, ledger_url=ledger_url or state_url)  # fmt: skip
     # Acknowledgements run here; the work after the answer in bounded lanes of its own (work.py).
     executor = ThreadPoolExecutor(max_workers=ACK_WORKERS, thread_name_prefix="sa-hygiene-ack")
     bolt = App(client=client, signing_secret=creds.signing_secret, request_verification_enabled=True,

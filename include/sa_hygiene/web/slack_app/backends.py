@@ -33,7 +33,10 @@ class LookupFailed(RuntimeError):
 
 
 class LatestSnapshot:
-    """The newest snapshot of the store, read again only when a newer one is committed."""
+    """The newest snapshot of the store with its latest changes (what was booked or logged since
+    it was taken: a meeting booked this morning has a subject and a date), read again only when a
+    newer snapshot or changes version is committed. Changes that cannot be read are logged and
+    the snapshot is used without them."""
 
     def __init__(self, cfg: Config):
         self.cfg = cfg
@@ -42,16 +45,23 @@ class LatestSnapshot:
         self._snapshot = None
 
     def __call__(self):
-        from sa_hygiene.source.snapshot import read_snapshot
-        from sa_hygiene.source.store import SnapshotStore
+        from sa_hygiene.source.snapshot import SnapshotError, read_snapshot
+        from sa_hygiene.source.store import SnapshotStore, latest_changes
 
-        ref = SnapshotStore(self.cfg.store.url, keep=self.cfg.store.keep).latest()
+        store = SnapshotStore(self.cfg.store.url, keep=self.cfg.store.keep)
+        ref = store.latest()
         if ref is None:
             raise SlackAppError("no snapshot yet: the app knows users and meetings from the latest snapshot")
+        changes = latest_changes(store, ref)
+        version = f"{ref.name}@{changes['version'] if changes else 0}"
         with self._lock:
-            if ref.name != self._name:
-                self._snapshot = read_snapshot(ref.url, self.cfg)
-                self._name = ref.name
+            if version != self._name:
+                try:
+                    self._snapshot = read_snapshot(ref.url, self.cfg, changes=changes["folder"] if changes else None)
+                except SnapshotError as exc:
+                    log.warning("Slack app: the snapshot's changes cannot be read, using the snapshot alone: %s", exc)
+                    self._snapshot = read_snapshot(ref.url, self.cfg)
+                self._name = version
             return self._snapshot
 
 
@@ -108,9 +118,13 @@ class Backends:
     salesforce: Any  # sa_hygiene.source.salesforce.SalesforceClient: logs in on first use
     state_url: str
     today: Callable[[str | None], date] = today_in
+    ledger_url: str | None = None  # the delivery ledger (what was sent where); default: slack.ledger_url
     slack: SlackDirectory = field(default_factory=SlackDirectory)
     _submissions: FormSubmissions | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def __post_init__(self) -> None:
+        self.ledger_url = self.ledger_url or self.cfg.slack.ledger_url
 
     @property
     def submissions(self) -> FormSubmissions:

@@ -25,8 +25,18 @@ from sa_hygiene.delivery.blockkit import (
 )
 
 LOG_VIEW = "sa_log_form"  # callback_id of the log-it modal
-ACTIONS = {ITEM_MENU, LOG_IT, OPEN_LINK}
-KINDS = {"snooze", "notmine", "open", "log"}  # what an item's value says to do
+CONTACT_VIEW = "sa_contact_form"  # callback_id of the create-contact modal (/sa-create)
+LOG_ACTIVITY = "sa_log_activity"  # "Log activity" of a record card (/sa) or of /sa-create
+CREATE_CONTACT = "sa_create_contact"  # "Create contact" of /sa-create
+COMMANDS = {"/sa", "/sa-create"}
+RELATED_TO = "sa_related_to"  # the log form's Related To search (block_suggestion)
+ACTIONS = {ITEM_MENU, LOG_IT, OPEN_LINK, LOG_ACTIVITY, CREATE_CONTACT}
+# What an item's value says to do; "act": an activity logged from a record card or /sa-create (no
+# meeting: the item's record is the card's, its recipient the person who asked), "contact": a
+# contact created from /sa-create.
+KINDS = {"snooze", "notmine", "open", "log", "act", "contact"}
+KINDS_OF_ACTION = {ITEM_MENU: {"snooze", "notmine", "open"}, LOG_IT: {"log"}, LOG_ACTIVITY: {"act"},
+                   CREATE_CONTACT: {"contact"}}  # fmt: skip
 WORKFLOW_ID = re.compile(r"[A-Za-z0-9_.-]{1,60}")
 
 
@@ -131,11 +141,20 @@ class _ViewPayload(_Part):
     view: _View
 
 
+class _Suggestion(_Part):
+    type: Literal["block_suggestion"]
+    user: _Id
+    action_id: str
+    value: str = ""
+    view: _View
+
+
 def malformed(body: Any) -> bool:
     """The payload's parts the app reads do not have the shape it reads them in (a 400, never a 500)."""
     if not isinstance(body, dict):
         return True
-    model = {"block_actions": _BlockActions, "view_submission": _ViewPayload, "view_closed": _ViewPayload}.get(body.get("type"))
+    model = {"block_actions": _BlockActions, "view_submission": _ViewPayload, "view_closed": _ViewPayload,
+             "block_suggestion": _Suggestion}.get(body.get("type"))  # fmt: skip
     if model is None:
         return False  # refused as an unknown request type by ``problem``
     try:
@@ -161,14 +180,15 @@ def problem(body: dict) -> str | None:
         if a["action_id"] == OPEN_LINK:
             return None
         item = decode_item(action_value(a))
-        if item is None or (item.kind == "log") != (a["action_id"] == LOG_IT):
+        if item is None or item.kind not in KINDS_OF_ACTION[a["action_id"]]:
             return "malformed action value"
-        if item.kind != "open" and not body.get("trigger_id" if item.kind == "log" else "container"):
+        modal = item.kind in ("log", "act", "contact")
+        if item.kind != "open" and not body.get("trigger_id" if modal else "container"):
             return "malformed block action"
         return None
     if kind in ("view_submission", "view_closed"):
         view = body.get("view")
-        if not user or not isinstance(view, dict) or view.get("callback_id") != LOG_VIEW or not view.get("id"):
+        if not user or not isinstance(view, dict) or view.get("callback_id") not in (LOG_VIEW, CONTACT_VIEW) or not view.get("id"):
             return "unknown view"
         try:
             meta = json.loads(view.get("private_metadata") or "")
@@ -177,8 +197,19 @@ def problem(body: dict) -> str | None:
         if not isinstance(meta, dict) or decode_item(meta.get("item")) is None:
             return "malformed view"
         return None
+    if kind is None and body.get("command") in COMMANDS:
+        text, user_id, channel = body.get("text", ""), body.get("user_id"), body.get("channel_id")
+        ok = isinstance(text, str) and len(text) <= 500 and isinstance(user_id, str) and isinstance(channel, str)
+        return None if ok and user_id and channel else "malformed command"
+    if kind == "block_suggestion":
+        view = body.get("view") or {}
+        if body.get("action_id") != RELATED_TO or view.get("callback_id") not in SUGGESTING_VIEWS:
+            return "unknown suggestion"
+        return None if len(body.get("value") or "") <= 200 else "malformed suggestion"
     return "unknown request type"
 
+
+SUGGESTING_VIEWS = {LOG_VIEW, CONTACT_VIEW}  # the modals whose menus search (block_suggestion)
 
 NOT_SENT = "That item is not one this app sent you: nothing was changed."
 
@@ -193,6 +224,8 @@ def not_sent(cfg, snapshot, item: Item) -> str | None:
     workflow = cfg.workflows.get(item.workflow)
     if workflow is None:
         return f"{NOT_SENT} (unknown workflow {item.workflow})"
+    if item.kind in ("act", "contact"):  # a record card's: the record (if any) must exist
+        return record_missing(snapshot, item.what_id)
     if item.kind == "snooze" and item.workflow in cfg.news_workflows:
         return f"{NOT_SENT} (news is not snoozed)"
     obj = "Event" if item.kind == "log" else workflow.object
@@ -201,4 +234,15 @@ def not_sent(cfg, snapshot, item: Item) -> str | None:
     table = snapshot.tables.get(obj)
     if table is None or not (table["key"] == item.record_id[:15]).any():
         return f"{NOT_SENT} (no such {obj} in the latest snapshot)"
+    return None
+
+
+def record_missing(snapshot, record_id: str) -> str | None:
+    """Why a card's record cannot be acted on (no such opportunity or account), or None."""
+    if not record_id:
+        return None
+    obj = {"006": "Opportunity", "001": "Account"}.get(record_id[:3])
+    table = snapshot.tables.get(obj) if obj else None
+    if table is None or not (table["key"] == record_id[:15]).any():
+        return f"{NOT_SENT} (no such opportunity or account in the latest snapshot)"
     return None

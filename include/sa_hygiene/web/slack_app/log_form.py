@@ -10,7 +10,8 @@ handbook change in the YAML changes the form too; nothing is listed here a secon
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -22,6 +23,7 @@ from sa_hygiene.contract.config import Config
 from sa_hygiene.engine.predicates import unmet
 from sa_hygiene.engine.prepare import activity_rows
 from sa_hygiene.web.slack_app.items import Item
+from sa_hygiene.web.slack_app.records import account_contacts, record
 
 # Each expectation reports on the form block (views.form_view) of the column it checks.
 BLOCK_OF_COLUMN = {"what_prefix": "what", "what_id": "what", "who_id": "who", "who_prefix": "who",
@@ -41,6 +43,7 @@ class Meeting:
     contacts: list[tuple[str, str]]  # (Id, label) of the attendees known as contacts
     channel: str = ""  # where the reminder is, to reply in its thread and mark it done
     ts: str = ""
+    account_contacts: list[tuple[str, str]] = field(default_factory=list)  # the account's other contacts
 
 
 def meeting_of(snapshot, item: Item, channel: str = "", ts: str = "") -> Meeting:
@@ -83,7 +86,27 @@ def meeting_of(snapshot, item: Item, channel: str = "", ts: str = "") -> Meeting
     c = tables["Contact"]
     known = c[c["email"].str.lower().isin(emails)] if len(c) and emails else c.iloc[0:0]
     contacts = [(r["id"], f"{r.get('name') or r['id']} <{r['email']}>") for r in known.sort_values("id").head(50).to_dict("records")]
-    return Meeting(item, str(event.get("subject") or "Meeting"), day, related, contacts, channel, ts)
+    attendees = {cid[:15] for cid, _ in contacts}
+    others = [(cid, label) for cid, label in account_contacts(snapshot, account_id if isinstance(account_id, str) else None)
+              if cid[:15] not in attendees]  # fmt: skip
+    return Meeting(item, str(event.get("subject") or "Meeting"), day, related, contacts, channel, ts, others)
+
+
+def activity_of(snapshot, item: Item, day: str) -> Meeting:
+    """What the form offers for an activity logged from a record card or ``/sa-create``: no
+    meeting, the card's record (if any) as Related To, its account's contacts, ``day`` the date."""
+    found = record(snapshot, item.what_id) if item.what_id else None
+    related = [(found.id, found.label)] if found else []
+    return Meeting(item, "", day, related, [], "", "", account_contacts(snapshot, found.account_id) if found else [])
+
+
+def form_of(snapshot, item: Item, meta: dict) -> Meeting:
+    """The form's offer again, for a submitted view's ``meta`` (private metadata)."""
+    if item.kind == "act":
+        return activity_of(snapshot, item, meta.get("date") or date.today().isoformat())
+    meeting = meeting_of(snapshot, item, meta.get("channel") or "", meta.get("ts") or "")
+    meeting.activity_date = meta.get("date") or meeting.activity_date
+    return meeting
 
 
 def form_row(cfg: Config, form: dict, owner_id: str | None = None, activity_date: str | None = None) -> pd.DataFrame:
@@ -134,4 +157,47 @@ def task_fields(cfg: Config, owner_id: str, activity_date: str, form: dict) -> d
               name("sentiment"): form["sentiment"]}  # fmt: skip
     if form.get("persona_levels"):
         fields[name("persona_levels")] = ";".join(form["persona_levels"])
+    for key, offered in (("products", cfg.taxonomy.products), ("persona_functions", cfg.taxonomy.persona_functions)):
+        chosen = [v for v in form.get(key) or [] if v in offered]
+        if chosen:
+            fields[name(key)] = ";".join(chosen)
     return {k: v for k, v in fields.items() if v is not None}
+
+
+# What the rules see as the contact of a form whose contact is still to be created: a Contact's
+# Id (prefix 003) that names none; the Task is written with the new Contact's real Id.
+NEW_CONTACT = "003000000000000AAA"
+EMAIL = re.compile(r"[^@\s<>|]+@[^@\s<>|]+\.[^@\s<>|]+")
+
+
+def check(cfg: Config, form: dict, owner_id: str | None, activity_date: str | None, has_who: bool = True) -> dict[str, str]:
+    """{block id: message} of everything wrong with a submitted form: the rules of the form's
+    workflow (``validate``, one meaning with the digests), on the Task it will make, plus what
+    only a form can get wrong (a contact both chosen and created, a new contact without a name
+    or with an e-mail that is none, no date). ``has_who``: the form offered contacts to choose
+    from (else a missing contact is said at the new contact's name)."""
+    errors: dict[str, str] = {}
+    new = bool(form.get("new_name") or form.get("new_email"))
+    if new:
+        if form.get("who_id"):
+            errors["new_name"] = "Choose a contact or create one, not both."
+        elif not form.get("new_name"):
+            errors["new_name"] = "The new contact needs a name."
+        if form.get("new_email") and not EMAIL.fullmatch(form["new_email"]):
+            errors["new_email"] = "That is not an e-mail address."
+    date_text = form.get("activity_date") or activity_date
+    if not date_text:
+        errors["date"] = "Choose the date of the activity."
+    rules_form = {**form, "who_id": form.get("who_id") or (NEW_CONTACT if new else None)}
+    for block, why in validate(cfg, rules_form, owner_id, date_text).items():
+        errors.setdefault("new_name" if block == "who" and not has_who else block, why)  # no list: create one
+    return errors
+
+
+def contact_fields(cfg: Config, form: dict, account_id: str | None) -> dict[str, Any]:
+    """The Contact to create (the handbook's "Creating a Contact": name, e-mail, account)."""
+    first, _, last = (form.get("new_name") or "").strip().rpartition(" ")
+    fields = {"FirstName": first.strip() or None, "LastName": last.strip(),
+              cfg.api_name("Contact", "email"): form.get("new_email"),
+              cfg.api_name("Contact", "account_id"): account_id}  # fmt: skip
+    return {k: v for k, v in fields.items() if v}

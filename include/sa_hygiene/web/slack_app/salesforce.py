@@ -33,8 +33,27 @@ def salesforce_client(conn_id: str) -> SalesforceClient:
 
 def create_task(sf: SalesforceClient, fields: Mapping[str, Any]) -> str:
     """The new Task's Id; ``SalesforceRefused`` with Salesforce's message otherwise."""
+    return create(sf, "Task", fields)
+
+
+def create_contact(sf: SalesforceClient, fields: Mapping[str, Any], email_field: str, account_field: str) -> str:
+    """The Id of the Contact a form creates: one already on that account with that e-mail (a form
+    sent again after its Task failed must not make a second), else a new one."""
+    if fields.get(email_field) and fields.get(account_field):
+        where = f"{email_field} = {soql_literal(fields[email_field])} AND {account_field} = {soql_literal(fields[account_field])}"
+        try:
+            found = sf.query(f"SELECT Id FROM Contact WHERE {where} LIMIT 1", what="look up a contact before creating it")
+        except SalesforceError:
+            found = {}
+        if found.get("records"):
+            return found["records"][0]["Id"]
+    return create(sf, "Contact", fields)
+
+
+def create(sf: SalesforceClient, obj: str, fields: Mapping[str, Any]) -> str:
+    """The new record's Id; ``SalesforceRefused`` with Salesforce's message otherwise."""
     try:
-        return sf.create("Task", fields)
+        return sf.create(obj, fields)
     except SalesforceError as exc:
         if exc.status is not None and exc.code:
             raise SalesforceRefused(f"{exc.code}: {exc.message}") from None

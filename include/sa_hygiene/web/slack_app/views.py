@@ -6,11 +6,13 @@ Block Kit out.
 
 from __future__ import annotations
 
+import html
 import json
+from datetime import date
 
 from sa_hygiene.contract.config import Config
 from sa_hygiene.delivery.blockkit import cut, esc
-from sa_hygiene.web.slack_app.items import LOG_VIEW
+from sa_hygiene.web.slack_app.items import LOG_VIEW, RELATED_TO
 from sa_hygiene.web.slack_app.log_form import Meeting
 
 
@@ -20,7 +22,7 @@ def _option(text: str, value: str) -> dict:
 
 def _input(block_id: str, label: str, element: dict, hint: str | None = None) -> dict:
     block = {"type": "input", "block_id": block_id, "optional": True, "label": {"type": "plain_text", "text": label},
-             "element": {**element, "action_id": block_id}}  # fmt: skip
+             "element": {"action_id": block_id, **element}}  # fmt: skip
     if hint:
         block["hint"] = {"type": "plain_text", "text": hint}
     return block
@@ -42,21 +44,36 @@ def form_view(cfg: Config, meeting: Meeting, values: dict | None = None, error: 
     if v.get("persona_levels"):
         persona["initial_options"] = [_option(p, p) for p in v["persona_levels"] if p in tax.persona_levels]
     related = meeting.related or [(meeting.item.record_id, meeting.subject)]
-    what = {"type": "static_select", "options": [_option(label, rid) for rid, label in related]}
+    # A search over open opportunities and accounts (listeners/suggestions.py), the suggestion pre-selected.
+    what = {"type": "external_select", "action_id": RELATED_TO, "min_query_length": 0,
+            "placeholder": {"type": "plain_text", "text": "Search opportunities and accounts"}}  # fmt: skip
+    labels = dict(related)
     chosen = v.get("what_id", related[0][0] if meeting.related else None)
-    first = next((o for o in what["options"] if o["value"] == chosen), None)
-    if first:
-        what["initial_option"] = first
-    if meeting.contacts:
-        who = {"type": "static_select", "options": [_option(label, cid) for cid, label in meeting.contacts]}
-        picked = next((o for o in who["options"] if o["value"] == v.get("who_id")), None)
+    if chosen:
+        # A record found by searching comes back with the label Slack showed (escaped already).
+        what["initial_option"] = _option(labels.get(chosen, html.unescape(v.get("what_label") or chosen)), chosen)
+    groups = [(label, opts) for label, opts in (("Attendees", meeting.contacts), ("The account's contacts", meeting.account_contacts)) if opts]
+    who = None
+    if groups:
+        who = {"type": "static_select", "placeholder": {"type": "plain_text", "text": "Choose a contact"},
+               "option_groups": [{"label": {"type": "plain_text", "text": label},
+                                  "options": [_option(text, cid) for cid, text in opts[:100]]} for label, opts in groups]}  # fmt: skip
+        picked = next((o for g in who["option_groups"] for o in g["options"] if o["value"] == v.get("who_id")), None)
         if picked:
             who["initial_option"] = picked
-    else:
-        who = {"type": "plain_text_input", "placeholder": {"type": "plain_text", "text": "003…"}}
-        if v.get("who_id"):
-            who["initial_value"] = v["who_id"]
-    subject = {"type": "plain_text_input", "max_length": 255, "initial_value": v.get("subject", meeting.subject)[:255]}
+    functions = {"type": "multi_static_select", "options": [_option(p, p) for p in tax.persona_functions]}
+    if v.get("persona_functions"):
+        functions["initial_options"] = [_option(p, p) for p in v["persona_functions"] if p in tax.persona_functions]
+    products = {"type": "multi_static_select", "options": [_option(p, p) for p in tax.products]}
+    if v.get("products"):
+        products["initial_options"] = [_option(p, p) for p in v["products"] if p in tax.products]
+    day = v.get("activity_date") or meeting.activity_date
+    date_picker = {"type": "datepicker", **({"initial_date": day} if _is_date(day) else {})}
+    new_name = {"type": "plain_text_input", "max_length": 120, **({"initial_value": v["new_name"]} if v.get("new_name") else {})}
+    new_email = {"type": "email_text_input", **({"initial_value": v["new_email"]} if v.get("new_email") else {})}
+    subject = {"type": "plain_text_input", "max_length": 255}
+    if v.get("subject", meeting.subject):
+        subject["initial_value"] = v.get("subject", meeting.subject)[:255]
     description = {"type": "plain_text_input", "multiline": True, "max_length": 3000}
     if v.get("description"):
         description["initial_value"] = v["description"][:3000]
@@ -67,15 +84,23 @@ def form_view(cfg: Config, meeting: Meeting, values: dict | None = None, error: 
         _input("types", "Activity types", types),
         _input("sentiment", "Sentiment", sentiment),
         _input("persona", "Persona levels", persona, "Optional if unknown"),
+        *([_input("functions", "Persona functions", functions, "Optional")] if tax.persona_functions else []),
+        *([_input("products", "Products positioned", products, "Optional")] if tax.products else []),
         _input("what", "Related to", what, f"{tax.ride_along_type}: the account"),
-        _input("who", "Contact", who, "Among the meeting's attendees" if meeting.contacts else "The contact's Salesforce Id"),
+        *([_input("who", "Contact", who, "The meeting's attendees and the account's contacts")] if who else []),
+        _input("new_name", "Or create a contact: name", new_name,
+               "When the person is not in Salesforce yet: created on the account of Related To"),
+        _input("new_email", "New contact's e-mail", new_email),
+        _input("date", "Date", date_picker),
         _input("subject", "Subject", subject),
         _input("description", "Description", description,
                f"{tax.other_type} needs {cfg.thresholds.other_min_chars} characters or more; "
                f"{tax.csp_type} needs a link to the plan"),
     ]  # fmt: skip
-    meta = {"item": meeting.item.value(), "channel": meeting.channel, "ts": meeting.ts, "date": meeting.activity_date}
-    return {"type": "modal", "callback_id": LOG_VIEW, "title": {"type": "plain_text", "text": "Log the meeting"},
+    meta = {"item": meeting.item.value(), "channel": meeting.channel, "ts": meeting.ts, "date": meeting.activity_date,
+            "blocks": ["who"] if who else []}  # fmt: skip
+    title = "Log the meeting" if meeting.item.kind == "log" else "Log an activity"
+    return {"type": "modal", "callback_id": LOG_VIEW, "title": {"type": "plain_text", "text": title},
             "submit": {"type": "plain_text", "text": "Log it"}, "close": {"type": "plain_text", "text": "Cancel"},
             "private_metadata": json.dumps(meta), "blocks": blocks}  # fmt: skip
 
@@ -103,9 +128,24 @@ def form_values(view: dict) -> dict:
         chosen = [o.get("value") for o in element(block).get("selected_options") or [] if isinstance(o, dict)]
         return [value for value in chosen if isinstance(value, str)]
 
+    picked = element("date").get("selected_date")
     return {"activity_types": many("types"), "sentiment": text("sentiment"), "persona_levels": many("persona"),
             "what_id": text("what"), "who_id": text("who"), "subject": text("subject"),
-            "description": text("description")}  # fmt: skip
+            "description": text("description"), "persona_functions": many("functions"), "products": many("products"),
+            "new_name": text("new_name"), "new_email": text("new_email"),
+            "activity_date": picked if _is_date(picked) else None,
+            "what_label": ((element("what").get("selected_option") or {}).get("text") or {}).get("text")}  # fmt: skip
+
+
+def _is_date(value) -> bool:
+    """An ISO date (``YYYY-MM-DD``), as a datepicker sends and takes it."""
+    if not isinstance(value, str) or len(value) != 10:
+        return False
+    try:
+        date.fromisoformat(value)
+    except ValueError:
+        return False
+    return True
 
 
 def marked(blocks: list[dict], block_id: str | None, note: str, drop_actions: bool = False) -> list[dict]:

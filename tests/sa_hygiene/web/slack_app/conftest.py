@@ -12,7 +12,7 @@ import uvicorn
 from builders import write_snapshot
 from fakes.salesforce import serving
 from fakes.slack import TOKEN, FakeSlack
-from slack_app_requests import EVE, MIA, ORG, SAM, SECRET, SF_CONN, SNAPSHOT, TODAY, eventually
+from slack_app_requests import EVE, MIA, ORG, SAM, SECRET, SF_CONN, SNAPSHOT, STATE, TODAY, eventually
 from slack_sdk import WebClient
 
 from sa_hygiene.contract.config import load_config
@@ -33,7 +33,7 @@ def slack():
 
 @pytest.fixture
 def salesforce(ca, monkeypatch):
-    with serving(ca, monkeypatch, SF_CONN, {"Task": []}) as sf:
+    with serving(ca, monkeypatch, SF_CONN, {"Task": [], "Contact": []}) as sf:
         yield sf
 
 
@@ -51,7 +51,8 @@ def snapshot(tmp_path, cfg):
 
 @pytest.fixture
 def state_url(tmp_path):
-    return f"sqlite:///{tmp_path}/state.sqlite"
+    STATE[:] = [f"sqlite:///{tmp_path}/state.sqlite"]
+    return STATE[0]
 
 
 @pytest.fixture

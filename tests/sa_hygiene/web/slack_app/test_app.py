@@ -116,7 +116,9 @@ def test_a_replay_is_refused_and_a_retry_answered_without_a_second_effect(http, 
 @pytest.mark.parametrize(("timestamp", "signature"), [
     ("abc", None), ("1.7e9", None), ("", None), ("١٧٠٠٠٠٠٠٠٠", None), (None, "v0=é"), (None, "v0=" + "0" * 63),
 ])  # fmt: skip
-def test_malformed_authentication_headers_are_401(http, timestamp, signature):
+def test_malformed_authentication_headers_are_401_with_one_log_line(http, timestamp, signature):
+    import logging
+
     body = urlencode({"payload": json.dumps({"type": "block_actions"})})
     headers = signed(body)
     if timestamp is not None:
@@ -124,8 +126,18 @@ def test_malformed_authentication_headers_are_401(http, timestamp, signature):
     if signature is not None:
         headers["X-Slack-Signature"] = signature
     encoded = {k: v.encode("utf-8") for k, v in headers.items()}
-    answer = http.post("/events", content=body, headers=encoded)
+    seen: list[logging.LogRecord] = []
+    handler = logging.Handler(logging.DEBUG)
+    handler.emit = seen.append
+    logger = logging.getLogger("sa_hygiene")  # a handler of its own: Airflow's logging set-up may bypass caplog
+    logger.addHandler(handler)
+    try:
+        answer = http.post("/events", content=body, headers=encoded)
+    finally:
+        logger.removeHandler(handler)
     assert answer.status_code == 401
+    assert [r.getMessage() for r in seen] == ["refused a Slack request: malformed authentication headers"]
+    assert not any(r.exc_info for r in seen)
 
 
 def _malformed_payloads() -> list:

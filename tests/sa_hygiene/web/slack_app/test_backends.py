@@ -26,3 +26,34 @@ def test_the_app_reads_the_latest_committed_snapshot_and_follows_a_newer_one(tmp
     assert list(latest()["User"]["name"]) == ["First Name"]
     store.commit_folder(write_snapshot(tmp_path / "b", {"User": [user(name="Second Name")]}), taken + timedelta(days=1))
     assert list(latest()["User"]["name"]) == ["Second Name"]
+
+
+def test_the_app_reads_the_snapshot_with_its_latest_changes(tmp_path):
+    """A meeting booked after the snapshot is known to the app, with its subject and start."""
+    from builders import event, write_changes
+
+    from sa_hygiene.source.store import ChangesFeed, url_to_fs
+
+    path = tmp_path / "sa_hygiene.yaml"
+    path.write_text(f"store: {{url: {tmp_path / 'store'}}}\n")
+    cfg = load_config(path)
+    store = SnapshotStore(cfg.store.url)
+    sam = user()
+    ref = store.commit_folder(write_snapshot(tmp_path / "a", {"User": [sam]}), datetime(2026, 11, 24, 4, tzinfo=UTC))
+    latest = LatestSnapshot(cfg)
+    assert len(latest()["Event"]) == 0
+    booked = event(owner_id=sam["id"], subject="Booked this morning", start="2026-11-24T15:00:00Z", end="2026-11-24T15:30:00Z")
+    feed = ChangesFeed(store, ref)
+    staged = feed.stage()
+    fs, folder = url_to_fs(staged)
+    for f in write_changes(tmp_path / "delta", {"Event": [booked]}).iterdir():
+        fs.put(str(f), f"{folder}/{f.name}")
+    feed.commit(staged, {"high_water_mark": "2026-11-24T09:00:00Z"})
+    [row] = latest()["Event"].to_dict("records")
+    assert row["subject"] == "Booked this morning" and str(row["start"].date()) == "2026-11-24"
+    # The form of its reminder: the meeting's subject and local date, not "Meeting" on "NaT".
+    from sa_hygiene.web.slack_app.items import Item
+    from sa_hygiene.web.slack_app.log_form import meeting_of
+
+    meeting = meeting_of(latest(), Item("log", "wf-01", booked["id"], sam["id"]))
+    assert (meeting.subject, meeting.activity_date) == ("Booked this morning", "2026-11-24")

@@ -10,6 +10,7 @@ from slack_app_requests import (
     ITEM,
     OPP,
     SAM,
+    STATE,
     eventually,
     menu_click,
     opened_form,
@@ -27,7 +28,8 @@ pytestmark = pytest.mark.integration
 def state_url(tmp_path):
     """A state database that cannot be opened: its path is a folder."""
     (tmp_path / "down.sqlite").mkdir()
-    return f"sqlite:///{tmp_path}/down.sqlite"
+    STATE[:] = [f"sqlite:///{tmp_path}/down.sqlite"]
+    return STATE[0]
 
 
 def ops_notes(slack) -> list[dict]:

@@ -20,11 +20,13 @@ from slack_app_requests import (
     eventually,
     menu_click,
     post_digest,
+    record_sent,
     send,
     snoozes,
     submission,
 )
 
+from sa_hygiene.delivery.digest import reminder_key
 from sa_hygiene.source.snapshot import read_snapshot
 from sa_hygiene.web.slack_app.items import Item
 from sa_hygiene.web.slack_app.work import LANES
@@ -50,6 +52,9 @@ def snapshot(tmp_path, cfg):
 def for_meeting(view: dict, meeting: dict) -> dict:
     meta = json.loads(view["private_metadata"])
     meta["item"] = Item("log", LOG.workflow, meeting["id"], LOG.recipient, LOG.what_id).value()
+    if meeting is not MEETING:  # the reminder of that meeting, as delivery records it
+        meta["ts"] = f"77.{meeting['id'][-6:]}"
+        record_sent({"ts": meta["ts"]}, meta["channel"], reminder_key(f"user:{SAM['id']}", meeting["id"]))
     return {**view, "private_metadata": json.dumps(meta)}
 
 

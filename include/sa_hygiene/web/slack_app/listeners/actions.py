@@ -16,6 +16,7 @@ from sa_hygiene.web.slack_app.backends import Backends
 from sa_hygiene.web.slack_app.items import Item, item_of, not_sent
 from sa_hygiene.web.slack_app.log_form import meeting_of
 from sa_hygiene.web.slack_app.people import REFUSAL, People, Person, Unidentified, actor, refuse
+from sa_hygiene.web.slack_app.sent import refusal
 from sa_hygiene.web.slack_app.views import form_view, marked
 
 log = logging.getLogger(__name__)
@@ -36,7 +37,9 @@ def register(app, backends: Backends) -> None:
     def allowed(body: dict, client, item: Item) -> tuple[People, Person] | None:
         """(the snapshot's people, the clicking user) when ``item`` is one this app sent and theirs
         to act on; else None, and the user has been told why nothing happened."""
-        why = not_sent(cfg, backends.snapshot(), item)
+        container = body.get("container") or {}
+        why = not_sent(cfg, backends.snapshot(), item) or refusal(
+            backends, client, item, container.get("channel_id") or "", container.get("message_ts") or "")
         if why:
             refuse(client, body, why)
             return None

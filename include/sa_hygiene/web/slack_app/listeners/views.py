@@ -9,15 +9,19 @@ view, the reminder and its thread then say where it is.
 from __future__ import annotations
 
 import json
+from datetime import datetime
+from zoneinfo import ZoneInfo
 
 from sa_hygiene.delivery.blockkit import cut, esc, record_url
 from sa_hygiene.state.db import DatabaseError
 from sa_hygiene.web.slack_app.backends import Backends
 from sa_hygiene.web.slack_app.items import LOG_VIEW, decode_item, not_sent
 from sa_hygiene.web.slack_app.listeners.actions import ack_at_once
-from sa_hygiene.web.slack_app.log_form import Meeting, meeting_of, task_fields, validate
+from sa_hygiene.web.slack_app.log_form import Meeting, check, contact_fields, form_of, task_fields
 from sa_hygiene.web.slack_app.people import REFUSAL, Unidentified, actor
-from sa_hygiene.web.slack_app.salesforce import SalesforceRefused, create_task, find_task
+from sa_hygiene.web.slack_app.records import record
+from sa_hygiene.web.slack_app.salesforce import SalesforceRefused, create_contact, create_task, find_task
+from sa_hygiene.web.slack_app.sent import refusal
 from sa_hygiene.web.slack_app.views import form_values, form_view, marked, note_view
 from sa_hygiene.web.slack_app.work import lane
 
@@ -25,6 +29,8 @@ DB_DOWN = ("The app's database is unavailable: nothing was saved, your form is k
            "Please try again later; the operations channel has been told.")
 LOST = ("Salesforce did not answer, so it may have saved it. Your form is kept: send it again and the app "
         "looks in Salesforce first, so the meeting is never logged twice.")
+NO_ACCOUNT = ("A new contact is created on the account of Related To: choose an opportunity or an account there "
+              "(nothing was saved, your form is kept).")
 SLOW = "Salesforce is slow right now: your form is kept, nothing was saved. Please try again in a minute."
 
 
@@ -36,7 +42,8 @@ def submitted(view: dict) -> tuple[dict, dict]:
 def errors_of(backends: Backends, view: dict) -> dict[str, str]:
     """What the log form's workflow flags in a submitted view, by block (empty: it may be saved)."""
     form, meta = submitted(view)
-    return validate(backends.cfg, form, decode_item(meta["item"]).recipient, meta.get("date") or None)
+    return check(backends.cfg, form, decode_item(meta["item"]).recipient, meta.get("date") or None,
+                 has_who="who" in meta.get("blocks", ["who"]))  # fmt: skip
 
 
 def register(app, backends: Backends) -> None:
@@ -51,14 +58,15 @@ def register(app, backends: Backends) -> None:
             return
         ack(response_action="update", view=note_view("Log the meeting", ":hourglass_flowing_sand: Saving it in Salesforce…"))
 
-    def form_back(body: dict, client, error: str) -> None:
-        """The form again, everything typed kept, with ``error`` above it."""
+    def form_back(body: dict, client, error: str, form: dict | None = None, created: tuple[str, str] | None = None) -> None:
+        """The form again, everything typed kept (``form``: as the save left it), with ``error``
+        above it; ``created``: a contact saved before the Task failed, now chosen in the form."""
         view = body["view"]
-        form, meta = submitted(view)
-        item = decode_item(meta["item"])
-        meeting = meeting_of(backends.snapshot(), item, meta.get("channel") or "", meta.get("ts") or "")
-        meeting.activity_date = meta.get("date") or meeting.activity_date
-        client.views_update(view_id=view["id"], view=form_view(cfg, meeting, form, error=error))
+        typed, meta = submitted(view)
+        meeting = form_of(backends.snapshot(), decode_item(meta["item"]), meta)
+        if created:
+            meeting.contacts.insert(0, created)
+        client.views_update(view_id=view["id"], view=form_view(cfg, meeting, form or typed, error=error))
 
     def find(fields: dict) -> str | None:
         keys = [cfg.api_name("Task", f) for f in ("owner_id", "what_id", "who_id", "activity_date", "subject")]
@@ -107,16 +115,24 @@ def register(app, backends: Backends) -> None:
             keep(client, backends.submissions.release, view["id"])
             client.views_update(view_id=view["id"], view=note_view("Not yours", REFUSAL))
             return
-        why = not_sent(cfg, backends.snapshot(), item)
+        why = not_sent(cfg, backends.snapshot(), item) or refusal(backends, client, item, meta.get("channel") or "",
+                                                                  meta.get("ts") or "")  # fmt: skip
         if why:
             keep(client, backends.submissions.release, view["id"])
             client.views_update(view_id=view["id"], view=note_view("Not logged", why))
             return
-        meeting = meeting_of(backends.snapshot(), item, meta.get("channel") or "", meta.get("ts") or "")
-        meeting.activity_date = meta.get("date") or meeting.activity_date
+        meeting = form_of(backends.snapshot(), item, meta)
+        meeting.activity_date = form.get("activity_date") or meeting.activity_date
+        new_contact = bool(form.get("new_name")) and not form.get("who_id")
+        account = (found.account_id if (found := record(backends.snapshot(), form.get("what_id"))) else None)
+        if new_contact and not account:
+            keep(client, backends.submissions.release, view["id"])
+            form_back(body, client, NO_ACCOUNT)
+            return
         fields = task_fields(cfg, item.recipient, meeting.activity_date, form)
         try:
-            held = backends.submissions.claim_meeting(item.record_id, view["id"])
+            # One Task per meeting; an activity without one is one Task per form (the view's claim).
+            held = backends.submissions.claim_meeting(item.record_id, view["id"]) if item.kind == "log" else None
         except DatabaseError as exc:
             keep(client, backends.submissions.release, view["id"])
             backends.state_failed(client, exc)
@@ -127,22 +143,35 @@ def register(app, backends: Backends) -> None:
             client.views_update(view_id=view["id"], view=already(held))
             return
         task_id = find(fields) if held is not None else None  # a lost answer before: look first
+        created = None
         if task_id is None:
             try:
+                if new_contact:
+                    contact = contact_fields(cfg, form, account)
+                    who_id = create_contact(backends.salesforce, contact, cfg.api_name("Contact", "email"),
+                                            cfg.api_name("Contact", "account_id"))  # fmt: skip
+                    created = (who_id, esc(form["new_name"]))
+                    form = {**form, "who_id": who_id, "new_name": None, "new_email": None}
+                    fields = task_fields(cfg, item.recipient, meeting.activity_date, form)
                 task_id = create_task(backends.salesforce, fields)
             except SalesforceRefused as exc:
                 task_id = find(fields) if exc.maybe_saved else None
                 if task_id is None:
                     keep(client, backends.submissions.release, view["id"])
-                    if exc.maybe_saved:
+                    if item.kind != "log":
+                        pass
+                    elif exc.maybe_saved:
                         keep(client, backends.submissions.meeting, item.record_id, "unsure")
                     else:
                         keep(client, backends.submissions.release_meeting, item.record_id)
+                    if created:
+                        meeting.contacts.insert(0, created)
                     client.views_update(view_id=view["id"], view=form_view(cfg, meeting, form,
                                         error=LOST if exc.maybe_saved else str(exc)))  # fmt: skip
                     return
         keep(client, backends.submissions.done, view["id"], task_id)
-        keep(client, backends.submissions.meeting, item.record_id, "done", task_id)
+        if item.kind == "log":
+            keep(client, backends.submissions.meeting, item.record_id, "done", task_id)
         url = record_url(cfg.salesforce.instance_url, "Task", task_id)
         link = f"<{url}|{cut(esc(form['subject']), 200)}>"
         client.views_update(view_id=view["id"], view=note_view("Logged", f":white_check_mark: Logged in Salesforce: {link}"))
@@ -150,7 +179,8 @@ def register(app, backends: Backends) -> None:
             slack_user = body["user"]["id"]
             client.chat_postMessage(channel=meeting.channel, thread_ts=meeting.ts,
                                     text=f":white_check_mark: <@{slack_user}> logged it: {link}")  # fmt: skip
-            mark_reminder_done(client, meeting, f":white_check_mark: Logged by <@{slack_user}>: {link}")
+            at = datetime.now(ZoneInfo(who.timezone or "UTC")).strftime("%H:%M")
+            mark_reminder_done(client, meeting, f":white_check_mark: Logged by {esc(who.name)} at {at} — {link}")
 
     save_log_form.busy = lambda body, client: form_back(body, client, SLOW)
     app.view(LOG_VIEW)(ack=check_log_form, lazy=[save_log_form])

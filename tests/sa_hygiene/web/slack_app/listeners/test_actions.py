@@ -7,8 +7,8 @@ from datetime import timedelta
 
 import pytest
 from slack_app_requests import (
-    ACME,
     ITEM,
+    KIM,
     OPP,
     PAT,
     SAM,
@@ -97,10 +97,17 @@ def test_log_it_opens_the_form_with_the_taxonomy_and_the_suggestion(http, slack,
     assert offered == cfg.taxonomy.all_activity_types
     assert [o["value"] for o in blocks["sentiment"]["options"]] == cfg.taxonomy.sentiments
     assert [o["value"] for o in blocks["persona"]["options"]] == cfg.taxonomy.persona_levels
-    assert blocks["what"]["initial_option"]["value"] == OPP["id"]
-    assert [o["value"] for o in blocks["what"]["options"]] == [OPP["id"], ACME["id"]]
-    assert blocks["what"]["options"][1]["text"]["text"] == "Acme &lt;Corp&gt; (account)"  # escaped
-    assert [o["value"] for o in blocks["who"]["options"]] == [PAT["id"]]
+    assert blocks["functions"]["options"] == [{"text": {"type": "plain_text", "text": f}, "value": f}
+                                              for f in cfg.taxonomy.persona_functions]  # fmt: skip
+    assert [o["value"] for o in blocks["products"]["options"]] == cfg.taxonomy.products
+    # Related To: a search (block_suggestion), the reminder's suggestion pre-selected.
+    assert blocks["what"]["type"] == "external_select" and blocks["what"]["action_id"] == "sa_related_to"
+    assert blocks["what"]["initial_option"] == {"text": {"type": "plain_text", "text": "Acme - Ultimate"}, "value": OPP["id"]}
+    # The contact: the attendees, then the account's other contacts; or a new one, created inline.
+    groups = {g["label"]["text"]: [o["value"] for o in g["options"]] for g in blocks["who"]["option_groups"]}
+    assert groups == {"Attendees": [PAT["id"]], "The account's contacts": [KIM["id"]]}
+    assert blocks["new_name"]["type"] == "plain_text_input" and blocks["new_email"]["type"] == "email_text_input"
+    assert blocks["date"] == {"action_id": "date", "type": "datepicker", "initial_date": "2026-11-23"}
     assert blocks["subject"]["initial_value"] == "Acme demo"
 
 
@@ -153,3 +160,75 @@ def test_when_slack_cannot_say_who_clicked_the_user_hears_what_failed(http, slac
     [told] = eventually(lambda: slack.ephemeral)
     assert "users.info failed (missing_scope)" in told["text"] and "not yours" not in told["text"]
     assert snoozes(state_url) == []
+
+
+# --------------------------------------------------------------------------- only what was sent (issue 20, item 7)
+
+
+def test_another_sa_s_opportunity_named_in_a_signed_value_is_not_snoozed(http, slack, state_url):
+    from slack_app_requests import EVE, EVES_OPP, record_sent
+
+    message = post_digest(slack, "DSAM", ITEM)
+    record_sent({"ts": "9.9"}, "DEVE", f"sa_digest|user:{EVE['id']}|{TODAY}", [("wf-07", EVES_OPP["id"], EVE["id"])])
+    forged = Item("snooze", "wf-07", EVES_OPP["id"], SAM["id"])  # Eve's opportunity, in Sam's name
+    assert send(http, menu_click("USAM", "DSAM", message, forged)).status_code == 200
+    [told] = eventually(lambda: slack.ephemeral)
+    assert told["user"] == "USAM" and "no digest of its recipient carried that item" in told["text"]
+    assert snoozes(state_url) == [] and not slack.calls("chat.update")
+
+
+@pytest.mark.parametrize("where", ["unknown_message", "someone_else_s_message"])
+def test_an_item_clicked_in_a_message_this_app_did_not_send_to_its_recipient_changes_nothing(http, slack, state_url, where):
+    from slack_app_requests import EVE, record_sent
+
+    message = post_digest(slack, "DSAM", ITEM)
+    if where == "unknown_message":
+        message = {**message, "ts": "1234.5678"}
+    else:  # a digest this app sent to Eve, its item made to name Sam
+        message = {**message, "ts": "8.8"}
+        record_sent(message, "DSAM", f"sa_digest|user:{EVE['id']}|{TODAY}")
+    assert send(http, menu_click("USAM", "DSAM", message, ITEM)).status_code == 200
+    [told] = eventually(lambda: slack.ephemeral)
+    why = "no record of sending that message" if where == "unknown_message" else "not addressed to the item's recipient"
+    assert "not one this app sent" in told["text"] and why in told["text"]
+    assert snoozes(state_url) == [] and not slack.calls("chat.update") and not slack.posts("COPS")
+
+
+def test_no_log_form_for_a_meeting_whose_reminder_went_to_no_one(http, slack):
+    from slack_app_requests import EVES_MEETING, reminder
+
+    from sa_hygiene.delivery.blockkit import LOG_IT
+
+    message = reminder(slack)  # Sam's reminder of his meeting; the value names Eve's meeting instead
+    other = Item("log", "wf-01", EVES_MEETING["id"], SAM["id"], OPP["id"])
+    payload = {"type": "block_actions", "user": {"id": "USAM"}, "trigger_id": "1.2.trigger",
+               "container": {"type": "message", "channel_id": "DSAM", "message_ts": message["ts"]},
+               "channel": {"id": "DSAM"},
+               "actions": [{"type": "button", "action_id": LOG_IT, "block_id": "b", "value": other.value()}]}  # fmt: skip
+    assert send(http, payload).status_code == 200
+    [told] = eventually(lambda: slack.ephemeral)
+    assert "no reminder of that meeting was sent" in told["text"] and not slack.calls("views.open")
+
+
+def test_an_item_raised_since_the_snapshot_is_checked_against_the_message_itself(http, slack, state_url):
+    """No episode yet (a 15-minute DM digest's item): the message Slack holds must carry the value."""
+    from slack_app_requests import EVES_OPP, SNAPSHOT, record_sent
+
+    from sa_hygiene.contract.config import load_config
+    from sa_hygiene.delivery.digest import Renderer
+    from sa_hygiene.delivery.items import DigestRecords
+
+    slack.add_channel("dm-sam", "DSAM")
+    renderer = Renderer(load_config(), DigestRecords(SNAPSHOT[0], load_config()), TODAY)
+    section = {"type": "section", "text": {"type": "mrkdwn", "text": "*Acme - Ultimate*"}}
+    blocks = [{"type": "header", "text": {"type": "plain_text", "text": "Your SA hygiene digest"}},
+              renderer.with_menu(section, ITEM.workflow, "Opportunity", ITEM.record_id, ITEM.recipient)]  # fmt: skip
+    message = slack._post({"channel": "DSAM", "text": "digest", "blocks": blocks})["message"]
+    record_sent(message, "DSAM", f"sa_digest|user:{SAM['id']}|{TODAY}")  # the ledger row, no episode
+    forged = Item("snooze", "wf-07", EVES_OPP["id"], SAM["id"])
+    send(http, menu_click("USAM", "DSAM", message, forged))
+    [told] = eventually(lambda: slack.ephemeral)
+    assert "no digest of its recipient carried that item" in told["text"] and snoozes(state_url) == []
+    send(http, menu_click("USAM", "DSAM", message, ITEM))
+    eventually(lambda: slack.calls("chat.update"))
+    assert [(s["workflow"], s["record_key"]) for s in snoozes(state_url)] == [("wf-07", OPP["id"][:15])]
