@@ -252,6 +252,16 @@ class Schedule(_Model):
     retry_delay_seconds: Annotated[float, Field(gt=0)]
 
 
+class ManagerSettings(_Model):
+    """What managers do from Slack (the escalation DM, the regional digest, a leaver's book)."""
+
+    # The lengths a manager may snooze an escalated record for, in days.
+    snooze_days: Annotated[list[Annotated[int, Field(strict=True, ge=1, le=365)]], Field(min_length=1, max_length=25)] = [7, 14, 30]
+    # Per region key (``regions``), the e-mails of people who may act as that region's managers
+    # besides the Salesforce manager chain (a team lead, a regional director's deputy).
+    groups: dict[StrictStr, list[StrictStr]] = {}
+
+
 class Expectation(_Model):
     expectation: Literal[EXPECTATIONS]  # type: ignore[valid-type]
     column: StrictStr
@@ -323,6 +333,9 @@ class Workflow(_Model):
     enabled: StrictBool = True
     # An item still open after this many days goes into its recipient's manager's escalation DM.
     escalate_after_days: Annotated[int, Field(strict=True, ge=1)] | None = None
+    # What the Slack app offers on the workflow's items: ``assign_sa`` (a select of the region's
+    # active SAs on an opportunity without a Primary SA, for its managers).
+    actions: list[Literal["assign_sa"]] = []
 
 
 class Config(_Model):
@@ -343,6 +356,7 @@ class Config(_Model):
     regions: dict[StrictStr, Region]
     channels: Channels
     schedule: Schedule
+    managers: ManagerSettings = ManagerSettings()
     reasons: dict[StrictStr, StrictStr]
     workflows: dict[StrictStr, Workflow]
     # Per digest slot, the workflows a record is filed under first (then configuration order).

@@ -25,6 +25,9 @@ class OverdueItems(XComValue):
     items: list[dict] = []  # manager, owner, workflow, object, record_id, first_seen (ISO date), age_days
     days: dict[str, date] = {}  # {manager's User Id: their local date}
     snapshot: str | None = None  # the snapshot the managers and owners were read from
+    # Leavers' books: inactive users still Primary SA of open opportunities, for their active
+    # manager due now, or (manager None) for the operations channel.
+    leavers: list[dict] = []  # leaver, manager, opportunities
 
 
 def escalations(cfg: Config, start, end, *, only: str | None = None, as_of: str | None = None,
@@ -41,7 +44,8 @@ def escalations(cfg: Config, start, end, *, only: str | None = None, as_of: str 
     latest = snapshot_store(cfg).latest()
     if latest is None:
         return OverdueItems()
-    users = read_snapshot(latest.url, cfg, objects=("User",))["User"]
+    snap = read_snapshot(latest.url, cfg, objects=("User", "Opportunity"))
+    users = snap["User"]
     active = users[users["is_active"]]
     managers = {str(m)[:15]: m for m in active["id"]}
     manager_of = {k: m for k, m in zip(users["key"], users["manager_id"], strict=True) if isinstance(m, str)}
@@ -53,8 +57,9 @@ def escalations(cfg: Config, start, end, *, only: str | None = None, as_of: str 
         days = {row["id"].iloc[0]: date.fromisoformat(as_of) if as_of else datetime.now(UTC).astimezone(tz).date()}
     else:
         days = due_in(start, end, dict(zip(active["id"], active["timezone"], strict=True)), cfg.schedule.escalation_at)
+    leavers = leavers_books(snap, cfg, days, everyone=not only)
     if not days:
-        return OverdueItems(snapshot=latest.url)
+        return OverdueItems(snapshot=latest.url, leavers=leavers)
     limits = {w: wf.escalate_after_days for w, wf in cfg.enabled_workflows().items() if wf.escalate_after_days}
     with open_state(cfg, state_url) as state:
         episodes = state.open_episodes()
@@ -76,7 +81,32 @@ def escalations(cfg: Config, start, end, *, only: str | None = None, as_of: str 
             if age >= limits[e["workflow"]]:
                 items.append({"manager": manager, "owner": who["id"], "workflow": e["workflow"], "object": e["object"],
                               "record_id": e["record_id"], "first_seen": since.isoformat(), "age_days": age})  # fmt: skip
-    return OverdueItems(items=items, days=days, snapshot=latest.url)
+    return OverdueItems(items=items, days=days, snapshot=latest.url, leavers=leavers)
+
+
+def leavers_books(snap, cfg: Config, days: dict[str, date], everyone: bool = True) -> list[dict]:
+    """The open opportunities whose Primary SA is an inactive user, per leaver: for their active
+    manager when due now, for the operations channel (manager None) when they have none
+    (``everyone``: a run for all managers, not one run by hand for one)."""
+    from sa_hygiene.engine.routing import Directory
+
+    opps = snap["Opportunity"]
+    d = Directory(snap["User"], cfg)
+    inactive = set(d.active.index[~d.active.to_numpy(bool)])
+    open_opps = opps[(opps["is_closed"] != True) & opps["sa"].notna()]  # noqa: E712 - a nullable column
+    books: dict[str, list[str]] = {}
+    for opp, sa in zip(open_opps["id"], open_opps["sa"], strict=True):
+        if isinstance(sa, str) and sa[:15] in inactive:
+            books.setdefault(d.users.at[sa[:15], "id"], []).append(opp)
+    due = {str(m)[:15]: m for m in days}
+    out = []
+    for leaver in sorted(books):
+        manager = d.manager_id.get(leaver[:15])
+        manager = due.get(str(manager)[:15]) if isinstance(manager, str) else None
+        if manager is None and (not everyone or isinstance(d.manager_id.get(leaver[:15]), str)):
+            continue  # their manager is not due now (or this run is for one manager only)
+        out.append({"leaver": leaver, "manager": manager, "opportunities": sorted(books[leaver])})
+    return out
 
 
 def deliver_escalations(cfg: Config, found: OverdueItems, run_id: str, *, dry_run: bool = False, sink=None) -> dict:
@@ -84,10 +114,10 @@ def deliver_escalations(cfg: Config, found: OverdueItems, run_id: str, *, dry_ru
     from sa_hygiene.delivery.notices import escalation_messages
     from sa_hygiene.source.snapshot import read_snapshot
 
-    if not found.items:
+    if not found.items and not found.leavers:
         return {"messages": 0, "sent": 0}
     snapshot = read_snapshot(found.snapshot, cfg)
-    messages = escalation_messages(found.items, snapshot, cfg, dict(found.days))
+    messages = escalation_messages(found.items, snapshot, cfg, dict(found.days), found.leavers)
     sink = sink if sink is not None else open_sink(cfg, run_id, delivery="outbox" if dry_run else None)
     report = deliver_messages(messages, cfg, run_id, sink=sink)
     report.raise_for_failures()

@@ -23,6 +23,8 @@ from sa_hygiene.delivery.blockkit import (
     is_salesforce_id,
     item_value,
 )
+from sa_hygiene.delivery.manager_controls import SNOOZE_VIEW
+from sa_hygiene.web.slack_app import managing
 
 LOG_VIEW = "sa_log_form"  # callback_id of the log-it modal
 ACTIONS = {ITEM_MENU, LOG_IT, OPEN_LINK}
@@ -156,6 +158,8 @@ def problem(body: dict) -> str | None:
         if not user or not isinstance(actions, list) or len(actions) != 1 or not isinstance(actions[0], dict):
             return "malformed block action"
         a = actions[0]
+        if managing.is_manager_action(a.get("action_id")):  # assign, reassign, nudge, snooze: managing.py
+            return managing.action_problem(body, a)
         if a.get("action_id") not in ACTIONS:
             return "unknown action"
         if a["action_id"] == OPEN_LINK:
@@ -168,6 +172,8 @@ def problem(body: dict) -> str | None:
         return None
     if kind in ("view_submission", "view_closed"):
         view = body.get("view")
+        if user and isinstance(view, dict) and view.get("callback_id") == SNOOZE_VIEW and view.get("id"):
+            return managing.view_problem(view)
         if not user or not isinstance(view, dict) or view.get("callback_id") != LOG_VIEW or not view.get("id"):
             return "unknown view"
         try:
