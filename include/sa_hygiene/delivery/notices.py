@@ -88,9 +88,9 @@ def escalation_messages(items: list[dict], snapshot: Snapshot, cfg: Config, days
 
     leavers = leavers or []
     records = DigestRecords(snapshot, cfg)
-    for obj in ("Opportunity", "Task"):
-        records.prepare(obj, [i["record_id"] for i in items if i["object"] == obj])
-    records.prepare("Opportunity", [o for book in leavers for o in book["opportunities"]])
+    books_opps = [o for book in leavers for o in book["opportunities"]]
+    for obj in ("Opportunity", "Task"):  # one prepare per object: a second would replace the first
+        records.prepare(obj, [i["record_id"] for i in items if i["object"] == obj] + (books_opps if obj == "Opportunity" else []))
     by_manager: dict[str, list[dict]] = defaultdict(list)
     for item in items:
         by_manager[item["manager"]].append(item)
@@ -138,7 +138,7 @@ def escalation_messages(items: list[dict], snapshot: Snapshot, cfg: Config, days
             if team
             else []
         )
-        parts += [f"{esc(records.user_name(b['leaver']))} is inactive: {plural(len(b['opportunities']), 'opportunity')} "
+        parts += [f"{esc(records.user_name(b['leaver']))} is inactive: {len(b['opportunities'])} {'opportunity' if len(b['opportunities']) == 1 else 'opportunities'} "
                   "to reassign" for b in books.get(manager, [])]  # fmt: skip
         summary = "; ".join(parts)
         preamble = [{"type": "header", "text": {"type": "plain_text", "text": title}}, context(esc(summary))]
