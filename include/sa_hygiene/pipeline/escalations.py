@@ -123,3 +123,30 @@ def deliver_escalations(cfg: Config, found: OverdueItems, run_id: str, *, dry_ru
     report.raise_for_failures()
     return {"messages": len(messages), "sent": len(report.sent), "already_sent": len(report.already_sent),
             "items": len(found.items)}  # fmt: skip
+
+
+# Writes from Slack named one by one in the operations summary; the rest are counted.
+WRITES_SHOWN = 50
+
+
+def slack_writes_notes(cfg: Config, day: date, state_url: str | None = None) -> list[str]:
+    """The operations channel's daily lines on what managers changed in Salesforce from Slack on
+    ``day`` (UTC): who changed which field of which record, from what to what, and whether
+    Salesforce saved it."""
+    from sa_hygiene.state.db import DatabaseError
+    from sa_hygiene.state.manager_actions import ManagerActions
+
+    try:
+        with ManagerActions(state_url or cfg.state_url) as actions:
+            rows = actions.writes_on(day)
+    except DatabaseError as exc:
+        return [f"Changes made from Slack on {day.isoformat()} could not be read: {exc}"]
+    if not rows:
+        return []
+    lines = [f"{len(rows)} change(s) made in Salesforce from Slack on {day.isoformat()}:"]
+    for r in rows[:WRITES_SHOWN]:
+        lines.append(f"• {r['by']}: {r['action']} {r['object']} {r['record_id']} {r['field']} "
+                     f"{r['old'] or '(blank)'} → {r['new'] or '(blank)'}: {r['outcome']}")  # fmt: skip
+    if len(rows) > WRITES_SHOWN:
+        lines.append(f"• and {len(rows) - WRITES_SHOWN} more")
+    return ["\n".join(lines)]

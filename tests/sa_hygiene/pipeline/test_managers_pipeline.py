@@ -1,0 +1,69 @@
+"""The managers' side of the escalation step: leavers' books (to the active manager due now, to the
+operations channel when there is none) and the daily lines on who changed what from Slack."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+
+import pytest
+from builders import opportunity, user, write_snapshot
+
+from sa_hygiene.contract.config import load_config
+from sa_hygiene.delivery.notices import escalation_messages, ops_summary
+from sa_hygiene.pipeline.escalations import WRITES_SHOWN, leavers_books, slack_writes_notes
+from sa_hygiene.source.snapshot import read_snapshot
+from sa_hygiene.state.manager_actions import ManagerActions
+
+pytestmark = pytest.mark.unit
+
+BOSS = user(name="Bea Boss", email="bea@gitlab.com", role_type="SA Manager")
+LEFT = user(name="Lou Left", email="lou@gitlab.com", is_active="false", manager_id=BOSS["id"])
+ALONE = user(name="Ola Alone", email="ola@gitlab.com", is_active="false")  # no manager at all
+BOOK = [opportunity(sa=LEFT["id"], owner_id=BOSS["id"], stage="3-Technical Evaluation", name=f"Deal {n}") for n in range(14)]
+CLOSED = opportunity(sa=LEFT["id"], owner_id=BOSS["id"], stage="Closed Won", is_closed="true", is_won="true")
+ORPHAN = opportunity(sa=ALONE["id"], owner_id=BOSS["id"], stage="2-Scoping", name="Orphan deal")
+
+
+@pytest.fixture
+def snap(tmp_path):
+    cfg = load_config()
+    org = {"User": [BOSS, LEFT, ALONE], "Opportunity": [*BOOK, CLOSED, ORPHAN]}
+    return cfg, read_snapshot(write_snapshot(tmp_path / "s", org), cfg)
+
+
+def test_a_leavers_open_book_goes_to_their_manager_and_one_without_a_manager_to_operations(snap):
+    cfg, snapshot = snap
+    books = leavers_books(snapshot, cfg, {BOSS["id"]: date(2026, 11, 24)})
+    assert books == [{"leaver": LEFT["id"], "manager": BOSS["id"], "opportunities": sorted(o["id"] for o in BOOK)},
+                     {"leaver": ALONE["id"], "manager": None, "opportunities": [ORPHAN["id"]]}]  # fmt: skip
+    # A manager not due now does not hear of it; a run for one manager leaves operations out.
+    assert [b["leaver"] for b in leavers_books(snapshot, cfg, {})] == [ALONE["id"]]
+    assert leavers_books(snapshot, cfg, {BOSS["id"]: date(2026, 11, 24)}, everyone=False) == books[:1]
+
+    messages = escalation_messages([], snapshot, cfg, {BOSS["id"]: date(2026, 11, 24)}, books)
+    assert [m.recipient for m in messages] == [{"type": "user", "id": BOSS["id"]},
+                                               {"type": "channel", "name": cfg.channels.operations}]  # fmt: skip
+    boss, ops = messages
+    text = str(boss.blocks) + str(boss.replies)
+    assert "Lou Left is inactive — 14 opportunities need a new Primary SA" in text
+    assert "Your SA hygiene digest" not in text and "need you" not in text
+    assert "Ola Alone is inactive — 1 opportunity needs a new Primary SA" in str(ops.blocks)
+    assert "no active manager" in str(ops.blocks)
+
+
+def test_who_changed_what_from_slack_is_in_the_operations_summary(tmp_path):
+    cfg = load_config()
+    url = f"sqlite:///{tmp_path}/state.sqlite"
+    rows = [{"by": "Mia Manager <mia@gitlab.com>", "action": "assign", "object": "Opportunity", "record_id": f"0065e00000000{n:02d}AAA",
+             "field": "Solution_Architect__c", "old": None, "new": "0055e0000000001AAA", "outcome": "saved"}
+            for n in range(WRITES_SHOWN + 2)]  # fmt: skip
+    with ManagerActions(url) as actions:
+        actions.wrote(rows)
+    today = datetime.now(UTC).date()
+    [note] = slack_writes_notes(cfg, today, url)
+    assert note.startswith(f"{WRITES_SHOWN + 2} change(s) made in Salesforce from Slack on {today.isoformat()}:")
+    assert "• Mia Manager <mia@gitlab.com>: assign Opportunity 0065e0000000000AAA Solution_Architect__c (blank) → 0055e0000000001AAA: saved" in note
+    assert note.endswith("• and 2 more")
+    summary = ops_summary(cfg, today, "run-1", notes=[note])
+    assert "Mia Manager &lt;mia@gitlab.com&gt;: assign" in str(summary.blocks)
+    assert slack_writes_notes(cfg, date(2020, 1, 1), url) == []
