@@ -269,6 +269,16 @@ def register(app, backends: Backends) -> None:
             raise Refused(f"{NOT_SENT} (that person is not on this record)")
         return obj, row
 
+    def escalated(body: dict, client, snapshot, value: ManagerValue) -> tuple[str, dict, Person] | None:
+        """(object, row, the clicking manager) of an escalated record, or None: they were told why not."""
+        try:
+            obj, row = record_of(snapshot, value)
+            _, who = manager(body, client, snapshot, [value.user, row.get("sa"), row.get("owner_id")], value.user)
+        except Refused as exc:
+            told(body, client, exc)
+            return None
+        return obj, row, who
+
     def open_titles(record_id: str) -> list[str]:
         from sa_hygiene.state.alerts import open_state
 
@@ -283,14 +293,10 @@ def register(app, backends: Backends) -> None:
 
         value = decode_value(NUDGE, chosen_value(body["actions"][0]))
         snapshot = backends.snapshot()
-        try:
-            obj, row = record_of(snapshot, value)
-            _, who = manager(
-                body, client, snapshot, [value.user, row.get("sa"), row.get("owner_id")], value.user
-            )
-        except Refused as exc:
-            told(body, client, exc)
+        found = escalated(body, client, snapshot, value)
+        if found is None:
             return
+        obj, row, who = found
         day = backends.today(who.timezone)
         try:
             with ManagerActions(backends.state_url) as actions:
@@ -323,13 +329,10 @@ def register(app, backends: Backends) -> None:
     def open_snooze(body, client):
         """Open the snooze modal (how long, why) for an escalated record its manager clicked."""
         value = decode_value(SNOOZE_RECORD, chosen_value(body["actions"][0]))
-        snapshot = backends.snapshot()
-        try:
-            obj, row = record_of(snapshot, value)
-            manager(body, client, snapshot, [value.user, row.get("sa"), row.get("owner_id")], value.user)
-        except Refused as exc:
-            told(body, client, exc)
+        found = escalated(body, client, backends.snapshot(), value)
+        if found is None:
             return
+        _, row, _ = found
         container = body.get("container") or {}
         label = row.get("name") or row.get("subject") or value.target
         client.views_open(trigger_id=body["trigger_id"], view=snooze_view(cfg, value, str(label),
@@ -355,15 +358,10 @@ def register(app, backends: Backends) -> None:
         meta = snooze_meta(view)
         value = decode_value(SNOOZE_RECORD, meta["value"])
         where = {"type": "block_actions", "user": body["user"], "container": {"channel_id": meta["channel"]}}
-        snapshot = backends.snapshot()
-        try:
-            obj, row = record_of(snapshot, value)
-            _, who = manager(
-                where, client, snapshot, [value.user, row.get("sa"), row.get("owner_id")], value.user
-            )
-        except Refused as exc:
-            told(where, client, exc)
+        found = escalated(where, client, backends.snapshot(), value)
+        if found is None:
             return
+        _, _, who = found
         until = backends.today(who.timezone) + timedelta(days=days)
         try:
             with open_state(cfg, backends.state_url) as state:

@@ -35,7 +35,7 @@ MIA_ = {**MIA, "manager_id": DAN["id"]}
 NOSA = opportunity(name="Globex - Premium", owner_id=AE["id"], stage="3-Technical Evaluation", iacv="50000",
                    stage3_date="2026-11-01")  # fmt: skip
 SAMS = opportunity(name="Initech <Renewal>", owner_id=AE["id"], sa=SAM["id"], stage="4-Proposal", te_start="2026-10-01")
-BOOK = [opportunity(name=f"Leo's {n}", owner_id=AE["id"], sa=LEO["id"], stage="3-Technical Evaluation") for n in range(3)]
+BOOK = [opportunity(name=f"Leo's {n}", owner_id=AE["id"], sa=LEO["id"], stage="3-Technical Evaluation") for n in range(14)]
 USERS = [SAM, MIA_, DIR, DAN, PEER, LEO, GAIL, WES, AE]
 ORG = {"User": USERS, "Opportunity": [NOSA, SAMS, *BOOK]}
 SLACK_IDS = {"sam": "USAM", "mia": "UMIA", "dee": "UDEE", "dan": "UDAN", "pete": "UPETE", "gail": "UGAIL", "wes": "UWES"}
@@ -135,11 +135,11 @@ def test_the_escalation_dm_has_one_entry_per_record_with_all_its_reasons_and_con
     [controls] = [b for b in message.blocks if b.get("block_id") == f"esc:{SAMS['id']}"]
     assert [e["text"]["text"] for e in controls["elements"]] == ["Nudge", "Snooze", "Open"]
     leaver = next(b for b in message.blocks if b.get("block_id") == f"leaver:{LEO['id']}")
-    assert "Leo Leaver is inactive — 3 opportunities need a new Primary SA" in leaver["text"]["text"]
+    assert "Leo Leaver is inactive — 14 opportunities need a new Primary SA" in leaver["text"]["text"]
     assert leaver["accessory"]["action_id"] == REASSIGN_ALL and leaver["accessory"]["confirm"]
     # The region's active SAs only: not Leo (inactive), not Wes (West), not the managers.
     assert [o["text"]["text"] for o in leaver["accessory"]["options"]] == ["Pete Peer", "Sam Architect"]
-    assert message.text.endswith("; Leo Leaver is inactive: 3 opportunities to reassign")
+    assert message.text.endswith("; Leo Leaver is inactive: 14 opportunities to reassign")
 
 
 def test_a_regional_item_without_an_sa_offers_the_regions_active_sas(cfg, snapshot):
@@ -198,7 +198,7 @@ def test_an_sa_the_select_never_offered_is_not_assigned(http, people, salesforce
 
 def test_reassign_all_writes_each_record_once_in_one_request_and_reports_refusals(http, people, salesforce, cfg, snapshot, state_url):
     slack = people
-    salesforce.rule("Opportunity", lambda r: "Closed deals are locked" if r["Name"] == "Leo's 2" else None)
+    salesforce.rule("Opportunity", lambda r: "Closed deals are locked" if r["Name"] == "Leo's 13" else None)
     salesforce.fail("unavailable", when=lambda r: r.method == "PATCH", times=1)  # the first try is lost: retried
     message = post(slack, "DMIA", escalation(cfg, snapshot, state_url))
     payload = click("UMIA", "DMIA", message, REASSIGN_ALL, option=PEER["id"])
@@ -208,21 +208,46 @@ def test_reassign_all_writes_each_record_once_in_one_request_and_reports_refusal
     assert [r.path.rsplit("/services/data/", 1)[1].split("/", 1)[1] for r in patches] == ["composite/sobjects"] * 2
     sent = [[rec["id"] for rec in json.loads(r.body)["records"]] for r in patches]
     assert sent[-1] == sorted(o["id"] for o in BOOK)  # each record once, in one request
-    assert [salesforce.record("Opportunity", o["id"])["Solution_Architect__c"] for o in BOOK] == [PEER["id"], PEER["id"], LEO["id"]]
+    assert [salesforce.record("Opportunity", o["id"])["Solution_Architect__c"] for o in BOOK] == [PEER["id"]] * 13 + [LEO["id"]]
     [stored] = slack.posts("DMIA")
     leaver = next(b for b in stored["blocks"] if b.get("block_id") == f"leaver:{LEO['id']}")
     assert "accessory" not in leaver
-    assert ":white_check_mark: 2 of 3 reassigned to Pete Peer by Mia Manager" in leaver["text"]["text"]
-    assert "Salesforce refused" in leaver["text"]["text"] and "Leo's 2" in leaver["text"]["text"]
+    assert ":white_check_mark: 13 of 14 reassigned to Pete Peer by Mia Manager" in leaver["text"]["text"]
+    assert "Salesforce refused" in leaver["text"]["text"] and "Leo's 13" in leaver["text"]["text"]
     assert "Closed deals are locked" in leaver["text"]["text"]
     assert sorted(w["outcome"] for w in writes(state_url)) == ["refused: FIELD_CUSTOM_VALIDATION_EXCEPTION: Closed deals are locked",
-                                                                "saved", "saved"]  # fmt: skip
+                                                                *["saved"] * 13]  # fmt: skip
+    assert sorted(w["record_id"] for w in writes(state_url)) == sorted(o["id"] for o in BOOK)
     [dm] = eventually(lambda: slack.posts("DPETE"))
-    assert "made you the Primary SA of 2 opportunities of Leo Leaver" in dm["text"]
+    assert "made you the Primary SA of 13 opportunities of Leo Leaver" in dm["text"]
     # The same click again (a second tap) writes nothing more.
     send(http, payload)
     eventually(lambda: slack.ephemeral)
     assert len([r for r in salesforce.data_requests() if r.method == "PATCH"]) == 2
+
+
+def test_reassigning_a_book_of_14_is_one_salesforce_request(http, people, salesforce, cfg, snapshot, state_url):
+    slack = people
+    message = post(slack, "DMIA", escalation(cfg, snapshot, state_url))
+    send(http, click("UMIA", "DMIA", message, REASSIGN_ALL, option=SAM["id"]))
+    eventually(lambda: slack.calls("chat.update"))
+    [request] = [r for r in salesforce.data_requests() if r.method == "PATCH"]
+    assert len(json.loads(request.body)["records"]) == 14
+    assert {salesforce.record("Opportunity", o["id"])["Solution_Architect__c"] for o in BOOK} == {SAM["id"]}
+
+
+def test_one_record_of_a_leavers_book_is_reassigned_on_its_own(http, people, salesforce, cfg, snapshot, state_url):
+    slack = people
+    message = post(slack, "DMIA", escalation(cfg, snapshot, state_url))
+    send(http, click("UMIA", "DMIA", message, ASSIGN_SA, block=f"item:{BOOK[0]['id']}", option=SAM["id"]))
+    eventually(lambda: slack.calls("chat.update"))
+    assert [salesforce.record("Opportunity", o["id"])["Solution_Architect__c"] for o in BOOK[:2]] == [SAM["id"], LEO["id"]]
+    [w] = writes(state_url)
+    assert (w["action"], w["old"], w["new"]) == ("reassign", LEO["id"], SAM["id"])
+    [stored] = slack.posts("DMIA")
+    [item] = [b for b in stored["blocks"] if b.get("block_id") == f"item:{BOOK[0]['id']}"]
+    assert "accessory" not in item and item["text"]["text"].endswith("Sam Architect assigned by Mia Manager")
+    assert "accessory" in next(b for b in stored["blocks"] if b.get("block_id") == f"item:{BOOK[1]['id']}")
 
 
 def test_a_peer_cannot_reassign_a_leavers_book(http, people, salesforce, cfg, snapshot, state_url):
@@ -231,7 +256,7 @@ def test_a_peer_cannot_reassign_a_leavers_book(http, people, salesforce, cfg, sn
     send(http, click("UPETE", "DMIA", message, REASSIGN_ALL, option=PEER["id"]))
     [note] = eventually(lambda: slack.ephemeral)
     assert note["text"] == MANAGER_REFUSAL
-    assert [salesforce.record("Opportunity", o["id"])["Solution_Architect__c"] for o in BOOK] == [LEO["id"]] * 3
+    assert [salesforce.record("Opportunity", o["id"])["Solution_Architect__c"] for o in BOOK] == [LEO["id"]] * 14
 
 
 # --------------------------------------------------------------------------- nudge and snooze
