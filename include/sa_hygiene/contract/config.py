@@ -521,6 +521,19 @@ def _check_log_form(cfg: Config) -> list[tuple[str, str]]:
     return []
 
 
+def _check_managers(cfg: Config) -> list[tuple[str, str]]:
+    """Manager groups name regions that exist (a typo would quietly give nobody the right) and
+    e-mails; ``assign_sa`` is offered on opportunities only."""
+    out = [(f"managers.groups.{key}", f"{key!r} is not a region of 'regions'") for key in cfg.managers.groups if key not in cfg.regions]
+    out += [(f"managers.groups.{key}.{i}", f"{email!r} is not an e-mail address")
+            for key, emails in cfg.managers.groups.items() for i, email in enumerate(emails) if "@" not in email.strip()[1:-1]]  # fmt: skip
+    out += [(f"workflows.{wid}.actions", "'assign_sa' acts on opportunities only")
+            for wid, wf in cfg.workflows.items() if "assign_sa" in wf.actions and wf.object != "Opportunity"]  # fmt: skip
+    if len(set(cfg.managers.snooze_days)) != len(cfg.managers.snooze_days):
+        out.append(("managers.snooze_days", "a length is listed twice"))
+    return out
+
+
 def _check_report(cfg: Config) -> list[tuple[str, str]]:
     out = [(f"report.news_workflows.{i}", f"{wid!r} is not a workflow of 'workflows'")
            for i, wid in enumerate(cfg.report.news_workflows) if wid not in cfg.workflows]  # fmt: skip
@@ -627,7 +640,7 @@ def _load(path: str | None, _mtime: float, env: tuple[tuple[str, str], ...]) -> 
         raise ConfigError("invalid configuration:\n  " + "\n  ".join(lines)) from None
 
     problems = _check_fields(cfg) + _check_timezones(cfg) + _check_routing(cfg) + _check_workflows(cfg) + _check_report(cfg)
-    problems += _check_log_form(cfg)
+    problems += _check_log_form(cfg) + _check_managers(cfg)
     if problems:
         lines = []
         for dotted, msg in problems:
