@@ -145,6 +145,35 @@ def register(app, backends: Backends) -> None:
             raise Refused(f"{NOT_SENT} ({esc(row.get('name'))} is an SA of another region)")
         return row
 
+    def live_sa(opportunity: str) -> str | None:
+        """The opportunity's Primary SA in Salesforce now (the snapshot is hours old); ``Refused``
+        when Salesforce cannot say."""
+        from sa_hygiene.source.salesforce import SalesforceError
+        from sa_hygiene.web.slack_app.salesforce import soql_literal
+
+        try:
+            found = backends.salesforce.query(f"SELECT Id, {sa_field} FROM Opportunity WHERE Id = {soql_literal(opportunity)}",
+                                              what="read an opportunity's Primary SA")  # fmt: skip
+        except SalesforceError as exc:
+            raise Refused(f":warning: Salesforce could not be asked ({esc(exc.message)[:300]}): nothing was changed.") from None
+        records = found.get("records") or []
+        if not records:
+            raise Refused(f"{NOT_SENT} (Salesforce has no such Opportunity)")
+        return records[0].get(sa_field) or None
+
+    def live_book(leaver: str) -> list[str]:
+        """The Ids of the open opportunities whose Primary SA is ``leaver`` in Salesforce now."""
+        from sa_hygiene.source.salesforce import SalesforceError
+        from sa_hygiene.web.slack_app.salesforce import soql_literal
+
+        closed = cfg.api_name("Opportunity", "is_closed")
+        soql = f"SELECT Id, {closed} FROM Opportunity WHERE {sa_field} = {soql_literal(leaver)}"
+        try:
+            pages = list(backends.salesforce.pages(soql, what="read a leaver's open opportunities"))
+        except SalesforceError as exc:
+            raise Refused(f":warning: Salesforce could not be asked ({esc(exc.message)[:300]}): nothing was changed.") from None
+        return sorted(r["Id"] for page in pages for r in page if r.get("Id") and r.get(closed) is not True)
+
     @lane("salesforce")
     def assign(body, client):
         """Make the chosen SA the opportunity's Primary SA; the item says so, the SA hears it."""
@@ -162,6 +191,11 @@ def register(app, backends: Backends) -> None:
             region_user = current or opp.get("owner_id")
             sa = new_sa_of(snapshot, directory, value.user, region_user)
             _, who = manager(body, client, snapshot, [current, opp.get("owner_id")], region_user)
+            live = live_sa(opp["id"])
+            if (live or "")[:15] != (current or "")[:15]:  # another manager, or Salesforce itself, was faster
+                name = (row_of(snapshot, "User", live) or {}).get("name") or live if live else "nobody"
+                raise Refused(f"Salesforce now shows {esc(name)} as the Primary SA (changed since this message): "
+                              "nothing was changed.")  # fmt: skip
         except Refused as exc:
             told(body, client, exc)
             return
@@ -204,6 +238,9 @@ def register(app, backends: Backends) -> None:
                 raise Refused(f"{esc(leaver.get('name'))} has no open opportunities left to reassign.")
             sa = new_sa_of(snapshot, directory, value.user, leaver["id"])
             _, who = manager(body, client, snapshot, [leaver["id"]], leaver["id"])
+            live = live_book(leaver["id"])  # what is still theirs in Salesforce now, not hours ago
+            if not live:
+                raise Refused(f"Salesforce shows no open opportunity of {esc(leaver.get('name'))} any more: nothing to reassign.")
         except Refused as exc:
             told(body, client, exc)
             return
@@ -222,7 +259,7 @@ def register(app, backends: Backends) -> None:
             backends.state_failed(client, exc)
             refuse(client, body, DB_DOWN)
             return
-        ids = list(dict.fromkeys(book["id"]))  # each record once
+        ids = list(dict.fromkeys(live))  # each record once
         results = []
         try:
             for start in range(0, len(ids), COLLECTION):

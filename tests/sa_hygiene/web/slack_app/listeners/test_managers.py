@@ -5,6 +5,7 @@ manager group) and who is refused with nothing changed."""
 
 from __future__ import annotations
 
+import copy
 import json
 from datetime import UTC, datetime, timedelta
 
@@ -168,6 +169,19 @@ def test_a_group_manager_assigns_a_primary_sa_from_the_regional_digest(http, peo
     assert (w["by"], w["action"], w["record_id"], w["field"], w["old"], w["new"], w["outcome"]) == (
         "Gail Group <gail@gitlab.com>", "assign", NOSA["id"], "Solution_Architect__c", None, SAM["id"], "saved")
     assert slack.ephemeral == []
+
+
+def test_a_second_assignment_from_the_same_old_message_changes_nothing(http, people, salesforce, cfg, snapshot, state_url):
+    slack = people
+    message = post(slack, "CEAST", regional_digest(cfg, snapshot))
+    stale = copy.deepcopy(message)  # a second manager's copy, from before the first click
+    send(http, click("UGAIL", "CEAST", message, ASSIGN_SA, option=SAM["id"]))
+    eventually(lambda: slack.calls("chat.update"))
+    send(http, click("UGAIL", "CEAST", stale, ASSIGN_SA, option=PEER["id"]))  # the snapshot still says "no SA"
+    [note] = eventually(lambda: slack.ephemeral)
+    assert note["text"].startswith("Salesforce now shows Sam Architect as the Primary SA")
+    assert salesforce.record("Opportunity", NOSA["id"])["Solution_Architect__c"] == SAM["id"]
+    assert len(writes(state_url)) == 1
 
 
 @pytest.mark.parametrize("who", ["UPETE", "UWES", "UDAN", "USAM"], ids=["peer SA", "SA of another region", "deactivated", "the SA"])
