@@ -40,7 +40,7 @@ from sa_hygiene.delivery.blockkit import (
     sections,
 )
 from sa_hygiene.delivery.items import DigestRecords, ItemWriter, oldest_age, plural
-from sa_hygiene.delivery.manager_controls import with_assign
+from sa_hygiene.delivery.manager_controls import leavers_notice, with_assign
 from sa_hygiene.source.snapshot import Snapshot
 
 # A digest item's "Snooze" menu option puts it away for this many days (the Slack app's snooze).
@@ -195,6 +195,9 @@ class Renderer:
             {"type": "header", "text": {"type": "plain_text", "text": self.title(group)}},
             context(summary),
         ]
+        if group.slot == "sa_digest" and group.recipient["type"] == "user":  # a leaver's items, framed as such
+            leavers = leavers_notice(self.records, group.alerts, group.recipient["id"])
+            preamble += sections(leavers) if leavers else []
         fixed = self.fixed.get(encode(group.recipient))
         if fixed:
             preamble += sections(self.fixed_line(fixed))

@@ -164,3 +164,23 @@ def leaver_blocks(
             block["accessory"] = one
         blocks.append(block)
     return blocks
+
+
+def leavers_notice(records, alerts: list[dict], recipient_id: str) -> str | None:
+    """The line on top of a manager's DM digest holding the items of people who are inactive
+    (the DM fell back to their manager): it says so, instead of "need you" alone, and where their
+    book is reassigned."""
+    d = records.directory
+    people = set()
+    for a in alerts:
+        row = records.row(a["object"], a["record_id"]) or {}
+        person = row.get("sa") if a["object"] == "Opportunity" and isinstance(row.get("sa"), str) else row.get("owner_id")
+        if isinstance(person, str) and person[:15] != recipient_id[:15] and not bool(d.active.get(person[:15], True)):
+            people.add(person[:15])
+    if not people:
+        return None
+    names = sorted(records.user_name(p) for p in people)
+    who = names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+    verb = "is" if len(names) == 1 else "are"
+    return (f":door: *{esc(who)} {verb} inactive*: their items came to you. Reassign their opportunities "
+            "from your 08:00 escalation message (Reassign all…).")

@@ -67,3 +67,16 @@ def test_who_changed_what_from_slack_is_in_the_operations_summary(tmp_path):
     summary = ops_summary(cfg, today, "run-1", notes=[note])
     assert "Mia Manager &lt;mia@gitlab.com&gt;: assign" in str(summary.blocks)
     assert slack_writes_notes(cfg, date(2020, 1, 1), url) == []
+
+
+def test_a_leavers_items_in_their_managers_digest_are_framed_as_a_leavers(snap):
+    from sa_hygiene.delivery.digest import build_messages
+
+    cfg, snapshot = snap
+    alerts = [{"workflow": "wf-07", "object": "Opportunity", "record_id": o["id"], "slot": "sa_digest",
+               "recipient": {"type": "user", "id": BOSS["id"]}, "reasons": []} for o in BOOK[:2]]  # fmt: skip
+    [digest] = build_messages(alerts, snapshot, cfg, date(2026, 11, 24))
+    assert ":door: *Lou Left is inactive*: their items came to you." in str(digest.blocks)
+    own = [{**alerts[0], "record_id": ORPHAN["id"], "recipient": {"type": "user", "id": BOSS["id"]}}]
+    both = str(build_messages(alerts + own, snapshot, cfg, date(2026, 11, 24))[0].blocks)
+    assert ":door: *Lou Left and Ola Alone are inactive*" in both
