@@ -80,3 +80,18 @@ def test_a_leavers_items_in_their_managers_digest_are_framed_as_a_leavers(snap):
     own = [{**alerts[0], "record_id": ORPHAN["id"], "recipient": {"type": "user", "id": BOSS["id"]}}]
     both = str(build_messages(alerts + own, snapshot, cfg, date(2026, 11, 24))[0].blocks)
     assert ":door: *Lou Left and Ola Alone are inactive*" in both
+
+
+def test_wf14_tells_a_reassignment_but_not_a_first_assignment_from_slack(tmp_path):
+    """What Assign Primary SA writes (a blank Primary SA set) is no wf-14 change; what Reassign
+    writes (one SA for another, at stage 2-3) is."""
+    from sa_hygiene.engine.rules import evaluate_snapshots
+
+    sa = user(name="Sam Architect", email="sam@gitlab.com", manager_id=BOSS["id"])
+    new = opportunity(owner_id=BOSS["id"], stage="3-Technical Evaluation", sa="")
+    moved = opportunity(owner_id=BOSS["id"], stage="3-Technical Evaluation", sa=LEFT["id"])
+    users = [BOSS, LEFT, sa]
+    before = write_snapshot(tmp_path / "before", {"User": users, "Opportunity": [new, moved]})
+    after = write_snapshot(tmp_path / "after", {"User": users, "Opportunity": [{**new, "sa": sa["id"]}, {**moved, "sa": sa["id"]}]})
+    result = evaluate_snapshots(str(after), str(before), load_config(), date(2026, 11, 24), None, None)
+    assert [a["record_id"] for a in result.alert_records() if a["workflow"] == "wf-14"] == [moved["id"]]

@@ -171,6 +171,20 @@ def test_a_group_manager_assigns_a_primary_sa_from_the_regional_digest(http, peo
     assert slack.ephemeral == []
 
 
+def test_an_assignment_salesforce_refuses_is_said_and_kept_as_it_was(http, people, salesforce, cfg, snapshot, state_url):
+    slack = people
+    salesforce.rule("Opportunity", lambda r: "The SA must be certified for PS deals" if r["Solution_Architect__c"] else None)
+    message = post(slack, "CEAST", regional_digest(cfg, snapshot))
+    send(http, click("UGAIL", "CEAST", message, ASSIGN_SA, option=SAM["id"]))
+    [note] = eventually(lambda: slack.ephemeral)
+    assert note["user"] == "UGAIL" and "Salesforce did not save it" in note["text"]
+    assert "The SA must be certified for PS deals" in note["text"] and note["text"].endswith("Nothing was changed.")
+    assert salesforce.record("Opportunity", NOSA["id"])["Solution_Architect__c"] is None
+    assert not slack.calls("chat.update") and slack.posts("DSAM") == []
+    [w] = writes(state_url)
+    assert w["outcome"] == "refused: FIELD_CUSTOM_VALIDATION_EXCEPTION"
+
+
 def test_a_second_assignment_from_the_same_old_message_changes_nothing(http, people, salesforce, cfg, snapshot, state_url):
     slack = people
     message = post(slack, "CEAST", regional_digest(cfg, snapshot))
