@@ -27,7 +27,6 @@ from sa_hygiene.delivery.manager_controls import (
 
 MANAGER_REFUSAL = ("Only a manager of this record's SA or owner (in Salesforce, directly or up the chain), or a "
                    "member of the region's manager group, can do this. Nothing was changed.")  # fmt: skip
-OBJECTS = {"006": "Opportunity", "00T": "Task", "a0P": "Proof_of_Value__c"}
 MAX_CHAIN = 30  # ManagerId hops followed at most (a loop in the org's data must not hang a click)
 
 

@@ -31,7 +31,6 @@ from sa_hygiene.web.slack_app.items import NOT_SENT
 from sa_hygiene.web.slack_app.listeners.actions import ack_at_once, tell_busy
 from sa_hygiene.web.slack_app.managing import (
     MANAGER_REFUSAL,
-    OBJECTS,
     may_manage,
     row_of,
     snooze_choice,
@@ -297,8 +296,9 @@ def register(app, backends: Backends) -> None:
                                            f"of {leaver.get('name')}: {listed}{more}.")  # fmt: skip
 
     def record_of(snapshot, value: ManagerValue) -> tuple[str, dict]:
-        obj = OBJECTS.get(value.target[:3])
-        row = row_of(snapshot, obj, value.target) if obj else None
+        # The escalated workflows' objects (a custom object's Id prefix varies by org: no prefix table).
+        objects = dict.fromkeys(wf.object for wf in cfg.workflows.values() if wf.object != "User")
+        obj, row = next(((o, r) for o in objects if (r := row_of(snapshot, o, value.target)) is not None), (None, None))
         if row is None:
             raise Refused(f"{NOT_SENT} (no such record in the latest snapshot)")
         people = {p[:15] for p in (row.get("sa"), row.get("owner_id")) if isinstance(p, str)}
