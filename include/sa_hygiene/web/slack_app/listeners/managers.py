@@ -123,9 +123,15 @@ def register(app, backends: Backends) -> None:
         try:
             with ManagerActions(backends.state_url) as actions:
                 actions.wrote(rows)
-        except DatabaseError as exc:  # the write happened: say so everywhere but in the summary
+        except DatabaseError as exc:  # the write happened: the operations channel hears it now instead
             backends.state_failed(client, exc)
             log.warning("manager writes not logged for the summary: %s", rows)
+            lines = [f"• {r['by']}: {r['action']} {r['object']} {r['record_id']} {r['field']} {r['old'] or '(blank)'} → "
+                     f"{r['new'] or '(blank)'}: {r['outcome']}" for r in rows]  # fmt: skip
+            channel = backends.slack.channel_id(client, cfg.channels.operations)
+            if channel:
+                text = "Changed in Salesforce from Slack (not in the daily summary: its database is down):\n" + "\n".join(lines)
+                client.chat_postMessage(channel=channel, text=cut(esc(text), 3000))
 
     def update_message(body: dict, client, blocks: list[dict]) -> None:
         container = body.get("container") or {}

@@ -341,3 +341,33 @@ def test_snooze_asks_how_long_and_why_and_snoozes_every_open_workflow_of_the_rec
     [stored] = slack.posts("DMIA")
     [item] = [b for b in stored["blocks"] if b.get("block_id") == f"item:{SAMS['id']}"]
     assert item["text"]["text"].endswith(":zzz: Snoozed by Dee Director until Tue 08 Dec 2026: customer on holiday")
+
+
+# --------------------------------------------------------------------------- the state database down
+
+
+def break_state(state_url: str) -> None:
+    """From now on the state database cannot be opened: its file becomes a folder."""
+    import shutil
+    from pathlib import Path
+
+    path = Path(state_url.removeprefix("sqlite:///"))
+    path.unlink(missing_ok=True)
+    shutil.rmtree(path, ignore_errors=True)
+    path.mkdir()
+
+
+def test_with_the_state_database_down_a_nudge_is_not_sent_and_an_assignment_is_told_to_operations(
+        http, people, salesforce, cfg, snapshot, state_url):  # fmt: skip
+    slack = people
+    escalated = post(slack, "DMIA", escalation(cfg, snapshot, state_url))
+    regional = post(slack, "CEAST", regional_digest(cfg, snapshot))
+    break_state(state_url)
+    send(http, click("UMIA", "DMIA", escalated, NUDGE, block=f"esc:{SAMS['id']}"))
+    [note] = eventually(lambda: slack.ephemeral)
+    assert "database is unavailable" in note["text"] and slack.posts("DSAM") == []
+    send(http, click("UGAIL", "CEAST", regional, ASSIGN_SA, option=SAM["id"]))
+    eventually(lambda: slack.calls("chat.update"))
+    assert salesforce.record("Opportunity", NOSA["id"])["Solution_Architect__c"] == SAM["id"]
+    told = eventually(lambda: [m for m in slack.posts("COPS") if "Changed in Salesforce from Slack" in m["text"]])
+    assert f"Gail Group &lt;gail@gitlab.com&gt;: assign Opportunity {NOSA['id']}" in told[0]["text"]
