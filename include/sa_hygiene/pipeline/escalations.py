@@ -134,7 +134,7 @@ def slack_writes_notes(cfg: Config, day: date, state_url: str | None = None) -> 
     ``day`` (UTC): who changed which field of which record, from what to what, and whether
     Salesforce saved it."""
     from sa_hygiene.state.db import DatabaseError
-    from sa_hygiene.state.manager_actions import ManagerActions
+    from sa_hygiene.state.manager_actions import ManagerActions, write_line
 
     try:
         with ManagerActions(state_url or cfg.state_url) as actions:
@@ -144,9 +144,7 @@ def slack_writes_notes(cfg: Config, day: date, state_url: str | None = None) -> 
     if not rows:
         return []
     lines = [f"{len(rows)} change(s) made in Salesforce from Slack on {day.isoformat()}:"]
-    for r in rows[:WRITES_SHOWN]:
-        lines.append(f"• {r['by']}: {r['action']} {r['object']} {r['record_id']} {r['field']} "
-                     f"{r['old'] or '(blank)'} → {r['new'] or '(blank)'}: {r['outcome']}")  # fmt: skip
+    lines += [write_line(r) for r in rows[:WRITES_SHOWN]]
     if len(rows) > WRITES_SHOWN:
         lines.append(f"• and {len(rows) - WRITES_SHOWN} more")
     return ["\n".join(lines)]

@@ -131,3 +131,9 @@ class ManagerActions:
             )
         )
         return [dict(r) for r in rows]
+
+
+def write_line(row: dict) -> str:
+    """One write, as the operations channel reads it: who, what, from what to what, saved or not."""
+    return (f"• {row['by']}: {row['action']} {row['object']} {row['record_id']} {row['field']} "
+            f"{row['old'] or '(blank)'} → {row['new'] or '(blank)'}: {row['outcome']}")  # fmt: skip

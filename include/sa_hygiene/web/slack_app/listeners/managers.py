@@ -118,7 +118,7 @@ def register(app, backends: Backends) -> None:
 
     def log_writes(client, rows: list[dict]) -> None:
         from sa_hygiene.state.db import DatabaseError
-        from sa_hygiene.state.manager_actions import ManagerActions
+        from sa_hygiene.state.manager_actions import ManagerActions, write_line
 
         try:
             with ManagerActions(backends.state_url) as actions:
@@ -126,8 +126,7 @@ def register(app, backends: Backends) -> None:
         except DatabaseError as exc:  # the write happened: the operations channel hears it now instead
             backends.state_failed(client, exc)
             log.warning("manager writes not logged for the summary: %s", rows)
-            lines = [f"• {r['by']}: {r['action']} {r['object']} {r['record_id']} {r['field']} {r['old'] or '(blank)'} → "
-                     f"{r['new'] or '(blank)'}: {r['outcome']}" for r in rows]  # fmt: skip
+            lines = [write_line(r) for r in rows]
             channel = backends.slack.channel_id(client, cfg.channels.operations)
             if channel:
                 text = "Changed in Salesforce from Slack (not in the daily summary: its database is down):\n" + "\n".join(lines)
