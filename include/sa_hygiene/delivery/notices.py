@@ -159,8 +159,8 @@ def escalation_messages(items: list[dict], snapshot: Snapshot, cfg: Config, days
                 )
             )
         )
-    today = datetime.now(UTC).date()
     for book in books.get(None, []):
+        today = date.fromisoformat(book.get("day") or datetime.now(UTC).date().isoformat())
         title = esc(f"{records.user_name(book['leaver'])} is inactive · {today:%a %d %b}")
         first, replies = paginate([{"type": "header", "text": {"type": "plain_text", "text": title}}],
                                   leaver_blocks(cfg, records, book["leaver"], book["opportunities"], None), title)  # fmt: skip

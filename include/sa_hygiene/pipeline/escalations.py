@@ -18,6 +18,8 @@ from sa_hygiene.state.alerts import open_state
 
 log = logging.getLogger(__name__)
 
+OPS = "operations"  # the operations channel's key among the due recipients
+
 
 class OverdueItems(XComValue):
     """The items open too long of the managers due now, with each manager's local date."""
@@ -44,8 +46,7 @@ def escalations(cfg: Config, start, end, *, only: str | None = None, as_of: str 
     latest = snapshot_store(cfg).latest()
     if latest is None:
         return OverdueItems()
-    snap = read_snapshot(latest.url, cfg, objects=("User", "Opportunity"))
-    users = snap["User"]
+    users = read_snapshot(latest.url, cfg, objects=("User",))["User"]
     active = users[users["is_active"]]
     managers = {str(m)[:15]: m for m in active["id"]}
     manager_of = {k: m for k, m in zip(users["key"], users["manager_id"], strict=True) if isinstance(m, str)}
@@ -57,7 +58,13 @@ def escalations(cfg: Config, start, end, *, only: str | None = None, as_of: str 
         days = {row["id"].iloc[0]: date.fromisoformat(as_of) if as_of else datetime.now(UTC).astimezone(tz).date()}
     else:
         days = due_in(start, end, dict(zip(active["id"], active["timezone"], strict=True)), cfg.schedule.escalation_at)
-    leavers = leavers_books(snap, cfg, days, everyone=not only)
+    # Leavers without an active manager: the operations channel, once a day at escalation_at in
+    # the fixed channels' zone (the opportunities are read only when someone is due).
+    ops_day = None if only else due_in(start, end, {OPS: cfg.schedule.fixed_channel_timezone}, cfg.schedule.escalation_at).get(OPS)
+    if not days and ops_day is None:
+        return OverdueItems(snapshot=latest.url)
+    opps = read_snapshot(latest.url, cfg, objects=("Opportunity",))["Opportunity"]
+    leavers = leavers_books({"User": users, "Opportunity": opps}, cfg, days, ops_day)
     if not days:
         return OverdueItems(snapshot=latest.url, leavers=leavers)
     limits = {w: wf.escalate_after_days for w, wf in cfg.enabled_workflows().items() if wf.escalate_after_days}
@@ -84,10 +91,10 @@ def escalations(cfg: Config, start, end, *, only: str | None = None, as_of: str 
     return OverdueItems(items=items, days=days, snapshot=latest.url, leavers=leavers)
 
 
-def leavers_books(snap, cfg: Config, days: dict[str, date], everyone: bool = True) -> list[dict]:
+def leavers_books(snap, cfg: Config, days: dict[str, date], ops_day: date | None = None) -> list[dict]:
     """The open opportunities whose Primary SA is an inactive user, per leaver: for their active
-    manager when due now, for the operations channel (manager None) when they have none
-    (``everyone``: a run for all managers, not one run by hand for one)."""
+    manager when due now (``days``), for the operations channel (manager None) when they have
+    none and the operations channel is due (``ops_day``)."""
     from sa_hygiene.engine.routing import Directory
 
     opps = snap["Opportunity"]
@@ -103,9 +110,10 @@ def leavers_books(snap, cfg: Config, days: dict[str, date], everyone: bool = Tru
     for leaver in sorted(books):
         manager = d.manager_id.get(leaver[:15])
         manager = due.get(str(manager)[:15]) if isinstance(manager, str) else None
-        if manager is None and (not everyone or isinstance(d.manager_id.get(leaver[:15]), str)):
-            continue  # their manager is not due now (or this run is for one manager only)
-        out.append({"leaver": leaver, "manager": manager, "opportunities": sorted(books[leaver])})
+        if manager is None and (ops_day is None or isinstance(d.manager_id.get(leaver[:15]), str)):
+            continue  # their manager is not due now, or the operations channel is not
+        day = days[manager] if manager is not None else ops_day
+        out.append({"leaver": leaver, "manager": manager, "opportunities": sorted(books[leaver]), "day": day.isoformat()})
     return out
 
 

@@ -33,12 +33,13 @@ def snap(tmp_path):
 
 def test_a_leavers_open_book_goes_to_their_manager_and_one_without_a_manager_to_operations(snap):
     cfg, snapshot = snap
-    books = leavers_books(snapshot, cfg, {BOSS["id"]: date(2026, 11, 24)})
-    assert books == [{"leaver": LEFT["id"], "manager": BOSS["id"], "opportunities": sorted(o["id"] for o in BOOK)},
-                     {"leaver": ALONE["id"], "manager": None, "opportunities": [ORPHAN["id"]]}]  # fmt: skip
-    # A manager not due now does not hear of it; a run for one manager leaves operations out.
-    assert [b["leaver"] for b in leavers_books(snapshot, cfg, {})] == [ALONE["id"]]
-    assert leavers_books(snapshot, cfg, {BOSS["id"]: date(2026, 11, 24)}, everyone=False) == books[:1]
+    day = date(2026, 11, 24)
+    books = leavers_books(snapshot, cfg, {BOSS["id"]: day}, ops_day=day)
+    assert books == [{"leaver": LEFT["id"], "manager": BOSS["id"], "opportunities": sorted(o["id"] for o in BOOK), "day": "2026-11-24"},
+                     {"leaver": ALONE["id"], "manager": None, "opportunities": [ORPHAN["id"]], "day": "2026-11-24"}]  # fmt: skip
+    # A manager not due now does not hear of it; operations only when it is their time.
+    assert [b["leaver"] for b in leavers_books(snapshot, cfg, {}, ops_day=day)] == [ALONE["id"]]
+    assert leavers_books(snapshot, cfg, {BOSS["id"]: day}) == books[:1]
 
     messages = escalation_messages([], snapshot, cfg, {BOSS["id"]: date(2026, 11, 24)}, books)
     assert [m.recipient for m in messages] == [{"type": "user", "id": BOSS["id"]},
@@ -48,7 +49,7 @@ def test_a_leavers_open_book_goes_to_their_manager_and_one_without_a_manager_to_
     assert "Lou Left is inactive — 14 opportunities need a new Primary SA" in text
     assert "Your SA hygiene digest" not in text and "need you" not in text
     assert "Ola Alone is inactive — 1 opportunity needs a new Primary SA" in str(ops.blocks)
-    assert "no active manager" in str(ops.blocks)
+    assert "no active manager" in str(ops.blocks) and ops.key.endswith(f"|{ALONE['id']}|2026-11-24")
 
 
 def test_who_changed_what_from_slack_is_in_the_operations_summary(tmp_path):
@@ -95,3 +96,28 @@ def test_wf14_tells_a_reassignment_but_not_a_first_assignment_from_slack(tmp_pat
     after = write_snapshot(tmp_path / "after", {"User": users, "Opportunity": [{**new, "sa": sa["id"]}, {**moved, "sa": sa["id"]}]})
     result = evaluate_snapshots(str(after), str(before), load_config(), date(2026, 11, 24), None, None)
     assert [a["record_id"] for a in result.alert_records() if a["workflow"] == "wf-14"] == [moved["id"]]
+
+
+def test_the_escalation_run_at_0800_sends_the_books_to_the_manager_and_operations(tmp_path):
+    """The DAG's steps end to end to the outbox: at 08:00 New York the manager gets their
+    leaver's book, operations the book of a leaver without a manager; at 09:00 nothing is due."""
+    from pathlib import Path
+
+    from sa_hygiene.delivery.outbox import OutboxSink
+    from sa_hygiene.pipeline.escalations import deliver_escalations, escalations
+    from sa_hygiene.source.store import SnapshotStore
+
+    path = tmp_path / "c.yaml"
+    path.write_text(f"store: {{url: {tmp_path / 'store'}}}\nslack: {{outbox: {tmp_path / 'outbox'}, "
+                    f"ledger_url: 'sqlite:///{tmp_path}/ledger.sqlite'}}\n")  # fmt: skip
+    cfg = load_config(path)
+    folder = write_snapshot(tmp_path / "s", {"User": [BOSS, LEFT, ALONE], "Opportunity": [*BOOK, CLOSED, ORPHAN]})
+    SnapshotStore(cfg.store.url).commit_folder(folder, datetime(2026, 11, 24, 4, tzinfo=UTC))
+    found = escalations(cfg, datetime(2026, 11, 24, 13, tzinfo=UTC), datetime(2026, 11, 24, 13, 15, tzinfo=UTC))
+    assert [(b["leaver"], b["manager"]) for b in found.leavers] == [(LEFT["id"], BOSS["id"]), (ALONE["id"], None)]
+    out = deliver_escalations(cfg, found, "esc-1")
+    assert out["sent"] == 2
+    posts = OutboxSink.posts(Path(cfg.slack.outbox) / "esc-1")
+    assert sorted(p["recipient"].get("id") or p["recipient"].get("name") for p in posts) == sorted([BOSS["id"], cfg.channels.operations])
+    later = escalations(cfg, datetime(2026, 11, 24, 14, tzinfo=UTC), datetime(2026, 11, 24, 14, 15, tzinfo=UTC))
+    assert later.leavers == [] and later.items == []
