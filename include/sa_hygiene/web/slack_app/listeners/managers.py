@@ -44,6 +44,7 @@ from sa_hygiene.web.slack_app.work import lane
 log = logging.getLogger(__name__)
 
 DB_DOWN = ":warning: The app's database is unavailable, so nothing was changed. Please try again later."
+UNTOLD = "Saved in Salesforce, but Slack does not know {name} by their Salesforce e-mail: please tell them yourself."
 COLLECTION = 200  # records per sObject Collections request
 
 
@@ -217,8 +218,9 @@ def register(app, backends: Backends) -> None:
         update_message(
             body, client, without_controls((body.get("message") or {}).get("blocks") or [], opp["id"], note)
         )
-        dm(client, snapshot, sa["id"], f":briefcase: {who.name} made you the Primary SA of "
-                                       f"{link('Opportunity', opp['id'], opp.get('name'))}.")  # fmt: skip
+        if not dm(client, snapshot, sa["id"], f":briefcase: {who.name} made you the Primary SA of "
+                                              f"{link('Opportunity', opp['id'], opp.get('name'))}."):  # fmt: skip
+            refuse(client, body, UNTOLD.format(name=esc(sa.get("name"))))
 
     @lane("salesforce")
     def reassign_all(body, client):
@@ -297,8 +299,9 @@ def register(app, backends: Backends) -> None:
         if saved:
             listed = ", ".join(link("Opportunity", i, names.get(i)) for i in saved[:30])
             more = f" and {len(saved) - 30} more" if len(saved) > 30 else ""
-            dm(client, snapshot, sa["id"], f":briefcase: {who.name} made you the Primary SA of {len(saved)} opportunities "
-                                           f"of {leaver.get('name')}: {listed}{more}.")  # fmt: skip
+            if not dm(client, snapshot, sa["id"], f":briefcase: {who.name} made you the Primary SA of {len(saved)} "
+                                                  f"opportunities of {leaver.get('name')}: {listed}{more}."):  # fmt: skip
+                refuse(client, body, UNTOLD.format(name=esc(sa.get("name"))))
 
     def record_of(snapshot, value: ManagerValue) -> tuple[str, dict]:
         # The escalated workflows' objects (a custom object's Id prefix varies by org: no prefix table).

@@ -210,6 +210,17 @@ def test_anyone_but_a_manager_is_refused_and_nothing_changes(http, people, sales
     assert not [r for r in salesforce.data_requests() if r.method == "PATCH"]
 
 
+def test_the_manager_hears_when_the_new_sa_cannot_be_told(http, people, salesforce, cfg, snapshot):
+    slack = people
+    slack.users.pop("pete@gitlab.com")  # Slack has no user with Pete's Salesforce e-mail
+    message = post(slack, "CEAST", regional_digest(cfg, snapshot))
+    send(http, click("UGAIL", "CEAST", message, ASSIGN_SA, option=PEER["id"]))
+    [note] = eventually(lambda: slack.ephemeral)
+    assert note["text"] == ("Saved in Salesforce, but Slack does not know Pete Peer by their Salesforce e-mail: "
+                            "please tell them yourself.")  # fmt: skip
+    assert salesforce.record("Opportunity", NOSA["id"])["Solution_Architect__c"] == PEER["id"]
+
+
 def test_an_sa_the_select_never_offered_is_not_assigned(http, people, salesforce, cfg, snapshot):
     slack = people
     message = post(slack, "CEAST", regional_digest(cfg, snapshot))
