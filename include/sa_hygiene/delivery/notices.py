@@ -106,9 +106,17 @@ def escalation_messages(items: list[dict], snapshot: Snapshot, cfg: Config, days
         content: list[dict] = []
         for book in books.get(manager, []):
             content += leaver_blocks(cfg, records, book["leaver"], book["opportunities"], name)
+        # A record once per message (Slack refuses a block id twice): in a leaver's book it is not
+        # listed again; reassigned within the team, it is listed under whoever has had it longest.
+        in_books = {o[:15] for book in books.get(manager, []) for o in book["opportunities"]}
+        holder: dict[str, tuple[int, str]] = {}
+        for item in team:
+            rank = (item["age_days"], item["owner"])
+            holder[item["record_id"]] = max(holder.get(item["record_id"], rank), rank)
         per_sa: dict[str, dict[tuple[str, str], list[dict]]] = defaultdict(lambda: defaultdict(list))
         for item in team:
-            per_sa[item["owner"]][(item["object"], item["record_id"])].append(item)
+            if item["record_id"][:15] not in in_books and holder[item["record_id"]][1] == item["owner"]:
+                per_sa[item["owner"]][(item["object"], item["record_id"])].append(item)
         oldest = {o: max(i["age_days"] for entries in per_sa[o].values() for i in entries) for o in per_sa}
         for owner in sorted(per_sa, key=lambda o: (-oldest[o], records.user_name(o))):
             entries = per_sa[owner]
@@ -135,7 +143,7 @@ def escalation_messages(items: list[dict], snapshot: Snapshot, cfg: Config, days
         people = "1 person" if len(per_sa) == 1 else f"{len(per_sa)} people"
         parts = (
             [f"{plural(n_records, 'record')} of {people} in your team open longer than their workflow allows"]
-            if team
+            if per_sa
             else []
         )
         parts += [f"{esc(records.user_name(b['leaver']))} is inactive: {len(b['opportunities'])} {'opportunity' if len(b['opportunities']) == 1 else 'opportunities'} "

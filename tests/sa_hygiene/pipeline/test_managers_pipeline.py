@@ -121,3 +121,21 @@ def test_the_escalation_run_at_0800_sends_the_books_to_the_manager_and_operation
     assert sorted(p["recipient"].get("id") or p["recipient"].get("name") for p in posts) == sorted([BOSS["id"], cfg.channels.operations])
     later = escalations(cfg, datetime(2026, 11, 24, 14, tzinfo=UTC), datetime(2026, 11, 24, 14, 15, tzinfo=UTC))
     assert later.leavers == [] and later.items == []
+
+
+def test_a_record_is_listed_once_per_escalation_message(snap):
+    """Slack refuses a message with a block id twice: a record reassigned within the team, or in a
+    leaver's book, is one entry."""
+    cfg, snapshot = snap
+    day = date(2026, 11, 24)
+    other = user(name="Ola Other")  # not in the snapshot: the name falls back to the Id
+    items = [{"manager": BOSS["id"], "owner": owner, "workflow": "wf-07", "object": "Opportunity", "record_id": rid,
+              "first_seen": "2026-11-10", "age_days": age}
+             for owner, rid, age in ((LEFT["id"], ORPHAN["id"], 9), (other["id"], ORPHAN["id"], 8), (LEFT["id"], BOOK[0]["id"], 9))]  # fmt: skip
+    books = leavers_books(snapshot, cfg, {BOSS["id"]: day})
+    [message] = escalation_messages(items, snapshot, cfg, {BOSS["id"]: day}, books)
+    ids = [b["block_id"] for part in [message.blocks, *[r["blocks"] if isinstance(r, dict) else r for r in message.replies]]
+           for b in part if "block_id" in b]  # fmt: skip
+    assert len(ids) == len(set(ids))
+    assert ids.count(f"esc:{ORPHAN['id']}") == 1 and f"esc:{BOOK[0]['id']}" not in ids
+    assert message.text.count("1 record of 1 person") == 1
