@@ -153,6 +153,9 @@ def problem(body: dict) -> str | None:
         return "malformed payload"
     kind = body.get("type")
     user = (body.get("user") or {}).get("id")
+    view = body.get("view")
+    if kind in ("view_submission", "view_closed") and isinstance(view, dict) and view.get("callback_id") == SNOOZE_VIEW:
+        return managing.view_problem(view) if user and view.get("id") else "unknown view"  # managers' snooze modal
     if kind == "block_actions":
         actions = body.get("actions")
         if not user or not isinstance(actions, list) or len(actions) != 1 or not isinstance(actions[0], dict):
@@ -172,8 +175,6 @@ def problem(body: dict) -> str | None:
         return None
     if kind in ("view_submission", "view_closed"):
         view = body.get("view")
-        if user and isinstance(view, dict) and view.get("callback_id") == SNOOZE_VIEW and view.get("id"):
-            return managing.view_problem(view)
         if not user or not isinstance(view, dict) or view.get("callback_id") != LOG_VIEW or not view.get("id"):
             return "unknown view"
         try:

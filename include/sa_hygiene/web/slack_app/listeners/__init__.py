@@ -1,5 +1,5 @@
 """The Slack app's listeners, one module per kind of request, as Bolt for Python's app template
-groups them: ``actions`` (buttons and menus), ``views`` (modals), ``managers`` (assign, reassign, nudge, snooze); ``commands`` and
+groups them: ``actions`` (buttons and menus), ``views`` (modals); ``commands`` and
 ``suggestions`` go beside them when the app answers those. Each module has a
 ``register(app, backends)``; every listener acknowledges first and works after the answer.
 """
@@ -7,11 +7,13 @@ groups them: ``actions`` (buttons and menus), ``views`` (modals), ``managers`` (
 from __future__ import annotations
 
 from sa_hygiene.web.slack_app.backends import Backends
-from sa_hygiene.web.slack_app.listeners import actions, managers, views
+from sa_hygiene.web.slack_app.listeners import actions, views
 
 
 def register(app, backends: Backends) -> None:
     """Every listener of the app."""
+    from sa_hygiene.web.slack_app.listeners import managers  # assign, reassign, nudge, snooze (managers.py)
+
+    managers.register(app, backends)
     actions.register(app, backends)
     views.register(app, backends)
-    managers.register(app, backends)
