@@ -256,6 +256,16 @@ class Schedule(_Model):
     retry_delay_seconds: Annotated[float, Field(gt=0)]
 
 
+class ManagerSettings(_Model):
+    """What managers do from Slack (the escalation DM, the regional digest, a leaver's book)."""
+
+    # The lengths a manager may snooze an escalated record for, in days.
+    snooze_days: Annotated[list[Annotated[int, Field(strict=True, ge=1, le=365)]], Field(min_length=1, max_length=25)] = [7, 14, 30]
+    # Per region key (``regions``), the e-mails of people who may act as that region's managers
+    # besides the Salesforce manager chain (a team lead, a regional director's deputy).
+    groups: dict[StrictStr, list[StrictStr]] = {}
+
+
 class Expectation(_Model):
     expectation: Literal[EXPECTATIONS]  # type: ignore[valid-type]
     column: StrictStr
@@ -327,6 +337,9 @@ class Workflow(_Model):
     enabled: StrictBool = True
     # An item still open after this many days goes into its recipient's manager's escalation DM.
     escalate_after_days: Annotated[int, Field(strict=True, ge=1)] | None = None
+    # What the Slack app offers on the workflow's items: ``assign_sa`` (a select of the region's
+    # active SAs on an opportunity without a Primary SA, for its managers).
+    actions: list[Literal["assign_sa"]] = []
 
 
 class Config(_Model):
@@ -347,6 +360,7 @@ class Config(_Model):
     regions: dict[StrictStr, Region]
     channels: Channels
     schedule: Schedule
+    managers: ManagerSettings = ManagerSettings()
     reasons: dict[StrictStr, StrictStr]
     workflows: dict[StrictStr, Workflow]
     # Per digest slot, the workflows a record is filed under first (then configuration order).
@@ -511,6 +525,19 @@ def _check_log_form(cfg: Config) -> list[tuple[str, str]]:
     return []
 
 
+def _check_managers(cfg: Config) -> list[tuple[str, str]]:
+    """Manager groups name regions that exist (a typo would quietly give nobody the right) and
+    e-mails; ``assign_sa`` is offered on opportunities only."""
+    out = [(f"managers.groups.{key}", f"{key!r} is not a region of 'regions'") for key in cfg.managers.groups if key not in cfg.regions]
+    out += [(f"managers.groups.{key}.{i}", f"{email!r} is not an e-mail address")
+            for key, emails in cfg.managers.groups.items() for i, email in enumerate(emails) if "@" not in email.strip()[1:-1]]  # fmt: skip
+    out += [(f"workflows.{wid}.actions", "'assign_sa' acts on opportunities only")
+            for wid, wf in cfg.workflows.items() if "assign_sa" in wf.actions and wf.object != "Opportunity"]  # fmt: skip
+    if len(set(cfg.managers.snooze_days)) != len(cfg.managers.snooze_days):
+        out.append(("managers.snooze_days", "a length is listed twice"))
+    return out
+
+
 def _check_report(cfg: Config) -> list[tuple[str, str]]:
     out = [(f"report.news_workflows.{i}", f"{wid!r} is not a workflow of 'workflows'")
            for i, wid in enumerate(cfg.report.news_workflows) if wid not in cfg.workflows]  # fmt: skip
@@ -617,7 +644,7 @@ def _load(path: str | None, _mtime: float, env: tuple[tuple[str, str], ...]) -> 
         raise ConfigError("invalid configuration:\n  " + "\n  ".join(lines)) from None
 
     problems = _check_fields(cfg) + _check_timezones(cfg) + _check_routing(cfg) + _check_workflows(cfg) + _check_report(cfg)
-    problems += _check_log_form(cfg)
+    problems += _check_log_form(cfg) + _check_managers(cfg)
     if problems:
         lines = []
         for dotted, msg in problems:

@@ -40,6 +40,7 @@ from sa_hygiene.delivery.blockkit import (
     sections,
 )
 from sa_hygiene.delivery.items import DigestRecords, ItemWriter, oldest_age, plural
+from sa_hygiene.delivery.manager_controls import leavers_notice, with_assign
 from sa_hygiene.source.snapshot import Snapshot
 
 # A digest item's "Snooze" menu option puts it away for this many days (the Slack app's snooze).
@@ -181,6 +182,9 @@ class Renderer:
                 item = sections(render(record_id, by_record[record_id], wid))
                 if group.slot == "sa_digest" and group.recipient["type"] == "user":
                     item[0] = self.with_menu(item[0], wid, wf.object, record_id, group.recipient["id"])
+                elif group.slot == "regional_digest" and group.recipient["type"] == "channel":  # managers: assign an SA
+                    wfs = [a["workflow"] for a in by_record[record_id]]
+                    item[0] = with_assign(self.cfg, self.records, item[0], record_id, wfs, group.recipient.get("name"))
                 content += item
         line = self.snoozed_line(self.snoozed.get(encode(group.recipient), {}), by_record)
         if line:
@@ -191,6 +195,9 @@ class Renderer:
             {"type": "header", "text": {"type": "plain_text", "text": self.title(group)}},
             context(summary),
         ]
+        if group.slot == "sa_digest" and group.recipient["type"] == "user":  # a leaver's items, framed as such
+            leavers = leavers_notice(self.records, group.alerts, group.recipient["id"])
+            preamble += sections(leavers) if leavers else []
         fixed = self.fixed.get(encode(group.recipient))
         if fixed:
             preamble += sections(self.fixed_line(fixed))

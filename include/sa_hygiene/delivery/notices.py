@@ -71,45 +71,121 @@ def ops_summary(
                    blocks=first, replies=replies, title=title))  # fmt: skip
 
 
-def escalation_messages(items: list[dict], snapshot: Snapshot, cfg: Config, days: dict[str, date]) -> list[Message]:
-    """One DM per manager: their team's items open longer than the workflow's
-    ``escalate_after_days``, grouped by SA, oldest first.
+def escalation_messages(items: list[dict], snapshot: Snapshot, cfg: Config, days: dict[str, date],
+                        leavers: list[dict] | None = None) -> list[Message]:  # fmt: skip
+    """One DM per manager: their leavers' books first (``leavers``: ``leaver``, ``manager``,
+    ``opportunities``), then their team's items open longer than the workflow's
+    ``escalate_after_days``, grouped by SA and then by record: one entry per record with all
+    its workflows and the SA's days on it, oldest first, each with Nudge, Snooze and Open.
+    A leaver without an active manager goes to the operations channel.
 
     ``items``: open episodes with ``manager``, ``owner`` (the User Id of the SA or owner the
     item goes to), ``first_seen`` and ``age_days``; ``days``: each manager's local date.
     """
+    from datetime import UTC, datetime
+
+    from sa_hygiene.delivery.manager_controls import escalation_controls, leaver_blocks
+
+    leavers = leavers or []
     records = DigestRecords(snapshot, cfg)
-    for obj in ("Opportunity", "Task"):
-        records.prepare(obj, [i["record_id"] for i in items if i["object"] == obj])
+    books_opps = [o for book in leavers for o in book["opportunities"]]
+    for obj in ("Opportunity", "Task"):  # one prepare per object: a second would replace the first
+        records.prepare(obj, [i["record_id"] for i in items if i["object"] == obj] + (books_opps if obj == "Opportunity" else []))
     by_manager: dict[str, list[dict]] = defaultdict(list)
     for item in items:
         by_manager[item["manager"]].append(item)
+    books: dict[str | None, list[dict]] = defaultdict(list)
+    for book in leavers:
+        books[book["manager"]].append(book)
     messages = []
-    for manager in sorted(by_manager):
-        team = by_manager[manager]
+    for manager in sorted(set(by_manager) | {m for m in books if m is not None}):
+        team = by_manager.get(manager, [])
         day = days[manager]
         name = records.user_name(manager)
         title = esc(f"{ESCALATION_TITLE} · {name} · {day:%a %d %b}")
-        per_sa: dict[str, list[dict]] = defaultdict(list)
-        for item in team:
-            per_sa[item["owner"]].append(item)
         content: list[dict] = []
-        for owner in sorted(per_sa, key=lambda o: (-max(i["age_days"] for i in per_sa[o]), records.user_name(o))):
-            lines = [f"*{esc(records.user_name(owner))}* ({len(per_sa[owner])})"]
-            for i in sorted(per_sa[owner], key=lambda i: (-i["age_days"], i["record_id"])):
-                row = records.row(i["object"], i["record_id"]) or {}
-                label = row.get("name") or row.get("subject") or i["record_id"]
-                title_wf = cfg.workflows[i["workflow"]].title if i["workflow"] in cfg.workflows else i["workflow"]
-                lines.append(f"• {records.link(i['object'], i['record_id'], label)}: {esc(title_wf)}, "
-                             f"open {plural(i['age_days'], 'day')} (since {i['first_seen']})")  # fmt: skip
-            content += [{"type": "divider"}, *sections("\n".join(lines))]
+        for book in books.get(manager, []):
+            content += leaver_blocks(cfg, records, book["leaver"], book["opportunities"], name)
+        # A record once per message (Slack refuses a block id twice): in a leaver's book it is not
+        # listed again; reassigned within the team, it is listed under whoever has had it longest.
+        in_books = {o[:15] for book in books.get(manager, []) for o in book["opportunities"]}
+        holder: dict[str, tuple[int, str]] = {}
+        for item in team:
+            rank = (item["age_days"], item["owner"])
+            holder[item["record_id"]] = max(holder.get(item["record_id"], rank), rank)
+        per_sa: dict[str, dict[tuple[str, str], list[dict]]] = defaultdict(lambda: defaultdict(list))
+        for item in team:
+            if item["record_id"][:15] not in in_books and holder[item["record_id"]][1] == item["owner"]:
+                per_sa[item["owner"]][(item["object"], item["record_id"])].append(item)
+        oldest = {o: max(i["age_days"] for entries in per_sa[o].values() for i in entries) for o in per_sa}
+        for owner in sorted(per_sa, key=lambda o: (-oldest[o], records.user_name(o))):
+            entries = per_sa[owner]
+            content += [
+                {"type": "divider"},
+                *sections(f"*{esc(records.user_name(owner))}* ({plural(len(entries), 'record')})"),
+            ]
+            for (obj, record_id), its in sorted(
+                entries.items(), key=lambda e: (-max(i["age_days"] for i in e[1]), e[0][1])
+            ):
+                row = records.row(obj, record_id) or {}
+                label = row.get("name") or row.get("subject") or record_id
+                age = max(i["age_days"] for i in its)
+                since = min(i["first_seen"] for i in its)
+                lines = [f"*{records.link(obj, record_id, label)}* · {esc(records.user_name(owner))}'s: "
+                         f"open {plural(age, 'day')} (since {since})"]  # fmt: skip
+                for wid in dict.fromkeys(i["workflow"] for i in sorted(its, key=lambda i: -i["age_days"])):
+                    lines.append(f"• {esc(cfg.workflows[wid].title if wid in cfg.workflows else wid)}")
+                entry = sections("\n".join(lines))
+                entry[0]["block_id"] = f"item:{record_id}"
+                controls = escalation_controls(cfg, obj, record_id, owner)
+                content += entry + ([controls] if controls else [])
+        n_records = sum(len(e) for e in per_sa.values())
         people = "1 person" if len(per_sa) == 1 else f"{len(per_sa)} people"
-        summary = f"{plural(len(team), 'item')} of {people} in your team open longer than their workflow allows"
+        parts = (
+            [f"{plural(n_records, 'record')} of {people} in your team open longer than their workflow allows"]
+            if per_sa
+            else []
+        )
+        parts += [f"{esc(records.user_name(b['leaver']))} is inactive: {len(b['opportunities'])} {'opportunity' if len(b['opportunities']) == 1 else 'opportunities'} "
+                  "to reassign" for b in books.get(manager, [])]  # fmt: skip
+        summary = "; ".join(parts)
         preamble = [{"type": "header", "text": {"type": "plain_text", "text": title}}, context(esc(summary))]
         first, replies = paginate(preamble, content, title)
         recipient = {"type": "user", "id": manager}
-        messages.append(fit_message(Message(
-            key=f"escalation|{encode(recipient)}|{day.isoformat()}", slot="escalation", recipient=recipient,
-            email=records.email(manager), fallbacks=fallbacks(recipient, records),
-            text=f"{title}: {esc(summary)}", blocks=first, replies=replies, title=title)))
+        messages.append(
+            fit_message(
+                Message(
+                    key=f"escalation|{encode(recipient)}|{day.isoformat()}",
+                    slot="escalation",
+                    recipient=recipient,
+                    email=records.email(manager),
+                    fallbacks=fallbacks(recipient, records),
+                    text=f"{title}: {esc(summary)}",
+                    blocks=first,
+                    replies=replies,
+                    title=title,
+                )
+            )
+        )
+    for book in books.get(None, []):
+        today = date.fromisoformat(book.get("day") or datetime.now(UTC).date().isoformat())
+        title = esc(f"{records.user_name(book['leaver'])} is inactive · {today:%a %d %b}")
+        first, replies = paginate([{"type": "header", "text": {"type": "plain_text", "text": title}}],
+                                  leaver_blocks(cfg, records, book["leaver"], book["opportunities"], None), title)  # fmt: skip
+        channel = {"type": "channel", "name": cfg.channels.operations}
+        messages.append(
+            fit_message(
+                Message(
+                    key=f"leaver|{encode(channel)}|{book['leaver']}|{today.isoformat()}",
+                    slot="escalation",
+                    recipient=channel,
+                    email=None,
+                    fallbacks=(),
+                    text=title,
+                    blocks=first,
+                    replies=replies,
+                    title=title,
+                )
+            )
+        )
     return messages

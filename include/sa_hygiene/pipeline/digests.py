@@ -47,6 +47,12 @@ def deliver_digests(
     sink = sink if sink is not None else open_sink(cfg, run_id, delivery="outbox" if dry_run else None)
     report = deliver_messages(messages, cfg, run_id, sink=sink, ledger_url=ledger_url)
     notes = [n for n in (run.notice, run.changes_notice) if n and messages]
+    if with_quarantine:  # the day's operations summary also says who changed what from Slack (yesterday, UTC)
+        from datetime import timedelta
+
+        from sa_hygiene.pipeline.escalations import slack_writes_notes
+
+        notes += slack_writes_notes(cfg, as_of - timedelta(days=1), state_url)
     summary = ops_summary(
         cfg, as_of, run_id, quarantine=current.quarantine if with_quarantine else None,
         unrouted=sum(1 for a in annotated.alerts if a.get("unrouted")), unknown_users=report.unknown_users,

@@ -18,6 +18,8 @@ from sa_hygiene.state.alerts import open_state
 
 log = logging.getLogger(__name__)
 
+OPS = "operations"  # the operations channel's key among the due recipients
+
 
 class OverdueItems(XComValue):
     """The items open too long of the managers due now, with each manager's local date."""
@@ -25,6 +27,9 @@ class OverdueItems(XComValue):
     items: list[dict] = []  # manager, owner, workflow, object, record_id, first_seen (ISO date), age_days
     days: dict[str, date] = {}  # {manager's User Id: their local date}
     snapshot: str | None = None  # the snapshot the managers and owners were read from
+    # Leavers' books: inactive users still Primary SA of open opportunities, for their active
+    # manager due now, or (manager None) for the operations channel.
+    leavers: list[dict] = []  # leaver, manager, opportunities
 
 
 def escalations(cfg: Config, start, end, *, only: str | None = None, as_of: str | None = None,
@@ -53,8 +58,15 @@ def escalations(cfg: Config, start, end, *, only: str | None = None, as_of: str 
         days = {row["id"].iloc[0]: date.fromisoformat(as_of) if as_of else datetime.now(UTC).astimezone(tz).date()}
     else:
         days = due_in(start, end, dict(zip(active["id"], active["timezone"], strict=True)), cfg.schedule.escalation_at)
-    if not days:
+    # Leavers without an active manager: the operations channel, once a day at escalation_at in
+    # the fixed channels' zone (the opportunities are read only when someone is due).
+    ops_day = None if only else due_in(start, end, {OPS: cfg.schedule.fixed_channel_timezone}, cfg.schedule.escalation_at).get(OPS)
+    if not days and ops_day is None:
         return OverdueItems(snapshot=latest.url)
+    opps = read_snapshot(latest.url, cfg, objects=("Opportunity",))["Opportunity"]
+    leavers = leavers_books({"User": users, "Opportunity": opps}, cfg, days, ops_day)
+    if not days:
+        return OverdueItems(snapshot=latest.url, leavers=leavers)
     limits = {w: wf.escalate_after_days for w, wf in cfg.enabled_workflows().items() if wf.escalate_after_days}
     with open_state(cfg, state_url) as state:
         episodes = state.open_episodes()
@@ -76,7 +88,33 @@ def escalations(cfg: Config, start, end, *, only: str | None = None, as_of: str 
             if age >= limits[e["workflow"]]:
                 items.append({"manager": manager, "owner": who["id"], "workflow": e["workflow"], "object": e["object"],
                               "record_id": e["record_id"], "first_seen": since.isoformat(), "age_days": age})  # fmt: skip
-    return OverdueItems(items=items, days=days, snapshot=latest.url)
+    return OverdueItems(items=items, days=days, snapshot=latest.url, leavers=leavers)
+
+
+def leavers_books(snap, cfg: Config, days: dict[str, date], ops_day: date | None = None) -> list[dict]:
+    """The open opportunities whose Primary SA is an inactive user, per leaver: for their active
+    manager when due now (``days``), for the operations channel (manager None) when they have
+    none and the operations channel is due (``ops_day``)."""
+    from sa_hygiene.engine.routing import Directory
+
+    opps = snap["Opportunity"]
+    d = Directory(snap["User"], cfg)
+    inactive = set(d.active.index[~d.active.to_numpy(bool)])
+    open_opps = opps[(opps["is_closed"] != True) & opps["sa"].notna()]  # noqa: E712 - a nullable column
+    books: dict[str, list[str]] = {}
+    for opp, sa in zip(open_opps["id"], open_opps["sa"], strict=True):
+        if isinstance(sa, str) and sa[:15] in inactive:
+            books.setdefault(d.users.at[sa[:15], "id"], []).append(opp)
+    due = {str(m)[:15]: m for m in days}
+    out = []
+    for leaver in sorted(books):
+        manager = d.manager_id.get(leaver[:15])
+        manager = due.get(str(manager)[:15]) if isinstance(manager, str) else None
+        if manager is None and (ops_day is None or isinstance(d.manager_id.get(leaver[:15]), str)):
+            continue  # their manager is not due now, or the operations channel is not
+        day = days[manager] if manager is not None else ops_day
+        out.append({"leaver": leaver, "manager": manager, "opportunities": sorted(books[leaver]), "day": day.isoformat()})
+    return out
 
 
 def deliver_escalations(cfg: Config, found: OverdueItems, run_id: str, *, dry_run: bool = False, sink=None) -> dict:
@@ -84,12 +122,37 @@ def deliver_escalations(cfg: Config, found: OverdueItems, run_id: str, *, dry_ru
     from sa_hygiene.delivery.notices import escalation_messages
     from sa_hygiene.source.snapshot import read_snapshot
 
-    if not found.items:
+    if not found.items and not found.leavers:
         return {"messages": 0, "sent": 0}
     snapshot = read_snapshot(found.snapshot, cfg)
-    messages = escalation_messages(found.items, snapshot, cfg, dict(found.days))
+    messages = escalation_messages(found.items, snapshot, cfg, dict(found.days), found.leavers)
     sink = sink if sink is not None else open_sink(cfg, run_id, delivery="outbox" if dry_run else None)
     report = deliver_messages(messages, cfg, run_id, sink=sink)
     report.raise_for_failures()
     return {"messages": len(messages), "sent": len(report.sent), "already_sent": len(report.already_sent),
             "items": len(found.items)}  # fmt: skip
+
+
+# Writes from Slack named one by one in the operations summary; the rest are counted.
+WRITES_SHOWN = 50
+
+
+def slack_writes_notes(cfg: Config, day: date, state_url: str | None = None) -> list[str]:
+    """The operations channel's daily lines on what managers changed in Salesforce from Slack on
+    ``day`` (UTC): who changed which field of which record, from what to what, and whether
+    Salesforce saved it."""
+    from sa_hygiene.state.db import DatabaseError
+    from sa_hygiene.state.manager_actions import ManagerActions, write_line
+
+    try:
+        with ManagerActions(state_url or cfg.state_url) as actions:
+            rows = actions.writes_on(day)
+    except DatabaseError as exc:
+        return [f"Changes made from Slack on {day.isoformat()} could not be read: {exc}"]
+    if not rows:
+        return []
+    lines = [f"{len(rows)} change(s) made in Salesforce from Slack on {day.isoformat()}:"]
+    lines += [write_line(r) for r in rows[:WRITES_SHOWN]]
+    if len(rows) > WRITES_SHOWN:
+        lines.append(f"• and {len(rows) - WRITES_SHOWN} more")
+    return ["\n".join(lines)]

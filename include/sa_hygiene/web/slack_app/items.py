@@ -23,6 +23,8 @@ from sa_hygiene.delivery.blockkit import (
     is_salesforce_id,
     item_value,
 )
+from sa_hygiene.delivery.manager_controls import SNOOZE_VIEW
+from sa_hygiene.web.slack_app import managing
 
 LOG_VIEW = "sa_log_form"  # callback_id of the log-it modal
 CONTACT_VIEW = "sa_contact_form"  # callback_id of the create-contact modal (/sa-create)
@@ -170,11 +172,16 @@ def problem(body: dict) -> str | None:
         return "malformed payload"
     kind = body.get("type")
     user = (body.get("user") or {}).get("id")
+    view = body.get("view")
+    if kind in ("view_submission", "view_closed") and isinstance(view, dict) and view.get("callback_id") == SNOOZE_VIEW:
+        return managing.view_problem(view) if user and view.get("id") else "unknown view"  # managers' snooze modal
     if kind == "block_actions":
         actions = body.get("actions")
         if not user or not isinstance(actions, list) or len(actions) != 1 or not isinstance(actions[0], dict):
             return "malformed block action"
         a = actions[0]
+        if managing.is_manager_action(a.get("action_id")):  # assign, reassign, nudge, snooze: managing.py
+            return managing.action_problem(body, a)
         if a.get("action_id") not in ACTIONS:
             return "unknown action"
         if a["action_id"] == OPEN_LINK:

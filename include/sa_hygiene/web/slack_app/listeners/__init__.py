@@ -12,6 +12,9 @@ from sa_hygiene.web.slack_app.listeners import actions, commands, suggestions, v
 
 def register(app, backends: Backends) -> None:
     """Every listener of the app."""
+    from sa_hygiene.web.slack_app.listeners import managers  # assign, reassign, nudge, snooze (managers.py)
+
+    managers.register(app, backends)
     actions.register(app, backends)
     views.register(app, backends)
     suggestions.register(app, backends)
