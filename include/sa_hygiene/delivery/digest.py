@@ -33,6 +33,7 @@ from sa_hygiene.delivery.blockkit import (
     context,
     esc,
     fit_message,
+    fix_button,
     is_salesforce_id,
     item_value,
     paginate,
@@ -98,6 +99,14 @@ class Renderer:
             menu = {"type": "button", "action_id": OPEN_LINK, "text": {"type": "plain_text", "text": "Open"}, "url": url}
         return {**block, "block_id": f"item:{record_id}", "accessory": menu}
 
+    def fix_actions(self, record_id: str, alerts: list[dict]) -> list[dict]:
+        """The fix buttons of a DM item (its workflows' ``fix``), in a block of their own under it:
+        a section has one accessory, the menu's."""
+        fixes = list(dict.fromkeys(f for a in alerts for f in self.cfg.workflows[a["workflow"]].fix))
+        if not fixes or not is_salesforce_id(record_id):
+            return []
+        return [{"type": "actions", "block_id": f"fix:{record_id}", "elements": [fix_button(f, record_id) for f in fixes]}]
+
     def meeting(self, alert: dict) -> list[dict]:
         e = self.records.row("Event", alert["record_id"]) or {}
         # Customers on generic mail domains are external too (WORKFLOWS.md); show names, not addresses.
@@ -130,6 +139,9 @@ class Renderer:
                                suggested if is_salesforce_id(suggested) else "")  # fmt: skip
             elements.insert(0, {"type": "button", "action_id": LOG_IT, "style": "primary",
                                 "text": {"type": "plain_text", "text": "Log it"}, "value": value})  # fmt: skip
+            wf = self.cfg.workflows.get(alert["workflow"])
+            if wf is not None and obj == "Opportunity":  # the handbook's "Update Opportunity" button
+                elements[1:1] = [fix_button(f, record_id) for f in wf.fix]
         else:
             link["style"] = "primary"
         return [*sections(text), {"type": "actions", "elements": elements}]
@@ -181,6 +193,11 @@ class Renderer:
                 item = sections(render(record_id, by_record[record_id], wid))
                 if group.slot == "sa_digest" and group.recipient["type"] == "user":
                     item[0] = self.with_menu(item[0], wid, wf.object, record_id, group.recipient["id"])
+                    item += self.fix_actions(record_id, by_record[record_id])
+                reopened = next((a["fix_reopened"] for a in by_record[record_id] if a.get("fix_reopened")), None)
+                if reopened:  # a fix from Slack that the next evaluation did not confirm
+                    item.append(context(f":leftwards_arrow_with_hook: Updated from Slack by {esc(reopened['by'])} on "
+                                        f"{esc(reopened['on'])}, but the rules still flag it: reopened."))  # fmt: skip
                 content += item
         line = self.snoozed_line(self.snoozed.get(encode(group.recipient), {}), by_record)
         if line:

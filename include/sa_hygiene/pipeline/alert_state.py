@@ -71,6 +71,7 @@ def annotate_digest(cfg: Config, as_of: date, alerts: list[dict], *, state_url: 
                 if (until := snoozed.get((a["workflow"], key_of(a["record_id"])))) is not None:
                     mine = snoozed_for.setdefault(encode(a["recipient"]), {})
                     mine[a["record_id"]] = max(mine.get(a["record_id"], ""), until["until"].isoformat())
+            kept = _with_fixes(state, kept)
             dm = {encode(a["recipient"]) for a in kept if a["recipient"]["type"] == "user" and a["slot"] == "sa_digest"}
             fixed = _fixed_since_last_digest(cfg, state, dm, as_of)
         finally:
@@ -79,6 +80,24 @@ def annotate_digest(cfg: Config, as_of: date, alerts: list[dict], *, state_url: 
         log.warning("alert state unavailable: %s", exc)
         return DigestAnnotations(alerts, notes=[_state_down(exc)])
     return DigestAnnotations(kept, fixed, len(annotated) - len(kept), snoozed_for, state_read=True)
+
+
+def _with_fixes(state, alerts: list[dict]) -> list[dict]:
+    """Fixes from the Slack app: an item fixed but not yet seen by an evaluation is left out (no
+    nagging about what was fixed an hour ago); one the next evaluation still raised carries
+    ``fix_reopened`` (who fixed it, when), and its item says so."""
+    from sa_hygiene.state.alerts import PENDING, REOPENED, key_of
+
+    made = state.fixes()
+    out = []
+    for a in alerts:
+        fix = made.get((a["workflow"], key_of(a["record_id"])))
+        if fix is not None and fix["status"] == PENDING:
+            continue
+        if fix is not None and fix["status"] == REOPENED and fix["fixed_at"].date().isoformat() >= a.get("first_seen", ""):
+            a = {**a, "fix_reopened": {"by": fix["fixed_by"], "on": fix["fixed_at"].date().isoformat()}}
+        out.append(a)
+    return out
 
 
 def _fixed_since_last_digest(cfg: Config, state, recipients: set[str], as_of: date) -> dict[str, list[dict]]:

@@ -20,12 +20,14 @@ from sa_hygiene.delivery.blockkit import (
     LOG_IT,
     OPEN_LINK,
     OPTION_VALUE_CHARS,
+    UPDATE_TECH_EVAL,
     is_salesforce_id,
     item_value,
 )
 
 LOG_VIEW = "sa_log_form"  # callback_id of the log-it modal
-ACTIONS = {ITEM_MENU, LOG_IT, OPEN_LINK}
+TECH_EVAL_VIEW = "sa_tech_eval_form"  # callback_id of the "Update tech evaluation" modal
+ACTIONS = {ITEM_MENU, LOG_IT, OPEN_LINK, UPDATE_TECH_EVAL}
 KINDS = {"snooze", "notmine", "open", "log"}  # what an item's value says to do
 WORKFLOW_ID = re.compile(r"[A-Za-z0-9_.-]{1,60}")
 
@@ -160,6 +162,8 @@ def problem(body: dict) -> str | None:
             return "unknown action"
         if a["action_id"] == OPEN_LINK:
             return None
+        if a["action_id"] == UPDATE_TECH_EVAL:  # its value is an opportunity's Id, nothing more
+            return None if is_opportunity_id(a.get("value")) and body.get("trigger_id") else "malformed action value"
         item = decode_item(action_value(a))
         if item is None or (item.kind == "log") != (a["action_id"] == LOG_IT):
             return "malformed action value"
@@ -168,6 +172,8 @@ def problem(body: dict) -> str | None:
         return None
     if kind in ("view_submission", "view_closed"):
         view = body.get("view")
+        if user and isinstance(view, dict) and view.get("callback_id") == TECH_EVAL_VIEW and view.get("id"):
+            return tech_eval_view_problem(view)
         if not user or not isinstance(view, dict) or view.get("callback_id") != LOG_VIEW or not view.get("id"):
             return "unknown view"
         try:
@@ -178,6 +184,23 @@ def problem(body: dict) -> str | None:
             return "malformed view"
         return None
     return "unknown request type"
+
+
+def is_opportunity_id(value: Any) -> bool:
+    return is_salesforce_id(value) and value.startswith("006")
+
+
+def tech_eval_view_problem(view: dict) -> str | None:
+    """The tech evaluation modal carries the opportunity's Id and where its button was."""
+    try:
+        meta = json.loads(view.get("private_metadata") or "")
+    except ValueError:
+        return "malformed view"
+    if not isinstance(meta, dict) or not is_opportunity_id(meta.get("opp")):
+        return "malformed view"
+    if not all(isinstance(meta.get(k, ""), str) for k in ("channel", "ts")):
+        return "malformed view"
+    return None
 
 
 NOT_SENT = "That item is not one this app sent you: nothing was changed."
