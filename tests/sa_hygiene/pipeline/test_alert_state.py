@@ -270,3 +270,30 @@ def test_a_report_before_the_first_recorded_evaluation_shows_no_ages(tmp_path):
     html = Path(write_report(cfg, as_of=date(2026, 11, 16))["report"]).read_text()
     memory = html[html.index('<section id="memory">'):html.index('<section id="evaluations">')]
     assert "No alert memory" in memory and "Median age" not in memory
+
+
+FIX_WORKFLOWS = ["wf-06", "wf-07", "wf-15", "te-consistency", "te-stalled"]  # the workflows.yaml entries with fix: [tech_eval]
+
+
+def test_a_fix_from_slack_counts_at_once_and_the_next_evaluation_confirms_or_reopens_it(tmp_path):
+    cfg = config(tmp_path)
+    day = date(2026, 11, 16)
+    snapshot_day(cfg, tmp_path, day, [OLD, FIXED])
+    record_stored_evaluations(cfg)
+    with open_state(cfg) as state:  # both written from Slack at 10:00; only FIXED's write held
+        for opp in (OLD, FIXED):
+            state.mark_fixed(FIX_WORKFLOWS, opp["id"], "Sam Architect", {"te_end": "2026-11-15"},
+                             datetime(2026, 11, 16, 10, tzinfo=UTC))  # fmt: skip
+    _, posts = dm(cfg, tmp_path, day)
+    assert not posts  # the 16:00 digest does not nag about what was fixed at 10:00
+    nxt = date(2026, 11, 17)
+    snapshot_day(cfg, tmp_path, nxt, [OLD, {**FIXED, "te_end": "2026-11-15", "te_status": "Win", "te_details": "Won it."}])
+    record_stored_evaluations(cfg)
+    with open_state(cfg) as state:
+        settled = {(w, f["record_id"], f["status"]) for (w, _), f in state.fixes().items()}
+    assert {("wf-06", OLD["id"], "reopened"), ("wf-06", FIXED["id"], "fixed"), ("wf-15", FIXED["id"], "fixed")} <= settled
+    _, posts = dm(cfg, tmp_path, nxt)
+    body = text_of(posts[0])
+    assert "Old Co - Premium" in body and "Updated from Slack by Sam Architect on 2026-11-16, but the rules still flag it" in body
+    assert "Fixed Co - Ultimate" not in body  # confirmed: its episodes ended fixed
+    assert body.count("still flag it") == 1  # one note per item, whatever its workflows
