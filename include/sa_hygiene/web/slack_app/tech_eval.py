@@ -111,29 +111,44 @@ def record_of(cfg: Config, snapshot: Snapshot, opportunity_id: str, pending: Map
                   str(r.get("stage") or ""), options)  # fmt: skip
 
 
-def as_of_row(cfg: Config, snapshot: Snapshot, opportunity_id: str, form: Mapping[str, str | None], as_of: date) -> pd.DataFrame:
-    """The record's row of the engine's opportunities frame as it will be once ``form`` is saved:
-    the snapshot's row with the form's values typed as a snapshot types them, its activities (the
-    stalled rule reads them) and the users (the Directory), prepared by the engine itself."""
-    opp = _row(snapshot, "Opportunity", opportunity_id).copy()
+def as_of_frame(cfg: Config, snapshot: Snapshot, forms: Mapping[str, Mapping[str, str | None]], as_of: date) -> pd.DataFrame:
+    """The records' rows of the engine's opportunities frame as they will be once each one's form
+    (``forms``: opportunity Id -> form) is saved: the snapshot's rows with the forms' values typed
+    as a snapshot types them, their activities (the stalled rule reads them) and the users they
+    name, prepared by the engine itself. Only what the rows reference is handed over, so a form
+    is checked in well under Slack's three seconds whatever the size of the org."""
+    opps = snapshot["Opportunity"]
+    keys = {k[:15]: k for k in forms}
+    opp = opps[opps["key"].isin(list(keys))].drop_duplicates("key").copy()
     if opp.empty:
         return pd.DataFrame()
+    given = [forms[keys[k]] for k in opp["key"]]
     for f in FIELDS:
-        value = form.get(f)
+        values = [g.get(f) or None for g in given]
         if f in DATES:
-            opp[f] = pd.Series([pd.to_datetime(value, errors="coerce") if value else pd.NaT], index=opp.index).astype(opp[f].dtype)
+            opp[f] = pd.Series(pd.to_datetime(pd.Series(values, dtype=object), errors="coerce").to_numpy(), index=opp.index).astype(opp[f].dtype)
         else:
-            opp[f] = pd.Series([value if value else None], index=opp.index, dtype=opp[f].dtype)
+            opp[f] = pd.Series(values, index=opp.index, dtype=opp[f].dtype)
+    users = snapshot["User"]
+    named = {str(v)[:15] for f in ("owner_id", "sa") for v in opp[f].dropna()}
     tasks = snapshot["Task"]
-    tasks = tasks[tasks["what_id"].str.slice(0, 15) == opportunity_id[:15]]
-    mini = Snapshot({**snapshot.tables, "Opportunity": opp, "Task": tasks}, snapshot.quarantine.iloc[0:0], snapshot.path)
+    tables = {**snapshot.tables, "Opportunity": opp, "User": users[users["key"].isin(list(named))],
+              "Task": tasks[tasks["what_id"].str.slice(0, 15).isin(list(keys))]}  # fmt: skip
+    mini = Snapshot(tables, snapshot.quarantine.iloc[0:0], snapshot.path)
     frames, _ = prepare_frames(mini, None, cfg, RunWindow.of(as_of), only={"opportunities"})
     return frames["opportunities"]
+
+
+def as_of_row(cfg: Config, snapshot: Snapshot, opportunity_id: str, form: Mapping[str, str | None], as_of: date) -> pd.DataFrame:
+    """One record's row as it will be once ``form`` is saved (``as_of_frame``)."""
+    return as_of_frame(cfg, snapshot, {opportunity_id: form}, as_of)
 
 
 def flagged(cfg: Config, frame: pd.DataFrame, as_of: date) -> dict[Any, list[tuple[str, Any]]]:
     """{row label: [(workflow, expectation)]} of what the fix workflows' rules flag on the form's
     fields in ``frame`` (an opportunities frame): the engine's predicates, row by row."""
+    if frame.empty:
+        return {}
     params = {**cfg.params(), "as_of": pd.Timestamp(as_of)}
     out: dict[Any, list[tuple[str, Any]]] = {}
     for wid, wf in fix_workflows(cfg).items():
@@ -144,20 +159,23 @@ def flagged(cfg: Config, frame: pd.DataFrame, as_of: date) -> dict[Any, list[tup
     return {label: out[label] for label in frame.index if label in out}
 
 
+def words(cfg: Config, found: list[tuple[str, Any]]) -> dict[str, str]:
+    """{block id: the rules' own words} for what ``flagged`` found on one row: a reason's wording,
+    else the workflow's call to action (the first per field)."""
+    errors: dict[str, str] = {}
+    for wid, e in found:
+        wf = cfg.workflows[wid]
+        errors.setdefault(e.column, cfg.reasons.get(e.reason or "") or wf.message.text or wf.title)
+    return errors
+
+
 def refusals(cfg: Config, snapshot: Snapshot, opportunity_id: str, form: Mapping[str, str | None], as_of: date) -> dict[str, str]:
     """{block id: the rules' own words} of what the form refuses; empty when it may be saved."""
-    errors: dict[str, str] = {}
-    for f in DATES:
-        if form.get(f) and pd.isna(pd.to_datetime(form[f], errors="coerce")):
-            errors[f] = "not a date"
+    errors = {f: "not a date" for f in DATES if form.get(f) and pd.isna(pd.to_datetime(form[f], errors="coerce"))}
     if errors:
         return errors
     row = as_of_row(cfg, snapshot, opportunity_id, form, as_of)
-    for _wid, e in next(iter(flagged(cfg, row, as_of).values()), []):
-        wf = cfg.workflows[_wid]
-        words = cfg.reasons.get(e.reason or "") or wf.message.text or wf.title
-        errors.setdefault(e.column, words)
-    return errors
+    return words(cfg, next(iter(flagged(cfg, row, as_of).values()), []))
 
 
 def changes(cfg: Config, record: Record, form: Mapping[str, str | None]) -> dict[str, str | None]:
