@@ -165,6 +165,9 @@ def test_a_valid_form_writes_once_marks_the_item_and_records_a_pending_fix(http,
     assert "Tech evaluation updated by Sam Architect" in json.dumps(blocks)
     assert UPDATE_TECH_EVAL not in json.dumps(blocks)
     assert "Saved in Salesforce" in json.dumps(slack.views[view["id"]])
+    # What was typed (``<!here>`` in the details) reaches no channel, escaped or not, and no view raw.
+    assert not any("!here" in json.dumps(c.args) for c in slack.calls("chat.postMessage", "chat.update", "chat.postEphemeral"))
+    assert "<!here>" not in json.dumps(slack.views[view["id"]])
     with AlertState(state_url) as state:
         [fix] = state.fixes().values()
     assert (fix["workflow"], fix["status"], fix["fixed_by"]) == ("wf-06", PENDING, "Sam Architect")
