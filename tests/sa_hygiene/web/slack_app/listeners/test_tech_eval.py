@@ -24,6 +24,7 @@ from sa_hygiene.state.alerts import PENDING, AlertState
 from sa_hygiene.web.slack_app.items import TECH_EVAL_VIEW
 
 pytestmark = pytest.mark.integration
+WAIT = 60.0  # seconds the work after an answer may take on a busy machine
 
 BOSS = user(name="Bea Director", email="bea@gitlab.com", role_type="SA Manager")
 MIA_UP = {**MIA, "manager_id": BOSS["id"]}  # Sam -> Mia -> Bea: Bea leads Sam two levels up
@@ -87,7 +88,7 @@ def click(http, message: dict, slack_user: str = "USAM", record: dict = OPEN):
 def opened(http, slack, record: dict = OPEN, slack_user: str = "USAM") -> dict:
     message = digest(slack, record)
     assert click(http, message, slack_user, record).status_code == 200
-    return eventually(lambda: list(slack.views.values()))[0]
+    return eventually(lambda: list(slack.views.values()), timeout=WAIT)[0]
 
 
 def submit(view: dict, slack_user: str = "USAM", **values) -> dict:
@@ -152,7 +153,7 @@ def test_a_valid_form_writes_once_marks_the_item_and_records_a_pending_fix(http,
     body = submit(view, **GOOD)
     first, second = send(http, body), send(http, body)  # a double click on Save
     assert first.json()["response_action"] == "update" and second.json()["response_action"] == "update"
-    done = eventually(lambda: slack.calls("chat.update"))
+    done = eventually(lambda: slack.calls("chat.update"), timeout=WAIT)
     time.sleep(0.5)
     patches = [r for r in salesforce.data_requests() if r.method == "PATCH"]
     assert len(patches) == 1
@@ -185,7 +186,7 @@ def test_a_slack_retry_of_the_submission_writes_once(http, slack, salesforce):
     assert http.post("/events", content=raw, headers=headers).status_code == 200
     retried = http.post("/events", content=raw, headers={**headers, "X-Slack-Retry-Num": "1", "X-Slack-Retry-Reason": "http_timeout"})
     assert retried.status_code == 200
-    eventually(lambda: slack.calls("chat.update"))
+    eventually(lambda: slack.calls("chat.update"), timeout=WAIT)
     time.sleep(0.5)
     assert len([r for r in salesforce.data_requests() if r.method == "PATCH"]) == 1
 
@@ -194,7 +195,7 @@ def test_a_validation_rule_keeps_the_form_open_with_everything_typed(http, slack
     salesforce.rule("Opportunity", lambda r: "Close details need a ticket number" if r.get(sf_field("te_status")) == "Win" else None)
     view = opened(http, slack)
     send(http, submit(view, **GOOD))
-    shown = eventually(lambda: [c for c in slack.calls("views.update") if "Salesforce did not save it" in json.dumps(c.args)])
+    shown = eventually(lambda: [c for c in slack.calls("views.update") if "Salesforce did not save it" in json.dumps(c.args)], timeout=WAIT)
     form = shown[0].args["view"]
     form = json.loads(form) if isinstance(form, str) else form
     assert "Close details need a ticket number" in json.dumps(form["blocks"])
@@ -209,8 +210,8 @@ def test_an_expired_session_is_renewed_and_the_write_goes_through_once(http, sla
     view = opened(http, slack)
     salesforce.fail("expire_session", when=lambda r: r.method == "PATCH")
     send(http, submit(view, **GOOD))
-    eventually(lambda: salesforce.record("Opportunity", OPEN["id"])[sf_field("te_status")] == "Win")
-    eventually(lambda: slack.calls("chat.update"))
+    eventually(lambda: salesforce.record("Opportunity", OPEN["id"])[sf_field("te_status")] == "Win", timeout=WAIT)
+    eventually(lambda: slack.calls("chat.update"), timeout=WAIT)
 
 
 def test_a_closed_opportunity_becomes_a_chatter_post_to_sales_support(http, slack, salesforce):
@@ -218,14 +219,14 @@ def test_a_closed_opportunity_becomes_a_chatter_post_to_sales_support(http, slac
     assert view["submit"]["text"] == "Post to Chatter"
     send(http, submit(view, sa=SAM["id"], te_start="2026-09-01", te_end="2026-10-14", te_status="Win",
                       te_details="Passed the security review."))  # fmt: skip
-    posts = eventually(lambda: salesforce.live("FeedItem").to_pylist())
+    posts = eventually(lambda: salesforce.live("FeedItem").to_pylist(), timeout=WAIT)
     assert [(p["ParentId"], p["Type"]) for p in posts] == [(CLOSED["id"], "TextPost")]
     assert posts[0]["Body"] == (
         "@Sales-Support please update the SA Validated Tech Evaluation End Date to 10/14/2026, SA Validated Tech "
         "Evaluation Close Status to Win, and SA Validated Tech Evaluation Close Details to Passed the security "
         "review. on this closed opportunity (Globex - Premium).")  # fmt: skip
     assert not [r for r in salesforce.data_requests() if r.method == "PATCH"]  # the SA cannot edit it
-    eventually(lambda: any("Sales Support asked in Chatter by Sam Architect" in json.dumps(c.args) for c in slack.calls("chat.update")))
+    eventually(lambda: any("Sales Support asked in Chatter by Sam Architect" in json.dumps(c.args) for c in slack.calls("chat.update")), timeout=WAIT)
 
 
 def test_where_the_org_refuses_the_post_the_text_to_copy_and_a_link_are_shown(http, slack, salesforce, cfg):
@@ -233,7 +234,7 @@ def test_where_the_org_refuses_the_post_the_text_to_copy_and_a_link_are_shown(ht
     view = opened(http, slack, CLOSED)
     send(http, submit(view, sa=SAM["id"], te_start="2026-09-01", te_end="2026-10-14", te_status="Loss",
                       te_details="<!channel> chose *another* tool"))  # fmt: skip
-    shown = eventually(lambda: [c for c in slack.calls("views.update") if "Post it yourself" in json.dumps(c.args)])
+    shown = eventually(lambda: [c for c in slack.calls("views.update") if "Post it yourself" in json.dumps(c.args)], timeout=WAIT)
     text = json.dumps(shown[0].args)
     assert f"lightning/r/Opportunity/{CLOSED['id']}/view" in text
     assert "&lt;!channel&gt; chose *another* tool" in text and "<!channel>" not in text
@@ -243,10 +244,10 @@ def test_only_the_records_people_and_their_managers_up_the_chain_may_write(http,
     message = digest(slack, OPEN)
     slack.add_user("stranger@gitlab.com", "USTRANGER")
     click(http, message, "USTRANGER")
-    refused = eventually(lambda: slack.calls("chat.postEphemeral"))
+    refused = eventually(lambda: slack.calls("chat.postEphemeral"), timeout=WAIT)
     assert "Only the opportunity's owner or Primary SA" in refused[0].args["text"] and not slack.views
     click(http, message, "UBEA")  # Sam's manager's manager
-    eventually(lambda: slack.views)
+    eventually(lambda: slack.views, timeout=WAIT)
 
 
 def test_a_forged_button_value_is_refused(http):
