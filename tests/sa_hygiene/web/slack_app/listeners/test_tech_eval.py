@@ -214,6 +214,26 @@ def test_an_expired_session_is_renewed_and_the_write_goes_through_once(http, sla
     eventually(lambda: slack.calls("chat.update"), timeout=WAIT)
 
 
+def test_a_session_that_cannot_be_renewed_keeps_the_form_with_salesforces_words(http, app, slack, salesforce, monkeypatch):
+    from fakes.salesforce import INSTANCE
+
+    from sa_hygiene.source.salesforce import SalesforceClient
+
+    extra = {"instance_url": f"https://{INSTANCE}", "proxies": {"https": salesforce.proxy_url}}
+    monkeypatch.setenv("AIRFLOW_CONN_SF_DIRECT_SESSION", json.dumps({"conn_type": "salesforce", "extra": extra}))
+    app.backends.salesforce = SalesforceClient("sf_direct_session", session_id=salesforce.new_session(), backoff_seconds=0)
+    view = opened(http, slack)
+    salesforce.fail("expire_session", when=lambda r: r.method == "PATCH")
+    send(http, submit(view, **GOOD))
+    shown = eventually(lambda: [c for c in slack.calls("views.update") if "INVALID_SESSION_ID" in json.dumps(c.args)], timeout=WAIT)
+    form = shown[0].args["view"]
+    form = json.loads(form) if isinstance(form, str) else form
+    assert "the session expired" in json.dumps(form["blocks"][1])
+    assert fields_of(form)["te_details"]["initial_value"] == GOOD["te_details"]
+    assert salesforce.record("Opportunity", OPEN["id"])[sf_field("te_status")] is None
+    assert not slack.calls("chat.update")
+
+
 def test_a_closed_opportunity_becomes_a_chatter_post_to_sales_support(http, slack, salesforce):
     view = opened(http, slack, CLOSED)
     assert view["submit"]["text"] == "Post to Chatter"
