@@ -80,6 +80,7 @@ class Renderer:
         self.as_of = as_of
         self.notice = notice
         self.fixed = fixed or {}
+        self.fixing: dict[str, dict[str, str]] = {}  # {recipient: {record Id: who}}: fixed from Slack, pending
 
     def with_menu(self, block: dict, workflow: str, obj: str, record_id: str, recipient: str) -> dict:
         """A DM digest item with its menu for the Slack app: snooze it (hygiene items; news is
@@ -202,6 +203,10 @@ class Renderer:
         line = self.snoozed_line(self.snoozed.get(encode(group.recipient), {}), by_record)
         if line:
             content.append(context(line))
+        fixing = {r: by for r, by in self.fixing.get(encode(group.recipient), {}).items() if r not in by_record}
+        if fixing:  # fixed from Slack, left out until the next snapshot confirms it: said, not silently gone
+            content.append(context(f":white_check_mark: {plural(len(fixing), 'item')} updated from Slack "
+                                   "(left out until the next snapshot confirms the fix)"))  # fmt: skip
         n = len(by_record)
         summary = f"{plural(n, 'record')} " + ("need you" if group.slot == "sa_digest" else "to look at") + ": " + " · ".join(counts)
         preamble = [
@@ -308,6 +313,7 @@ def build_messages(
     notice: str | None = None,
     fixed: dict[str, list[dict]] | None = None,
     snoozed: dict[str, dict[str, str]] | None = None,
+    fixing: dict[str, dict[str, str]] | None = None,
 ) -> list[Message]:
     """One message per recipient and slot (one per meeting for reminders), in a stable order.
 
@@ -329,6 +335,7 @@ def build_messages(
     records.prepare("Account", [*accounts, *(r for r in related if isinstance(r, str) and r.startswith("001"))])
 
     renderer = Renderer(cfg, records, as_of, notice, fixed, snoozed)
+    renderer.fixing = fixing or {}
     groups: dict[tuple, _Group] = {}
     for a in alerts:
         slot = effective_slot(a)
