@@ -17,12 +17,20 @@ import sys
 from pathlib import Path
 
 
-def main(argv: list[str]) -> int:
+def demo_root(argv: list[str]) -> Path | None:
+    """The finished demo's folder (its configuration in effect), or None when there is none (said why)."""
     root = Path(argv[0] if argv else ".demo").resolve()
     if not (root / "outbox" / "days.json").exists():
         print(f"{root}: no outbox/days.json; run `make demo` (or python -m sa_hygiene demo --dir {root}) first", file=sys.stderr)
-        return 2
+        return None
     os.environ["SA_HYGIENE_CONFIG"] = str(root / "sa_hygiene.yaml")
+    return root
+
+
+def main(argv: list[str]) -> int:
+    root = demo_root(argv)
+    if root is None:
+        return 2
     from sa_hygiene.contract.config import load_config
     from sa_hygiene.demo.claims import check_claims, claims_line
 

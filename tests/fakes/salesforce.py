@@ -15,6 +15,7 @@ enough SOQL (``SELECT f, ... | COUNT() FROM X [WHERE F op datetime]``) and answe
 ``describe``, ``query``/``queryAll`` with ``nextRecordsUrl`` paging at 2,000 records, Bulk API
 2.0 query jobs (create, poll, CSV results paged with ``Sforce-Locator``), record creation and
 update (one record, or up to 200 through sObject Collections, each saved or refused on its own),
+Chatter posts (``FeedItem`` creation, where the org has the object),
 validation rules (``rule``), ``Sforce-Limit-Info`` on every response. Every request is
 recorded; faults are injected per request with ``fail``.
 """
@@ -64,11 +65,15 @@ OTHER_OBJECTS = {
 # Fields an org has beyond what the contract reads, which the Slack app writes (a Contact's Name
 # is compound: Salesforce builds it from these, and LastName is required).
 WRITABLE = {"Contact": {"FirstName": "string", "LastName": "string"}}
+# Chatter: a post on a record's feed (the Slack app asks Sales Support on a closed opportunity's).
+# Add it to an org with ``add("FeedItem", [])``; an org without it refuses the post (NOT_FOUND), as
+# an org whose API user may not post to feeds does.
+OTHER_OBJECTS["FeedItem"] = {"ParentId": "reference", "Body": "textarea", "Type": "picklist"}
 # Standard picklists the contract reads as text (describe says so, the wire format is the same).
 PICKLISTS = {"Task": {"TaskSubtype": "picklist"}}
 ACTIONS = ("expire_session", "request_limit", "unavailable", "drop", "miscount", "break_row", "validation_error", "slow", "hang")
 COLLECTION_LIMIT = 200
-KEY_PREFIX = {"Task": "00T", "Event": "00U", "Contact": "003", "Opportunity": "006", "Account": "001"}
+KEY_PREFIX = {"Task": "00T", "Event": "00U", "Contact": "003", "Opportunity": "006", "Account": "001", "FeedItem": "0D5"}
 
 
 def default_types(obj: str) -> dict[str, str]:

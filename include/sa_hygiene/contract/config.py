@@ -76,6 +76,9 @@ FRAME_OBJECT = {
     "meetings": "Event",
 }
 SLOTS = ("sa_digest", "regional_digest", "channel_post", "meeting_reminder")
+# A workflow's ``fix``: the Slack app's forms that put its items right (the handbook's "Update
+# Opportunity" button: the four SA Validated Tech Evaluation fields and the Primary SA).
+FIXES = {"tech_eval": "Opportunity"}
 EXPECTATIONS = (
     "not_null",
     "in_set",
@@ -340,6 +343,9 @@ class Workflow(_Model):
     # What the Slack app offers on the workflow's items: ``assign_sa`` (a select of the region's
     # active SAs on an opportunity without a Primary SA, for its managers).
     actions: list[Literal["assign_sa"]] = []
+    # What the Slack app offers to put an item right on the spot (``FIXES``): a button on each
+    # of the workflow's DM items (on a meeting reminder: when its suggested record is an opportunity).
+    fix: list[Literal[tuple(FIXES)]] = []  # type: ignore[valid-type]
 
 
 class Config(_Model):
@@ -495,6 +501,7 @@ def _check_workflows(cfg: Config) -> list[tuple[str, str]]:
             if e.reason and e.reason not in cfg.reasons:
                 errors.append((f"{key}.expect.{i}.reason", f"{e.reason!r} has no wording in 'reasons'"))
         errors += _check_message(key, wf)
+        errors += _check_fix(key, wf)
         if wf.recipient.dm == "sa" and wf.frame not in ("opportunities", "changes"):
             errors.append((f"{key}.recipient.dm", "'sa' is a field of opportunities only"))
         if wf.recipient.dm == "owner" and wf.frame in ("opportunities", "changes"):
@@ -512,6 +519,18 @@ def _check_message(key: str, wf: Workflow) -> list[tuple[str, str]]:
             errors.append((f"{key}.message.show.{i}", f"{fact!r} is listed twice"))
     if wf.message.when_closed is not None and wf.object != "Opportunity":
         errors.append((f"{key}.message.when_closed", "only an opportunity's item says it is closed"))
+    return errors
+
+
+def _check_fix(key: str, wf: Workflow) -> list[tuple[str, str]]:
+    """A fix acts on the item's own record, or on a meeting reminder's suggested record; only DM
+    items carry one (a channel's reader is not the record's SA)."""
+    errors = []
+    for i, fix in enumerate(wf.fix):
+        if wf.slot not in ("sa_digest", "meeting_reminder"):
+            errors.append((f"{key}.fix.{i}", "only DM items (the 16:00 digest, a meeting reminder) carry a fix"))
+        elif wf.slot != "meeting_reminder" and FIXES[fix] != wf.object:
+            errors.append((f"{key}.fix.{i}", f"{fix!r} fixes {FIXES[fix]} records, this workflow's are {wf.object}"))
     return errors
 
 

@@ -49,6 +49,7 @@ ELLIPSIS = "…"
 ITEM_MENU = "sa_item_menu"  # the overflow menu of a digest item
 LOG_IT = "sa_log_it"  # the "Log it" button of a meeting reminder
 OPEN_LINK = "sa_open_link"  # a link button: Slack still tells the app it was clicked
+UPDATE_TECH_EVAL = "sa_update_tech_eval"  # "Update tech evaluation": its value is the opportunity's Id
 
 _ENTITY = re.compile(r"&(?:amp|lt|gt);")
 _SALESFORCE_ID = re.compile(r"[A-Za-z0-9]{15}(?:[A-Za-z0-9]{3})?")
@@ -103,6 +104,14 @@ def item_value(kind: str, workflow: str, record_id: str, recipient: str, what_id
     """What a button or menu option acts on, compactly (an overflow option's value has 150
     characters): ``kind|workflow|record Id|recipient User Id[|suggested record Id]``."""
     return "|".join([kind, workflow, record_id, recipient, what_id]).rstrip("|")
+
+
+def fix_button(fix: str, record_id: str) -> dict:
+    """The button of a workflow's ``fix`` (``Workflow.fix``) for one record: the Slack app opens
+    its form. Its value is the record's Id alone: who may write it is decided from the record."""
+    assert fix == "tech_eval", fix  # the one fix there is; config.FIXES lists what a workflow may name
+    return {"type": "button", "action_id": UPDATE_TECH_EVAL, "text": {"type": "plain_text", "text": "Update tech evaluation"},
+            "value": record_id}  # fmt: skip
 
 
 def is_salesforce_id(value: Any) -> bool:

@@ -33,6 +33,7 @@ from sa_hygiene.delivery.blockkit import (
     context,
     esc,
     fit_message,
+    fix_button,
     is_salesforce_id,
     item_value,
     paginate,
@@ -80,6 +81,7 @@ class Renderer:
         self.as_of = as_of
         self.notice = notice
         self.fixed = fixed or {}
+        self.fixing: dict[str, dict[str, str]] = {}  # {recipient: {record Id: who}}: fixed from Slack, pending
 
     def with_menu(self, block: dict, workflow: str, obj: str, record_id: str, recipient: str) -> dict:
         """A DM digest item with its menu for the Slack app: snooze it (hygiene items; news is
@@ -98,6 +100,14 @@ class Renderer:
         if len(options) == 1:  # an overflow needs two options: a plain link button instead
             menu = {"type": "button", "action_id": OPEN_LINK, "text": {"type": "plain_text", "text": "Open"}, "url": url}
         return {**block, "block_id": f"item:{record_id}", "accessory": menu}
+
+    def fix_actions(self, record_id: str, alerts: list[dict]) -> list[dict]:
+        """The fix buttons of a DM item (its workflows' ``fix``), in a block of their own under it:
+        a section has one accessory, the menu's."""
+        fixes = list(dict.fromkeys(f for a in alerts for f in self.cfg.workflows[a["workflow"]].fix))
+        if not fixes or not is_salesforce_id(record_id):
+            return []
+        return [{"type": "actions", "block_id": f"fix:{record_id}", "elements": [fix_button(f, record_id) for f in fixes]}]
 
     def meeting(self, alert: dict) -> list[dict]:
         e = self.records.row("Event", alert["record_id"]) or {}
@@ -131,6 +141,9 @@ class Renderer:
                                suggested if is_salesforce_id(suggested) else "")  # fmt: skip
             elements.insert(0, {"type": "button", "action_id": LOG_IT, "style": "primary",
                                 "text": {"type": "plain_text", "text": "Log it"}, "value": value})  # fmt: skip
+            wf = self.cfg.workflows.get(alert["workflow"])
+            if wf is not None and obj == "Opportunity":  # the handbook's "Update Opportunity" button
+                elements[1:1] = [fix_button(f, record_id) for f in wf.fix]
         else:
             link["style"] = "primary"
         return [*sections(text), {"type": "actions", "elements": elements}]
@@ -182,13 +195,22 @@ class Renderer:
                 item = sections(render(record_id, by_record[record_id], wid))
                 if group.slot == "sa_digest" and group.recipient["type"] == "user":
                     item[0] = self.with_menu(item[0], wid, wf.object, record_id, group.recipient["id"])
+                    item += self.fix_actions(record_id, by_record[record_id])
                 elif group.slot == "regional_digest" and group.recipient["type"] == "channel":  # managers: assign an SA
                     wfs = [a["workflow"] for a in by_record[record_id]]
                     item[0] = with_assign(self.cfg, self.records, item[0], record_id, wfs, group.recipient.get("name"))
+                reopened = next((a["fix_reopened"] for a in by_record[record_id] if a.get("fix_reopened")), None)
+                if reopened:  # a fix from Slack that the next evaluation did not confirm
+                    item.append(context(f":leftwards_arrow_with_hook: Updated from Slack by {esc(reopened['by'])} on "
+                                        f"{esc(reopened['on'])}, but the rules still flag it: reopened."))  # fmt: skip
                 content += item
         line = self.snoozed_line(self.snoozed.get(encode(group.recipient), {}), by_record)
         if line:
             content.append(context(line))
+        fixing = {r: by for r, by in self.fixing.get(encode(group.recipient), {}).items() if r not in by_record}
+        if fixing:  # fixed from Slack, left out until the next snapshot confirms it: said, not silently gone
+            content.append(context(f":white_check_mark: {plural(len(fixing), 'item')} updated from Slack "
+                                   "(left out until the next snapshot confirms the fix)"))  # fmt: skip
         n = len(by_record)
         summary = f"{plural(n, 'record')} " + ("need you" if group.slot == "sa_digest" else "to look at") + ": " + " · ".join(counts)
         preamble = [
@@ -304,6 +326,7 @@ def build_messages(
     notice: str | None = None,
     fixed: dict[str, list[dict]] | None = None,
     snoozed: dict[str, dict[str, str]] | None = None,
+    fixing: dict[str, dict[str, str]] | None = None,
 ) -> list[Message]:
     """One message per recipient and slot (one per meeting for reminders), in a stable order.
 
@@ -325,6 +348,7 @@ def build_messages(
     records.prepare("Account", [*accounts, *(r for r in related if isinstance(r, str) and r.startswith("001"))])
 
     renderer = Renderer(cfg, records, as_of, notice, fixed, snoozed)
+    renderer.fixing = fixing or {}
     groups: dict[tuple, _Group] = {}
     for a in alerts:
         slot = effective_slot(a)

@@ -38,7 +38,9 @@ class DigestAnnotations:
     # {recipient: {record Id: snoozed until (ISO date)}}: a digest ends with what it left out.
     snoozed_for: dict[str, dict[str, str]] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
-    state_read: bool = False  # the state answered: the digests delivered are marked in it
+    state_read: bool = False
+    # {recipient: {record Id: who fixed it}}: fixed from Slack, left out until an evaluation confirms it.
+    fixing_for: dict[str, dict[str, str]] = field(default_factory=dict)  # the state answered: the digests delivered are marked in it
 
 
 def _state_down(exc: Exception) -> str:
@@ -71,6 +73,7 @@ def annotate_digest(cfg: Config, as_of: date, alerts: list[dict], *, state_url: 
                 if (until := snoozed.get((a["workflow"], key_of(a["record_id"])))) is not None:
                     mine = snoozed_for.setdefault(encode(a["recipient"]), {})
                     mine[a["record_id"]] = max(mine.get(a["record_id"], ""), until["until"].isoformat())
+            kept, fixing_for = _with_fixes(state, kept)
             dm = {encode(a["recipient"]) for a in kept if a["recipient"]["type"] == "user" and a["slot"] == "sa_digest"}
             fixed = _fixed_since_last_digest(cfg, state, dm, as_of)
         finally:
@@ -78,7 +81,29 @@ def annotate_digest(cfg: Config, as_of: date, alerts: list[dict], *, state_url: 
     except DatabaseError as exc:
         log.warning("alert state unavailable: %s", exc)
         return DigestAnnotations(alerts, notes=[_state_down(exc)])
-    return DigestAnnotations(kept, fixed, len(annotated) - len(kept), snoozed_for, state_read=True)
+    return DigestAnnotations(kept, fixed, len(annotated) - len(kept), snoozed_for, state_read=True, fixing_for=fixing_for)
+
+
+def _with_fixes(state, alerts: list[dict]) -> tuple[list[dict], dict[str, dict[str, str]]]:
+    """Fixes from the Slack app: an item fixed but not yet seen by an evaluation is left out (no
+    nagging about what was fixed an hour ago); one the next evaluation still raised carries
+    ``fix_reopened`` (who fixed it, when), and its item says so. Also {recipient: {record Id: who
+    fixed it}} of the items left out: the digest counts them, nothing vanishes unsaid."""
+    from sa_hygiene.contract.recipients import encode
+    from sa_hygiene.state.alerts import PENDING, REOPENED, key_of
+
+    made = state.fixes()
+    out = []
+    fixing: dict[str, dict[str, str]] = {}
+    for a in alerts:
+        fix = made.get((a["workflow"], key_of(a["record_id"])))
+        if fix is not None and fix["status"] == PENDING:
+            fixing.setdefault(encode(a["recipient"]), {})[a["record_id"]] = fix["fixed_by"]
+            continue
+        if fix is not None and fix["status"] == REOPENED and fix["fixed_at"].date().isoformat() >= a.get("first_seen", ""):
+            a = {**a, "fix_reopened": {"by": fix["fixed_by"], "on": fix["fixed_at"].date().isoformat()}}
+        out.append(a)
+    return out, fixing
 
 
 def _fixed_since_last_digest(cfg: Config, state, recipients: set[str], as_of: date) -> dict[str, list[dict]]:

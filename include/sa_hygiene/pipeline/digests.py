@@ -99,7 +99,7 @@ def _render(cfg: Config, run: EvaluationRun, annotated: DigestAnnotations, with_
         return [], current
     before = read_snapshot(run.previous, cfg, objects=PREVIOUS_OBJECTS) if run.previous else None
     messages = build_messages(alerts, current, cfg, run.as_of, previous=before, notice=run.notice,
-                              fixed=annotated.fixed, snoozed=annotated.snoozed_for)  # fmt: skip
+                              fixed=annotated.fixed, snoozed=annotated.snoozed_for, fixing=annotated.fixing_for)  # fmt: skip
     return messages, current
 
 

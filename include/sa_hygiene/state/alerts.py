@@ -28,6 +28,7 @@ import zlib
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
+from typing import Any
 
 from sqlalchemy import (
     Column,
@@ -126,6 +127,30 @@ feed_windows = Table(
 )
 
 
+# Fixes made from the Slack app (spec: "a fix counts at once"): written to Salesforce, not yet
+# seen by an evaluation. Pending, a fix keeps its item out of the fixer's digests; the first
+# evaluation of a later date settles it: "fixed" (the alert is gone) or "reopened" (still raised,
+# and the digest says so).
+fixes = Table(
+    "alert_fixes",
+    metadata,
+    Column("workflow", String(60), primary_key=True),
+    Column("record_key", String(15), primary_key=True),
+    Column("record_id", String(18), nullable=False),
+    Column("fixed_by", String(200), nullable=False),
+    Column("fixed_at", DateTime(timezone=True), nullable=False),
+    Column("fixed_on", Date, nullable=False),  # the UTC date of fixed_at: evaluations after it settle it
+    Column("fields", Text, nullable=False),  # JSON: what was written (logical names)
+    Column("status", String(10), nullable=False),  # pending | fixed | reopened
+    Column("settled_on", Date),  # the evaluation date that settled it
+)
+PENDING, REOPENED = "pending", "reopened"
+
+
+def _add_fixes(conn: Connection) -> None:
+    fixes.create(conn, checkfirst=True)
+
+
 def _add_feed_windows(conn: Connection) -> None:
     feed_windows.create(conn, checkfirst=True)
 
@@ -143,7 +168,7 @@ def _add_how_and_since(conn: Connection) -> None:
 
 
 # version: step from the version before. Version 1 is the first schema.
-UPGRADES: dict = {2: _add_feed_windows, 3: _add_how_and_since}
+UPGRADES: dict = {2: _add_feed_windows, 3: _add_how_and_since, 4: _add_fixes}
 
 FIXED, GONE = "fixed", "gone"
 
@@ -239,6 +264,7 @@ class AlertState:
                     recipients_since=episodes.c.prev_recipients_since, prev_recipients_since=None)
         )
         conn.execute(delete(evaluations).where(evaluations.c.as_of == day))
+        conn.execute(update(fixes).where(fixes.c.settled_on == day).values(status=PENDING, settled_on=None))
 
     def _apply(self, conn: Connection, day: date, alerts: list[dict], scope: Mapping[str, Collection[str]] | None,
                quarantined: set[str]) -> Memory:  # fmt: skip
@@ -286,9 +312,57 @@ class AlertState:
                 [{"eid": row.id, "how_ended": how[row.id]} for row in ended],
             )  # fmt: skip
         conn.execute(insert(evaluations).values(as_of=day, recorded_at=datetime.now(UTC), alerts=len(alerts)))
+        self._settle(conn, day, today)
         resolved = [_resolved(row.workflow, row.object, row.record_id, row.recipients, row.first_seen, day, how[row.id])
                     for row in ended]  # fmt: skip
         return Memory(self._annotated(alerts, first_seen, day, since), [r for rs in resolved for r in rs])
+
+    def _settle(self, conn: Connection, day: date, today: Mapping[tuple[str, str], dict]) -> None:
+        """The pending fixes made before ``day`` are confirmed (the alert is gone) or reopened (it
+        is still raised): the first evaluation of a later date has seen the write."""
+        pending = conn.execute(select(fixes.c.workflow, fixes.c.record_key)
+                               .where(and_(fixes.c.status == PENDING, fixes.c.fixed_on < day))).all()  # fmt: skip
+        for status in (FIXED, REOPENED):
+            keys = [{"w": r.workflow, "k": r.record_key} for r in pending if ((r.workflow, r.record_key) in today) == (status == REOPENED)]
+            if keys:
+                conn.execute(update(fixes).where(and_(fixes.c.workflow == bindparam("w"), fixes.c.record_key == bindparam("k")))
+                             .values(status=status, settled_on=day), keys)  # fmt: skip
+
+    # ------------------------------------------------------------------ fixes from Slack
+
+    def mark_fixed(self, workflows: Iterable[str], record_id: str, by: str, fields: Mapping[str, Any],
+                   at: datetime | None = None) -> list[str]:  # fmt: skip
+        """Record a fix written from Slack as pending, for each of ``workflows`` with an episode
+        open on the record (a fix of what was never raised settles nothing); returns those
+        workflows. A second fix of the same item replaces the first."""
+        at = _utc(at or datetime.now(UTC))
+        try:
+            with self.engine.begin() as conn:
+                open_for = conn.execute(select(episodes.c.workflow).where(and_(
+                    episodes.c.record_key == key_of(record_id), episodes.c.resolved_on.is_(None),
+                    episodes.c.workflow.in_(list(workflows))))).scalars().all()  # fmt: skip
+                rows = [{"workflow": w, "record_key": key_of(record_id), "record_id": record_id, "fixed_by": by,
+                         "fixed_at": at, "fixed_on": at.date(), "fields": json.dumps(dict(fields), default=str),
+                         "status": PENDING, "settled_on": None} for w in sorted(set(open_for))]  # fmt: skip
+                upsert(conn, fixes, rows, ["workflow", "record_key"])
+        except SQLAlchemyError as exc:
+            raise self._fail(exc) from None
+        return [r["workflow"] for r in rows]
+
+    def fixes(self, status: str | None = None) -> dict[tuple[str, str], dict]:
+        """{(workflow, record key): fix} of the fixes from Slack (of one ``status``, or all)."""
+        try:
+            with self.engine.connect() as conn:
+                query = select(fixes) if status is None else select(fixes).where(fixes.c.status == status)
+                rows = conn.execute(query).all()
+        except SQLAlchemyError as exc:
+            raise self._fail(exc) from None
+        out = {}
+        for r in rows:
+            d = dict(r._mapping)
+            d["fields"], d["fixed_at"] = json.loads(d["fields"]), _utc(d["fixed_at"])
+            out[(r.workflow, r.record_key)] = d
+        return out
 
     def _read(self, conn: Connection, day: date, alerts: list[dict]) -> Memory:
         today = self._hygiene(alerts)

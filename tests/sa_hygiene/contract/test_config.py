@@ -126,6 +126,11 @@ FAILED_AT_RUN_TIME = [
          "'description' is listed twice"),
         ("workflows:\n  wf-02:\n    message: {when_closed: Closed.}\n", "workflows.wf-02.message.when_closed",
          "only an opportunity's item says it is closed"),
+        # A workflow's fix (the Slack app's "Update tech evaluation"): a known one, on DM items of its object.
+        ("workflows:\n  wf-06:\n    fix: [log_it]\n", "workflows.wf-06.fix.0", "Input should be"),
+        ("workflows:\n  wf-11:\n    fix: [tech_eval]\n", "workflows.wf-11.fix.0",
+         "'tech_eval' fixes Opportunity records, this workflow's are Task"),
+        ("workflows:\n  wf-13:\n    fix: [tech_eval]\n", "workflows.wf-13.fix.0", "only DM items"),
         ("workflows:\n  wf-07:\n    expect: [{expectation: between, column: amount, min: .nan}]\n",
          "workflows.wf-07.expect.0", "'min' must be a finite number, not nan"),
         ("workflows:\n  wf-07:\n    expect: [{expectation: min_length, column: name, min: .inf}]\n",

@@ -270,3 +270,36 @@ def test_a_report_before_the_first_recorded_evaluation_shows_no_ages(tmp_path):
     html = Path(write_report(cfg, as_of=date(2026, 11, 16))["report"]).read_text()
     memory = html[html.index('<section id="memory">'):html.index('<section id="evaluations">')]
     assert "No alert memory" in memory and "Median age" not in memory
+
+
+FIX_WORKFLOWS = ["wf-06", "wf-07", "wf-15", "te-consistency", "te-stalled"]  # the workflows.yaml entries with fix: [tech_eval]
+
+
+def test_a_fix_from_slack_counts_at_once_and_the_next_evaluation_confirms_or_reopens_it(tmp_path):
+    cfg = config(tmp_path)
+    day = date(2026, 11, 16)
+    other = opportunity(id="0065e0000000OTHAAA", name="Other Co - Premium", owner_id=SA["id"], sa=SA["id"],
+                        stage="4-Proposal", te_start="2026-11-01")  # fmt: skip
+    snapshot_day(cfg, tmp_path, day, [OLD, FIXED, other])
+    record_stored_evaluations(cfg)
+    with open_state(cfg) as state:  # both written from Slack at 10:00; only FIXED's write held
+        for opp in (OLD, FIXED):
+            state.mark_fixed(FIX_WORKFLOWS, opp["id"], "Sam Architect", {"te_end": "2026-11-15"},
+                             datetime(2026, 11, 16, 10, tzinfo=UTC))  # fmt: skip
+    _, posts = dm(cfg, tmp_path, day)
+    body = text_of(posts[0])  # the 16:00 digest does not nag about what was fixed at 10:00, and says so
+    assert "Other Co - Premium" in body and "Old Co - Premium" not in body and "Fixed Co - Ultimate" not in body
+    assert "2 items updated from Slack (left out until the next snapshot confirms the fix)" in body
+    nxt = date(2026, 11, 17)
+    snapshot_day(cfg, tmp_path, nxt, [OLD, {**FIXED, "te_end": "2026-11-15", "te_status": "Win", "te_details": "Won it."}, other])
+    record_stored_evaluations(cfg)
+    with open_state(cfg) as state:
+        settled = {(w, f["record_id"], f["status"]) for (w, _), f in state.fixes().items()}
+    assert {("wf-06", OLD["id"], "reopened"), ("wf-06", FIXED["id"], "fixed"), ("wf-15", FIXED["id"], "fixed")} <= settled
+    _, posts = dm(cfg, tmp_path, nxt)
+    body = text_of(posts[0])
+    assert "Old Co - Premium" in body and "Updated from Slack by Sam Architect on 2026-11-16, but the rules still flag it" in body
+    # Confirmed: its episodes ended fixed, so it is news in the fixed line, not an item.
+    assert "fixed since your last digest*: <https://gitlab.my.salesforce.com/lightning/r/Opportunity/0065e0000000FIXAAA" in body
+    assert "item:0065e0000000FIXAAA" not in body and "updated from Slack (left out" not in body
+    assert body.count("still flag it") == 1  # one note per item, whatever its workflows

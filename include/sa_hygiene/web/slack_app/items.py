@@ -20,6 +20,7 @@ from sa_hygiene.delivery.blockkit import (
     LOG_IT,
     OPEN_LINK,
     OPTION_VALUE_CHARS,
+    UPDATE_TECH_EVAL,
     is_salesforce_id,
     item_value,
 )
@@ -32,13 +33,14 @@ LOG_ACTIVITY = "sa_log_activity"  # "Log activity" of a record card (/sa) or of 
 CREATE_CONTACT = "sa_create_contact"  # "Create contact" of /sa-create
 COMMANDS = {"/sa", "/sa-create"}
 RELATED_TO = "sa_related_to"  # the log form's Related To search (block_suggestion)
-ACTIONS = {ITEM_MENU, LOG_IT, OPEN_LINK, LOG_ACTIVITY, CREATE_CONTACT}
+ACTIONS = {ITEM_MENU, LOG_IT, OPEN_LINK, LOG_ACTIVITY, CREATE_CONTACT, UPDATE_TECH_EVAL}
 # What an item's value says to do; "act": an activity logged from a record card or /sa-create (no
 # meeting: the item's record is the card's, its recipient the person who asked), "contact": a
 # contact created from /sa-create.
 KINDS = {"snooze", "notmine", "open", "log", "act", "contact"}
 KINDS_OF_ACTION = {ITEM_MENU: {"snooze", "notmine", "open"}, LOG_IT: {"log"}, LOG_ACTIVITY: {"act"},
                    CREATE_CONTACT: {"contact"}}  # fmt: skip
+TECH_EVAL_VIEW = "sa_tech_eval_form"  # callback_id of the "Update tech evaluation" modal
 WORKFLOW_ID = re.compile(r"[A-Za-z0-9_.-]{1,60}")
 
 
@@ -186,6 +188,8 @@ def problem(body: dict) -> str | None:
             return "unknown action"
         if a["action_id"] == OPEN_LINK:
             return None
+        if a["action_id"] == UPDATE_TECH_EVAL:  # its value is an opportunity's Id, nothing more
+            return None if is_opportunity_id(a.get("value")) and body.get("trigger_id") else "malformed action value"
         item = decode_item(action_value(a))
         if item is None or item.kind not in KINDS_OF_ACTION[a["action_id"]]:
             return "malformed action value"
@@ -195,6 +199,8 @@ def problem(body: dict) -> str | None:
         return None
     if kind in ("view_submission", "view_closed"):
         view = body.get("view")
+        if user and isinstance(view, dict) and view.get("callback_id") == TECH_EVAL_VIEW and view.get("id"):
+            return tech_eval_view_problem(view)
         if not user or not isinstance(view, dict) or view.get("callback_id") not in (LOG_VIEW, CONTACT_VIEW) or not view.get("id"):
             return "unknown view"
         try:
@@ -217,6 +223,24 @@ def problem(body: dict) -> str | None:
 
 
 SUGGESTING_VIEWS = {LOG_VIEW, CONTACT_VIEW}  # the modals whose menus search (block_suggestion)
+
+
+def is_opportunity_id(value: Any) -> bool:
+    return is_salesforce_id(value) and value.startswith("006")
+
+
+def tech_eval_view_problem(view: dict) -> str | None:
+    """The tech evaluation modal carries the opportunity's Id and where its button was."""
+    try:
+        meta = json.loads(view.get("private_metadata") or "")
+    except ValueError:
+        return "malformed view"
+    if not isinstance(meta, dict) or not is_opportunity_id(meta.get("opp")):
+        return "malformed view"
+    if not all(isinstance(meta.get(k, ""), str) for k in ("channel", "ts")):
+        return "malformed view"
+    return None
+
 
 NOT_SENT = "That item is not one this app sent you: nothing was changed."
 

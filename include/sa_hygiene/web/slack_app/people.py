@@ -57,6 +57,21 @@ class People:
         recipient = self.by_id(recipient_id)
         return recipient is not None and recipient.manager_key == actor.key
 
+    def leads(self, actor: Person, user_id: str | None) -> bool:
+        """``user_id`` is the actor, or reports to them somewhere up the ``ManagerId`` chain."""
+        person, seen = self.by_id(user_id), set()
+        while person is not None and person.key not in seen:
+            if person.key == actor.key:
+                return True
+            seen.add(person.key)
+            person = self._by_key.get(person.manager_key) if person.manager_key else None
+        return False
+
+    def may_write(self, actor: Person, *holders: str | None) -> bool:
+        """A record may be written by its owner or Primary SA (``holders``), or by anyone they
+        report to, up the chain."""
+        return any(self.leads(actor, h) for h in holders if h)
+
 
 def actor(backends: Backends, client, body: dict) -> tuple[People, Person | None]:
     """(the snapshot's people, the clicking Slack user as one of them, or None). When Slack cannot

@@ -6,7 +6,14 @@ from __future__ import annotations
 import pytest
 from slack_app_requests import ITEM, LOG, OPP, REMINDER, SAM, TODAY
 
-from sa_hygiene.delivery.blockkit import ITEM_MENU, LOG_IT, Message, check_message, fit_message
+from sa_hygiene.delivery.blockkit import (
+    ITEM_MENU,
+    LOG_IT,
+    UPDATE_TECH_EVAL,
+    Message,
+    check_message,
+    fit_message,
+)
 from sa_hygiene.delivery.digest import Renderer
 from sa_hygiene.delivery.items import DigestRecords
 from sa_hygiene.web.slack_app.items import decode_item
@@ -37,8 +44,10 @@ def test_digest_items_and_reminders_carry_the_app_s_controls_within_slack_s_limi
     assert news["type"] == "button" and "url" in news
     assert renderer.with_menu(section, "wf-07", "Opportunity", "<!channel>", SAM["id"]) == section
     blocks = renderer.meeting(REMINDER)
-    log_it, link = blocks[-1]["elements"]
+    log_it, fix, link = blocks[-1]["elements"]
     assert decode_item(log_it["value"]) == LOG and log_it["action_id"] == LOG_IT
+    # The handbook's "Update Opportunity" on the suggested opportunity (wf-01's fix: tech_eval).
+    assert (fix["action_id"], fix["value"]) == (UPDATE_TECH_EVAL, OPP["id"])
     assert link["url"] == f"{cfg.salesforce.instance_url}/lightning/r/Opportunity/{OPP['id']}/view"
     message = fit_message(Message(key="k", slot="sa_digest", recipient={"type": "user", "id": SAM["id"]}, email=None,
                                   fallbacks=(), text="t", blocks=[opp, *blocks], replies=[], title="t"))  # fmt: skip

@@ -7,7 +7,7 @@ in a modal's menus), ``commands`` (``/sa``, ``/sa-create`` and what their answer
 from __future__ import annotations
 
 from sa_hygiene.web.slack_app.backends import Backends
-from sa_hygiene.web.slack_app.listeners import actions, commands, suggestions, views
+from sa_hygiene.web.slack_app.listeners import actions, commands, suggestions, tech_eval, views
 
 
 def register(app, backends: Backends) -> None:
@@ -19,3 +19,4 @@ def register(app, backends: Backends) -> None:
     views.register(app, backends)
     suggestions.register(app, backends)
     commands.register(app, backends)
+    tech_eval.register(app, backends)

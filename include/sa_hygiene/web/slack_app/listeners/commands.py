@@ -3,8 +3,8 @@
 - ``/sa <words>`` (the handbook's ``/rattle <search>``): record cards for the open opportunities
   and accounts whose names hold the words, from the latest snapshot with its changes, each with
   **Log activity** (the log form, opened on that record) and, on an opportunity, **Update tech
-  evaluation** (``sa_update_tech_eval``, value the opportunity's Id: its modal is another
-  listener's);
+  evaluation** (``sa_update_tech_eval``, value the opportunity's Id: its modal is
+  ``listeners/tech_eval.py``);
 - ``/sa-create``: **Log activity** (the form, Related To to search) and **Create contact**
   (name, e-mail, account: the handbook's "Creating a Contact").
 
@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import logging
 
-from sa_hygiene.delivery.blockkit import cut, esc, record_url
+from sa_hygiene.delivery.blockkit import UPDATE_TECH_EVAL, cut, esc, record_url
 from sa_hygiene.state.db import DatabaseError
 from sa_hygiene.web.slack_app.backends import Backends
 from sa_hygiene.web.slack_app.items import (
@@ -42,7 +42,6 @@ from sa_hygiene.web.slack_app.work import lane
 
 log = logging.getLogger(__name__)
 
-UPDATE_TECH_EVAL = "sa_update_tech_eval"  # the button of an opportunity's card; its handler is another listener's
 MAX_CARDS = 10
 UNKNOWN = ("I could not find you in Salesforce by your Slack e-mail, so I cannot act for you. "
            "Please tell the SA hygiene operators.")  # fmt: skip
