@@ -316,7 +316,7 @@ class TypedChanges:
                 df = without_rows(df, hit)
         if len(replaced) and len(quarantine):
             # A quarantined row of a record the changes replace is gone with it, as in the raw path.
-            ids = pa.array(quarantine["record_id"].tolist(), pa.string())
+            ids = pa.array(list(quarantine["record_id"]), pa.string(), from_pandas=True)  # a blank Id: NaN
             named = pc.fill_null(pc.match_substring_regex(ids, f"^{ID_RE}$"), False)
             gone = pc.and_(named, pc.is_in(pc.utf8_slice_codeunits(ids, 0, 15), value_set=replaced))
             quarantine = quarantine[~pc.fill_null(gone, False).to_numpy(zero_copy_only=False)]

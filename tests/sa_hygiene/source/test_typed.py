@@ -150,7 +150,8 @@ def test_a_folder_that_cannot_be_typed_is_committed_raw_and_still_a_clear_error(
 def test_a_typed_changes_version_applies_as_its_raw_tables(tmp_path):
     sa = user(id="0055e0000000SA1AAA")
     rows = {"User": [sa], "Task": [task(id="00T5e0000000T01", owner_id=sa["id"]), task(id="00T5e0000000T02AAA", owner_id=sa["id"]),
-                                   task(id="00T5e0000000T03AAA", owner_id=sa["id"], activity_date="bad")]}  # fmt: skip
+                                   task(id="00T5e0000000T03AAA", owner_id=sa["id"], activity_date="bad"),
+                                   task(id="  ", owner_id=sa["id"])]}  # fmt: skip
     store = SnapshotStore(str(tmp_path / "store"))
     ref = store.commit_folder(write_snapshot(tmp_path / "s", rows), TAKEN, "test", cfg=CFG)
     feed = ChangesFeed(store, ref)
