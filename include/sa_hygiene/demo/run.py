@@ -134,7 +134,7 @@ def _pull_changes(cfg, org: Path, at: datetime) -> dict | None:
         pq.write_table(table, f"{staged.removeprefix('file://')}/{obj}.parquet")
         rows[obj] = table.num_rows
     return feed.commit(staged, {"high_water_mark": at.isoformat(), "pulled_at": at.isoformat(), "rows": rows,
-                                "api_calls": 0, "source": "demo stream"})  # fmt: skip
+                                "api_calls": 0, "source": "demo stream"}, cfg=cfg)  # fmt: skip
 
 
 def _already_logged(cfg, changes: dict, since: datetime, until: datetime) -> int:
@@ -183,7 +183,8 @@ def run_demo(root: Path, as_of: date, scale: float = 1.0, days: int = 1, seed: i
 
     cfg = load_config(cfg_path)
     store = SnapshotStore(cfg.store.url, keep=cfg.store.keep)
-    store.commit_folder(root / "org" / "previous", datetime.combine(as_of - timedelta(days=1), dtime(4), UTC), "demo:previous")
+    store.commit_folder(root / "org" / "previous", datetime.combine(as_of - timedelta(days=1), dtime(4), UTC),
+                        "demo:previous", cfg=cfg)  # fmt: skip
 
     from airflow.dag_processing.dagbag import DagBag
 

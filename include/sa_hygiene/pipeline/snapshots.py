@@ -64,8 +64,10 @@ def stage_snapshot(cfg: Config, taken_at: datetime, conn_id: str | None = None) 
 def validate_snapshot(cfg: Config, staged: str) -> SnapshotValidation:
     """Read the staged snapshot as the rules will: unusable input fails here, bad rows are counted."""
     from sa_hygiene.source.snapshot import read_snapshot
+    from sa_hygiene.source.typed import write_typed
 
     snap = read_snapshot(staged, cfg)
+    write_typed(staged, cfg, snap)  # typed once, here: the commit and every later read reuse it
     quarantine = snap.quarantine
     # Beside the extractor's own _quarantine.jsonl (records it could not store at all).
     path = f"{staged}/_read_quarantine.jsonl"
@@ -76,7 +78,7 @@ def validate_snapshot(cfg: Config, staged: str) -> SnapshotValidation:
 
 
 def commit_snapshot(cfg: Config, staged: str, taken_at, source: str) -> str:
-    return snapshot_store(cfg).commit(staged, taken_at, source=source).url
+    return snapshot_store(cfg).commit(staged, taken_at, source=source, cfg=cfg).url
 
 
 def pull_changes(cfg: Config, now=None, conn_id: str | None = None) -> dict:

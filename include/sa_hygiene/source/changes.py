@@ -227,7 +227,7 @@ def pull_changes(cfg: Config, store: SnapshotStore, conn_id: str | None = None, 
                 if quarantined:
                     with fs.open(f"{root}/{QUARANTINE_FILE}", "w") as fh:
                         fh.writelines(json.dumps(q, ensure_ascii=False, default=str) + "\n" for q in quarantined)
-                committed = feed.commit(staged, report.manifest())
+                committed = feed.commit(staged, report.manifest(), cfg=cfg)
                 report.version, report.folder, report.written = committed["version"], committed["folder"], True
         except BaseException:
             feed.discard(staged)

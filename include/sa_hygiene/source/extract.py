@@ -362,7 +362,7 @@ def extract_snapshot(cfg: Config, store: SnapshotStore, conn_id: str | None = No
                 log.info("%s: %d rows (%s, %s), %d quarantined", spec.obj, obj.rows, obj.mode, obj.path, obj.quarantined)
             report.quarantined = run.write_quarantine()
             if commit:
-                store.commit(staged, taken_at, source=f"salesforce:{conn_id}")
+                store.commit(staged, taken_at, source=f"salesforce:{conn_id}", cfg=cfg)
         except BaseException:
             store.discard(staged)
             raise

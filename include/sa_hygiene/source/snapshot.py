@@ -431,7 +431,15 @@ def _load_object(
         if delta_path is not None:
             delta = _read_required(changes[0], delta_path, [*wanted, IS_DELETED], fmap, catalog)
             table, bad_deleted = apply_changes(table, delta, fmap["id"])
+    return _checked(path, obj, table, bad_deleted, cfg, stages, tables)
 
+
+def _checked(path: str, obj: str, table: pa.Table, bad_deleted: np.ndarray | None, cfg: Config, stages: _Stages,
+             tables: dict[str, pd.DataFrame], references: bool = True) -> tuple[pd.DataFrame, pd.DataFrame]:  # fmt: skip
+    """One object's raw table typed and checked: its frame and its quarantine. ``references=False``
+    leaves the reference check to the caller (a typed changes feed checks it when applied)."""
+    fmap = cfg.fields[obj]
+    catalog = OBJECTS[obj]
     n = table.num_rows
     raw = {name: table.column(name) for name in table.column_names}
     del table  # the raw columns go one by one as they are typed (_typed_frame)
@@ -469,7 +477,8 @@ def _load_object(
         df["lost"] = lost
 
     # 4. References routing needs (the referenced tables are read first).
-    _flag_references(problems, df, obj, fmap, tables)
+    if references:
+        _flag_references(problems, df, obj, fmap, tables)
 
     bad = problems.bad
     quarantine = problems.frame(ids)
@@ -684,13 +693,16 @@ PREVIOUS_OBJECTS = ("User", "Opportunity")
 
 def read_snapshot(
     path: str | os.PathLike, cfg: Config, objects: tuple[str, ...] | None = None,
-    changes: str | os.PathLike | None = None,
+    changes: str | os.PathLike | None = None, *, typed: bool = True,
 ) -> Snapshot:  # fmt: skip
     """Read the tables of the snapshot at ``path`` (a folder or fsspec URL): all, or ``objects``.
 
     ``changes`` names a changes folder (CONTRACT.md § 1b) applied to the raw tables first;
     its objects outside the data contract (``EventRelation``, ``Lead``) are not read, as the
     snapshot's own are not: the feed writes the ``Event`` rows whose attendees changed.
+
+    A snapshot committed typed (``typed.py``) with the running configuration is read as it was
+    typed, not typed again; ``typed=False`` types the raw tables whatever the folder holds.
     """
     fs, root = url_to_fs(path)
     if not fs.isdir(root):
@@ -707,6 +719,12 @@ def read_snapshot(
             raise SnapshotError(f"{changes}: no changes tables here (none of {', '.join(feed)}): give one window's "
                                 "folder of the changes feed (the one holding those tables), not the feed's root")  # fmt: skip
     _prefer_jemalloc()
+    if typed:
+        from sa_hygiene.source.typed import read_typed
+
+        committed = read_typed(fs, root, cfg, objects, delta, str(path))
+        if committed is not None:
+            return committed
     stages = _Stages(cfg)
     tables: dict[str, pd.DataFrame] = {}
     problems: list[pd.DataFrame] = []

@@ -21,11 +21,15 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import fsspec
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
+
+if TYPE_CHECKING:
+    from sa_hygiene.contract.config import Config
 
 
 def url_to_fs(url: str | os.PathLike) -> tuple[fsspec.AbstractFileSystem, str]:
@@ -111,12 +115,20 @@ class SnapshotStore:
         self.fs.makedirs(f"{self.root}/{tmp}", exist_ok=True)
         return self._url(tmp)
 
-    def commit(self, staged: str, taken_at: datetime, source: str = "") -> SnapshotRef:
-        """Publish a staged folder: manifest last, then the rename that makes it listed."""
+    def commit(self, staged: str, taken_at: datetime, source: str = "", cfg: Config | None = None) -> SnapshotRef:
+        """Publish a staged folder: manifest last, then the rename that makes it listed.
+
+        With ``cfg``, the snapshot is typed and checked once, here (``typed.py``), so that the
+        reads of the day load its frames instead of typing it again.
+        """
         name = snapshot_name(taken_at)
         tmp = url_to_fs(staged)[1]
         if self.fs.exists(f"{self.root}/{name}"):
             raise FileExistsError(f"{self._url(name)}: a snapshot taken at this time already exists")
+        if cfg is not None:
+            from sa_hygiene.source.typed import type_at_commit
+
+            type_at_commit(staged, cfg)
         tables = {}
         for entry in self.fs.ls(tmp, detail=False):
             base = entry.rsplit("/", 1)[-1]
@@ -137,7 +149,7 @@ class SnapshotStore:
             self.fs.rm(path, recursive=True)
 
     @contextmanager
-    def writer(self, taken_at: datetime, source: str = "") -> Iterator[str]:
+    def writer(self, taken_at: datetime, source: str = "", cfg: Config | None = None) -> Iterator[str]:
         """Yield a staged folder URL to write tables into; commit it when the block ends.
 
         On any exception the staged folder is removed and nothing is listed.
@@ -145,14 +157,16 @@ class SnapshotStore:
         staged = self.stage(taken_at)
         try:
             yield staged
-            self.commit(staged, taken_at, source)
+            self.commit(staged, taken_at, source, cfg)
         except BaseException:
             self.discard(staged)
             raise
 
-    def commit_folder(self, folder: str | os.PathLike, taken_at: datetime, source: str = "") -> SnapshotRef:
-        """Copy a finished local folder of tables into the store as one snapshot (CSV becomes Parquet)."""
-        with self.writer(taken_at, source=source) as target:
+    def commit_folder(self, folder: str | os.PathLike, taken_at: datetime, source: str = "",
+                      cfg: Config | None = None) -> SnapshotRef:  # fmt: skip
+        """Copy a finished local folder of tables into the store as one snapshot (CSV becomes
+        Parquet), typed at commit with ``cfg``."""
+        with self.writer(taken_at, source=source, cfg=cfg) as target:
             copy_tables(folder, target)
         return next(r for r in self.list() if r.name == snapshot_name(taken_at))
 
@@ -238,8 +252,12 @@ class ChangesFeed:
         if self.fs.exists(path):
             self.fs.rm(path, recursive=True)
 
-    def commit(self, staged: str, manifest: dict) -> dict:
-        """Publish a staged folder as the next version; returns its manifest."""
+    def commit(self, staged: str, manifest: dict, cfg: Config | None = None) -> dict:
+        """Publish a staged folder as the next version, typed with ``cfg``; returns its manifest."""
+        if cfg is not None:
+            from sa_hygiene.source.typed import type_at_commit
+
+            type_at_commit(staged, cfg, changes=True)
         last = self.latest()
         version = (last["version"] if last else 0) + 1
         name = f"v{version:06d}"

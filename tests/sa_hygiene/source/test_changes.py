@@ -5,6 +5,7 @@ taken at the same moment holds, for every object the feed covers.
 """
 
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from builders import contact, event, sf_id
@@ -39,7 +40,12 @@ def assert_as_a_full_extraction(fake, store, tmp_path, now):
     """Snapshot + latest changes reads as a full extraction taken ``now``."""
     cfg = load_config()
     latest = store.latest()
-    merged = read_snapshot(latest.url, cfg, changes=ChangesFeed(store, latest).latest()["folder"])
+    folder = ChangesFeed(store, latest).latest()["folder"]
+    merged = read_snapshot(latest.url, cfg, changes=folder)
+    # Both the snapshot and the changes were typed at commit: the same as typing them now.
+    assert (Path(latest.url) / "_typed" / "_manifest.json").exists() and (Path(folder) / "_typed" / "_manifest.json").exists()
+    at_read = read_snapshot(latest.url, cfg, changes=folder, typed=False)
+    assert all(merged[obj].equals(at_read[obj]) for obj in merged.tables)
     fresh = SnapshotStore(tmp_path / f"fresh-{now:%H%M%S}")
     run(fresh, now)
     whole = read_snapshot(fresh.latest().url, cfg)

@@ -8,6 +8,7 @@ extra routes it, ``REQUESTS_CA_BUNDLE`` makes requests trust the test CA.
 import json
 import re
 from datetime import date, datetime, timedelta
+from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
@@ -445,8 +446,13 @@ def test_the_dag_steps_stage_validate_then_commit_through_the_same_extraction(fa
     assert store.latest() is None  # staged, validated next, not yet listed
     checked = snapshots.validate_snapshot(cfg, staged.staged)
     assert checked.rows["Opportunity"] == len(org()["Opportunity"])
+    typed = Path(staged.staged) / "_typed" / "_manifest.json"
+    written = typed.read_text()  # typed while validating, with the frames the validation read
     url = snapshots.commit_snapshot(cfg, staged.staged, T0, staged.source)
     assert store.latest().url == url and store.manifest(store.latest())["source"] == f"salesforce:{CONN}"
+    assert (Path(url) / "_typed" / "_manifest.json").read_text() == written  # the commit did not type it again
+    snap, at_read = read_snapshot(url, cfg), read_snapshot(url, cfg, typed=False)
+    assert all(snap[obj].equals(at_read[obj]) for obj in at_read.tables) and len(snap.quarantine) == len(at_read.quarantine)
 
 
 def test_a_failed_staged_extraction_leaves_nothing_behind(fake, store, tmp_path):
