@@ -79,7 +79,7 @@ def escalation_messages(items: list[dict], snapshot: Snapshot, cfg: Config, days
     item goes to), ``first_seen`` and ``age_days``; ``days``: each manager's local date.
     """
     records = DigestRecords(snapshot, cfg)
-    for obj in ("Opportunity", "Task"):
+    for obj in ("Opportunity", "Task", "Proof_of_Value__c"):
         records.prepare(obj, [i["record_id"] for i in items if i["object"] == obj])
     by_manager: dict[str, list[dict]] = defaultdict(list)
     for item in items:
@@ -100,8 +100,15 @@ def escalation_messages(items: list[dict], snapshot: Snapshot, cfg: Config, days
                 row = records.row(i["object"], i["record_id"]) or {}
                 label = row.get("name") or row.get("subject") or i["record_id"]
                 title_wf = cfg.workflows[i["workflow"]].title if i["workflow"] in cfg.workflows else i["workflow"]
-                lines.append(f"• {records.link(i['object'], i['record_id'], label)}: {esc(title_wf)}, "
-                             f"open {plural(i['age_days'], 'day')} (since {i['first_seen']})")  # fmt: skip
+                line = f"• {records.link(i['object'], i['record_id'], label)}: {esc(title_wf)}, "
+                if i["object"] == "User":  # about the person (pov-load): what they run now
+                    running = records.running_povs(i["record_id"])
+                    line += f"{plural(len(running), 'POV')} in progress"
+                    line += (": " + ", ".join(records.link("Proof_of_Value__c", p, n) for p, n in running)) if running else ""
+                    line += f" (since {i['first_seen']})"
+                else:
+                    line += f"open {plural(i['age_days'], 'day')} (since {i['first_seen']})"
+                lines.append(line)
             content += [{"type": "divider"}, *sections("\n".join(lines))]
         people = "1 person" if len(per_sa) == 1 else f"{len(per_sa)} people"
         summary = f"{plural(len(team), 'item')} of {people} in your team open longer than their workflow allows"
