@@ -52,12 +52,18 @@ def demo_povs(as_of: date, seed: int, user_ids: np.ndarray, user_role: np.ndarra
     nan = np.full(n, np.nan)
     start = np.where(status == "Planned", np.where(rng.random(n) < 0.5, today + rng.integers(1, 20, size=n), nan),
                      today - rng.integers(3, 80, size=n)).astype(float)  # fmt: skip
-    start[status == "Completed"] -= 60
+    start[status == "Completed"] -= 30
     done = np.isin(status, ["Completed", "Cancelled"])
-    end = np.where(done, start + rng.integers(7, 56, size=n), nan)
+    # Ended by yesterday: most completed ones this quarter, for the report's results.
+    end = np.where(done, np.minimum(start + rng.integers(7, 56, size=n), today - 1), nan)
     result = np.full(n, None, dtype=object)
     completed = status == "Completed"
     result[completed] = np.array(["Successful", "Successful", "Unsuccessful"], dtype=object)[rng.integers(0, 3, int(completed.sum()))]
+    # Most completed POVs' deals have closed since, won or lost: the report sets results beside outcomes.
+    decided = np.flatnonzero(o["closed"] & np.isin(sa, sas))
+    moved = completed & (rng.random(n) < 0.7)
+    if len(decided):
+        pick[moved] = rng.choice(decided, size=int(moved.sum()))
     criteria = np.array(CRITERIA, dtype=object)[rng.integers(0, len(CRITERIA), size=n)]
     criteria[rng.random(n) < 0.12] = None
     rows = {
