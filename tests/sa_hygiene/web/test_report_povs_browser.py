@@ -6,23 +6,8 @@ import os
 from pathlib import Path
 
 import pytest
-from browser import Chromium
-from demo_report import write_demo_report
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture(scope="module")
-def report(tmp_path_factory) -> Path:
-    _, info = write_demo_report(tmp_path_factory.mktemp("report"))
-    return Path(info["report"]).parent
-
-
-@pytest.fixture(scope="module")
-def browser(tmp_path_factory):
-    b = Chromium(tmp_path_factory.mktemp("chromium") / "profile")
-    yield b
-    b.close()
 
 
 def shots(tmp_path: Path) -> Path:
