@@ -212,3 +212,18 @@ def test_a_mistake_in_the_default_workflows_names_their_file(tmp_path, monkeypat
     finally:
         config._load.cache_clear()
     assert f"{broken}: workflows.wf-09.scope: unknown field 'is_chorrus'" in str(err.value)
+
+
+def test_pov_settings_are_checked(tmp_path):
+    """The POV status groups name configured statuses; a DM to the manager needs a frame that has one."""
+    with pytest.raises(ConfigError, match=r"proofs_of_value.*running: 'Running' not among the statuses"):
+        load_config(write(tmp_path, """
+            proofs_of_value:
+              running: [Running]
+        """))
+    with pytest.raises(ConfigError, match=r"workflows.pov-criteria.recipient.dm: 'manager' needs a frame with manager_id"):
+        load_config(write(tmp_path, """
+            workflows:
+              pov-criteria:
+                recipient: {dm: manager}
+        """))
