@@ -58,8 +58,10 @@ def digest_dag(dag_id: str, tz: str, slots: set[str], recipients: set[str], doc:
             # New activity and Chorus calls: the DAG's feed window (from its last delivered one to
             # the snapshot), not the clock's; a run by hand for another day keeps that day's.
             feed = None if as_of else dag_id
-            # DM alerts whose user and manager are inactive fall back to the region channel.
-            run = evaluate_latest(cfg, day, since, until, out=out, slots=slots | {"sa_digest"}, now=until, feed=feed)
+            # DM alerts whose user and manager are inactive fall back to the region channel (and a
+            # manager's escalation about a user without a manager: pov-load).
+            run = evaluate_latest(cfg, day, since, until, out=out, slots=slots | {"sa_digest", "manager_escalation"},
+                                  now=until, feed=feed)  # fmt: skip
             return run.to_xcom()
 
         @task(pool="slack_api", **NETWORK_RETRIES)

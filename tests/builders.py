@@ -13,7 +13,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from sa_hygiene.contract.schema import OBJECTS, PREFIX, default_field_map
+from sa_hygiene.contract.schema import OBJECTS, OPTIONAL_OBJECTS, PREFIX, default_field_map
 
 _counter = itertools.count(1)
 
@@ -65,8 +65,17 @@ def event(**kw) -> dict:
             "system_modstamp": "2026-11-20T00:00:00Z", **kw}  # fmt: skip
 
 
+def pov(**kw) -> dict:
+    """A Proof of Value (spec v3) in progress, started a week before the tests' AS_OF."""
+    return {"id": sf_id(PREFIX["Proof_of_Value__c"]), "name": "Acme POV", "opportunity_id": "", "account_id": "",
+            "owner_id": "", "status": "In Progress", "start_date": "2026-11-17", "end_date": "", "result": "",
+            "success_criteria": "Pipelines under 10 minutes", "last_modified": "2026-11-17T00:00:00Z",
+            "system_modstamp": "2026-11-17T00:00:00Z", **kw}  # fmt: skip
+
+
 def write_snapshot(directory: Path, tables: dict[str, list[dict]], fmt: str = "csv", drop: dict | None = None) -> Path:
-    """Write all seven tables (empty ones with headers) with the default API field names.
+    """Write all seven tables (empty ones with headers) with the default API field names, and the
+    optional ones (``Proof_of_Value__c``) only when ``tables`` names them: an org without them.
 
     ``drop`` maps an object to API column names to leave out, for missing-column tests.
     """
@@ -75,6 +84,8 @@ def write_snapshot(directory: Path, tables: dict[str, list[dict]], fmt: str = "c
     fmap = default_field_map()
     drop = drop or {}
     for obj in OBJECTS:
+        if obj in OPTIONAL_OBJECTS and obj not in tables:
+            continue
         names = [n for n in OBJECTS[obj] if fmap[obj][n] not in drop.get(obj, ())]
         header = [fmap[obj][n] for n in names]
         rows = [[r.get(n, "") for n in names] for r in tables.get(obj, [])]

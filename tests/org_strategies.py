@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
 
-from builders import account, contact, contact_role, event, opportunity, task, user
+from builders import account, contact, contact_role, event, opportunity, pov, task, user
 from hypothesis import strategies as st
 
 AS_OF = date(2026, 11, 24)
@@ -133,6 +133,31 @@ def events(draw):
     return out
 
 
+POV_IDS = [f"a0P5e0000000P{i:02d}AAA" for i in range(8)]
+POV_STATUSES = ["Planned", "In Progress", "In Progress", "In Progress", "Completed", "Cancelled"]
+
+
+@st.composite
+def povs(draw, opportunities):
+    """Proofs of Value around the POV rules' boundaries: day 55/56, 3 vs 4 running, blank vs set
+    fields, an opportunity open, closed, blank, with and without a start date. None: an org
+    without the object (no file at all)."""
+    if draw(st.integers(0, 4)) == 0:
+        return None
+    out = []
+    opp_ids = [o["id"] for o in opportunities]
+    for pid in draw(st.lists(st.sampled_from(POV_IDS), unique=True, max_size=8)):
+        out.append(pov(
+            id=pid, owner_id=draw(st.sampled_from(USER_IDS[:3])), status=draw(st.sampled_from(POV_STATUSES)),
+            opportunity_id=draw(maybe_short)(draw(st.sampled_from(["", *opp_ids]))) if opp_ids else "",
+            start_date=day(draw(st.sampled_from([None, -80, -56, -55, -10, 0, 3]))),
+            end_date=day(draw(st.sampled_from([None, None, -1, 5]))),
+            result=draw(st.sampled_from(["", " ", "Successful", "Unsuccessful"])),
+            success_criteria=draw(st.sampled_from(["", " ", "Under 10 minutes"])),
+        ))  # fmt: skip
+    return out
+
+
 @st.composite
 def orgs(draw):
     current = {
@@ -148,6 +173,9 @@ def orgs(draw):
         contact_role(opportunity_id=o["id"], contact_id=draw(st.sampled_from(CON_IDS)))
         for o in current["Opportunity"] if draw(st.booleans())
     ]  # fmt: skip
+    proofs = draw(povs(current["Opportunity"]))
+    if proofs is not None:
+        current["Proof_of_Value__c"] = proofs
     previous = None
     if draw(st.booleans()):
         previous = {"User": current["User"], "Opportunity": draw(changed(current["Opportunity"]))}

@@ -267,6 +267,32 @@ def oracle(cur, prev, as_of: date, since: datetime | None = None, until: datetim
                          "persona_level_invalid", "csp_link_missing", "other_too_vague"]  # fmt: skip
                 add("act-fields", t, org.dm(owner, org.channel(owner)), sorted(reasons, key=order.index))
 
+    # Proofs of Value (spec v3): active = Planned or In Progress; 8 weeks = 56 days; at most 3 at once.
+    opp_of = {key(o["id"]): o for o in cur.get("Opportunity", [])}
+    running: dict[str, int] = {}
+    for p in cur.get("Proof_of_Value__c", []):
+        status, owner, start = val(p["status"]), key(p["owner_id"]), d(p["start_date"])
+        to = org.dm(owner, org.channel(owner))
+        active, in_progress = status in ("Planned", "In Progress"), status == "In Progress"
+        o = opp_of.get(key(p["opportunity_id"]))
+        opp_open = o is not None and not flag(o["is_closed"]) and not rank(o)[1]
+        if in_progress and start is not None and start <= as_of - timedelta(days=56) and blank(p["end_date"]):
+            add("pov-overdue", p, to)
+        if active and blank(p["success_criteria"]):
+            add("pov-criteria", p, to)
+        if active and not opp_open:
+            add("pov-opportunity", p, to)
+        if status == "Completed" and blank(p["result"]):
+            add("pov-result", p, to)
+        if in_progress and opp_open and blank(o["te_start"]):
+            add("pov-tech-eval", p, to)
+        if in_progress:
+            running[owner] = running.get(owner, 0) + 1
+    for owner, n in running.items():
+        if n > 3:
+            manager = key(org.users[owner]["manager_id"])
+            add("pov-load", {"id": org.user_id(owner)}, org.dm(manager, org.channel(owner)))
+
     # wf-01
     contacts = [(val(c["email"]).lower(), key(c["id"])) for c in cur.get("Contact", []) if val(c["email"])]
     roles = [(key(r["contact_id"]), key(r["opportunity_id"])) for r in cur.get("OpportunityContactRole", [])]

@@ -74,8 +74,11 @@ FRAME_OBJECT = {
     "activities": "Task",
     "tasks": "Task",
     "meetings": "Event",
+    "povs": "Proof_of_Value__c",
+    "pov_owners": "User",
 }
-SLOTS = ("sa_digest", "regional_digest", "channel_post", "meeting_reminder")
+# manager_escalation: the managers' 08:00 escalation DM, at once (pov-load: a team's load, not an item to fix)
+SLOTS = ("sa_digest", "regional_digest", "channel_post", "meeting_reminder", "manager_escalation")
 # A workflow's ``fix``: the Slack app's forms that put its items right (the handbook's "Update
 # Opportunity" button: the four SA Validated Tech Evaluation fields and the Primary SA).
 FIXES = {"tech_eval": "Opportunity"}
@@ -205,6 +208,27 @@ class Thresholds(_Model):
     review_days: Days
     other_min_chars: Days
     description_preview_chars: Days
+    pov_max_days: Days = 56
+    pov_max_running: Days = 3
+
+
+class ProofsOfValue(_Model):
+    """The statuses of ``Proof_of_Value__c`` (spec v3) and how the rules and the report group them."""
+
+    key_prefix: Annotated[str, Field(strict=True, pattern=r"^[A-Za-z0-9]{3}$")] = "a0P"
+    statuses: Annotated[list[StrictStr], Field(min_length=1)] = ["Planned", "In Progress", "Completed", "Cancelled"]
+    active: list[StrictStr] = ["Planned", "In Progress"]
+    running: list[StrictStr] = ["In Progress"]
+    completed: list[StrictStr] = ["Completed"]
+    results: list[StrictStr] = ["Successful", "Unsuccessful"]
+
+    @model_validator(mode="after")
+    def _known(self) -> ProofsOfValue:
+        for group in ("active", "running", "completed"):
+            unknown = [s for s in getattr(self, group) if s not in self.statuses]
+            if unknown:
+                raise ValueError(f"{group}: {', '.join(map(repr, unknown))} not among the statuses")
+        return self
 
 
 class EmailDomains(_Model):
@@ -305,7 +329,8 @@ class Expectation(_Model):
 
 
 class Recipient(_Model):
-    dm: Literal["sa", "owner"] | None = None
+    # manager: the row's ``manager_id`` (pov-load: the manager of the user the alert is about)
+    dm: Literal["sa", "owner", "manager"] | None = None
     region: Literal["record"] | None = None
     channel: StrictStr | None = None
 
@@ -356,6 +381,7 @@ class Config(_Model):
     changes: ChangesSettings
     state: StateSettings = StateSettings()
     report: ReportSettings
+    proofs_of_value: ProofsOfValue = ProofsOfValue()
     fields: dict[StrictStr, dict[StrictStr, StrictStr]]
     stages: Stages
     thresholds: Thresholds
@@ -506,6 +532,8 @@ def _check_workflows(cfg: Config) -> list[tuple[str, str]]:
             errors.append((f"{key}.recipient.dm", "'sa' is a field of opportunities only"))
         if wf.recipient.dm == "owner" and wf.frame in ("opportunities", "changes"):
             errors.append((f"{key}.recipient.dm", "opportunity workflows DM the 'sa'"))
+        if wf.recipient.dm == "manager" and "manager_id" not in columns:
+            errors.append((f"{key}.recipient.dm", f"'manager' needs a frame with manager_id, {wf.frame!r} has none"))
     return errors
 
 

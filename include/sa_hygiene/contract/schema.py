@@ -114,7 +114,27 @@ OBJECTS: dict[str, dict[str, Field]] = {
         Field("attendee_emails", "AttendeeEmails", "multi"),
         Field("system_modstamp", "SystemModstamp", "datetime", required=False),
     ),
+    # Spec v3, optional (OPTIONAL_OBJECTS): an org without the custom object has no POVs.
+    "Proof_of_Value__c": _fields(
+        Field("id", "Id", "id"),
+        Field("name", "Name", "text", required=False),
+        Field("opportunity_id", "Opportunity__c", "ref"),
+        Field("account_id", "Account__c", "ref", required=False),
+        Field("owner_id", "OwnerId", "ref"),  # the SA running it
+        Field("status", "Status__c", "text"),
+        Field("start_date", "Start_Date__c", "date"),
+        Field("end_date", "End_Date__c", "date"),
+        Field("result", "Result__c", "text"),
+        Field("success_criteria", "Success_Criteria__c", "text"),
+        Field("last_modified", "LastModifiedDate", "datetime", required=False),
+        Field("system_modstamp", "SystemModstamp", "datetime", required=False),
+    ),
 }
+
+# Objects an org may not have (custom objects of a managed process): a snapshot without their
+# file reads them as empty, extraction skips them when the org's describe does not list them,
+# and nothing that reads them fails (CONTRACT.md § 1: "absent file = no POVs").
+OPTIONAL_OBJECTS = frozenset({"Proof_of_Value__c"})
 
 # Salesforce Id key prefixes the rules rely on.
 PREFIX = {
@@ -125,6 +145,8 @@ PREFIX = {
     "User": "005",
     "Task": "00T",
     "Event": "00U",
+    # A custom object's prefix varies by org: the configuration's ``key_prefixes`` overrides it.
+    "Proof_of_Value__c": "a0P",
 }
 
 
@@ -210,5 +232,18 @@ FRAMES: dict[str, dict[str, FrameKind]] = {
         bool: has_external_attendee
         text: suggested_what_id suggested_object
         bool: logged
+    """),
+    # Proofs of Value (spec v3), with what the POV rules read of each one's opportunity.
+    "povs": _frame("""
+        text: id key name opportunity_id account_id owner_id status result success_criteria
+        date: start_date end_date
+        bool: is_active is_running is_completed
+        number: days_since_start
+        bool: has_opportunity opportunity_quarantined opportunity_open opportunity_has_te_start
+    """),
+    # One row per user owning a POV: how many they run at once (pov-load, an alert on the User).
+    "pov_owners": _frame("""
+        text: id key owner_id manager_id
+        number: running_povs
     """),
 }

@@ -152,7 +152,7 @@ class Renderer:
         """Whose items a section lists, for its message's ``{owner}``: "you" in the person's own
         digest, their names when it reached their manager because they are inactive."""
         mine = str(group.recipient.get("id") or "")[:15]
-        field = "owner_id" if obj == "Task" else "sa"
+        field = "sa" if obj == "Opportunity" else "id" if obj == "User" else "owner_id"
         people = {str((self.records.row(obj, i) or {}).get(field) or "")[:15] for i in ids}
         others = sorted({self.records.user_name(p) for p in people if p and p != mine})
         names = (["you"] if mine in people or not others else []) + others
@@ -190,9 +190,8 @@ class Renderer:
                 if text:
                     content.append(context(f"*{esc(other.title)}*: _{esc(text)}_"))
                 told.add(w)
-            render = self.items.opportunity if wf.object == "Opportunity" else self.items.task
             for record_id in self._ordered(wf.object, ids, by_record, overdue="task_overdue" in wf.message.show):
-                item = sections(render(record_id, by_record[record_id], wid))
+                item = sections(self.items.render(wf.object, record_id, by_record[record_id], wid))
                 if group.slot == "sa_digest" and group.recipient["type"] == "user":
                     item[0] = self.with_menu(item[0], wid, wf.object, record_id, group.recipient["id"])
                     item += self.fix_actions(record_id, by_record[record_id])
@@ -303,9 +302,10 @@ def fallbacks(recipient: dict, records: DigestRecords) -> tuple[dict, ...]:
 
 def effective_slot(alert: dict) -> str:
     """The digest an alert goes into: a DM alert that fell back to a channel (its user and their
-    manager are inactive) joins that channel's regional digest."""
+    manager are inactive; a manager's escalation about a user without one) joins that channel's
+    regional digest."""
     recipient = alert["recipient"] if isinstance(alert["recipient"], dict) else as_recipient(alert["recipient"])
-    if alert["slot"] == "sa_digest" and recipient["type"] == "channel":
+    if alert["slot"] in ("sa_digest", "manager_escalation") and recipient["type"] == "channel":
         return "regional_digest"
     return alert["slot"]
 
@@ -335,7 +335,7 @@ def build_messages(
     """
     records = DigestRecords(snapshot, cfg, previous)
     named = alerts + [e for episodes in (fixed or {}).values() for e in episodes]
-    for obj in ("Opportunity", "Task", "Event"):
+    for obj in ("Opportunity", "Task", "Event", "Proof_of_Value__c"):
         ids = [a["record_id"] for a in named if a["object"] == obj]
         records.prepare(obj, ids)
     related = [a.get("suggested_what_id") for a in alerts] + [
@@ -343,6 +343,9 @@ def build_messages(
     ]
     opp_ids = [r for r in related if isinstance(r, str) and r.startswith("006")]
     opp_ids += [a["record_id"] for a in named if a["object"] == "Opportunity"]
+    opp_ids += [(records.row("Proof_of_Value__c", a["record_id"]) or {}).get("opportunity_id")
+                for a in named if a["object"] == "Proof_of_Value__c"]  # fmt: skip
+    opp_ids = [o for o in opp_ids if isinstance(o, str)]
     records.prepare("Opportunity", opp_ids)
     accounts = [(records.row("Opportunity", o) or {}).get("account_id") for o in opp_ids]
     records.prepare("Account", [*accounts, *(r for r in related if isinstance(r, str) and r.startswith("001"))])

@@ -107,6 +107,14 @@ class DigestRecords:
         row = self.row(obj, record_id) if obj in self.tables else None
         return obj, (row.get("name") if row and isinstance(row.get("name"), str) else record_id)
 
+    def running_povs(self, user_id: Any) -> list[tuple[str, str]]:
+        """(Id, name) of the Proofs of Value the user runs now (``proofs_of_value.running``)."""
+        povs = self.tables.get("Proof_of_Value__c")
+        if povs is None or not isinstance(user_id, str):
+            return []
+        mine = povs[(povs["owner_id"].str.slice(0, 15) == user_id[:15]) & povs["status"].isin(self.cfg.proofs_of_value.running)]
+        return [(i, n if isinstance(n, str) else i) for i, n in zip(mine["id"], mine["name"], strict=True)]
+
     def link(self, obj: str, record_id: Any, label: Any) -> str:
         """The record's label, linked to it in Salesforce when its Id is one."""
         return record_link(self.cfg.salesforce.instance_url, obj or "Task", record_id, label)
@@ -237,6 +245,47 @@ class ItemWriter:
             new = name(now.get("sa")) if isinstance(now.get("sa"), str) else "(cleared)"
             out.append(f"Primary SA {esc(name(was.get('sa')))} → *{esc(new)}*")
         return out
+
+    def render(self, obj: str, record_id: str, alerts: list[dict], section_wf: str) -> str:
+        """The item of a record of ``obj`` (an opportunity, a task, a Proof of Value, a user)."""
+        writers = {"Opportunity": self.opportunity, "Proof_of_Value__c": self.proof_of_value, "User": self.user}
+        return writers.get(obj, self.task)(record_id, alerts, section_wf)
+
+    def proof_of_value(self, record_id: str, alerts: list[dict], section_wf: str) -> str:
+        """A POV (spec v3): its opportunity, status, dates against the 8-week guideline, result and
+        success criteria; every text from Salesforce escaped."""
+        p = self.records.row("Proof_of_Value__c", record_id) or {}
+        head = f"*{self.records.link('Proof_of_Value__c', record_id, p.get('name') or record_id)}*"
+        opp_id = p.get("opportunity_id")
+        if isinstance(opp_id, str):
+            opp = self.records.row("Opportunity", opp_id) or {}
+            head += f"  ·  {self.records.link('Opportunity', opp_id, opp.get('name') or opp_id)}"
+            if opp.get("is_closed") is True:
+                head += " (closed)"
+        else:
+            head += "  ·  *no opportunity*"
+        facts = [esc(p.get("status")), f"by {esc(self.records.user_name(p.get('owner_id')))}"]
+        start, end = p.get("start_date"), p.get("end_date")
+        if start is not None and not pd.isna(start):
+            days = (pd.Timestamp(self.as_of) - pd.Timestamp(start)).days
+            facts.append(f"{day_text(start)} → {day_text(end)}" + (f", week {days // 7 + 1}" if days >= 0 else ""))
+        result = p.get("result")
+        facts.append(f"result {esc(result)}" if isinstance(result, str) else "no result")
+        lines = [head, " · ".join(f for f in facts if f)]
+        criteria = p.get("success_criteria")
+        if isinstance(criteria, str):
+            lines.append("> " + cut(esc(criteria), self.cfg.thresholds.description_preview_chars + 1).replace("\n", "\n> "))
+        lines += self._issues(alerts, skip=section_wf)
+        return "\n".join(self._with_age(lines, alerts))
+
+    def user(self, record_id: str, alerts: list[dict], section_wf: str) -> str:
+        """A person an alert is about (pov-load): their name and the POVs they run now."""
+        running = self.records.running_povs(record_id)
+        lines = [f"*{esc(self.records.user_name(record_id))}*"]
+        if running:
+            lines.append(" · ".join(self.records.link("Proof_of_Value__c", i, n) for i, n in running))
+        lines += self._issues(alerts, skip=section_wf)
+        return "\n".join(self._with_age(lines, alerts))
 
     def task(self, record_id: str, alerts: list[dict], section_wf: str) -> str:
         t = self.records.row("Task", record_id) or {}

@@ -89,7 +89,7 @@ def escalation_messages(items: list[dict], snapshot: Snapshot, cfg: Config, days
     leavers = leavers or []
     records = DigestRecords(snapshot, cfg)
     books_opps = [o for book in leavers for o in book["opportunities"]]
-    for obj in ("Opportunity", "Task"):  # one prepare per object: a second would replace the first
+    for obj in ("Opportunity", "Task", "Proof_of_Value__c"):  # one prepare per object: a second would replace the first
         records.prepare(obj, [i["record_id"] for i in items if i["object"] == obj] + (books_opps if obj == "Opportunity" else []))
     by_manager: dict[str, list[dict]] = defaultdict(list)
     for item in items:
@@ -133,6 +133,10 @@ def escalation_messages(items: list[dict], snapshot: Snapshot, cfg: Config, days
                 since = min(i["first_seen"] for i in its)
                 lines = [f"*{records.link(obj, record_id, label)}* · {esc(records.user_name(owner))}'s: "
                          f"open {plural(age, 'day')} (since {since})"]  # fmt: skip
+                if obj == "User":  # about the person (pov-load): what they run now
+                    running = records.running_povs(record_id)
+                    lines.append(f"{plural(len(running), 'POV')} in progress" + (
+                        ": " + ", ".join(records.link("Proof_of_Value__c", p, n) for p, n in running) if running else ""))
                 for wid in dict.fromkeys(i["workflow"] for i in sorted(its, key=lambda i: -i["age_days"])):
                     lines.append(f"• {esc(cfg.workflows[wid].title if wid in cfg.workflows else wid)}")
                 entry = sections("\n".join(lines))

@@ -6,7 +6,8 @@ listed fixes were false). So the demo checks its own claims against its own org:
 the snapshot of the day before the claim and the snapshot of the claim's day (the demo's
 digests are daily), in a field its workflow's complaint reads (``week.fields_of``); a record the complaint reads
 through other records (a meeting is "logged" by an activity) is true when the record changed
-or, for a meeting, an activity appeared on its opportunity by its owner.
+or, for a meeting, an activity appeared on its opportunity by its owner, or, for a Proof of
+Value, its opportunity changed.
 
 Only the records a digest names can be checked (it names the first few, "and N more"): the
 counts say how many were checked.
@@ -121,6 +122,9 @@ def _changed(before: _Snapshot, after: _Snapshot, obj: str, record_id: str, fiel
         tasks_before, tasks_after = before.rows("Task"), after.rows("Task")
         new_tasks = tasks_after[~tasks_after.index.isin(tasks_before.index)]
         return bool(((new_tasks["WhatId"] == old["WhatId"]) & (new_tasks["OwnerId"] == old["OwnerId"])).any())
+    if fields is None and obj == "Proof_of_Value__c":  # read through its opportunity (pov-tech-eval, pov-opportunity)
+        opportunity = old.get("Opportunity__c")
+        return isinstance(opportunity, str) and _changed(before, after, "Opportunity", opportunity, None)
     return False
 
 

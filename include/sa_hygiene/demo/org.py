@@ -32,6 +32,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from sa_hygiene.contract.schema import PREFIX, default_field_map
+from sa_hygiene.demo.povs import demo_povs
 
 BASE = {"User": 150, "Account": 800, "Contact": 3000, "Opportunity": 2000, "Task": 20000, "Event": 4000}
 # Below these sizes some workflow or routing path would have nothing to show.
@@ -661,6 +662,10 @@ class DemoOrg:
         o = self.opportunities(users, account_ids, account_names)
         opp_cur, opp_prev = self.opportunity_tables(o, users)
         put("Opportunity", opp_cur, opp_prev)
+        # Proofs of Value (spec v3): a stream of their own, so nothing above changes for a seed.
+        managers = dict(zip(user_table["Id"].to_pylist(), user_table["ManagerId"].to_pylist(), strict=True))
+        povs = demo_povs(self.as_of, self.seed, users.ids, users.role, users.active, managers, o)
+        put("Proof_of_Value__c", povs, povs)
         roles = self.contact_roles(o, contacts[1], np.asarray(contacts[0].column("Id").to_pylist(), dtype=object))
         put("OpportunityContactRole", roles, roles)
         ev_cur, ev_prev, logged = self.events(users, o, contacts, roles, domains)

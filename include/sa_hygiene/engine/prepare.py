@@ -375,11 +375,84 @@ def _meetings(snap: Snapshot, d: Directory, w: RunWindow, cfg: Config, opps: pd.
     return m
 
 
+POV = "Proof_of_Value__c"
+
+
+def _pov_table(snap: Snapshot) -> pd.DataFrame:
+    """The snapshot's POVs; none when it was read without them (an org without the object
+    reads as an empty table already)."""
+    if POV in snap.tables:
+        return snap[POV]
+    return pd.DataFrame({"id": pd.Series(dtype="str"), "key": pd.Series(dtype="str"), "name": pd.Series(dtype="str"),
+                         "opportunity_id": pd.Series(dtype="str"), "account_id": pd.Series(dtype="str"),
+                         "owner_id": pd.Series(dtype="str"), "status": pd.Series(dtype="str"),
+                         "start_date": pd.Series(dtype="datetime64[us]"), "end_date": pd.Series(dtype="datetime64[us]"),
+                         "result": pd.Series(dtype="str"), "success_criteria": pd.Series(dtype="str")})  # fmt: skip
+
+
+def _povs(snap: Snapshot, d: Directory, w: RunWindow, cfg: Config) -> pd.DataFrame:
+    """The Proofs of Value with their status groups (configuration: ``proofs_of_value``) and what
+    the POV rules read of each one's opportunity. An opportunity Id that is set but not among the
+    readable opportunities names a quarantined row (an Id the snapshot lacks was quarantined with
+    the POV itself): the rules reading the opportunity leave that POV out."""
+    p = _pov_table(snap)
+    pov = cfg.proofs_of_value
+    o = snap["Opportunity"] if "Opportunity" in snap.tables else pd.DataFrame({"key": pd.Series(dtype="str")})
+    opp_key = p["opportunity_id"].str.slice(0, 15)
+    found = pd.Series(is_in(opp_key, o["key"]), index=p.index)
+    is_open = (~o["is_closed"] & ~o["lost"]).set_axis(o["key"]) if len(o) else pd.Series(dtype=bool)
+    has_start = o["te_start"].notna().set_axis(o["key"]) if len(o) else pd.Series(dtype=bool)
+    has_opp = p["opportunity_id"].notna()
+    return pd.DataFrame(
+        {
+            "id": p["id"],
+            "key": p["key"],
+            "name": p["name"],
+            "opportunity_id": p["opportunity_id"],
+            "account_id": p["account_id"],
+            "owner_id": d.canonical(p["owner_id"]),
+            "status": p["status"],
+            "result": p["result"],
+            "success_criteria": p["success_criteria"],
+            "start_date": p["start_date"],
+            "end_date": p["end_date"],
+            "is_active": p["status"].isin(pov.active).astype(bool),
+            "is_running": p["status"].isin(pov.running).astype(bool),
+            "is_completed": p["status"].isin(pov.completed).astype(bool),
+            "days_since_start": _days_between(w.as_of, p["start_date"]),
+            "has_opportunity": has_opp.astype(bool),
+            "opportunity_quarantined": (has_opp & ~found).astype(bool),
+            "opportunity_open": opp_key.map(is_open).fillna(False).astype(bool),
+            "opportunity_has_te_start": opp_key.map(has_start).fillna(False).astype(bool),
+        },
+        index=p.index,
+    )
+
+
+def _pov_owners(povs: pd.DataFrame, d: Directory) -> pd.DataFrame:
+    """One row per user owning a POV, with the POVs they run at once (pov-load is about the user)."""
+    owner_key = povs["owner_id"].str.slice(0, 15)
+    running = povs["is_running"].groupby(owner_key).sum()
+    keys = pd.Series(running.index, dtype="str")
+    ids = keys.map(d.users["id"]).where(lambda s: s.notna(), keys)
+    managers = keys.map(d.users["manager_id"])
+    return pd.DataFrame(
+        {
+            "id": ids.to_numpy(dtype=object),
+            "key": keys.to_numpy(dtype=object),
+            "owner_id": ids.to_numpy(dtype=object),
+            "manager_id": d.canonical(managers.astype("str")).to_numpy(dtype=object),
+            "running_povs": running.to_numpy(dtype="float64"),
+        }
+    ).astype({"id": "str", "key": "str", "owner_id": "str", "manager_id": "str"})
+
+
 def prepare_frames(
     current: Snapshot, previous: Snapshot | None, cfg: Config, w: RunWindow, only: set[str] | None = None
 ) -> tuple[dict[str, pd.DataFrame], Directory]:
     """The frames workflows read (``only``: just these, for benchmarks that must not share work)."""
-    wanted = set(only) if only is not None else {"opportunities", "tasks", "activities", "meetings", "changes"}
+    wanted = set(only) if only is not None else {"opportunities", "tasks", "activities", "meetings", "changes", "povs",
+                                                 "pov_owners"}  # fmt: skip
     d = Directory(current["User"], cfg)
     tasks = current["Task"]
     sa_activity = is_sa_activity(tasks)
@@ -396,6 +469,12 @@ def prepare_frames(
         frames["meetings"] = _meetings(current, d, w, cfg, opps, sa_tasks)
     if "changes" in wanted and previous is not None:
         frames["changes"] = _changes(opps, previous, d)
+    if wanted & {"povs", "pov_owners"}:
+        povs = _povs(current, d, w, cfg)
+        if "povs" in wanted:
+            frames["povs"] = povs
+        if "pov_owners" in wanted:
+            frames["pov_owners"] = _pov_owners(povs, d)
     for name, frame in frames.items():
         _check_declared(name, frame)
     return frames, d

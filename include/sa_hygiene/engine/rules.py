@@ -132,6 +132,9 @@ def _recipients(wf: Workflow, rows: pd.DataFrame, d: Directory) -> tuple[pd.Seri
     elif rcpt.dm == "owner":
         to = d.direct(owner, fallback=d.region_channel(owner))
         routed_by = owner.where(to.str.startswith(CHANNEL))
+    elif rcpt.dm == "manager":  # the manager of the user the row is about (the row's owner_id)
+        to = d.direct(rows["manager_id"], fallback=d.region_channel(owner))
+        routed_by = owner.where(to.str.startswith(CHANNEL))
     else:
         routed_by = rows["sa"].where(rows["has_sa"], owner) if "has_sa" in rows else owner
         to = d.region_channel(routed_by)
@@ -187,7 +190,7 @@ def run_workflows(
                         got.append(e.reason)
         if not reasons:
             continue
-        wanted = [c for c in ("id", "owner_id", "sa", "has_sa", "suggested_what_id") if c in frame.columns]
+        wanted = [c for c in ("id", "owner_id", "sa", "has_sa", "suggested_what_id", "manager_id") if c in frame.columns]
         rows = select_rows(frame, frame.index.isin(list(reasons)), wanted).loc[list(reasons)]
         to, unrouted = _recipients(wf, rows, d)
         pieces.append(

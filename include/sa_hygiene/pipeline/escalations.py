@@ -68,11 +68,17 @@ def escalations(cfg: Config, start, end, *, only: str | None = None, as_of: str 
     if not days:
         return OverdueItems(snapshot=latest.url, leavers=leavers)
     limits = {w: wf.escalate_after_days for w, wf in cfg.enabled_workflows().items() if wf.escalate_after_days}
+    # Workflows whose alerts are the escalation itself (pov-load: a team member's load goes to
+    # their manager, its recipient): told from the first day, about the user the alert names.
+    own = {w for w, wf in cfg.enabled_workflows().items() if wf.slot == "manager_escalation"}
     with open_state(cfg, state_url) as state:
         episodes = state.open_episodes()
         snoozed = state.snoozed(min(days.values()))
     items = []
     for e in episodes:
+        if e["workflow"] in own and (e["workflow"], e["record_key"]) not in snoozed:
+            items += _own_items(e, managers, days)
+            continue
         if e["workflow"] not in limits or (e["workflow"], e["record_key"]) in snoozed:
             continue
         for r in e["recipients"]:
@@ -114,6 +120,24 @@ def leavers_books(snap, cfg: Config, days: dict[str, date], ops_day: date | None
             continue  # their manager is not due now, or the operations channel is not
         day = days[manager] if manager is not None else ops_day
         out.append({"leaver": leaver, "manager": manager, "opportunities": sorted(books[leaver]), "day": day.isoformat()})
+    return out
+
+
+def _own_items(episode: dict, managers: dict[str, str], days: dict[str, date]) -> list[dict]:
+    """The items of an escalation workflow's episode: one per manager it goes to who is due now,
+    about the record (the user) it names."""
+    from sa_hygiene.contract.recipients import as_recipient
+
+    out = []
+    for r in episode["recipients"]:
+        who = as_recipient(r)
+        manager = managers.get(str(who.get("id") or "")[:15]) if who["type"] == "user" else None
+        if manager is None or manager not in days:
+            continue
+        since = date.fromisoformat(episode["recipients_since"].get(r, episode["first_seen"].isoformat()))
+        out.append({"manager": manager, "owner": episode["record_id"], "workflow": episode["workflow"],
+                    "object": episode["object"], "record_id": episode["record_id"], "first_seen": since.isoformat(),
+                    "age_days": (days[manager] - since).days})  # fmt: skip
     return out
 
 

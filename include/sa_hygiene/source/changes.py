@@ -24,6 +24,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from sa_hygiene.contract.schema import OPTIONAL_OBJECTS
 from sa_hygiene.source.extract import record_calls, run_command
 from sa_hygiene.source.records import (
     QUARANTINE_FILE,
@@ -44,7 +45,8 @@ log = logging.getLogger(__name__)
 
 # What the 15-minute feed pulls: the activities and meetings, and what Event.AttendeeEmails is
 # built from (relations, and the e-mails of contacts and leads; users change too rarely to matter
-# within a day). Contact changes are applied over the snapshot as well.
+# within a day). Contact changes are applied over the snapshot as well; so are Proofs of Value
+# when the org has them (spec v3: the SA updates one from Slack).
 FEED_OBJECTS = ["Contact", "Lead", "Task", "EventRelation", "Event"]
 
 
@@ -109,6 +111,10 @@ class _Feed:
             return None
         with self.last_fs.open(f"{self.last_root}/{obj}.parquet", "rb") as fh:
             return pq.read_table(fh)
+
+    def snapshot_has(self, obj: str) -> bool:
+        """Whether the snapshot has a table of ``obj`` (an optional object the org has)."""
+        return self.snap_fs.exists(f"{self.snap_root}/{obj}.parquet")
 
     def snapshot(self, obj: str, columns: list[str], ids: pa.Array | None = None) -> pa.Table | None:
         """Columns of the snapshot's table (only the rows of ``ids``), or None when it has none."""
@@ -193,7 +199,9 @@ def pull_changes(cfg: Config, store: SnapshotStore, conn_id: str | None = None, 
         try:
             pull = _Feed(cfg, specs, ref, last)
             changes, quarantined = {}, []
-            for obj in FEED_OBJECTS:
+            # Optional objects the snapshot holds (the org has them: no describe needed) are pulled too.
+            optional = [o for o in OPTIONAL_OBJECTS if pull.snapshot_has(o)]
+            for obj in [*FEED_OBJECTS, *sorted(optional)]:
                 spec = specs[obj]
                 delta, bad = changed_rows(client, spec, mark - options.overlap, "rest", options)
                 quarantined += bad

@@ -41,6 +41,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from sa_hygiene.contract.schema import OPTIONAL_OBJECTS
 from sa_hygiene.source.records import (
     ORDER,
     QUARANTINE_FILE,
@@ -309,15 +310,22 @@ class _Run:
 # --------------------------------------------------------------------------- entry points
 
 
-def _check_fields(client: SalesforceClient, specs: dict[str, ObjectSpec]) -> None:
-    """Describe every object; raise one error naming each missing or misspelt field, object by object."""
-    problems = []
+def _check_fields(client: SalesforceClient, specs: dict[str, ObjectSpec]) -> set[str]:
+    """Describe every object; raise one error naming each missing or misspelt field, object by object.
+
+    Returns the optional objects (``schema.OPTIONAL_OBJECTS``) the org does not have: they are
+    not read, and the snapshot has no file of them (an org without POVs).
+    """
+    problems, absent = [], set()
     for obj, spec in specs.items():
         try:
             described = client.describe(obj, what=f"{obj}: describe")
         except SalesforceError as exc:
             if exc.status != 404:
                 raise
+            if obj in OPTIONAL_OBJECTS:
+                absent.add(obj)
+                continue
             problems.append(f"{obj}: no such object, or not visible to this user")
             continue
         names = {f["name"] for f in described["fields"]}
@@ -329,6 +337,7 @@ def _check_fields(client: SalesforceClient, specs: dict[str, ObjectSpec]) -> Non
     if problems:
         raise ExtractionError("the field map names fields this Salesforce org does not have "
                               "(fix `fields` in the configuration):\n  " + "\n  ".join(problems))  # fmt: skip
+    return absent
 
 
 def extract_snapshot(cfg: Config, store: SnapshotStore, conn_id: str | None = None, now: datetime | None = None,
@@ -353,7 +362,8 @@ def extract_snapshot(cfg: Config, store: SnapshotStore, conn_id: str | None = No
     try:
         client = options.client(conn_id, session_id).connect()
         specs = object_specs(cfg)
-        _check_fields(client, specs)
+        for obj in _check_fields(client, specs):
+            del specs[obj]
         staged = store.stage(taken_at)
         try:
             run = _Run(client, cfg, staged, previous, taken_at, options)

@@ -46,7 +46,9 @@ AUXILIARY = {
     "EventRelation": {"Id": pa.string(), "EventId": pa.string(), "RelationId": pa.string(), "SystemModstamp": TIMESTAMP},
 }
 # Extraction order: Event needs the e-mails of User, Contact and Lead, and EventRelation.
-ORDER = ["User", "Account", "Contact", "Opportunity", "OpportunityContactRole", "Task", "Lead", "EventRelation", "Event"]
+# Proof_of_Value__c is optional (schema.OPTIONAL_OBJECTS): read when the org's describe lists it.
+ORDER = ["User", "Account", "Contact", "Opportunity", "OpportunityContactRole", "Task", "Lead", "EventRelation", "Event",
+         "Proof_of_Value__c"]  # fmt: skip
 INCREMENTAL = {"Task", "Event", "Lead", "EventRelation"}
 
 

@@ -37,7 +37,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from sa_hygiene.contract.config import Config
-from sa_hygiene.contract.schema import OBJECTS, Field
+from sa_hygiene.contract.schema import OBJECTS, OPTIONAL_OBJECTS, Field
 from sa_hygiene.source.frames import is_in, without_rows
 from sa_hygiene.source.store import MANIFEST, is_local, parse_snapshot_name, url_to_fs
 
@@ -57,7 +57,7 @@ QUARANTINE_COLUMNS = ["object", "record_id", "reason", "detail"]
 
 
 # Load order matters: references are checked against tables already read.
-LOAD_ORDER = ["User", "Account", "Contact", "Opportunity", "OpportunityContactRole", "Task", "Event"]
+LOAD_ORDER = ["User", "Account", "Contact", "Opportunity", "OpportunityContactRole", "Task", "Event", "Proof_of_Value__c"]
 
 
 # (object, field) -> object it must exist in, for rules that route through it.
@@ -66,7 +66,15 @@ REFERENCES = {
     ("Opportunity", "sa"): "User",
     ("Task", "owner_id"): "User",
     ("Event", "owner_id"): "User",
+    ("Proof_of_Value__c", "owner_id"): "User",
+    ("Proof_of_Value__c", "opportunity_id"): "Opportunity",
 }
+
+# References that may be blank, and whose target may be a quarantined row: a POV's opportunity
+# is optional (pov-opportunity complains of a blank one), and a POV whose opportunity cannot be
+# read is still a POV (only the rules reading the opportunity leave it out); an Id the snapshot
+# does not hold at all is a bad reference.
+LOOSE_REFERENCES = {("Proof_of_Value__c", "opportunity_id")}
 
 
 class SnapshotError(ValueError):
@@ -80,6 +88,9 @@ class Snapshot:
     path: str
     taken_at: datetime | None = None
     notes: dict[str, int] = field(default_factory=dict)
+    # Optional objects (schema.OPTIONAL_OBJECTS) the snapshot has no file of: read as empty,
+    # and the org is taken not to have them (no POV section in the report).
+    absent: frozenset[str] = frozenset()
 
     def __getitem__(self, obj: str) -> pd.DataFrame:
         return self.tables[obj]
@@ -416,28 +427,35 @@ class _Problems:
 
 def _load_object(
     fs, root: str, obj: str, cfg: Config, stages: _Stages, tables: dict[str, pd.DataFrame],
-    changes: tuple[fsspec.AbstractFileSystem, str] | None = None,
+    changes: tuple[fsspec.AbstractFileSystem, str] | None = None, quarantined: dict[str, set[str]] | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:  # fmt: skip
     """One object's frame and its quarantine: read (with its changes applied), type, then flag
     rows in the order of their worst problem (the Id, a twin, a value, a reference)."""
-    path = _locate(fs, root, obj)
     fmap = cfg.fields[obj]
     catalog = OBJECTS[obj]
     wanted = list(dict.fromkeys(fmap.values()))
-    table = _read_required(fs, path, wanted, fmap, catalog)
+    if obj in OPTIONAL_OBJECTS and _find(fs, root, obj) is None:
+        # An org without the object: no rows (its changes, if any, still apply), no error.
+        path = f"{root}/{obj}"
+        table = pa.table({api: pa.array([], pa.string()) for api in wanted})
+    else:
+        path = _locate(fs, root, obj)
+        table = _read_required(fs, path, wanted, fmap, catalog)
     bad_deleted = None
     if changes is not None:
         delta_path = _find(*changes, obj)
         if delta_path is not None:
             delta = _read_required(changes[0], delta_path, [*wanted, IS_DELETED], fmap, catalog)
             table, bad_deleted = apply_changes(table, delta, fmap["id"])
-    return _checked(path, obj, table, bad_deleted, cfg, stages, tables)
+    return _checked(path, obj, table, bad_deleted, cfg, stages, tables, quarantined=quarantined)
 
 
 def _checked(path: str, obj: str, table: pa.Table, bad_deleted: np.ndarray | None, cfg: Config, stages: _Stages,
-             tables: dict[str, pd.DataFrame], references: bool = True) -> tuple[pd.DataFrame, pd.DataFrame]:  # fmt: skip
+             tables: dict[str, pd.DataFrame], references: bool = True,
+             quarantined: dict[str, set[str]] | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:  # fmt: skip
     """One object's raw table typed and checked: its frame and its quarantine. ``references=False``
-    leaves the reference check to the caller (a typed changes feed checks it when applied)."""
+    leaves the reference check to the caller (a typed changes feed checks it when applied);
+    ``quarantined``: the keys quarantined so far by object (a loose reference may name them)."""
     fmap = cfg.fields[obj]
     catalog = OBJECTS[obj]
     n = table.num_rows
@@ -475,10 +493,14 @@ def _checked(path: str, obj: str, table: pa.Table, bad_deleted: np.ndarray | Non
         df["iacv"] = df["iacv"].fillna(0.0)
         df["rank"] = rank
         df["lost"] = lost
+    if obj == "Proof_of_Value__c":
+        known = cfg.proofs_of_value.statuses
+        problems.flag((~df["status"].isin(known)).to_numpy(), "unknown_status",
+                      lambda at: f"{fmap['status']} is not a known status: " + df["status"].iloc[at].fillna("(blank)"))
 
     # 4. References routing needs (the referenced tables are read first).
     if references:
-        _flag_references(problems, df, obj, fmap, tables)
+        _flag_references(problems, df, obj, fmap, tables, quarantined or {})
 
     bad = problems.bad
     quarantine = problems.frame(ids)
@@ -549,14 +571,18 @@ def _superseded(df: pd.DataFrame, keyed: np.ndarray) -> np.ndarray:
 
 
 def _flag_references(problems: _Problems, df: pd.DataFrame, obj: str, fmap: dict[str, str],
-                     tables: dict[str, pd.DataFrame]) -> None:  # fmt: skip
+                     tables: dict[str, pd.DataFrame], quarantined: dict[str, set[str]]) -> None:  # fmt: skip
     """Rows naming a User (or another table read before) that the snapshot does not hold."""
     for (source, name), target in REFERENCES.items():
         if source != obj or target not in tables:
             continue
         ref = df[name]
-        missing_ref = ~is_in(ref.str.slice(0, 15), tables[target]["key"])
-        if name == "sa":  # a blank owner is a missing reference too; a blank SA is just "no SA"
+        known = tables[target]["key"]
+        if (source, name) in LOOSE_REFERENCES:
+            known = pd.concat([known, pd.Series(sorted(quarantined.get(target, ())), dtype="str")], ignore_index=True)
+        missing_ref = ~is_in(ref.str.slice(0, 15), known)
+        if name == "sa" or (source, name) in LOOSE_REFERENCES:
+            # A blank owner is a missing reference too; a blank SA is just "no SA".
             missing_ref &= ref.notna().to_numpy()
         problems.flag(missing_ref, "missing_reference",
                       lambda at, ref=ref, api=fmap[name], target=target:
@@ -728,16 +754,31 @@ def read_snapshot(
     stages = _Stages(cfg)
     tables: dict[str, pd.DataFrame] = {}
     problems: list[pd.DataFrame] = []
+    quarantined: dict[str, set[str]] = {}  # keys of the rows quarantined so far, by object
+    absent = absent_objects(fs, root, delta)
     for obj in [o for o in LOAD_ORDER if objects is None or o in objects]:
-        tables[obj], found = _load_object(fs, root, obj, cfg, stages, tables, delta)
+        tables[obj], found = _load_object(fs, root, obj, cfg, stages, tables, delta, quarantined)
         if len(found):
             problems.append(found)
+            quarantined[obj] = quarantined_keys(found)
     quarantine = (
         pd.concat(problems, ignore_index=True)
         if problems
         else pd.DataFrame({c: pd.Series(dtype=object) for c in QUARANTINE_COLUMNS})
     )
-    return Snapshot(tables=tables, quarantine=quarantine, path=str(path), taken_at=_taken_at(fs, root))
+    return Snapshot(tables=tables, quarantine=quarantine, path=str(path), taken_at=_taken_at(fs, root), absent=absent)
+
+
+def absent_objects(fs, root: str, delta: tuple | None) -> frozenset[str]:
+    """The optional objects (``OPTIONAL_OBJECTS``) neither the snapshot nor its changes hold a file
+    of: the org is taken not to have them."""
+    return frozenset(o for o in OPTIONAL_OBJECTS if _find(fs, root, o) is None and (delta is None or _find(*delta, o) is None))
+
+
+def quarantined_keys(found: pd.DataFrame) -> set[str]:
+    """The 15-character keys of a quarantine's rows that have a well-formed Id (what a loose
+    reference, ``LOOSE_REFERENCES``, may still name)."""
+    return {str(r)[:15] for r in found["record_id"] if isinstance(r, str) and re.fullmatch(ID_RE, r)}
 
 
 def _taken_at(fs, root: str) -> datetime | None:

@@ -57,7 +57,9 @@ from sa_hygiene.source.snapshot import (
     _Stages,
     _taken_at,
     _valid_keys,
+    absent_objects,
     apply_changes,
+    quarantined_keys,
     read_snapshot,
 )
 from sa_hygiene.source.store import MANIFEST, is_local, url_to_fs
@@ -282,16 +284,19 @@ def read_typed(
     quarantine = quarantine_frame(_read(fs, f"{typed}/{QUARANTINE_TABLE}"))
     tables: dict[str, pd.DataFrame] = {}
     problems: list[pd.DataFrame] = []
+    quarantined: dict[str, set[str]] = {}  # as read_snapshot keeps them, for loose references
     for obj in wanted:
         df = table_frame(_read(fs, f"{typed}/{obj}.parquet"))
         found = quarantine[quarantine["object"] == obj]
         if changes is not None and obj in changes.frames:
-            df, found = changes.apply(obj, df, found, cfg, tables)
+            df, found = changes.apply(obj, df, found, cfg, tables, quarantined)
         tables[obj] = df
         if len(found):
             problems.append(found)
+            quarantined[obj] = quarantined_keys(found)
     quarantine = pd.concat(problems, ignore_index=True) if problems else _empty_quarantine()
-    return Snapshot(tables=tables, quarantine=quarantine, path=path, taken_at=_taken_at(fs, root))
+    return Snapshot(tables=tables, quarantine=quarantine, path=path, taken_at=_taken_at(fs, root),
+                    absent=absent_objects(fs, root, delta))  # fmt: skip
 
 
 # --- changes folders --------------------------------------------------------------------------
@@ -306,8 +311,8 @@ class TypedChanges:
     quarantine: dict[str, pd.DataFrame]
     replaced: dict[str, pa.Array]
 
-    def apply(self, obj: str, df: pd.DataFrame, quarantine: pd.DataFrame, cfg: Config,
-              tables: dict[str, pd.DataFrame]) -> tuple[pd.DataFrame, pd.DataFrame]:  # fmt: skip
+    def apply(self, obj: str, df: pd.DataFrame, quarantine: pd.DataFrame, cfg: Config, tables: dict[str, pd.DataFrame],
+              quarantined: dict[str, set[str]] | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:  # fmt: skip
         """A typed table and its quarantine with this object's changes applied (CONTRACT.md § 1b)."""
         replaced = self.replaced[obj]
         if len(replaced) and len(df):
@@ -320,18 +325,18 @@ class TypedChanges:
             named = pc.fill_null(pc.match_substring_regex(ids, f"^{ID_RE}$"), False)
             gone = pc.and_(named, pc.is_in(pc.utf8_slice_codeunits(ids, 0, 15), value_set=replaced))
             quarantine = quarantine[~pc.fill_null(gone, False).to_numpy(zero_copy_only=False)]
-        changed, referenced = _referenced(self.frames[obj], obj, cfg, tables)
+        changed, referenced = _referenced(self.frames[obj], obj, cfg, tables, quarantined or {})
         merged = pd.concat([df, changed], ignore_index=True) if len(changed) else df
         found = [q for q in (quarantine, self.quarantine[obj], referenced) if len(q)]
         return merged, (pd.concat(found, ignore_index=True) if found else _empty_quarantine())
 
 
 def _referenced(
-    df: pd.DataFrame, obj: str, cfg: Config, tables: dict[str, pd.DataFrame]
+    df: pd.DataFrame, obj: str, cfg: Config, tables: dict[str, pd.DataFrame], quarantined: dict[str, set[str]]
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Changed rows without those naming a record the snapshot lacks (moved to their quarantine)."""
     problems = _Problems(obj, len(df))
-    _flag_references(problems, df, obj, cfg.fields[obj], tables)
+    _flag_references(problems, df, obj, cfg.fields[obj], tables, quarantined)
     quarantine = problems.frame(df["id"])
     return (without_rows(df.reset_index(drop=True), problems.bad) if problems.bad.any() else df), quarantine
 

@@ -21,7 +21,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 
 from sa_hygiene.contract.config import Config
 from sa_hygiene.web.report_model import ReportModel
-from sa_hygiene.web.report_records import date_cell
+from sa_hygiene.web.report_records import date_cell, slug
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +40,7 @@ def _environment() -> Environment:
         signed=lambda n: "" if n is None else ("±0" if n == 0 else f"{n:+,}"),
         stamp=lambda t: "" if t is None else pd.Timestamp(t).strftime("%Y-%m-%d %H:%M UTC"),
         day=date_cell,
+        regionslug=lambda r: slug(r),
     )
     return env
 
@@ -49,7 +50,12 @@ def render(page: dict, model: ReportModel, chart_svgs: dict, validations: list[d
     env = _environment()
     common = {"m": page, "cfg": cfg, "charts": chart_svgs, "validations": validations,
               "generated": datetime.now(UTC), "workflows": cfg.workflows}  # fmt: skip
-    return {
+    pages = {
         "index.html": env.get_template("report.html.j2").render(**common, d=model.drills),
         "activity.html": env.get_template("report_activity.html.j2").render(**common, drills=model.activity_drills.values()),
     }
+    # One page per region (the handbook's regional SA dashboards), linked from the regions table.
+    region = env.get_template("report_region.html.j2")
+    for p in page.get("region_pages") or []:
+        pages[p["file"]] = region.render(**common, d=model.drills, page=p)
+    return pages

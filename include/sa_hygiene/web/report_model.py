@@ -19,6 +19,7 @@ from sa_hygiene.contract.config import Config
 from sa_hygiene.engine.prepare import is_sa_activity
 from sa_hygiene.engine.rules import Evaluation
 from sa_hygiene.source.snapshot import ID_RE, Snapshot
+from sa_hygiene.web.report_povs import pov_section
 from sa_hygiene.web.report_records import (
     UNROUTED,
     Drill,
@@ -129,6 +130,7 @@ class ReportModel:
             top = max((c["n"] for c in cells), default=0) or 1
             for c in cells:
                 c["heat"] = round(c["n"] / top, 2)
+        self.matrix_rows = rows
         return {"regions": self.regions, "rows": rows, "totals": totals, "total": len(self.alerts)}
 
     def region_issues(self, matrix: dict) -> list[dict]:
@@ -371,14 +373,32 @@ class ReportModel:
         evaluations = self.evaluations()
         quality = self.quality()
         regions = self.region_summary(matrix, activity, evaluations)
+        people = self.people()
         return {
             "as_of": self.inputs.as_of, "snapshot": self.inputs.snapshot_name, "previous": self.inputs.previous_name,
             "taken_at": self.inputs.snapshot.taken_at, "window": self.inputs.evaluation.window,
             "issues": len(issues), "issues_delta": None if prev_issues is None else len(issues) - prev_issues,
             "news": len(news), "matrix": matrix, "region_issues": self.region_issues(matrix), "regions": regions,
-            "people": self.people(), "activity": activity, "evaluations": evaluations, "quality": quality,
+            "people": people, "activity": activity, "evaluations": evaluations, "quality": quality,
             "trend": self.inputs.trend, "memory": self.memory(),
+            # Proofs of Value (spec v3): None for an org without them; one page per region.
+            "povs": pov_section(self),
+            "region_pages": self.region_pages(regions, people),
         }  # fmt: skip
+
+    def region_pages(self, regions: list[dict], people: list[dict]) -> list[dict]:
+        """One page per region (the handbook lists one SA dashboard per region): its summary row,
+        its open alerts by workflow, its SAs, its Proofs of Value."""
+        matrix = self.matrix_rows
+        by_region = {g["region"]: g for g in people}
+        pages = []
+        for row in regions:
+            region = row["region"]
+            i = self.regions.index(region)
+            alerts = [{"wid": r["wid"], "title": r["title"], "news": r["news"], **r["cells"][i]} for r in matrix if r["cells"][i]["n"]]
+            pages.append({"region": region, "file": f"region-{slug(region)}.html", "summary": row, "alerts": alerts,
+                          "people": by_region.get(region), "povs": pov_section(self, region)})  # fmt: skip
+        return pages
 
     def region_summary(self, matrix: dict, activity: dict, evaluations: dict) -> list[dict]:
         """One row per region: its open issues, news, activity and evaluations."""

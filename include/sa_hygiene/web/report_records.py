@@ -116,6 +116,11 @@ class Records:
         elif obj == "User":
             facts = [as_text(r.get("email"))]
             label = r.get("name")
+        elif obj == "Proof_of_Value__c":
+            facts = [as_text(r.get("status")), f"SA {self.user_name(r.get('owner_id'))}",
+                     f"{date_cell(r.get('start_date')) or '—'} → {date_cell(r.get('end_date')) or '—'}",
+                     as_text(r.get("result"))]  # fmt: skip
+            label = r.get("name")
         else:
             facts, label = [], None
         return {"label": as_text(label) or as_text(record_id) or "(no Id)", "url": self.url(obj, record_id),
@@ -131,12 +136,16 @@ def responsible(alerts: pd.DataFrame, snapshot: Snapshot) -> tuple[pd.Series, pd
     """(user the region is read from, the SA or owner who must act) of each alert.
 
     An opportunity's region is its SA's when set, else its owner's (WORKFLOWS.md); the
-    person who must act on it is its SA. A task or meeting belongs to its owner.
+    person who must act on it is its SA. A task, meeting or Proof of Value belongs to its owner; an
+    alert about a user (pov-load) to that user.
     """
     keys = alerts["record_id"].astype(str).str.slice(0, 15)
     by_region = pd.Series(None, index=alerts.index, dtype=object)
     person = pd.Series(None, index=alerts.index, dtype=object)
-    for obj in ("Opportunity", "Task", "Event"):
+    users = alerts["object"] == "User"
+    by_region[users] = alerts["record_id"][users]
+    person[users] = alerts["record_id"][users]
+    for obj in ("Opportunity", "Task", "Event", "Proof_of_Value__c"):
         mine = alerts["object"] == obj
         if not mine.any() or obj not in snapshot.tables:
             continue

@@ -34,8 +34,13 @@ def test_defaults_hold_the_contract():
     assert len(cfg.taxonomy.all_activity_types) == 30
     assert sorted(cfg.workflows) == sorted(
         ["wf-01", "wf-02", "wf-03", "wf-04", "wf-06", "wf-07", "wf-08", "wf-09", "wf-10", "wf-11", "wf-12",
-         "wf-13", "wf-14", "wf-15", "te-consistency", "te-stalled", "act-fields"]
+         "wf-13", "wf-14", "wf-15", "te-consistency", "te-stalled", "act-fields", "pov-overdue", "pov-criteria",
+         "pov-opportunity", "pov-result", "pov-tech-eval", "pov-load"]
     )
+    # Proofs of Value (spec v3): the object's API names, its key prefix, 8 weeks and 3 at once.
+    assert cfg.fields["Proof_of_Value__c"]["status"] == "Status__c" and cfg.proofs_of_value.key_prefix == "a0P"
+    assert (t.pov_max_days, t.pov_max_running) == (56, 3)
+    assert cfg.proofs_of_value.statuses == ["Planned", "In Progress", "Completed", "Cancelled"]
     fixed = {w: cfg.workflows[w].recipient.channel for w in ("wf-03", "wf-04", "wf-08", "wf-09", "wf-14")}
     assert fixed == {"wf-03": "#sa-tech-eval-start", "wf-04": "#sa-tech-eval-end", "wf-08": "#stage-move-02",
                      "wf-09": "#sa-chorus-calls", "wf-14": "#sa-primary-sa-change"}
@@ -212,3 +217,18 @@ def test_a_mistake_in_the_default_workflows_names_their_file(tmp_path, monkeypat
     finally:
         config._load.cache_clear()
     assert f"{broken}: workflows.wf-09.scope: unknown field 'is_chorrus'" in str(err.value)
+
+
+def test_pov_settings_are_checked(tmp_path):
+    """The POV status groups name configured statuses; a DM to the manager needs a frame that has one."""
+    with pytest.raises(ConfigError, match=r"proofs_of_value.*running: 'Running' not among the statuses"):
+        load_config(write(tmp_path, """
+            proofs_of_value:
+              running: [Running]
+        """))
+    with pytest.raises(ConfigError, match=r"workflows.pov-criteria.recipient.dm: 'manager' needs a frame with manager_id"):
+        load_config(write(tmp_path, """
+            workflows:
+              pov-criteria:
+                recipient: {dm: manager}
+        """))

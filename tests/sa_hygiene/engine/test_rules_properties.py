@@ -43,8 +43,8 @@ garbage = st.sampled_from(["", " ", "x", "-1", "2026-13-40", "true", "<!channel>
 @given(orgs(), st.data())
 def test_random_garbage_never_crashes_and_alerts_name_surviving_records(org, data):
     current, _ = org
-    for obj in ("Opportunity", "Task", "Event", "User"):
-        for row in current[obj]:
+    for obj in ("Opportunity", "Task", "Event", "User", "Proof_of_Value__c"):
+        for row in current.get(obj, []):
             for field in data.draw(st.lists(st.sampled_from(sorted(row)), max_size=2)):
                 row[field] = data.draw(garbage)
     with tempfile.TemporaryDirectory() as tmp:
@@ -55,5 +55,7 @@ def test_random_garbage_never_crashes_and_alerts_name_surviving_records(org, dat
         q = q[(q["reason"] != "duplicate_id") & q["record_id"].notna()]
         quarantined = set(zip(q["object"], q["record_id"], strict=True))
         for a in result.alert_records():
-            frame = result.frames[{"Opportunity": "opportunities", "Task": "tasks", "Event": "meetings"}[a["object"]]]
+            frames = {"Opportunity": "opportunities", "Task": "tasks", "Event": "meetings", "Proof_of_Value__c": "povs",
+                      "User": "pov_owners"}  # fmt: skip
+            frame = result.frames[frames[a["object"]]]
             assert a["record_id"] in set(frame["id"]) and (a["object"], a["record_id"]) not in quarantined

@@ -335,17 +335,13 @@ class _Page(HTMLParser):
             self._link[1] += data
 
 
-def test_every_number_on_the_pages_opens_exactly_that_many_records(tmp_path):
-    tables = {k: list(v) for k, v in SCENARIO.items()}
-    tables["Opportunity"].append(opp(sa=SA_E, stage="4-Proposal", te_start=day(-30), name='Acme <script>alert("x")</script> & Co'))
-    m, model, evaluation = model_of(tmp_path, tables)
-    cfg = load_config()
-    pages = render(m, model, {"regions": "", "trend": "", "types": "", "outcomes": ""}, [], cfg)
+def numbers_open_their_records(pages: dict[str, str]) -> tuple[dict[str, _Page], int]:
+    """(each page parsed, how many numbers were checked): every drill-down counts what it lists,
+    and every number links to a drill-down (on its page or another) of exactly that many records."""
     parsed = {}
     for name, html in pages.items():
         parsed[name] = page = _Page()
         page.feed(html)
-        assert page.drills, name
         for drill_id, (count, listed) in page.drills.items():
             assert count == listed, (name, drill_id)
     checked = 0
@@ -357,6 +353,17 @@ def test_every_number_on_the_pages_opens_exactly_that_many_records(tmp_path):
             if anchor in target.drills:
                 assert int(text.replace(",", "")) == target.drills[anchor][0], (name, href)
                 checked += 1
+    return parsed, checked
+
+
+def test_every_number_on_the_pages_opens_exactly_that_many_records(tmp_path):
+    tables = {k: list(v) for k, v in SCENARIO.items()}
+    tables["Opportunity"].append(opp(sa=SA_E, stage="4-Proposal", te_start=day(-30), name='Acme <script>alert("x")</script> & Co'))
+    m, model, evaluation = model_of(tmp_path, tables)
+    cfg = load_config()
+    pages = render(m, model, {"regions": "", "trend": "", "types": "", "outcomes": ""}, [], cfg)
+    parsed, checked = numbers_open_their_records(pages)
+    assert all(page.drills for name, page in parsed.items() if not name.startswith("region-"))
     assert checked > 30
     # The matrix cell of wf-06 in east-sa says what the alerts say.
     wf06_east = sum(1 for a in evaluation.alert_records() if a["workflow"] == "wf-06" and a["record_id"] in

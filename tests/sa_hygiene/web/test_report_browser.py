@@ -4,28 +4,9 @@ The pages must be self-contained (nothing requested but the page itself), show t
 fail to load nothing, log no error, and open the records behind a number when it is followed.
 The same holds for the Great Expectations Data Docs the report links to.
 """
-
-from pathlib import Path
-
 import pytest
-from browser import Chromium
-from demo_report import write_demo_report
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture(scope="module")
-def report(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("report")
-    _, info = write_demo_report(root)
-    return Path(info["report"]).parent
-
-
-@pytest.fixture(scope="module")
-def browser(tmp_path_factory):
-    b = Chromium(tmp_path_factory.mktemp("chromium") / "profile")
-    yield b
-    b.close()
 
 
 def self_contained(load, page_url: str) -> None:
