@@ -23,7 +23,6 @@ from datetime import date
 from sa_hygiene.contract.config import Config
 from sa_hygiene.contract.recipients import as_recipient, encode
 from sa_hygiene.delivery.blockkit import (
-    OPEN_LINK,
     Message,
     context,
     cut,
@@ -31,16 +30,15 @@ from sa_hygiene.delivery.blockkit import (
     fit_block,
     fit_message,
     is_salesforce_id,
-    record_url,
     sections,
 )
 from sa_hygiene.delivery.items import DigestRecords, ItemWriter
 from sa_hygiene.source.snapshot import Snapshot
 
 POST_SLOT = "activity_post"
-# The handbook's "Update Activity" button of an SA activity's post: it opens the Task in Salesforce
-# (a link button, which the Slack app acknowledges as OPEN_LINK); the next feed run then edits the
-# post in place with what was saved.
+# The handbook's "Update Activity" button of an SA activity's post: the Slack app opens a modal
+# pre-filled from the Task (web/slack_app/listeners/activity.py), writes it, and edits the post.
+UPDATE_ACTIVITY = "sa_update_activity"
 BUTTON_TEXT = "Update Activity"
 
 
@@ -54,12 +52,27 @@ def content_hash(text: str, blocks: list[dict]) -> str:
     return hashlib.sha256(json.dumps([text, blocks], sort_keys=True, ensure_ascii=False).encode()).hexdigest()
 
 
+class _Records(DigestRecords):
+    """The snapshot's rows, with Tasks as they were just saved from Slack (``saved``), which the
+    snapshot learns only at the next feed run."""
+
+    def __init__(self, snapshot: Snapshot, cfg: Config):
+        super().__init__(snapshot, cfg)
+        self.saved: dict[str, dict] = {}
+
+    def row(self, obj: str, record_id, source: str = "current") -> dict | None:
+        found = super().row(obj, record_id, source)
+        if obj == "Task" and source == "current" and isinstance(record_id, str) and record_id[:15] in self.saved:
+            return {**(found or {}), **self.saved[record_id[:15]]}
+        return found
+
+
 class PostWriter:
     """The text and blocks of activity posts, from a snapshot's rows."""
 
     def __init__(self, cfg: Config, snapshot: Snapshot, as_of: date, record_ids: list[str]):
         self.cfg = cfg
-        self.records = DigestRecords(snapshot, cfg)
+        self.records = _Records(snapshot, cfg)
         self.records.prepare("Task", record_ids)
         whats = [(self.records.row("Task", r) or {}).get("what_id") for r in record_ids]
         opps = [w for w in whats if isinstance(w, str) and w.startswith("006")]
@@ -79,11 +92,15 @@ class PostWriter:
         notes = [esc(wf.message.text)] + ([f"_edited by {esc(edited_by)}_"] if edited_by else [])
         blocks.append(context("  ·  ".join(n for n in notes if n)))
         if self.is_sa_activity(t) and is_salesforce_id(record_id):
-            url = record_url(self.cfg.salesforce.instance_url, "Task", record_id)
-            button = {"type": "button", "action_id": OPEN_LINK, "url": url, "value": record_id,
+            button = {"type": "button", "action_id": UPDATE_ACTIVITY, "value": record_id,
                       "text": {"type": "plain_text", "text": BUTTON_TEXT}}  # fmt: skip
             blocks.append({"type": "actions", "elements": [button]})
         return text, [fit_block(b) for b in blocks]
+
+    def with_saved(self, record_id: str, fields: dict) -> PostWriter:
+        """Render ``record_id`` with these Task fields (logical names) as just saved."""
+        self.records.saved[record_id[:15]] = dict(fields)
+        return self
 
     @staticmethod
     def is_sa_activity(task: dict) -> bool:

@@ -85,7 +85,7 @@ def post_activities(
     url = ledger_url or cfg.slack.ledger_url
     sink = sink if sink is not None else open_sink(cfg, run_id, delivery="outbox" if dry_run else None)
     workspace = sink.workspace
-    posts = ActivityPosts(url)
+    posts = ActivityPosts(cfg.state.url or url)  # where the Slack app reads them too (its state database)
     try:
         touched = posts.of_records(workspace, changed)
         messages = []

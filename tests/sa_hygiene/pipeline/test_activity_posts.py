@@ -17,8 +17,7 @@ import pytest
 from builders import account, opportunity, task, user, write_changes, write_snapshot
 
 from sa_hygiene.contract.config import load_config
-from sa_hygiene.delivery.activity_posts import build_posts
-from sa_hygiene.delivery.blockkit import OPEN_LINK
+from sa_hygiene.delivery.activity_posts import UPDATE_ACTIVITY, build_posts
 from sa_hygiene.delivery.digest import build_messages
 from sa_hygiene.pipeline.activity_posts import FEED, post_activities
 from sa_hygiene.source.snapshot import read_snapshot
@@ -166,8 +165,7 @@ def test_the_post_in_the_handbooks_shape_escaped_with_its_links_and_the_update_b
     assert "Positive" in text and "https://docs.example.com/0" in text and "/lightning/r/Task/" in text
     assert "<!channel>" not in text and "&lt;!channel&gt;" in text
     assert blocks[-1] == {"type": "actions", "elements": [
-        {"type": "button", "action_id": OPEN_LINK, "value": activity["id"],
-         "url": f"https://gitlab.my.salesforce.com/lightning/r/Task/{activity['id']}/view",
+        {"type": "button", "action_id": UPDATE_ACTIVITY, "value": activity["id"],
          "text": {"type": "plain_text", "text": "Update Activity"}}]}  # fmt: skip
     chorus_blocks = posts[chorus["id"]][0][1]["args"]["blocks"]
     assert "Listen to the recording" in json.dumps(chorus_blocks)

@@ -15,6 +15,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from sa_hygiene.delivery.activity_posts import UPDATE_ACTIVITY
 from sa_hygiene.delivery.blockkit import (
     ITEM_MENU,
     LOG_IT,
@@ -25,7 +26,8 @@ from sa_hygiene.delivery.blockkit import (
 )
 
 LOG_VIEW = "sa_log_form"  # callback_id of the log-it modal
-ACTIONS = {ITEM_MENU, LOG_IT, OPEN_LINK}
+UPDATE_VIEW = "sa_update_activity_form"  # callback_id of an activity post's Update Activity modal
+ACTIONS = {ITEM_MENU, LOG_IT, OPEN_LINK, UPDATE_ACTIVITY}
 KINDS = {"snooze", "notmine", "open", "log"}  # what an item's value says to do
 WORKFLOW_ID = re.compile(r"[A-Za-z0-9_.-]{1,60}")
 
@@ -160,6 +162,8 @@ def problem(body: dict) -> str | None:
             return "unknown action"
         if a["action_id"] == OPEN_LINK:
             return None
+        if a["action_id"] == UPDATE_ACTIVITY:  # its value is the Task's Id; the modal opens on the trigger
+            return None if is_salesforce_id(a.get("value")) and body.get("trigger_id") else "malformed action value"
         item = decode_item(action_value(a))
         if item is None or (item.kind == "log") != (a["action_id"] == LOG_IT):
             return "malformed action value"
@@ -168,12 +172,15 @@ def problem(body: dict) -> str | None:
         return None
     if kind in ("view_submission", "view_closed"):
         view = body.get("view")
-        if not user or not isinstance(view, dict) or view.get("callback_id") != LOG_VIEW or not view.get("id"):
+        if not user or not isinstance(view, dict) or view.get("callback_id") not in (LOG_VIEW, UPDATE_VIEW) or not view.get("id"):
             return "unknown view"
         try:
             meta = json.loads(view.get("private_metadata") or "")
         except ValueError:
             return "malformed view"
+        if view["callback_id"] == UPDATE_VIEW:  # the Task and its owner, as read from Salesforce
+            ok = isinstance(meta, dict) and is_salesforce_id(meta.get("task")) and is_salesforce_id(meta.get("owner"))
+            return None if ok else "malformed view"
         if not isinstance(meta, dict) or decode_item(meta.get("item")) is None:
             return "malformed view"
         return None
