@@ -1,11 +1,14 @@
 """
 ### sa_meeting_reminders: "you just had a meeting: log it"
 
-Every 15 minutes, wf-01 for the meetings that ended since the previous successful run: a
-direct message per meeting to the SA who owns it, naming the opportunity (or account) the
-attendees suggest, unless the SA already logged an activity for it. Reads the latest snapshot
-with its changes feed (`sa_changes`), so a meeting booked or logged since the snapshot counts. Each meeting is reminded
-once: the delivery ledger keys reminders by meeting.
+Every `schedule.reminder_every_minutes` (5), wf-01 for the meetings that ended since the previous
+successful run: a direct message per meeting to the SA who owns it, naming the opportunity it was
+booked on (else the one its attendees suggest), unless the SA already logged an activity for it.
+Reads the latest snapshot with its changes feed (`sa_changes`), so a meeting booked or logged
+since the snapshot counts. The window starts no later than the changes' high-water mark of the last
+delivered run: a meeting that ended while the feed was stale is reminded when the feed catches up,
+and the operations channel is told of the staleness once. Each meeting is reminded once: the
+delivery ledger keys reminders by meeting.
 
 Params: `since`/`until` (ISO date-times, a window by hand), `dry_run`.
 """
@@ -39,23 +42,26 @@ def sa_meeting_reminders():
     def evaluate_rules() -> dict:
         from sa_hygiene.pipeline.digests import reminder_window
         from sa_hygiene.pipeline.evaluation import evaluate_latest, run_folder
+        from sa_hygiene.pipeline.reminders import reminder_span
 
         ctx = get_current_context()
         cfg = load_config()
+        params = ctx["params"]
         since, until = reminder_window(ctx["data_interval_start"], ctx["data_interval_end"],
-                                       ctx.get("prev_data_interval_end_success"), ctx["params"])  # fmt: skip
+                                       ctx.get("prev_data_interval_end_success"), params)  # fmt: skip
+        since, until = reminder_span(cfg, since, until, by_hand=bool(params.get("since") or params.get("until")))
         out = run_folder(cfg, "sa_meeting_reminders", ctx["run_id"])
         return evaluate_latest(cfg, until.date(), since, until, out=out, slots={"meeting_reminder"}, now=until,
                                with_changes=True).to_xcom()  # fmt: skip
 
     @task(pool="slack_api", **NETWORK_RETRIES)
     def post_meeting_reminders(run: dict) -> dict:
-        from sa_hygiene.pipeline.digests import deliver_digests
         from sa_hygiene.pipeline.evaluation import EvaluationRun
+        from sa_hygiene.pipeline.reminders import deliver_reminders
 
         ctx = get_current_context()
-        return deliver_digests(load_config(), EvaluationRun.from_xcom(run), f"sa_meeting_reminders/{ctx['run_id']}",
-                               slots={"meeting_reminder"}, dry_run=ctx["params"]["dry_run"])  # fmt: skip
+        return deliver_reminders(load_config(), EvaluationRun.from_xcom(run), f"sa_meeting_reminders/{ctx['run_id']}",
+                                 dry_run=ctx["params"]["dry_run"])  # fmt: skip
 
     post_meeting_reminders(evaluate_rules())
 

@@ -5,9 +5,12 @@ One DAG per region of the configuration (`regions`), each on a cron evaluated in
 zone, so the digest goes out at 08:00 local all year and DST moves only the UTC instant.
 A run evaluates the latest snapshot for the region's local date, with the activity created since
 the end of the last window this DAG delivered up to the moment the snapshot was taken (kept in the
-alert state: nothing created between the snapshot and 08:00 is skipped), and posts one message to `#sa-activities-<region>` (continued in its thread
-when long). Plus `sa_channel_posts`: the daily posts of the fixed channels (wf-03, wf-04,
-wf-08, wf-09, wf-14) and the operations channel, at 08:00 in `schedule.fixed_channel_timezone`.
+alert state: nothing created between the snapshot and 08:00 is skipped), and posts one message to
+`#sa-activities-<region>` (continued in its thread when long). Spec v3: the workflows of
+`schedule.as_it_happens` (wf-02, wf-09) are posted one by one by `sa_activity_posts` instead, so the
+digest carries the hygiene workflows (wf-10, wf-12, wf-13). Plus `sa_channel_posts`: the daily
+posts of the fixed channels (wf-03, wf-04, wf-08, wf-14) and the operations channel, at 08:00 in
+`schedule.fixed_channel_timezone`.
 
 Params: `as_of` (another day), `dry_run` (the outbox instead of Slack).
 """

@@ -12,7 +12,7 @@ import pytest
 pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).resolve().parents[2]
 NETWORK_TASKS = {"extract_snapshot", "pull_changes", "post_regional_digest", "post_channel_digests", "post_sa_digests",
-                 "post_meeting_reminders", "post_escalations"}  # fmt: skip
+                 "post_meeting_reminders", "post_escalations", "post_activities"}  # fmt: skip
 # Tasks that retry because they use the alert state, a database that may be away for a moment.
 STATE_TASKS = {"record_alert_state", "find_overdue_items"}
 
@@ -31,7 +31,7 @@ def test_no_import_errors_and_every_expected_dag(dagbag):
     regional = {f"sa_regional_digest_{k}" for k in ("east_sa", "west_sa", "emea_sa", "apj_cs", "commercial_sa",
                                                     "pubsec_sa", "channels_and_alliances_sa")}  # fmt: skip
     assert set(dagbag.dags) == {"sa_snapshot", "sa_changes", "sa_report", "sa_dm_digests", "sa_meeting_reminders",
-                                "sa_channel_posts", "sa_escalations", *regional}
+                                "sa_channel_posts", "sa_escalations", "sa_activity_posts", *regional}
 
 
 def test_docs_tags_catchup_owner_and_failure_callback(dagbag):
@@ -75,6 +75,15 @@ def test_params_to_run_by_hand(dagbag):
         params = dagbag.dags[dag_id].params
         assert {"as_of", "dry_run"} <= set(params.keys()), dag_id
     assert "sa" in dagbag.dags["sa_dm_digests"].params and "sa" in dagbag.dags["sa_escalations"].params
+
+
+def test_activity_posts_and_reminders_run_as_often_as_configured(dagbag):
+    # Spec v3: posts within one 15-minute feed interval, reminders within 5 minutes of a meeting's end.
+    import pendulum
+
+    start = pendulum.datetime(2026, 11, 24, 9, 1, tz="UTC")  # a cron with an interval asks for pendulum's
+    assert [d.strftime("%H:%M") for d in next_runs(dagbag.dags["sa_activity_posts"], start, 3)] == ["09:15", "09:30", "09:45"]
+    assert [d.strftime("%H:%M") for d in next_runs(dagbag.dags["sa_meeting_reminders"], start, 3)] == ["09:05", "09:10", "09:15"]
 
 
 def next_runs(dag, after: datetime, n: int) -> list[datetime]:

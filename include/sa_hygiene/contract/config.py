@@ -279,6 +279,10 @@ class Schedule(_Model):
     escalation_at: StrictStr = "08:00"
     fixed_channel_timezone: StrictStr
     reminder_every_minutes: Annotated[int, Field(strict=True, gt=0, le=60)]
+    # Spec v3, "as it happens": these workflows post one message per record within one feed
+    # interval (sa_activity_posts), and are left out of the 08:00 digests.
+    as_it_happens: list[StrictStr] = []
+    activity_posts_every_minutes: Annotated[int, Field(strict=True, gt=0, le=60)] = 15
     # Not strict: a deployment sets it through its environment, as a string.
     retry_delay_seconds: Annotated[float, Field(gt=0)]
 
@@ -416,6 +420,10 @@ class Config(_Model):
         first = [w for w in self.digest_order.get(slot, []) if w in self.workflows]
         return first + [w for w in self.workflows if w not in first]
 
+    def posts_as_it_happens(self, workflow: str) -> bool:
+        """Whether a workflow's records are posted one by one as they happen (spec v3), not in a digest."""
+        return workflow in self.schedule.as_it_happens
+
     def region_channel(self, key: str) -> str:
         return f"{self.routing.channel_prefix}{key}"
 
@@ -464,6 +472,9 @@ def _check_timezones(cfg: Config) -> list[tuple[str, str]]:
             ZoneInfo(name)
         except (ZoneInfoNotFoundError, ValueError):
             errors.append((key, f"unknown time zone {name!r}"))
+    for i, wid in enumerate(cfg.schedule.as_it_happens):
+        if wid not in cfg.workflows:
+            errors.append((f"schedule.as_it_happens.{i}", f"unknown workflow {wid!r}"))
     for key in ("regional_digest_at", "sa_digest_at"):
         value = getattr(cfg.schedule, key)
         if not re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d", value):

@@ -354,6 +354,8 @@ def build_messages(
     renderer.fixing = fixing or {}
     groups: dict[tuple, _Group] = {}
     for a in alerts:
+        if cfg.posts_as_it_happens(a["workflow"]):
+            continue  # spec v3: posted one by one as it happens (delivery.activity_posts), not in a digest
         slot = effective_slot(a)
         recipient = a["recipient"] if isinstance(a["recipient"], dict) else as_recipient(a["recipient"])
         if slots is not None and slot not in slots:

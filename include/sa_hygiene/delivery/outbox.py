@@ -52,7 +52,7 @@ class OutboxSink:
     def call(self, method: str, recipient: dict, args: dict, title: str | None = None) -> dict[str, Any]:
         line: dict[str, Any] = {"method": method, "recipient": recipient, "args": args}
         answer = self._answer(method, recipient, args)
-        if method == "chat.postMessage":
+        if method in ("chat.postMessage", "chat.update"):
             line |= {"ts": answer["ts"], "title": title}
         # Runs that overlap may share a run folder: one locked write per line, never interleaved.
         with self.calls_path.open("a", encoding="utf-8") as out:
@@ -79,6 +79,8 @@ class OutboxSink:
             # Unique and increasing, like Slack's: the ledger and thread replies key on it.
             self._last_ts = max(time.time(), self._last_ts + 1e-6)
             return {"ok": True, "channel": args["channel"], "ts": f"{self._last_ts:.6f}"}
+        if method == "chat.update":  # a post edited in place (the activity posts): same ts
+            return {"ok": True, "channel": args["channel"], "ts": args["ts"]}
         if method in ("conversations.history", "conversations.replies"):
             return {"ok": True, "messages": self._history(method, args)}
         raise ValueError(f"the outbox does not answer {method}")

@@ -5,8 +5,8 @@ points the snapshot DAG at it (``source.kind: folder``), the snapshot store, the
 outbox, the delivery ledger and an Airflow home with a SQLite metadata database. The DAGs
 are the ones in ``dags/``, run with ``dag.test()`` at the instants their schedules would
 fire on the simulated day: the 04:00 UTC snapshot, each region's 08:00, the fixed channels,
-every SA's 16:00, and the meeting reminders of the day. The hygiene report is written right
-after the snapshot, as the snapshot's asset triggers it.
+every SA's 16:00, the meeting reminders of the day, and the activity posts as they happen.
+The hygiene report is written right after the snapshot, as the snapshot's asset triggers it.
 """
 
 from __future__ import annotations
@@ -104,6 +104,11 @@ def _runs(cfg, as_of: date) -> list[tuple[str, datetime, dict]]:
     for start, end in zip(REMINDER_HOURS, REMINDER_HOURS[1:], strict=False):
         since, until = day + timedelta(hours=start), day + timedelta(hours=end)
         runs.append(("sa_meeting_reminders", until, {"since": since.isoformat(), "until": until.isoformat()}))
+    # Each new activity and Chorus call as its own post (spec v3), on the feed pulled by then: right
+    # after the snapshot, then with each reminder run (every 15 minutes for real). Sorting is
+    # stable: a posts run follows the reminders of its instant, and reads the changes they pulled.
+    runs.append(("sa_activity_posts", snapshot_at, {}))
+    runs += [("sa_activity_posts", day + timedelta(hours=h), {}) for h in REMINDER_HOURS[1:]]
     return sorted(runs, key=lambda r: r[1].astimezone(UTC))
 
 

@@ -223,14 +223,18 @@ def evaluate(
     until: datetime | None = None,
     slots: set[str] | None = None,
     allow_empty_window: bool = False,
+    workflows: set[str] | None = None,
 ) -> Evaluation:
-    """Run the enabled workflows (of ``slots``, or all) on a snapshot and the one before it.
+    """Run the enabled workflows (of ``slots``, or all; only ``workflows`` when given) on a
+    snapshot and the one before it.
 
     Only the frames those workflows read are prepared: a 15-minute reminder run reads
     meetings, not ten million tasks' worth of activity checks.
     """
     w = RunWindow.of(as_of, since, until, allow_empty=allow_empty_window)
-    workflows = {k: wf for k, wf in cfg.enabled_workflows().items() if slots is None or wf.slot in slots}
+    only = workflows
+    workflows = {k: wf for k, wf in cfg.enabled_workflows().items()
+                 if (slots is None or wf.slot in slots) and (only is None or k in only)}  # fmt: skip
     with gc_paused():
         frames, d = prepare_frames(current, previous, cfg, w, only={wf.frame for wf in workflows.values()})
         params = {**cfg.params(), "as_of": w.as_of}
@@ -251,6 +255,7 @@ def evaluate_snapshots(
     changes: str | os.PathLike | None = None,
     slots: set[str] | None = None,
     allow_empty_window: bool = False,
+    workflows: set[str] | None = None,
 ) -> Evaluation:
     """Read a snapshot and the one before it, and ``evaluate``: what the DAG steps, the report,
     the command line and the demo all run, so that they read snapshots the same way.
@@ -263,7 +268,8 @@ def evaluate_snapshots(
     """
     snapshot = read_snapshot(_location(current), cfg, changes=changes)
     before = read_snapshot(_location(previous), cfg, objects=PREVIOUS_OBJECTS) if previous else None
-    return evaluate(snapshot, before, cfg, as_of, since, until, slots=slots, allow_empty_window=allow_empty_window)
+    return evaluate(snapshot, before, cfg, as_of, since, until, slots=slots, allow_empty_window=allow_empty_window,
+                    workflows=workflows)  # fmt: skip
 
 
 def _location(snapshot) -> str | os.PathLike:

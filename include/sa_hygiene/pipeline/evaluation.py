@@ -50,6 +50,7 @@ class EvaluationRun(XComValue):
     changes: str | None = None  # the changes folder read with the snapshot
     changes_version: int | None = None
     changes_pulled_at: datetime | None = None
+    changes_mark: datetime | None = None  # the changes' high-water mark: the data is complete up to it
     changes_notice: str | None = None  # the changes are older than changes.max_age_minutes
     feed: str | None = None  # the feed whose window was evaluated: delivery advances it
     recipients: list[str] | None = None  # whom the run serves (the DM digests), else everyone
@@ -115,7 +116,7 @@ def _alert_problem(alert, cfg: Config) -> str | None:
 
 def evaluate_latest(cfg: Config, as_of: date, since=None, until=None, *, out: str, slots=None, now=None,
                     with_changes: bool = False, cache: bool = False, feed: str | None = None,
-                    recipients: list[str] | None = None) -> EvaluationRun:  # fmt: skip
+                    recipients: list[str] | None = None, workflows: set[str] | None = None) -> EvaluationRun:  # fmt: skip
     """Evaluate the latest snapshot (against the one before it) and keep the alerts in ``out``.
 
     Returns what delivery needs (paths, counts) and a freshness notice when the latest
@@ -133,6 +134,8 @@ def evaluate_latest(cfg: Config, as_of: date, since=None, until=None, *, out: st
     feed's own, ``since``/``until`` are ignored (``feed_window``); delivery advances it.
 
     ``recipients`` (the DM digests): whom the run serves, kept on it for its delivery.
+
+    ``workflows``: only these (the activity posts evaluate wf-02 and wf-09, not the whole org).
     """
     from datetime import UTC
 
@@ -150,14 +153,14 @@ def evaluate_latest(cfg: Config, as_of: date, since=None, until=None, *, out: st
     # before the latest with daily snapshots; still right when sa_snapshot runs more often).
     then = store.at(as_utc(since)) if since is not None else None
     previous = then if then is not None and then != latest else store.previous(latest)
-    folder = _evaluation_folder(cfg, latest, previous, changes, as_of, since, until, slots) if cache else None
+    folder = _evaluation_folder(cfg, latest, previous, changes, as_of, since, until, slots, workflows) if cache else None
     stored = _read_json(f"{folder}/info.json") if folder else None
     if stored is not None:
         run = EvaluationRun.from_xcom(stored).model_copy(update={"reused": True})
         log.info("evaluation reused: %s", folder)
     else:
         run = _evaluate(cfg, latest, previous, changes, as_of, since, until, slots, folder or out,
-                        allow_empty=feed is not None)  # fmt: skip
+                        allow_empty=feed is not None or workflows is not None, workflows=workflows)  # fmt: skip
     now = now or datetime.now(UTC)
     age = (now - latest.taken_at).total_seconds() / 3600
     notice = None
@@ -179,23 +182,30 @@ def feed_window(cfg: Config, store, feed: str, latest, changes: dict | None) -> 
     """
     from datetime import timedelta
 
-    from sa_hygiene.state.db import DatabaseError
 
     mark = (changes or {}).get("high_water_mark")
     until = as_utc(mark) if mark else latest.taken_at
-    since = None
-    try:
-        state = open_state(cfg)
-        try:
-            since = state.feed_window_end(feed)
-        finally:
-            state.close()
-    except DatabaseError as exc:
-        log.warning("alert state unavailable, feed %s starts at the previous snapshot: %s", feed, exc)
+    since = recorded_feed_end(cfg, feed)
     if since is None:
         before = store.previous(latest)
         since = before.taken_at if before is not None else until - timedelta(days=1)
     return min(since, until), until
+
+
+def recorded_feed_end(cfg: Config, feed: str) -> datetime | None:
+    """Where a feed's last delivered window ended; None before its first one, or with the alert
+    state down (logged: the caller starts from its default, and delivery reports the state)."""
+    from sa_hygiene.state.db import DatabaseError
+
+    try:
+        state = open_state(cfg)
+        try:
+            return state.feed_window_end(feed)
+        finally:
+            state.close()
+    except DatabaseError as exc:
+        log.warning("alert state unavailable, feed %s starts from its default: %s", feed, exc)
+        return None
 
 
 def advance_feed(cfg: Config, run: EvaluationRun, state_url: str | None = None) -> str | None:
@@ -212,12 +222,13 @@ def advance_feed(cfg: Config, run: EvaluationRun, state_url: str | None = None) 
 
 
 def _evaluate(cfg: Config, latest, previous, changes, as_of, since, until, slots, out: str,
-              allow_empty: bool = False) -> EvaluationRun:  # fmt: skip
+              allow_empty: bool = False, workflows: set[str] | None = None) -> EvaluationRun:  # fmt: skip
     """Evaluate and write the alerts to ``out``; ``info.json`` last, which marks the folder complete."""
     from sa_hygiene.engine.rules import evaluate_snapshots
 
     result = evaluate_snapshots(latest, previous, cfg, as_of, since, until, changes=changes["folder"] if changes else None,
-                                slots=set(slots) if slots else None, allow_empty_window=allow_empty)  # fmt: skip
+                                slots=set(slots) if slots else None, allow_empty_window=allow_empty,
+                                workflows=workflows)  # fmt: skip
     alerts = result.alert_records()
     write_jsonl(f"{out}/alerts.jsonl", alerts)
     since, until = (t.to_pydatetime() for t in (result.window.since, result.window.until))
@@ -229,7 +240,7 @@ def _evaluate(cfg: Config, latest, previous, changes, as_of, since, until, slots
     return run
 
 
-def _evaluation_folder(cfg: Config, latest, previous, changes, as_of, since, until, slots) -> str:
+def _evaluation_folder(cfg: Config, latest, previous, changes, as_of, since, until, slots, workflows=None) -> str:
     """The cache folder of one evaluation key; older snapshots' evaluations are removed."""
     import hashlib
 
@@ -237,7 +248,7 @@ def _evaluation_folder(cfg: Config, latest, previous, changes, as_of, since, unt
 
     version = changes["version"] if changes else 0
     key = json.dumps([latest.name, previous.name if previous else None, version, as_of.isoformat(),
-                      str(since), str(until), sorted(slots or [])])  # fmt: skip
+                      str(since), str(until), sorted(slots or []), sorted(workflows or [])])  # fmt: skip
     root = f"{cfg.store.url.rstrip('/')}/_evaluations"
     fs, path = fsspec.core.url_to_fs(root)
     if fs.exists(path):
@@ -264,7 +275,9 @@ def _changes_info(cfg: Config, changes: dict | None, now) -> dict:
     if minutes > cfg.changes.max_age_minutes:
         notice = (f"The latest Salesforce changes were pulled at {pulled:%Y-%m-%d %H:%M} UTC, {minutes:.0f} minutes "
                   "ago: activities logged and meetings booked since then are missing from this run.")  # fmt: skip
+    mark = changes.get("high_water_mark")
     return {"changes": changes["folder"], "changes_version": changes["version"], "changes_pulled_at": pulled,
+            "changes_mark": as_utc(mark) if mark else None,
             "changes_notice": notice}  # fmt: skip
 
 

@@ -13,7 +13,10 @@ from sa_hygiene.source.snapshot import read_snapshot
 
 pytestmark = pytest.mark.unit
 AS_OF = date(2026, 11, 24)
-CFG = load_config()
+# Digests as a deployment that posts nothing as it happens renders them: wf-02 and wf-09 in the
+# 08:00 digests, so that their items stay tested here (the default posts them one by one:
+# tests/sa_hygiene/pipeline/test_activity_posts.py).
+CFG = load_config().model_copy(update={"schedule": load_config().schedule.model_copy(update={"as_it_happens": []})})
 SA = user(id="0055e0000000SA1AAA", name="Sam Architect", email="sam@gitlab.com", manager_id="0055e0000000MG1AAA")
 MGR = user(id="0055e0000000MG1AAA", name="Mia Manager", role_type="Manager", email="mia@gitlab.com")
 AE = user(id="0055e0000000AE1AAA", name="Alex Exec", role_type="AE", email="alex@gitlab.com")

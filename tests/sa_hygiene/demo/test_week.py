@@ -60,3 +60,14 @@ def test_the_outbox_preview_has_a_day_selector_and_shows_item_menus(week):
     assert all(f'href="#d{d}"' in index for d in ("2026-11-24", "2026-11-25"))
     previews = [p.read_text() for p in (root / "outbox").glob("sa_dm_digests*/preview.html")]
     assert any('class="days"' in p and "Snooze 7 days" in p and "Not mine" in p for p in previews)
+
+
+def test_each_new_activity_is_its_own_post_in_the_preview(week):
+    # Spec v3: the day's activities as they happen, one message each with its button; the 08:00
+    # regional digests no longer list them.
+    root, stdout = week
+    assert "sa_activity_posts" in stdout
+    posts = [p.read_text() for p in (root / "outbox").glob("sa_activity_posts*/preview.html")]
+    assert any("Update Activity" in p and "New activity logged" in p for p in posts)
+    digests = [p.read_text() for p in (root / "outbox").glob("sa_regional_digest*/preview.html")]
+    assert digests and not any("New activity logged" in p for p in digests)

@@ -78,7 +78,9 @@ def simulate(tmp_path, clock: bool = False) -> tuple[Counter, Counter, set, set]
     cfg_path = tmp_path / "sa_hygiene.yaml"
     cfg_path.write_text(f"store: {{url: {json.dumps(str(tmp_path / 'store'))}}}\n"
                         f"slack: {{delivery: outbox, outbox: {json.dumps(str(tmp_path / 'outbox'))}, "
-                        f"ledger_url: {json.dumps('sqlite:///' + str(tmp_path / 'ledger.sqlite'))}}}\n")  # fmt: skip
+                        f"ledger_url: {json.dumps('sqlite:///' + str(tmp_path / 'ledger.sqlite'))}}}\n"
+                        # The digests' own feed windows, as a deployment that posts nothing as it happens.
+                        "schedule: {as_it_happens: []}\n")  # fmt: skip
     cfg = load_config(cfg_path)
     store = SnapshotStore(cfg.store.url, keep=cfg.store.keep)
     snapshots(tmp_path, store)

@@ -15,6 +15,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from sa_hygiene.delivery.activity_posts import UPDATE_ACTIVITY
 from sa_hygiene.delivery.blockkit import (
     ITEM_MENU,
     LOG_IT,
@@ -33,7 +34,7 @@ LOG_ACTIVITY = "sa_log_activity"  # "Log activity" of a record card (/sa) or of 
 CREATE_CONTACT = "sa_create_contact"  # "Create contact" of /sa-create
 COMMANDS = {"/sa", "/sa-create"}
 RELATED_TO = "sa_related_to"  # the log form's Related To search (block_suggestion)
-ACTIONS = {ITEM_MENU, LOG_IT, OPEN_LINK, LOG_ACTIVITY, CREATE_CONTACT, UPDATE_TECH_EVAL}
+ACTIONS = {ITEM_MENU, LOG_IT, OPEN_LINK, LOG_ACTIVITY, CREATE_CONTACT, UPDATE_TECH_EVAL, UPDATE_ACTIVITY}
 # What an item's value says to do; "act": an activity logged from a record card or /sa-create (no
 # meeting: the item's record is the card's, its recipient the person who asked), "contact": a
 # contact created from /sa-create.
@@ -41,6 +42,7 @@ KINDS = {"snooze", "notmine", "open", "log", "act", "contact"}
 KINDS_OF_ACTION = {ITEM_MENU: {"snooze", "notmine", "open"}, LOG_IT: {"log"}, LOG_ACTIVITY: {"act"},
                    CREATE_CONTACT: {"contact"}}  # fmt: skip
 TECH_EVAL_VIEW = "sa_tech_eval_form"  # callback_id of the "Update tech evaluation" modal
+UPDATE_VIEW = "sa_update_activity_form"  # callback_id of an activity post's Update Activity modal
 WORKFLOW_ID = re.compile(r"[A-Za-z0-9_.-]{1,60}")
 
 
@@ -190,6 +192,8 @@ def problem(body: dict) -> str | None:
             return None
         if a["action_id"] == UPDATE_TECH_EVAL:  # its value is an opportunity's Id, nothing more
             return None if is_opportunity_id(a.get("value")) and body.get("trigger_id") else "malformed action value"
+        if a["action_id"] == UPDATE_ACTIVITY:  # its value is the Task's Id; the modal opens on the trigger
+            return None if is_salesforce_id(a.get("value")) and body.get("trigger_id") else "malformed action value"
         item = decode_item(action_value(a))
         if item is None or item.kind not in KINDS_OF_ACTION[a["action_id"]]:
             return "malformed action value"
@@ -201,12 +205,15 @@ def problem(body: dict) -> str | None:
         view = body.get("view")
         if user and isinstance(view, dict) and view.get("callback_id") == TECH_EVAL_VIEW and view.get("id"):
             return tech_eval_view_problem(view)
-        if not user or not isinstance(view, dict) or view.get("callback_id") not in (LOG_VIEW, CONTACT_VIEW) or not view.get("id"):
+        if not user or not isinstance(view, dict) or view.get("callback_id") not in (LOG_VIEW, CONTACT_VIEW, UPDATE_VIEW) or not view.get("id"):
             return "unknown view"
         try:
             meta = json.loads(view.get("private_metadata") or "")
         except ValueError:
             return "malformed view"
+        if view["callback_id"] == UPDATE_VIEW:  # the Task and its owner, as read from Salesforce
+            ok = isinstance(meta, dict) and is_salesforce_id(meta.get("task")) and is_salesforce_id(meta.get("owner"))
+            return None if ok else "malformed view"
         if not isinstance(meta, dict) or decode_item(meta.get("item")) is None:
             return "malformed view"
         return None

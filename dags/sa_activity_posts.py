@@ -1,0 +1,54 @@
+"""
+### sa_activity_posts: each new activity in its team channel, as it happens (spec v3)
+
+Every `schedule.activity_posts_every_minutes` (15), the workflows of `schedule.as_it_happens`
+(wf-02: an SA activity, to the region channel of the task's owner; wf-09: a Chorus call, to
+`#sa-chorus-calls`) post one message per new record, so that the team can comment in its thread,
+as the handbook describes Rattle's activity channels: who logged what on which opportunity, the
+types, the sentiment, the description with its links, a link to the record (the recording), and
+an "Update Activity" button.
+
+Reads the latest snapshot with its changes feed (`sa_changes`) in the feed's own window: from
+where the last delivered window ended (less the feed's overlap) to the changes' high-water mark,
+so nothing created between two runs is lost, and the ledger posts each activity once, whatever
+is retried, re-run or overlaps. A Task changed or deleted in Salesforce since is edited in place
+(or marked deleted) in the same run. A run with nothing new reuses the last evaluation and calls
+neither Salesforce nor Slack. Stale changes are told to the operations channel once.
+
+Params: `dry_run` (the outbox instead of Slack; the feed window is not advanced).
+"""
+
+from datetime import timedelta
+
+from airflow.sdk import CronTriggerTimetable, dag, get_current_context, task
+
+from sa_hygiene.contract.config import load_config
+from sa_hygiene.dag_support import NETWORK_RETRIES, START, TAGS, default_args, run_params
+
+CFG = load_config()
+EVERY = CFG.schedule.activity_posts_every_minutes
+
+
+@dag(
+    schedule=CronTriggerTimetable(f"*/{EVERY} * * * *", timezone="UTC", interval=timedelta(minutes=EVERY)),
+    start_date=START,
+    catchup=False,
+    max_active_runs=1,
+    tags=[*TAGS, "channels", "activities"],
+    doc_md=__doc__,
+    default_args=default_args(CFG),
+    params=run_params(),
+)
+def sa_activity_posts():
+    @task(pool="slack_api", **NETWORK_RETRIES)
+    def post_activities() -> dict:
+        from sa_hygiene.pipeline.activity_posts import post_activities as post
+
+        ctx = get_current_context()
+        return post(load_config(), f"sa_activity_posts/{ctx['run_id']}", now=ctx["data_interval_end"],
+                    dry_run=ctx["params"]["dry_run"])  # fmt: skip
+
+    post_activities()
+
+
+sa_activity_posts()

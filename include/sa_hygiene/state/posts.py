@@ -1,0 +1,127 @@
+"""The activity posts in Slack (spec v3, "as it happens"): where each is, and what it now says.
+
+The ledger (``state.ledger``) makes each post go out once; a post also changes afterwards: the
+activity is updated from Slack ("edited by …"), edited or deleted in Salesforce. This table keeps,
+per post, its conversation and ``ts`` (to ``chat.update`` it), a hash of the content Slack holds
+and whether it is marked deleted, so that a feed run edits a post only when what it would show
+differs from what Slack shows: re-runs and overlapping runs make no call, and two runs that edit
+at once agree (the change is a compare-and-swap on the hash).
+
+Rows are scoped by the sink's workspace like the ledger's, in the same database.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Column, Connection, Float, MetaData, String, Table, select, update
+from sqlalchemy.exc import SQLAlchemyError
+
+from sa_hygiene.state.db import (
+    DatabaseError,
+    connect,
+    ensure_schema,
+    insert_ignoring_conflicts,
+    reason,
+    safe_url,
+)
+
+WHAT = "the activity posts"
+LIVE, DELETED = "live", "deleted"
+
+metadata = MetaData()
+activity_posts = Table(
+    "slack_activity_posts",
+    metadata,
+    Column("workspace", String(200), primary_key=True),
+    Column("key", String(400), primary_key=True),  # the post's delivery key (the ledger's)
+    Column("record_key", String(15), nullable=False, index=True),  # the Task's 15-character Id
+    Column("record_id", String(18), nullable=False),  # as the alert named it, for links and buttons
+    Column("workflow", String(100), nullable=False),  # whose message it is (its title and words)
+    Column("channel", String(40), nullable=False),
+    Column("ts", String(40), nullable=False),
+    Column("content", String(64), nullable=False),  # sha256 of what Slack shows
+    Column("state", String(12), nullable=False),  # live | deleted
+    Column("edited_by", String(200)),  # who last updated it from Slack
+    Column("updated_at", Float, nullable=False),
+)
+
+
+@dataclass(frozen=True)
+class Post:
+    key: str
+    record_key: str
+    record_id: str
+    workflow: str
+    channel: str
+    ts: str
+    content: str
+    state: str
+    edited_by: str | None
+
+
+class ActivityPosts:
+    """Posts by delivery key and by record, in the ledger's database."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.engine = connect(url, WHAT)
+        ensure_schema(self.engine, WHAT, "activity_posts", metadata, {})
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def _run(self, fn: Callable[[Connection], Any]) -> Any:
+        try:
+            with self.engine.begin() as conn:
+                return fn(conn)
+        except SQLAlchemyError as exc:
+            raise DatabaseError(f"{WHAT} {safe_url(self.url)}: {reason(exc)}") from None
+
+    def remember(self, workspace: str, key: str, record_id: str, workflow: str, channel: str, ts: str,
+                 content: str) -> None:  # fmt: skip
+        """A post the ledger says is in Slack; a row already there (another run's) stands."""
+        row = {"workspace": workspace, "key": key, "record_key": record_id[:15], "record_id": record_id,
+               "workflow": workflow,
+               "channel": channel, "ts": ts,
+               "content": content, "state": LIVE, "edited_by": None, "updated_at": time.time()}  # fmt: skip
+        self._run(lambda conn: insert_ignoring_conflicts(conn, activity_posts, row))
+
+    def of_records(self, workspace: str, record_keys: Iterable[str]) -> list[Post]:
+        keys = sorted({k[:15] for k in record_keys})
+        if not keys:
+            return []
+        t = activity_posts.c
+
+        def read(conn: Connection) -> list[Post]:
+            out = []
+            for i in range(0, len(keys), 500):
+                query = select(activity_posts).where(t.workspace == workspace, t.record_key.in_(keys[i : i + 500]))
+                out += [_post(r) for r in conn.execute(query).mappings()]
+            return out
+
+        return self._run(read)
+
+    def get(self, workspace: str, key: str) -> Post | None:
+        t = activity_posts.c
+        query = select(activity_posts).where(t.workspace == workspace, t.key == key)
+        row = self._run(lambda conn: conn.execute(query).mappings().first())
+        return _post(row) if row else None
+
+    def replace(self, workspace: str, post: Post, content: str, state: str, edited_by: str | None) -> bool:
+        """Record new content for a post, only if it still holds ``post.content`` (False: another
+        run changed it first, and its content stands)."""
+        t = activity_posts.c
+        stmt = (
+            update(activity_posts)
+            .where(t.workspace == workspace, t.key == post.key, t.content == post.content)
+            .values(content=content, state=state, edited_by=edited_by, updated_at=time.time())
+        )
+        return self._run(lambda conn: conn.execute(stmt).rowcount) == 1
+
+
+def _post(r) -> Post:
+    return Post(r["key"], r["record_key"], r["record_id"], r["workflow"], r["channel"], r["ts"], r["content"], r["state"], r["edited_by"])

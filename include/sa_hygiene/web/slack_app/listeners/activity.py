@@ -1,0 +1,179 @@
+"""The "Update Activity" button of an activity's post (spec v3; the handbook's Rattle button).
+
+The activity's owner, or their manager, opens a modal pre-filled from the Task as Salesforce has
+it now (not the snapshot: it may have been edited since), checked on submission by the same code
+as the rules (``log_form.validate``: the log form's workflow, act-fields), written to the Task
+through the project's one Salesforce client, and the post is edited in place with "edited by …".
+Everything typed is kept when Salesforce refuses; the user hears what did not happen.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+
+from sa_hygiene.delivery.activity_posts import UPDATE_ACTIVITY, PostWriter, content_hash
+from sa_hygiene.delivery.blockkit import is_salesforce_id
+from sa_hygiene.web.slack_app.backends import Backends
+from sa_hygiene.web.slack_app.items import UPDATE_VIEW, Item
+from sa_hygiene.web.slack_app.listeners.actions import ack_at_once, tell_busy
+from sa_hygiene.web.slack_app.log_form import Meeting, validate
+from sa_hygiene.web.slack_app.people import REFUSAL, Unidentified, actor, refuse
+from sa_hygiene.web.slack_app.views import form_values, form_view, note_view
+
+log = logging.getLogger(__name__)
+
+# The Task fields the modal shows and writes (logical names of the field map).
+FIELDS = ("owner_id", "what_id", "who_id", "subject", "description", "activity_date", "activity_types",
+          "sentiment", "persona_levels")  # fmt: skip
+UNREACHABLE = ":warning: Salesforce could not be reached, so the activity was not opened: nothing was changed. Please try again."
+SAVING = ":hourglass_flowing_sand: Saving it in Salesforce…"
+
+
+def read_task(backends: Backends, task_id: str) -> dict | None:
+    """The Task by logical field name, as Salesforce has it now; None when it is not there."""
+    from sa_hygiene.delivery.blockkit import is_salesforce_id as valid
+    from sa_hygiene.web.slack_app.salesforce import soql_literal
+
+    if not valid(task_id):
+        return None
+    cfg = backends.cfg
+    names = {f: cfg.api_name("Task", f) for f in FIELDS}
+    soql = f"SELECT Id, {', '.join(names.values())} FROM Task WHERE Id = {soql_literal(task_id)} LIMIT 1"
+    records = backends.salesforce.query(soql, what="read the activity to update").get("records") or []
+    if not records:
+        return None
+    row = {f: records[0].get(api) for f, api in names.items()}
+    for many in ("activity_types", "persona_levels"):
+        row[many] = [v for v in (row[many] or "").split(";") if v]
+    return {"id": records[0].get("Id") or task_id, **row}
+
+
+def update_view(backends: Backends, task: dict, meta: dict, values: dict | None = None, error: str | None = None) -> dict:
+    """The log form's modal, pre-filled from the Task, titled and submitted as an update."""
+    snapshot = backends.snapshot()
+    writer = PostWriter(backends.cfg, snapshot, backends.today(None), [task["id"]])
+    obj, label = writer.records.name_of(task.get("what_id"))
+    related = [(task["what_id"], label)] if task.get("what_id") else []
+    contacts = [(task["who_id"], writer.records.name_of(task["who_id"])[1])] if task.get("who_id") else []
+    meeting = Meeting(Item("log", "wf", task["id"], task.get("owner_id") or task["id"]), task.get("subject") or "",
+                      str(task.get("activity_date") or ""), related, contacts)  # fmt: skip
+    filled = values if values is not None else {k: task.get(k) for k in FIELDS if task.get(k) not in (None, [], "")}
+    view = form_view(backends.cfg, meeting, filled, error=error)
+    return {**view, "callback_id": UPDATE_VIEW, "title": {"type": "plain_text", "text": "Update the activity"},
+            "submit": {"type": "plain_text", "text": "Save"}, "private_metadata": json.dumps(meta)}  # fmt: skip
+
+
+def register(app, backends: Backends) -> None:
+    """The Update Activity button and its modal."""
+    cfg = backends.cfg
+
+    def open_update_form(body, client):
+        """Open the modal for the clicking owner or manager, pre-filled from the Task."""
+        from sa_hygiene.source.salesforce import SalesforceError
+
+        task_id = (body.get("actions") or [{}])[0].get("value")
+        try:
+            task = read_task(backends, task_id) if isinstance(task_id, str) else None
+        except SalesforceError as exc:
+            log.warning("Update Activity: %s", exc)
+            refuse(client, body, UNREACHABLE)
+            return
+        if task is None:
+            refuse(client, body, ":warning: This activity is no longer in Salesforce: nothing to update.")
+            return
+        try:
+            people, who = actor(backends, client, body)
+        except Unidentified:
+            return
+        if who is None or not people.may_act(who, task.get("owner_id") or ""):
+            refuse(client, body, REFUSAL)
+            return
+        container = body.get("container") or {}
+        meta = {"task": task["id"], "owner": task.get("owner_id"), "date": str(task.get("activity_date") or ""),
+                "channel": container.get("channel_id") or "", "ts": container.get("message_ts") or ""}  # fmt: skip
+        client.views_open(trigger_id=body["trigger_id"], view=update_view(backends, task, meta))
+
+    def check_update(ack, body):
+        """Before the answer, without I/O: the rules' own checks; a valid form shows "saving"."""
+        view = body["view"]
+        meta = json.loads(view.get("private_metadata") or "{}")
+        errors = validate(cfg, form_values(view), meta.get("owner"), meta.get("date") or None)
+        if errors:
+            ack(response_action="errors", errors=errors)
+            return
+        ack(response_action="update", view=note_view("Update the activity", SAVING))
+
+    def save_update(body, client):
+        """Write the Task, say so, and edit its post in place ("edited by …")."""
+        from sa_hygiene.source.salesforce import SalesforceError
+
+        view = body["view"]
+        meta = json.loads(view.get("private_metadata") or "{}")
+        form = form_values(view)
+        if validate(cfg, form, meta.get("owner"), meta.get("date") or None):
+            return  # answered with the errors already
+        try:
+            people, who = actor(backends, client, body)
+        except Unidentified:
+            return
+        if who is None or not people.may_act(who, meta.get("owner") or ""):
+            client.views_update(view_id=view["id"], view=note_view("Not yours", REFUSAL))
+            return
+        task_id = meta["task"]
+        if not is_salesforce_id(task_id):
+            return
+        name = lambda f: cfg.api_name("Task", f)  # noqa: E731
+        fields = {name("what_id"): form["what_id"], name("who_id"): form["who_id"], name("subject"): form["subject"],
+                  name("description"): form.get("description"),
+                  name("activity_types"): ";".join(form["activity_types"]), name("sentiment"): form["sentiment"],
+                  name("persona_levels"): ";".join(form["persona_levels"]) or None}  # fmt: skip
+        try:
+            backends.salesforce.update("Task", task_id, fields)
+        except SalesforceError as exc:
+            error = f"{exc.code}: {exc.message}" if exc.code else f"Salesforce did not answer ({exc.message[:200]})"
+            task = {"id": task_id, "owner_id": meta.get("owner"), "activity_date": meta.get("date"), **form}
+            client.views_update(view_id=view["id"], view=update_view(backends, task, meta, form, error=error))
+            return
+        client.views_update(view_id=view["id"], view=note_view("Saved", ":white_check_mark: Saved in Salesforce."))
+        edit_post(backends, client, task_id, meta, form, who.name)
+
+    open_update_form.busy = tell_busy
+    save_update.busy = lambda body, client: client.views_update(
+        view_id=body["view"]["id"], view=note_view("Not saved", ":hourglass: The app is busy: nothing was saved. Try again."))
+    app.action(UPDATE_ACTIVITY)(ack=ack_at_once, lazy=[open_update_form])
+    app.view(UPDATE_VIEW)(ack=check_update, lazy=[save_update])
+    app.view_closed(UPDATE_VIEW)(ack_at_once)
+
+
+def edit_post(backends: Backends, client, task_id: str, meta: dict, form: dict, editor: str) -> None:
+    """The activity's post as just saved, with "edited by …", in place; its record of what Slack
+    shows follows, so that the next feed run does not edit it again for nothing."""
+    from sa_hygiene.state.db import DatabaseError
+    from sa_hygiene.state.posts import LIVE, ActivityPosts
+
+    cfg = backends.cfg
+    post = None
+    posts = None
+    try:
+        posts = ActivityPosts(backends.state_url)
+        found = posts.of_records(f"slack:{cfg.slack.conn_id}", [task_id])
+        post = found[0] if found else None
+    except DatabaseError as exc:
+        backends.state_failed(client, exc)
+    channel, ts = (post.channel, post.ts) if post else (meta.get("channel"), meta.get("ts"))
+    workflow = post.workflow if post else next(
+        (w for w in cfg.schedule.as_it_happens if w in cfg.workflows and cfg.workflows[w].frame == "activities"), None)
+    if not (channel and ts and workflow):
+        return
+    saved = {"owner_id": meta.get("owner"), "activity_date": meta.get("date") or None, **form}
+    writer = PostWriter(cfg, backends.snapshot(), backends.today(None), [task_id]).with_saved(task_id, saved)
+    text, blocks = writer.render(workflow, task_id, edited_by=editor)
+    client.chat_update(channel=channel, ts=ts, text=text, blocks=blocks)
+    if post is not None and posts is not None:
+        try:
+            posts.replace(f"slack:{cfg.slack.conn_id}", post, content_hash(text, blocks), LIVE, editor)
+        except DatabaseError as exc:
+            backends.state_failed(client, exc)
+    if posts is not None:
+        posts.close()
