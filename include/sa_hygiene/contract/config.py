@@ -291,12 +291,14 @@ class Recipient(_Model):
     dm: Literal["sa", "owner"] | None = None
     region: Literal["record"] | None = None
     channel: StrictStr | None = None
+    # One named person (a User Id): whoever made a user alert gets its DMs, whatever the record.
+    user: Annotated[str, Field(strict=True, pattern=r"^005[A-Za-z0-9]{12}([A-Za-z0-9]{3})?$")] | None = None
 
     @model_validator(mode="after")
     def _one(self) -> Recipient:
-        given = [k for k in ("dm", "region", "channel") if getattr(self, k) is not None]
+        given = [k for k in ("dm", "region", "channel", "user") if getattr(self, k) is not None]
         if len(given) != 1:
-            raise ValueError("give exactly one of dm, region, channel")
+            raise ValueError("give exactly one of dm, region, channel, user")
         if self.channel is not None and not self.channel.startswith("#"):
             raise ValueError("a channel name starts with '#'")
         return self
@@ -325,6 +327,15 @@ class Workflow(_Model):
     escalate_after_days: Annotated[int, Field(strict=True, ge=1)] | None = None
 
 
+class UserAlertSettings(_Model):
+    """Guard rails of the alerts people make themselves (``contract/user_alerts.py``)."""
+
+    # Alerts one person may have (paused ones count: they can be resumed).
+    max_per_user: Annotated[int, Field(strict=True, ge=0)] = 10
+    # Messages one alert may send a day (backtest or live); more: refused, or paused with a notice.
+    max_messages_per_day: Annotated[int, Field(strict=True, ge=1)] = 20
+
+
 class Config(_Model):
     salesforce: SalesforceSettings
     source: SourceSettings
@@ -345,6 +356,7 @@ class Config(_Model):
     schedule: Schedule
     reasons: dict[StrictStr, StrictStr]
     workflows: dict[StrictStr, Workflow]
+    user_alerts: UserAlertSettings = UserAlertSettings()
     # Per digest slot, the workflows a record is filed under first (then configuration order).
     digest_order: dict[Literal[SLOTS], list[StrictStr]] = {}  # type: ignore[valid-type]
 

@@ -125,6 +125,10 @@ def _recipients(wf: Workflow, rows: pd.DataFrame, d: Directory) -> tuple[pd.Seri
     owner = rows["owner_id"]
     if rcpt.channel:
         return pd.Series(CHANNEL + rcpt.channel, index=rows.index), pd.Series(False, index=rows.index)
+    if rcpt.user:  # a user alert's maker: their DM, with the DM fallbacks of CONTRACT.md § 3
+        person = pd.Series(rcpt.user, index=rows.index, dtype=object)
+        to = d.direct(person, fallback=d.region_channel(person))
+        return to, pd.Series(False, index=rows.index)
     if rcpt.dm == "sa":
         owner_channel = d.region_channel(owner)
         to = d.direct(rows["sa"], fallback=owner_channel)

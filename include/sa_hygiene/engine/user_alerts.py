@@ -1,0 +1,111 @@
+"""User alerts in the evaluation: compiled against the day's snapshot and configuration, then run
+with the YAML workflows in the same ``evaluate`` (one preparation of the frames, one pass).
+
+An alert's scope names people and accounts (``Audience``), read here from the snapshot being
+evaluated, so "my region" follows the people who are in it today. An alert that no longer
+compiles (a field gone from the configuration after an upgrade, a picklist value removed) is
+left out and reported for pausing; it never fails the evaluation. The YAML workflows are
+untouched: their entries, and so their alerts, are the same with or without user alerts.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import Counter, defaultdict
+from datetime import date, datetime
+
+import pandas as pd
+
+from sa_hygiene.contract.config import Config
+from sa_hygiene.contract.recipients import encode
+from sa_hygiene.contract.user_alerts import (
+    ID_PREFIX,
+    AlertDraftError,
+    Audience,
+    UserAlert,
+    compile_alerts,
+    parse_alert,
+)
+from sa_hygiene.engine.routing import Directory
+from sa_hygiene.engine.rules import Evaluation, _location, evaluate
+from sa_hygiene.source.snapshot import PREVIOUS_OBJECTS, Snapshot, read_snapshot
+
+
+def audiences(snapshot: Snapshot, cfg: Config, owners: set[str]) -> dict[str, Audience]:
+    """Each owner's reports, whole team, region and accounts, from the snapshot's User and Account rows."""
+    users = snapshot.tables.get("User")
+    if users is None or users.empty or not owners:
+        return {o: Audience(o) for o in owners}
+    d = Directory(users, cfg)
+    ids = users["id"].astype(str).tolist()
+    key_to_id = {i[:15]: i for i in ids}
+    manager = {i[:15]: (m[:15] if isinstance(m, str) and m.strip() else None)
+               for i, m in zip(ids, users["manager_id"].tolist(), strict=True)}  # fmt: skip
+    below: dict[str, list[str]] = defaultdict(list)
+    for k, m in manager.items():
+        if m is not None:
+            below[m].append(k)
+    region = d.region
+    accounts = snapshot.tables.get("Account")
+    owned: dict[str, list[str]] = defaultdict(list)
+    if accounts is not None and not accounts.empty:
+        for acc, owner in zip(accounts["id"].tolist(), accounts["owner_id"].tolist(), strict=True):
+            if isinstance(owner, str) and isinstance(acc, str):
+                owned[owner[:15]].append(acc)
+    out = {}
+    for owner in owners:
+        k = owner[:15]
+        team, todo = [], list(below.get(k, []))
+        while todo:  # every level below, each person once (a cycle in ManagerId stops here)
+            person = todo.pop()
+            if person not in team and person != k:
+                team.append(person)
+                todo.extend(below.get(person, []))
+        mine = region.get(k) if k in region.index else None
+        same = [key_to_id[x] for x in region.index[region == mine]] if isinstance(mine, str) else [key_to_id.get(k, owner)]
+        out[owner] = Audience(owner, reports=[key_to_id[x] for x in below.get(k, [])], team=[key_to_id[x] for x in team],
+                              region=same, accounts=owned.get(k, []))  # fmt: skip
+    return out
+
+
+def with_user_alerts(cfg: Config, stored: dict[str, dict], snapshot: Snapshot) -> tuple[Config, dict[str, str]]:
+    """``cfg`` plus the active alerts of ``stored`` ({alert id: the form's choices}) as workflows;
+    ``{alert id: why}`` of those that do not compile any more (to pause, with a notice)."""
+    parsed: dict[str, UserAlert] = {}
+    broken: dict[str, str] = {}
+    for alert_id, spec in stored.items():
+        try:
+            parsed[alert_id] = parse_alert(spec)
+        except AlertDraftError as exc:
+            broken[alert_id] = str(exc)
+    merged, more = compile_alerts(cfg, parsed, audiences(snapshot, cfg, {a.owner for a in parsed.values()}))
+    return merged, {**broken, **more}
+
+
+def evaluate_with_user_alerts(
+    current, previous, cfg: Config, as_of: date, stored: dict[str, dict],
+    since: datetime | None = None, until: datetime | None = None, *,
+    changes: str | os.PathLike | None = None, slots: set[str] | None = None, allow_empty_window: bool = False,
+) -> tuple[Evaluation, dict[str, str]]:  # fmt: skip
+    """``rules.evaluate_snapshots`` with the user alerts among the workflows; also returns the
+    alerts to pause ({alert id: why})."""
+    snapshot = read_snapshot(_location(current), cfg, changes=changes)
+    before = read_snapshot(_location(previous), cfg, objects=PREVIOUS_OBJECTS) if previous else None
+    merged, broken = with_user_alerts(cfg, stored, snapshot)
+    result = evaluate(snapshot, before, merged, as_of, since, until, slots=slots, allow_empty_window=allow_empty_window)
+    return result, broken
+
+
+def messages_per_alert(alerts: pd.DataFrame | list[dict]) -> dict[str, int]:
+    """{alert id: messages its workflow sends} (one per recipient and slot), for the M-a-day rail."""
+    rows = alerts.to_dict("records") if isinstance(alerts, pd.DataFrame) else alerts
+    seen = {(a["workflow"], encode(a["recipient"]) if isinstance(a["recipient"], dict) else a["recipient"], a["slot"])
+            for a in rows if str(a["workflow"]).startswith(ID_PREFIX)}  # fmt: skip
+    return dict(Counter(w[len(ID_PREFIX) :] for w, _, _ in seen))
+
+
+def over_limit(alerts, cfg: Config) -> dict[str, str]:
+    """{alert id: why} of the user alerts that sent more messages than the configuration allows."""
+    cap = cfg.user_alerts.max_messages_per_day
+    return {a: f"it would send {n} messages a day, more than {cap}: paused" for a, n in messages_per_alert(alerts).items()
+            if n > cap}  # fmt: skip
