@@ -97,11 +97,13 @@ def evaluate_with_user_alerts(
 
 
 def messages_per_alert(alerts: pd.DataFrame | list[dict]) -> dict[str, int]:
-    """{alert id: messages its workflow sends} (one per recipient and slot), for the M-a-day rail."""
+    """{alert id: messages its workflow sends}, for the M-a-day rail: one per recipient and slot,
+    as digests go, but one per record for "DM now" (the reminder slot sends each on its own)."""
     rows = alerts.to_dict("records") if isinstance(alerts, pd.DataFrame) else alerts
-    seen = {(a["workflow"], encode(a["recipient"]) if isinstance(a["recipient"], dict) else a["recipient"], a["slot"])
+    seen = {(a["workflow"], encode(a["recipient"]) if isinstance(a["recipient"], dict) else a["recipient"], a["slot"],
+             a["record_id"] if a["slot"] == "meeting_reminder" else "")
             for a in rows if str(a["workflow"]).startswith(ID_PREFIX)}  # fmt: skip
-    return dict(Counter(w[len(ID_PREFIX) :] for w, _, _ in seen))
+    return dict(Counter(w[len(ID_PREFIX) :] for w, *_ in seen))
 
 
 def over_limit(alerts, cfg: Config) -> dict[str, str]:

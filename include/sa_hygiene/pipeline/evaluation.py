@@ -214,7 +214,7 @@ def advance_feed(cfg: Config, run: EvaluationRun, state_url: str | None = None) 
 def _evaluate(cfg: Config, latest, previous, changes, as_of, since, until, slots, out: str,
               allow_empty: bool = False) -> EvaluationRun:  # fmt: skip
     """Evaluate and write the alerts to ``out``; ``info.json`` last, which marks the folder complete."""
-    from sa_hygiene.engine.rules import evaluate_snapshots
+    from sa_hygiene.pipeline.user_alerts import evaluate_snapshots  # the workflows and the user alerts
 
     result = evaluate_snapshots(latest, previous, cfg, as_of, since, until, changes=changes["folder"] if changes else None,
                                 slots=set(slots) if slots else None, allow_empty_window=allow_empty)  # fmt: skip
