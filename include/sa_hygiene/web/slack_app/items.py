@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -26,6 +27,11 @@ from sa_hygiene.delivery.blockkit import (
 
 LOG_VIEW = "sa_log_form"  # callback_id of the log-it modal
 ACTIONS = {ITEM_MENU, LOG_IT, OPEN_LINK}
+# Modals and buttons of other listener modules (``listeners/alerts.py``): callback or action id ->
+# its own check of the payload (why it is refused, or None), run by ``problem`` as these are.
+OTHER_VIEWS: dict[str, Callable[[dict], str | None]] = {}
+OTHER_ACTIONS: dict[str, Callable[[dict], str | None]] = {}
+OTHER_COMMANDS: set[str] = set()  # slash commands answered (a command's body has no "type")
 KINDS = {"snooze", "notmine", "open", "log"}  # what an item's value says to do
 WORKFLOW_ID = re.compile(r"[A-Za-z0-9_.-]{1,60}")
 
@@ -150,12 +156,16 @@ def problem(body: dict) -> str | None:
     if malformed(body):
         return "malformed payload"
     kind = body.get("type")
+    if kind is None and body.get("command") in OTHER_COMMANDS:
+        return None if body.get("user_id") and body.get("trigger_id") else "malformed command"
     user = (body.get("user") or {}).get("id")
     if kind == "block_actions":
         actions = body.get("actions")
         if not user or not isinstance(actions, list) or len(actions) != 1 or not isinstance(actions[0], dict):
             return "malformed block action"
         a = actions[0]
+        if a.get("action_id") in OTHER_ACTIONS:
+            return OTHER_ACTIONS[a["action_id"]](body)
         if a.get("action_id") not in ACTIONS:
             return "unknown action"
         if a["action_id"] == OPEN_LINK:
@@ -168,6 +178,8 @@ def problem(body: dict) -> str | None:
         return None
     if kind in ("view_submission", "view_closed"):
         view = body.get("view")
+        if user and isinstance(view, dict) and view.get("id") and view.get("callback_id") in OTHER_VIEWS:
+            return OTHER_VIEWS[view["callback_id"]](body)
         if not user or not isinstance(view, dict) or view.get("callback_id") != LOG_VIEW or not view.get("id"):
             return "unknown view"
         try:

@@ -7,10 +7,11 @@ groups them: ``actions`` (buttons and menus), ``views`` (modals); ``commands`` a
 from __future__ import annotations
 
 from sa_hygiene.web.slack_app.backends import Backends
-from sa_hygiene.web.slack_app.listeners import actions, views
+from sa_hygiene.web.slack_app.listeners import actions, alerts, views
 
 
 def register(app, backends: Backends) -> None:
     """Every listener of the app."""
     actions.register(app, backends)
     views.register(app, backends)
+    alerts.register(app, backends)
