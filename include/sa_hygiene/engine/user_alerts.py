@@ -10,9 +10,11 @@ untouched: their entries, and so their alerts, are the same with or without user
 
 from __future__ import annotations
 
+import logging
 import os
 from collections import Counter, defaultdict
 from datetime import date, datetime
+from pathlib import Path
 
 import pandas as pd
 
@@ -29,6 +31,10 @@ from sa_hygiene.contract.user_alerts import (
 from sa_hygiene.engine.routing import Directory
 from sa_hygiene.engine.rules import Evaluation, _location, evaluate
 from sa_hygiene.source.snapshot import PREVIOUS_OBJECTS, Snapshot, read_snapshot
+from sa_hygiene.state.db import DatabaseError
+from sa_hygiene.state.user_alerts import StoredAlert, UserAlerts
+
+log = logging.getLogger(__name__)
 
 
 def audiences(snapshot: Snapshot, cfg: Config, owners: set[str]) -> dict[str, Audience]:
@@ -111,3 +117,44 @@ def over_limit(alerts, cfg: Config) -> dict[str, str]:
     cap = cfg.user_alerts.max_messages_per_day
     return {a: f"it would send {n} messages a day, more than {cap}: paused" for a, n in messages_per_alert(alerts).items()
             if n > cap}  # fmt: skip
+
+
+def stored(cfg: Config, url: str | None = None) -> list[StoredAlert] | None:
+    """Every stored user alert (state database ``url``, default the configuration's); None when
+    it cannot be read (logged). A SQLite file that does not exist holds none, and is not made."""
+    url = url or cfg.state_url
+    if absent_sqlite(url):
+        return []
+    try:
+        with UserAlerts(url) as store:
+            return store.list()
+    except DatabaseError as exc:
+        log.warning("user alerts left out of this run: %s", exc)
+        return None
+
+
+def rendering_config(cfg: Config, url: str | None = None) -> Config:
+    """``cfg`` with every stored user alert that compiles, for rendering and reading alerts files."""
+    alerts = stored(cfg, url) or []
+    parsed = {}
+    for a in alerts:
+        try:
+            parsed[a.alert_id] = parse_alert(a.spec)
+        except AlertDraftError:
+            continue
+    if not parsed:
+        return cfg
+    merged, _ = compile_alerts(cfg, parsed, {a.owner: Audience(a.owner) for a in parsed.values()})
+    return merged
+
+
+def absent_sqlite(url: str) -> bool:
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        parsed = make_url(url)
+    except (ArgumentError, ValueError):
+        return False  # UserAlerts says what is wrong with it
+    db = parsed.database
+    return parsed.get_backend_name() == "sqlite" and db not in (None, "", ":memory:") and not Path(db).exists()

@@ -14,28 +14,14 @@ from __future__ import annotations
 
 import logging
 from datetime import date
-from pathlib import Path
 
 from sa_hygiene.contract.config import Config
-from sa_hygiene.contract.user_alerts import ID_PREFIX, AlertDraftError, Audience, compile_alerts, parse_alert
+from sa_hygiene.contract.user_alerts import ID_PREFIX
+from sa_hygiene.engine.user_alerts import absent_sqlite, rendering_config, stored
 from sa_hygiene.state.db import DatabaseError
-from sa_hygiene.state.user_alerts import StoredAlert, UserAlerts
+from sa_hygiene.state.user_alerts import UserAlerts
 
 log = logging.getLogger(__name__)
-
-
-def stored(cfg: Config, url: str | None = None) -> list[StoredAlert] | None:
-    """Every stored user alert (state database ``url``, default the configuration's); None when
-    it cannot be read (logged). A SQLite file that does not exist holds none, and is not made."""
-    url = url or cfg.state_url
-    if _absent_sqlite(url):
-        return []
-    try:
-        with UserAlerts(url) as store:
-            return store.list()
-    except DatabaseError as exc:
-        log.warning("user alerts left out of this run: %s", exc)
-        return None
 
 
 def evaluate_snapshots(current, previous, cfg: Config, as_of: date, since=None, until=None, **kw):
@@ -63,27 +49,12 @@ def evaluate_snapshots(current, previous, cfg: Config, as_of: date, since=None, 
     return result
 
 
-def rendering_config(cfg: Config, url: str | None = None) -> Config:
-    """``cfg`` with every stored user alert that compiles, for rendering and reading alerts files."""
-    alerts = stored(cfg, url) or []
-    parsed = {}
-    for a in alerts:
-        try:
-            parsed[a.alert_id] = parse_alert(a.spec)
-        except AlertDraftError:
-            continue
-    if not parsed:
-        return cfg
-    merged, _ = compile_alerts(cfg, parsed, {a.owner: Audience(a.owner) for a in parsed.values()})
-    return merged
-
-
 def pause_notices(cfg: Config, snapshot, as_of: date, url: str | None = None) -> list:
     """The DMs of the pauses their owners have not heard of yet; ``snapshot``: read, or its URL."""
     from sa_hygiene.delivery.user_alert_notices import pause_notices as render
 
     url = url or cfg.state_url
-    if _absent_sqlite(url):
+    if absent_sqlite(url):
         return []
     try:
         with UserAlerts(url) as store:
@@ -108,13 +79,4 @@ def notices_told(cfg: Config, messages: list, delivered: set[str], url: str | No
             store.mark_notified(told)
 
 
-def _absent_sqlite(url: str) -> bool:
-    from sqlalchemy.engine import make_url
-    from sqlalchemy.exc import ArgumentError
-
-    try:
-        parsed = make_url(url)
-    except (ArgumentError, ValueError):
-        return False  # UserAlerts says what is wrong with it
-    db = parsed.database
-    return parsed.get_backend_name() == "sqlite" and db not in (None, "", ":memory:") and not Path(db).exists()
+__all__ = ["evaluate_snapshots", "notices_told", "pause_notices", "rendering_config", "stored"]

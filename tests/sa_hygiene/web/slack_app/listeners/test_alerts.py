@@ -114,3 +114,20 @@ def test_the_list_pauses_resumes_and_deletes_and_others_cannot(http, slack, stat
 def test_a_forged_list_action_is_refused_before_bolt(http, slack):
     listed = opened(http, slack, text="list")
     assert send(http, click(listed, DELETE_ALERT, "delete|../../x")).status_code == 400
+
+
+def test_a_user_alert_s_item_is_snoozed_like_any_other(http, slack, state_url):
+    from slack_app_requests import menu_click, post_digest, snoozes
+
+    from sa_hygiene.web.slack_app.items import Item
+
+    spec = {"name": "TE start missing", "owner": SAM["id"], "object": "Opportunity", "scope": "mine", "delivery": "digest",
+            "trigger": {"kind": "condition", "field": "te_start", "op": "blank"}}  # fmt: skip
+    with UserAlerts(state_url) as store:
+        alert_id = store.add(SAM["id"], spec["name"], spec, 5)
+    item = Item("snooze", f"ua-{alert_id}", OPP["id"], SAM["id"])
+    message = post_digest(slack, "DSAM", item)
+    assert send(http, menu_click("USAM", "DSAM", message, item)).status_code == 200
+    eventually(lambda: slack.calls("chat.update"), timeout=30)
+    [row] = snoozes(state_url)
+    assert (row["workflow"], row["record_key"]) == (f"ua-{alert_id}", OPP["id"][:15]) and slack.ephemeral == []
