@@ -189,9 +189,12 @@ def cmd_db_upgrade(args: argparse.Namespace) -> int:
     from sa_hygiene.state.ledger import Ledger
 
     cfg = load_config(args.config)
+    from sa_hygiene.state.user_alerts import UserAlerts
+
     Ledger(cfg.slack.ledger_url).close()
     AlertState(cfg.state_url).close()
-    print(f"schemas current: ledger {safe_url(cfg.slack.ledger_url)}, alert state {safe_url(cfg.state_url)}")
+    UserAlerts(cfg.state_url).close()
+    print(f"schemas current: ledger {safe_url(cfg.slack.ledger_url)}, alert state and user alerts {safe_url(cfg.state_url)}")
     return 0
 
 

@@ -133,7 +133,7 @@ def test_snooze_and_db_upgrade_commands(tmp_path):
     import sqlite3
 
     tables = {t for (t,) in sqlite3.connect(tmp_path / "db/ledger.sqlite").execute("select name from sqlite_master")}
-    assert {"alert_episodes", "alert_snoozes", "sa_hygiene_schema"} <= tables
+    assert {"alert_episodes", "alert_snoozes", "sa_hygiene_schema", "sa_user_alerts"} <= tables
     for tampered in ("'abc'", "-5", "2.5"):
         with sqlite3.connect(tmp_path / "db/ledger.sqlite") as db:
             db.execute(f"update sa_hygiene_schema set version = {tampered}")
