@@ -10,7 +10,8 @@
   alert whose backtest sent more than the daily limit on any day has no Save (refused, said why).
 - ``/sa-alert list``: the person's alerts, and a manager's team's, with pause / resume and delete.
 
-A channel delivery is allowed to a channel the app can see as public (``conversations.list``).
+A channel delivery is allowed only to a public channel the person is in (``conversations.info``,
+``conversations.members``; the manifest's ``channels:read``).
 """
 
 from __future__ import annotations
@@ -102,6 +103,22 @@ def register(app, backends: Backends) -> None:
         who = audiences(backends.snapshot(), cfg, {me.id})[me.id]
         return [me.id, *who.team]
 
+    def may_post(client, name: str, slack_user: str) -> None:
+        """A channel delivery goes only to a public channel the person is in (AlertDraftError if not)."""
+        channel = backends.slack.channel_id(client, name)
+        info = client.conversations_info(channel=channel)["channel"] if channel else None
+        if info is None or info.get("is_private") or info.get("is_im"):
+            raise AlertDraftError(f"channel: {name} is no public channel: pick one you are in")
+        members, cursor = set(), None
+        while True:
+            page = client.conversations_members(channel=channel, limit=1000, cursor=cursor)
+            members.update(page.get("members") or [])
+            cursor = (page.get("response_metadata") or {}).get("next_cursor")
+            if not cursor:
+                break
+        if slack_user not in members:
+            raise AlertDraftError(f"channel: you are not in {name}: an alert posts only where you may")
+
     def open_command(body, client):
         """``/sa-alert`` opens the form; ``/sa-alert list`` the list."""
         if (body.get("text") or "").strip().lower() == "list":
@@ -147,8 +164,8 @@ def register(app, backends: Backends) -> None:
             alert = parse_alert(spec)
             who = audiences(backends.snapshot(), cfg, {me.id})
             merged, _ = compile_alert(alert, cfg, who[me.id], ID_PREFIX + "draft")
-            if alert.delivery == "channel" and not backends.slack.channel_id(client, alert.channel or ""):
-                raise AlertDraftError(f"channel: {alert.channel} is no public channel the app can see")
+            if alert.delivery == "channel":
+                may_post(client, alert.channel or "", body["user"]["id"])
             days = plan(stored_snapshots(cfg), DAYS)
         except (AlertDraftError, BacktestError) as exc:
             client.views_update(view_id=view_id, view=form_view(values, error=str(exc)))

@@ -131,3 +131,20 @@ def test_a_user_alert_s_item_is_snoozed_like_any_other(http, slack, state_url):
     eventually(lambda: slack.calls("chat.update"), timeout=30)
     [row] = snoozes(state_url)
     assert (row["workflow"], row["record_key"]) == (f"ua-{alert_id}", OPP["id"][:15]) and slack.ephemeral == []
+
+
+@pytest.mark.parametrize(
+    "channel, words",
+    [
+        ("#secret", "#secret is no public channel"),
+        ("#elsewhere", "you are not in #elsewhere"),
+        ("#nowhere", "#nowhere is no public channel"),
+    ],
+)
+def test_a_channel_delivery_goes_only_to_a_public_channel_the_person_is_in(http, slack, channel, words):
+    slack.add_channel("secret", "CSECRET", private=True, members=("USAM",))
+    slack.add_channel("elsewhere", "CELSE", members=("UEVE",))
+    form = opened(http, slack)
+    send(http, submit(form, delivery="channel", channel=channel))
+    back = eventually(lambda: (v := slack.views[form["id"]]) and "warning" in json.dumps(v) and v, timeout=60)
+    assert words in json.dumps(back) and SAVE_ALERT not in json.dumps(back)
