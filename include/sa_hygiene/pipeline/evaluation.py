@@ -235,9 +235,12 @@ def _evaluation_folder(cfg: Config, latest, previous, changes, as_of, since, unt
 
     import fsspec
 
+    from sa_hygiene.pipeline.user_alerts import alerts_key
+
     version = changes["version"] if changes else 0
+    # The user alerts as they stand: one saved, paused or deleted since is a new evaluation.
     key = json.dumps([latest.name, previous.name if previous else None, version, as_of.isoformat(),
-                      str(since), str(until), sorted(slots or [])])  # fmt: skip
+                      str(since), str(until), sorted(slots or []), alerts_key(cfg)])  # fmt: skip
     root = f"{cfg.store.url.rstrip('/')}/_evaluations"
     fs, path = fsspec.core.url_to_fs(root)
     if fs.exists(path):

@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from datetime import date
 
@@ -49,6 +50,11 @@ def evaluate_snapshots(current, previous, cfg: Config, as_of: date, since=None, 
     return result
 
 
+def alerts_key(cfg: Config) -> list:
+    """What the evaluation cache keys the user alerts by: each one's id, status and choices."""
+    return [[a.alert_id, a.status, json.dumps(a.spec, sort_keys=True)] for a in stored(cfg) or []]
+
+
 def pause_notices(cfg: Config, snapshot, as_of: date, url: str | None = None) -> list:
     """The DMs of the pauses their owners have not heard of yet; ``snapshot``: read, or its URL."""
     from sa_hygiene.delivery.user_alert_notices import pause_notices as render
@@ -79,4 +85,4 @@ def notices_told(cfg: Config, messages: list, delivered: set[str], url: str | No
             store.mark_notified(told)
 
 
-__all__ = ["evaluate_snapshots", "notices_told", "pause_notices", "rendering_config", "stored"]
+__all__ = ["alerts_key", "evaluate_snapshots", "notices_told", "pause_notices", "rendering_config", "stored"]

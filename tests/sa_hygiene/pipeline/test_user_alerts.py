@@ -85,3 +85,14 @@ def test_a_dm_now_alert_over_its_messages_a_day_is_paused_sends_nothing_and_its_
         assert [n.alert_id for n in store.notices()] == [loud]  # told at the owner's 16:00 run
     _, _, posts = dm_run(cfg, tmp_path, "dm")
     assert "Your alert was paused: Loud" in json.dumps([p["args"] for p in posts])
+
+
+def test_an_alert_saved_after_a_cached_evaluation_is_evaluated_on_the_next_run(tmp_path):
+    cfg = setup(tmp_path)
+    now = datetime(2026, 11, 24, 16, tzinfo=UTC)
+    first = evaluate_latest(cfg, DAY, out=str(tmp_path / "a"), slots={"sa_digest"}, now=now, cache=True)
+    assert not [a for a in read_jsonl(first.alerts) if a["workflow"].startswith("ua-")]
+    with UserAlerts(cfg.state_url) as store:
+        store.add(SA["id"], "Big deals", spec({"kind": "condition", "field": "iacv", "op": "more_than", "number": 100000}), 5)
+    again = evaluate_latest(cfg, DAY, out=str(tmp_path / "b"), slots={"sa_digest"}, now=now, cache=True)
+    assert [a["record_id"] for a in read_jsonl(again.alerts) if a["workflow"].startswith("ua-")] == [BIG["id"]]
