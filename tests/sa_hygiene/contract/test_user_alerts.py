@@ -55,7 +55,7 @@ def test_every_trigger_kind_compiles_to_a_checked_workflow(obj, trigger, frame, 
     wf = merged.workflows["ua-1"]
     assert (wf.frame, wf.object, wf.slot, wf.recipient.user) == (frame, obj, "sa_digest", ME)
     assert entry["expect"] == expect
-    assert scope_has in wf.scope and f"owner_id == '{ME}'" in wf.scope
+    assert scope_has in wf.scope and f"owner_id in ['{ME}', '{ME[:15]}']" in wf.scope
     # The YAML workflows are what they were.
     assert {k: v for k, v in merged.workflows.items() if k != "ua-1"} == cfg.workflows
 
@@ -63,11 +63,11 @@ def test_every_trigger_kind_compiles_to_a_checked_workflow(obj, trigger, frame, 
 @pytest.mark.parametrize(
     "scope, has, lacks",
     [
-        ("mine", [f"sa == '{ME}'", f"owner_id == '{ME[:15]}'"], ["0055e0000000002"]),
-        ("my_reports", ["sa == '0055e0000000002AAA'"], [ME, "0055e0000000003"]),
+        ("mine", [f"sa in ['{ME}', '{ME[:15]}']", f"owner_id in ['{ME}', '{ME[:15]}']"], ["0055e0000000002"]),
+        ("my_reports", ["sa in ['0055e0000000002AAA', '0055e0000000002']"], [ME, "0055e0000000003"]),
         ("team", ["0055e0000000002AAA", "0055e0000000003AAA"], [ME]),
         ("my_region", [ME, "0055e0000000004AAA"], ["0055e0000000002"]),
-        ("my_accounts", ["account_id == '0015e0000000001AAA'"], ["owner_id", "sa =="]),
+        ("my_accounts", ["account_id in ['0015e0000000001AAA', '0015e0000000001']"], ["owner_id", "sa in"]),
     ],
 )  # fmt: skip
 def test_scopes_name_the_people_and_accounts_of_the_audience(scope, has, lacks):
@@ -145,3 +145,12 @@ def test_an_alert_that_no_longer_compiles_is_left_out_with_why_and_the_others_st
     merged, broken = compile_alerts(upgraded, {"a": good, "b": gone}, {ME: WHO})
     assert set(merged.workflows) - set(cfg.workflows) == {"ua-a"}
     assert broken == {"b": "trigger: 'Neutral' is not a value of sentiment (pick one of Positive, Negative)"}
+
+
+def test_an_alert_the_checker_refuses_among_others_is_found_and_left_out():
+    cfg = load_config()
+    good = alert({"kind": "condition", "field": "sa", "op": "blank"})
+    refused = alert({"kind": "condition", "field": "sa", "op": "blank"}, delivery="channel", channel="no-hash")
+    merged, broken = compile_alerts(cfg, {"a": good, "b": refused}, {ME: WHO})
+    assert set(merged.workflows) - set(cfg.workflows) == {"ua-a"}
+    assert list(broken) == ["b"] and "a channel name starts with '#'" in broken["b"]
