@@ -145,8 +145,7 @@ def offered_fields(obj: str, kind: str = "condition") -> dict[str, str]:
 def _ids(column: str, ids: list[str]) -> str:
     """``column in ['a', ...]``, each Id also by its 15-character key (one set look-up)."""
     spelled = list(dict.fromkeys(s for i in ids for s in (i, i[:15]) if _is_id(i)))
-    if not spelled:
-        return "False"
+    # Nobody (no reports, no accounts): an empty list, false on every row (a bare False is no column).
     return f"({column} in [{', '.join(repr(i) for i in spelled)}])"
 
 

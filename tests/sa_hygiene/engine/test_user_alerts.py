@@ -85,3 +85,14 @@ def test_user_alerts_change_nothing_of_the_yaml_workflows_and_run_in_the_same_ev
     assert over_limit(lines, tight) == {}
     many = lines + [{**a, "recipient": {"type": "user", "id": REPORT["id"]}} for a in lines if a["workflow"] == "ua-big"]
     assert over_limit(many, tight) == {"big": "it would send 2 messages a day, more than 1: paused"}
+
+
+def test_a_scope_that_names_nobody_fires_on_nothing_and_fails_nothing(snapshots):
+    cfg = load_config()
+    current, previous = snapshots
+    lonely = spec({"kind": "condition", "field": "sa", "op": "blank"}, scope="my_accounts", owner=WEST["id"])
+    result, broken = evaluate_with_user_alerts(current, previous, cfg, AS_OF, {"lonely": lonely,
+                                               "reports": spec({"kind": "condition", "field": "sa", "op": "blank"},
+                                                               scope="my_reports", owner=WEST["id"])})  # fmt: skip
+    assert broken == {} and not result.alerts["workflow"].str.startswith("ua-").any()
+    assert "ua-lonely" in result.scope and result.scope["ua-lonely"] == set()
