@@ -96,3 +96,30 @@ def test_a_scope_that_names_nobody_fires_on_nothing_and_fails_nothing(snapshots)
                                                                scope="my_reports", owner=WEST["id"])})  # fmt: skip
     assert broken == {} and not result.alerts["workflow"].str.startswith("ua-").any()
     assert "ua-lonely" in result.scope and result.scope["ua-lonely"] == set()
+
+
+def test_user_alerts_judged_column_wise_raise_what_gx_raises(snapshots):
+    from sa_hygiene.engine.user_alerts import with_user_alerts
+
+    cfg = load_config()
+    current, previous = snapshots
+    triggers = [
+        {"kind": "condition", "field": "iacv", "op": "more_than", "number": 50000},
+        {"kind": "condition", "field": "iacv", "op": "less_than", "number": 100000},
+        {"kind": "condition", "field": "sa", "op": "blank"},
+        {"kind": "condition", "field": "te_status", "op": "in", "values": ["Win", "Loss"]},
+        {"kind": "condition", "field": "te_start", "op": "older_than_days", "number": 10},
+        {"kind": "changed", "field": "sa"},
+        {"kind": "stage_move", "to_value": 3},
+        {"kind": "stage_move"},
+    ]
+    stored = {f"t{n}{s}": spec(t, scope=s, owner=owner) for n, t in enumerate(triggers)
+              for s in ("mine", "team", "my_region") for owner in (ME["id"], BOSS["id"])}  # fmt: skip
+    stored["task"] = spec({"kind": "condition", "field": "is_closed", "op": "equals", "values": [False]}, obj="Task")
+    ours, _ = evaluate_with_user_alerts(current, previous, cfg, AS_OF, stored)
+    merged, _ = with_user_alerts(cfg, stored, read_snapshot(current, cfg))
+    by_gx = evaluate_snapshots(current, previous, merged, AS_OF)
+    key = lambda a: (a["workflow"], a["record_id"], str(a["recipient"]), a["slot"], a.get("unrouted", False))  # noqa: E731
+    assert sorted(map(key, ours.alert_records())) == sorted(map(key, by_gx.alert_records()))
+    assert ours.scope == by_gx.scope
+    assert len([a for a in ours.alert_records() if a["workflow"].startswith("ua-")]) > 10
