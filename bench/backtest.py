@@ -119,7 +119,7 @@ def measure(data: Path, scale: float, n_days: int, n_alerts: int, runs: int) -> 
     from sa_hygiene.contract.config import load_config, with_workflows
     from sa_hygiene.engine.backtest import draft_config, plan, run_backtest, stored_snapshots
     from sa_hygiene.engine.rules import evaluate
-    from sa_hygiene.engine.user_alerts import with_user_alerts
+    from sa_hygiene.engine.user_alerts import evaluate_snapshot_with_user_alerts, with_user_alerts
     from sa_hygiene.source.snapshot import PREVIOUS_OBJECTS, read_snapshot
 
     cfg = load_config()
@@ -139,9 +139,8 @@ def measure(data: Path, scale: float, n_days: int, n_alerts: int, runs: int) -> 
     assert not broken, broken
     plain = median(lambda: evaluate(current, previous, cfg, AS_OF), runs)
 
-    def with_alerts():
-        both, _ = with_user_alerts(cfg, stored, current)  # compiled per run, as the DAG step does
-        return evaluate(current, previous, both, AS_OF)
+    def with_alerts():  # compiled per run and evaluated in the same pass, as the DAG step does
+        return evaluate_snapshot_with_user_alerts(current, previous, cfg, AS_OF, stored)[0]
 
     mixed = median(with_alerts, runs)
     fired = with_alerts().alerts["workflow"].str.startswith("ua-").sum()

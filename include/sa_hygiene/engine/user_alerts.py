@@ -117,6 +117,16 @@ def evaluate_with_user_alerts(
     """
     snapshot = read_snapshot(_location(current), cfg, changes=changes)
     before = read_snapshot(_location(previous), cfg, objects=PREVIOUS_OBJECTS) if previous else None
+    return evaluate_snapshot_with_user_alerts(snapshot, before, cfg, as_of, stored, since, until, slots=slots,
+                                              allow_empty_window=allow_empty_window)  # fmt: skip
+
+
+def evaluate_snapshot_with_user_alerts(
+    snapshot: Snapshot, before: Snapshot | None, cfg: Config, as_of: date, stored: dict[str, dict],
+    since: datetime | None = None, until: datetime | None = None, *,
+    slots: set[str] | None = None, allow_empty_window: bool = False,
+) -> tuple[Evaluation, dict[str, str]]:  # fmt: skip
+    """``evaluate_with_user_alerts`` on snapshots already read (``rules.evaluate``'s arguments)."""
     merged, broken = with_user_alerts(cfg, stored, snapshot)
     w = RunWindow.of(as_of, since, until, allow_empty=allow_empty_window)
     wanted = {k: wf for k, wf in merged.enabled_workflows().items() if slots is None or wf.slot in slots}
