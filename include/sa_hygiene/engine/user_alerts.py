@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from sa_hygiene.contract.config import Config
+from sa_hygiene.contract.expressions import expression_names
 from sa_hygiene.contract.recipients import encode
 from sa_hygiene.contract.user_alerts import (
     ID_PREFIX,
@@ -184,7 +185,11 @@ def column_alerts(frames: dict[str, pd.DataFrame], d: Directory, workflows: dict
         scopes[wid] = _scope_keys(frame, scope)
         if not scope.any():
             continue
-        rows_in = select_rows(frame, scope)
+        # Only the columns read: the expectations', their conditions', and the recipients'.
+        read = {c for e in wf.expect for c in (e.column, e.other) if c}
+        read |= {c for e in wf.expect if e.when for c in expression_names(e.when)[0]}
+        read |= {c for c in ("id", "owner_id", "sa", "has_sa", "suggested_what_id") if c in frame.columns}
+        rows_in = select_rows(frame, scope, [c for c in frame.columns if c in read])
         failing = np.zeros(len(rows_in), dtype=bool)
         reasons: dict = {}
         for e in wf.expect:
