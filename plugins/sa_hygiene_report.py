@@ -48,5 +48,12 @@ class SaHygieneReportPlugin(AirflowPlugin):
             "url_route": "sa-hygiene",
             "destination": "nav",
             "nav_top_level": True,
-        }
+        },
+        {
+            # The alerts people made in Slack (/sa-alert), for the platform engineer.
+            "name": "Hygiene: user alerts",
+            "href": f"{URL_PREFIX.lstrip('/')}/user-alerts",
+            "url_route": "sa-hygiene-user-alerts",
+            "destination": "nav",
+        },
     ]

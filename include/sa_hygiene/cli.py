@@ -101,6 +101,56 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _one_line(exc: Exception) -> str:
+    """An error as one line: a configuration's problems are listed on lines of their own."""
+    head, *rest = str(exc).splitlines() or [""]
+    return " ".join([head, "; ".join(line.strip() for line in rest)]).strip()
+
+
+def cmd_backtest(args: argparse.Namespace) -> int:
+    """CONTRACT.md § 2c. Every refusal is one line (exit 2), the workflow file's as the configuration's."""
+    from sa_hygiene.contract.config import ConfigError, load_config, with_workflows
+    from sa_hygiene.engine.backtest import BacktestError, draft_config, plan, run_backtest, stored_snapshots
+
+    try:
+        cfg = load_config(args.config)
+        try:
+            doc = yaml_file(args.workflow)
+        except OSError as exc:
+            raise ConfigError(f"{args.workflow}: cannot read the workflow file: {exc.strerror or exc}") from None
+        cfg, ids = with_workflows(cfg, doc, args.workflow)
+        days = plan(stored_snapshots(cfg, args.snapshots), args.days, args.until)
+    except (ConfigError, BacktestError) as exc:
+        print(f"error: {_one_line(exc)}", file=sys.stderr)
+        return EXIT_USAGE
+    out = _open_out(args.out)
+    try:
+        for day in run_backtest(draft_config(cfg, ids), days):
+            out.write(json.dumps(day.record(), ensure_ascii=False) + "\n")
+            out.flush()
+    finally:
+        if out is not sys.stdout:
+            out.close()
+    skipped = ", ".join(d.isoformat() for d in days.skipped) or "none"
+    print(f"{len(days.days)} days evaluated from {days.first.isoformat()} to {days.last.isoformat()} "
+          f"({', '.join(ids)}); skipped, no snapshot: {skipped}", file=sys.stderr)  # fmt: skip
+    return 0
+
+
+def yaml_file(path: str):
+    """A YAML document, its syntax errors as a ConfigError naming the file."""
+    import yaml
+
+    from sa_hygiene.contract.config import ConfigError
+
+    with open(path, encoding="utf-8") as fh:
+        text = fh.read()
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {_one_line(exc)}") from None
+
+
 def cmd_snooze(args: argparse.Namespace) -> int:
     from sa_hygiene.contract.config import load_config
     from sa_hygiene.state.alerts import AlertState
@@ -139,9 +189,12 @@ def cmd_db_upgrade(args: argparse.Namespace) -> int:
     from sa_hygiene.state.ledger import Ledger
 
     cfg = load_config(args.config)
+    from sa_hygiene.state.user_alerts import UserAlerts
+
     Ledger(cfg.slack.ledger_url).close()
     AlertState(cfg.state_url).close()
-    print(f"schemas current: ledger {safe_url(cfg.slack.ledger_url)}, alert state {safe_url(cfg.state_url)}")
+    UserAlerts(cfg.state_url).close()
+    print(f"schemas current: ledger {safe_url(cfg.slack.ledger_url)}, alert state and user alerts {safe_url(cfg.state_url)}")
     return 0
 
 
@@ -227,6 +280,15 @@ def parser() -> argparse.ArgumentParser:
     e.add_argument("--state", help="alert state database URL: adds first_seen and age_days, records episodes")
     e.add_argument("--resolved", help="with --state: write the episodes this date resolved here (JSON Lines)")
     e.set_defaults(func=cmd_evaluate)
+
+    b = sub.add_parser("backtest", help="what draft workflows would have sent, day by day, over stored snapshots")
+    b.add_argument("--workflow", required=True, help="YAML file of workflow entries in the configuration's format")
+    b.add_argument("--snapshots", help="folder of snapshot folders named by date (default: the configured store)")
+    b.add_argument("--days", type=_positive, default=30, help="days ending at --until (default 30)")
+    b.add_argument("--until", type=_date, help="the last day, YYYY-MM-DD (default: the latest snapshot's date)")
+    b.add_argument("--config", help="project configuration YAML (default: the built-in defaults)")
+    b.add_argument("--out", help="one JSON line per evaluated day (default: standard output)")
+    b.set_defaults(func=cmd_backtest)
 
     z = sub.add_parser("snooze", help="leave one item out of digests until a date")
     z.add_argument("--workflow", required=True)

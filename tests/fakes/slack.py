@@ -74,6 +74,7 @@ class FakeSlack:
         self._gate: threading.Barrier | None = None
         self._last_ts = 0.0
         self._dm_errors: dict[str, str] = {}
+        self._members: dict[str, list[str]] = {}  # channel id -> the people in it
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
         self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True)
 
@@ -98,8 +99,12 @@ class FakeSlack:
         if dm_error:
             self._dm_errors[user_id] = dm_error
 
-    def add_channel(self, name: str, channel_id: str, *, member: bool = True) -> None:
-        self.channels[channel_id] = {"id": channel_id, "name": name, "is_archived": False, "is_member": member}
+    def add_channel(self, name: str, channel_id: str, *, member: bool = True, private: bool = False,
+                    members: tuple[str, ...] = ()) -> None:  # fmt: skip
+        """``member``: the app is in it; ``members``: the people in it (``conversations.members``)."""
+        self.channels[channel_id] = {"id": channel_id, "name": name, "is_archived": False, "is_member": member,
+                                     "is_private": private}  # fmt: skip
+        self._members[channel_id] = list(members)
 
     def gate(self, n: int, timeout: float = 120.0) -> None:
         """Hold requests until ``n`` wait together, once; a request still alone after ``timeout``
@@ -186,10 +191,21 @@ class FakeSlack:
             "chat.postEphemeral": self._ephemeral,
             "views.open": self._views_open,
             "views.update": self._views_update,
+            "conversations.info": self._info,
+            "conversations.members": self._members_of,
             # Socket Mode's first call: this fake has no WebSocket, so every app-level token is refused.
             "apps.connections.open": lambda args: {"ok": False, "error": "invalid_auth"},
         }.get(method)
         return handler(args) if handler else {"ok": False, "error": "unknown_method"}
+
+    def _info(self, args: dict) -> dict:
+        channel = self.channels.get(args.get("channel"))
+        return {"ok": True, "channel": channel} if channel else {"ok": False, "error": "channel_not_found"}
+
+    def _members_of(self, args: dict) -> dict:
+        if args.get("channel") not in self.channels:
+            return {"ok": False, "error": "channel_not_found"}
+        return {"ok": True, "members": self._members.get(args["channel"], []), "response_metadata": {"next_cursor": ""}}
 
     def _lookup(self, args: dict) -> dict:
         user = self.users.get(args.get("email", "").lower())

@@ -158,3 +158,13 @@ def test_slack_endpoint_is_mounted_and_checks_signatures_before_anything(server)
                         timeout=30)  # fmt: skip
     assert answer.status_code == 401
     assert httpx.post(url, content=body, headers={**headers, "X-Slack-Signature": good}, timeout=30).status_code == 400
+
+
+def test_the_user_alerts_page_is_behind_the_same_login(server, token):
+    assert httpx.get(f"{server}/sa-hygiene/user-alerts", timeout=30).status_code == 401
+    page = httpx.get(f"{server}/sa-hygiene/user-alerts", headers={"Authorization": f"Bearer {token}"}, timeout=30)
+    assert page.status_code == 200 and "<h1>User alerts</h1>" in page.text
+    assert "default-src 'none'" in page.headers["content-security-policy"]
+    r = httpx.get(f"{server}/api/v2/plugins", headers={"Authorization": f"Bearer {token}"}, timeout=30)
+    plugin = next(p for p in r.json()["plugins"] if p["name"] == "sa_hygiene_report")
+    assert ("Hygiene: user alerts", "sa-hygiene/user-alerts") in [(v["name"], v["href"]) for v in plugin["external_views"]]

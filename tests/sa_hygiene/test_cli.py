@@ -3,7 +3,7 @@ import json
 import pyarrow as pa
 import pytest
 from builders import opportunity, task, user, write_snapshot
-from commands import run
+from commands import assert_refused, run
 
 pytestmark = pytest.mark.unit
 
@@ -133,7 +133,7 @@ def test_snooze_and_db_upgrade_commands(tmp_path):
     import sqlite3
 
     tables = {t for (t,) in sqlite3.connect(tmp_path / "db/ledger.sqlite").execute("select name from sqlite_master")}
-    assert {"alert_episodes", "alert_snoozes", "sa_hygiene_schema"} <= tables
+    assert {"alert_episodes", "alert_snoozes", "sa_hygiene_schema", "sa_user_alerts"} <= tables
     for tampered in ("'abc'", "-5", "2.5"):
         with sqlite3.connect(tmp_path / "db/ledger.sqlite") as db:
             db.execute(f"update sa_hygiene_schema set version = {tampered}")
@@ -186,15 +186,6 @@ def test_an_expectation_gx_cannot_compute_is_an_error_naming_it_not_zero_alerts(
 
 ALERT = {"workflow": "wf-06", "object": "Opportunity", "record_id": "0065e0000000OP9AAA",
          "recipient": {"type": "user", "id": "0055e0000000SA9AAA"}, "reasons": []}  # fmt: skip
-
-
-def assert_refused(r, *words):
-    assert r.returncode == 2, r.stderr
-    assert "Traceback" not in r.stderr
-    lines = r.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), r.stderr
-    for word in words:
-        assert word in lines[0]
 
 
 @pytest.mark.parametrize(

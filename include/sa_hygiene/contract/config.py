@@ -337,12 +337,14 @@ class Recipient(_Model):
     dm: Literal["sa", "owner", "manager"] | None = None
     region: Literal["record"] | None = None
     channel: StrictStr | None = None
+    # One named person (a User Id): whoever made a user alert gets its DMs, whatever the record.
+    user: Annotated[str, Field(strict=True, pattern=r"^005[A-Za-z0-9]{12}([A-Za-z0-9]{3})?$")] | None = None
 
     @model_validator(mode="after")
     def _one(self) -> Recipient:
-        given = [k for k in ("dm", "region", "channel") if getattr(self, k) is not None]
+        given = [k for k in ("dm", "region", "channel", "user") if getattr(self, k) is not None]
         if len(given) != 1:
-            raise ValueError("give exactly one of dm, region, channel")
+            raise ValueError("give exactly one of dm, region, channel, user")
         if self.channel is not None and not self.channel.startswith("#"):
             raise ValueError("a channel name starts with '#'")
         return self
@@ -377,6 +379,15 @@ class Workflow(_Model):
     fix: list[Literal[tuple(FIXES)]] = []  # type: ignore[valid-type]
 
 
+class UserAlertSettings(_Model):
+    """Guard rails of the alerts people make themselves (``contract/user_alerts.py``)."""
+
+    # Alerts one person may have (paused ones count: they can be resumed).
+    max_per_user: Annotated[int, Field(strict=True, ge=0)] = 10
+    # Messages one alert may send a day (backtest or live); more: refused, or paused with a notice.
+    max_messages_per_day: Annotated[int, Field(strict=True, ge=1)] = 20
+
+
 class Config(_Model):
     salesforce: SalesforceSettings
     source: SourceSettings
@@ -399,6 +410,7 @@ class Config(_Model):
     managers: ManagerSettings = ManagerSettings()
     reasons: dict[StrictStr, StrictStr]
     workflows: dict[StrictStr, Workflow]
+    user_alerts: UserAlertSettings = UserAlertSettings()
     # Per digest slot, the workflows a record is filed under first (then configuration order).
     digest_order: dict[Literal[SLOTS], list[StrictStr]] = {}  # type: ignore[valid-type]
 
@@ -691,6 +703,11 @@ def _load(path: str | None, _mtime: float, env: tuple[tuple[str, str], ...]) -> 
             return path
         return next((str(p) for p, doc in reversed(layers) if _has_key(doc, loc[:1])), str(DEFAULTS_PATH))
 
+    return _validated(merged, where)
+
+
+def _validated(merged: dict, where) -> Config:
+    """``merged`` as a Config, checked whole; ``where(loc)`` names the file to blame for a key."""
     try:
         cfg = Config.model_validate(merged)
     except ValidationError as exc:
@@ -710,3 +727,35 @@ def _load(path: str | None, _mtime: float, env: tuple[tuple[str, str], ...]) -> 
             lines.append(f"{where(loc)}: {dotted}: {msg}")
         raise ConfigError("invalid configuration:\n  " + "\n  ".join(lines))
     return cfg
+
+
+# What a file of workflows may hold besides them: the wording of the reasons they name.
+WORKFLOW_FILE_KEYS = ("workflows", "reasons")
+
+
+def with_workflows(cfg: Config, doc: Any, source: str) -> tuple[Config, list[str]]:
+    """``cfg`` with the workflow entries of ``doc`` merged over its own, checked exactly as
+    ``load_config`` checks a user's file (so a draft is refused for what a file would be).
+
+    ``doc`` is ``{workflows: {id: entry}, reasons: {...}}`` or, short, ``{id: entry}``; an entry
+    of an existing id merges key by key over it, as a user's file does. Returns the configuration
+    and the ids of ``doc``'s workflows, in its order. Drafts compiled from a form (user alerts)
+    and the backtest's ``--workflow`` file both come through here.
+    """
+    if not isinstance(doc, dict) or not doc:
+        raise ConfigError(f"{source}: no workflow entries (a mapping of workflow ids to entries, or 'workflows:')")
+    if "workflows" in doc:
+        extra = [k for k in doc if k not in WORKFLOW_FILE_KEYS]
+        if extra:
+            raise ConfigError(f"{source}: {extra[0]!r}: a workflow file holds only {' and '.join(WORKFLOW_FILE_KEYS)}")
+        layer = _expand_messages(copy.deepcopy(doc))
+    else:
+        layer = _expand_messages({"workflows": copy.deepcopy(doc)})
+    entries = layer.get("workflows")
+    if not isinstance(entries, dict) or not entries:
+        raise ConfigError(f"{source}: workflows: no workflow entries")
+    bad = next((k for k, v in entries.items() if not isinstance(k, str) or not isinstance(v, dict)), None)
+    if bad is not None:
+        raise ConfigError(f"{source}: workflows.{bad}: a workflow entry is a mapping (title, object, frame, ...)")
+    merged = _merge(cfg.model_dump(), layer)
+    return _validated(merged, lambda _loc: source), list(entries)

@@ -26,7 +26,11 @@ _ALLOWED_NODES = (
     ast.Expression, ast.BoolOp, ast.BinOp, ast.UnaryOp, ast.Compare, ast.Name, ast.Load,
     ast.Constant, ast.And, ast.Or, ast.Not, ast.Invert, ast.Eq, ast.NotEq, ast.Lt, ast.LtE,
     ast.Gt, ast.GtE, ast.Add, ast.Sub, ast.Mult, ast.Div, ast.BitAnd, ast.BitOr, ast.USub,
+    ast.In, ast.NotIn, ast.List,
 )  # fmt: skip
+# ``column in [constants]``: one set look-up (pandas' isin) where a chain of ``==`` would compare
+# the whole column once per value (a user alert's "my region" names a region's people).
+MAX_LIST_ITEMS = 5000
 # A scope is evaluated on every row of a frame: a long text constant (or arithmetic that
 # would build one) costs memory per evaluation, and no field of the contract needs it.
 MAX_TEXT_CONSTANT = 1000
@@ -97,6 +101,10 @@ def expression_kind(node: ast.AST, columns: dict[str, str], params: dict[str, st
             return "bool"
         _expect(node, [node.left, node.right], {"number"}, "arithmetic", kind)
         return "number"
+    if isinstance(node, ast.Compare) and any(isinstance(op, ast.In | ast.NotIn) for op in node.ops):
+        return _membership(node, kind)
+    if isinstance(node, ast.List):
+        raise TypeError(f"a list ({_show(node)}) only follows 'in'")
     if isinstance(node, ast.Compare):
         operands = [node.left, *node.comparators]
         kinds = [kind(n) for n in operands]
@@ -108,6 +116,25 @@ def expression_kind(node: ast.AST, columns: dict[str, str], params: dict[str, st
                 raise TypeError(f"cannot compare {_show(a)} (a {ka}) with {_show(b)} (a {kb})")
         return "bool"
     raise TypeError(f"{type(node).__name__} is not allowed in a scope")
+
+
+def _membership(node: ast.Compare, kind) -> str:
+    """``column in [a, b]``: one comparison, a column on the left, a list of constants of its kind."""
+    if len(node.ops) != 1 or not isinstance(node.comparators[0], ast.List):
+        raise TypeError(f"'in' takes one list of constants: {_show(node)}")
+    items = node.comparators[0].elts
+    if len(items) > MAX_LIST_ITEMS:
+        raise TypeError(f"a list of more than {MAX_LIST_ITEMS} values")
+    left = kind(node.left)
+    if left in ("list", "multi"):
+        raise TypeError(f"cannot look {_show(node.left)} (a {left}) up in a list")
+    for item in items:
+        if not isinstance(item, ast.Constant):
+            raise TypeError(f"a list after 'in' holds constants only: {_show(item)}")
+        k = kind(item)
+        if left and k and k != left:
+            raise TypeError(f"cannot look {_show(node.left)} (a {left}) up among {_show(item)} (a {k})")
+    return "bool"
 
 
 def _expect(node: ast.AST, operands: list, kinds: set[str], what: str, kind) -> None:

@@ -279,6 +279,10 @@ class Renderer:
         r = group.recipient
         if group.slot == "sa_digest" and r["type"] == "user":
             return esc(f"{SLOT_TITLES['sa_digest']} · {self.records.user_name(r['id'])} · {when}")
+        if group.slot == "meeting_reminder" and group.alerts[0].get("object", "Event") != "Event":
+            # A user alert's "DM now" (one message per record, as a reminder): named by its workflow.
+            wf = self.records.cfg.workflows.get(group.alerts[0]["workflow"])
+            return esc(f"{wf.title if wf else 'Alert'} · {self.records.user_name(r.get('id'))} · {when}")
         if group.slot == "meeting_reminder":
             event = self.records.row("Event", group.alerts[0]["record_id"]) or {}
             subject = event.get("subject") if isinstance(event.get("subject"), str) else None

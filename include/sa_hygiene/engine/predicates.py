@@ -38,7 +38,10 @@ def holds(frame: pd.DataFrame, expr: str, params: dict[str, Any]) -> np.ndarray:
         return np.ones(len(frame), dtype=bool)
     if frame.empty:
         return np.zeros(0, dtype=bool)
-    return frame.eval(expr, local_dict=params, engine="python").fillna(False).to_numpy(dtype=bool)
+    result = frame.eval(expr, local_dict=params, engine="python")
+    if not isinstance(result, pd.Series):  # a constant expression ("False", "1 > 2") is one value
+        return np.full(len(frame), bool(result), dtype=bool)
+    return result.fillna(False).to_numpy(dtype=bool)
 
 
 def resolve_param(value: Any, params: dict[str, Any]) -> Any:

@@ -125,6 +125,10 @@ def _recipients(wf: Workflow, rows: pd.DataFrame, d: Directory) -> tuple[pd.Seri
     owner = rows["owner_id"]
     if rcpt.channel:
         return pd.Series(CHANNEL + rcpt.channel, index=rows.index), pd.Series(False, index=rows.index)
+    if rcpt.user:  # a user alert's maker: their DM, with the DM fallbacks of CONTRACT.md § 3
+        person = pd.Series(rcpt.user, index=rows.index, dtype=object)
+        to = d.direct(person, fallback=d.region_channel(person))
+        return to, pd.Series(False, index=rows.index)
     if rcpt.dm == "sa":
         owner_channel = d.region_channel(owner)
         to = d.direct(rows["sa"], fallback=owner_channel)
@@ -224,12 +228,14 @@ def evaluate(
     slots: set[str] | None = None,
     allow_empty_window: bool = False,
     workflows: set[str] | None = None,
+    validator: Validator | None = None,
 ) -> Evaluation:
     """Run the enabled workflows (of ``slots``, or all; only ``workflows`` when given) on a
     snapshot and the one before it.
 
     Only the frames those workflows read are prepared: a 15-minute reminder run reads
-    meetings, not ten million tasks' worth of activity checks.
+    meetings, not ten million tasks' worth of activity checks. ``validator``: a GX context to
+    reuse (the backtest evaluates thirty days; a context costs a second to make).
     """
     w = RunWindow.of(as_of, since, until, allow_empty=allow_empty_window)
     only = workflows
@@ -238,7 +244,7 @@ def evaluate(
     with gc_paused():
         frames, d = prepare_frames(current, previous, cfg, w, only={wf.frame for wf in workflows.values()})
         params = {**cfg.params(), "as_of": w.as_of}
-        validator = Validator()
+        validator = validator or Validator()
         scopes: dict[str, set[str]] = {}
         alerts = run_workflows(frames, d, workflows, params, validator, scopes)
     return Evaluation(alerts, current.quarantine, w, frames, d, validator.results, current, scopes)

@@ -37,15 +37,19 @@ def deliver_digests(
     """
     from sa_hygiene.contract.recipients import encode
     from sa_hygiene.delivery.notices import ops_summary
+    from sa_hygiene.pipeline.user_alerts import notices_told, pause_notices, rendering_config
 
     as_of = run.as_of
     state_url = cfg.state.url or ledger_url
+    cfg = rendering_config(cfg, state_url)  # the user alerts' items name their workflows
     alerts = _read_alerts(cfg, run, slots, recipients)
     annotated = annotate_digest(cfg, as_of, alerts, state_url=state_url)
     messages, current = _render(cfg, run, annotated, with_quarantine)
+    notices = pause_notices(cfg, current or run.snapshot, as_of, state_url) if (slots is None or "sa_digest" in slots) and not dry_run else []
 
     sink = sink if sink is not None else open_sink(cfg, run_id, delivery="outbox" if dry_run else None)
-    report = deliver_messages(messages, cfg, run_id, sink=sink, ledger_url=ledger_url)
+    report = deliver_messages(messages + notices, cfg, run_id, sink=sink, ledger_url=ledger_url)
+    notices_told(cfg, notices, {*report.sent, *report.already_sent, *report.elsewhere}, state_url)
     notes = [n for n in (run.notice, run.changes_notice) if n and messages]
     if with_quarantine:  # the day's operations summary also says who changed what from Slack (yesterday, UTC)
         from datetime import timedelta

@@ -224,7 +224,7 @@ def advance_feed(cfg: Config, run: EvaluationRun, state_url: str | None = None) 
 def _evaluate(cfg: Config, latest, previous, changes, as_of, since, until, slots, out: str,
               allow_empty: bool = False, workflows: set[str] | None = None) -> EvaluationRun:  # fmt: skip
     """Evaluate and write the alerts to ``out``; ``info.json`` last, which marks the folder complete."""
-    from sa_hygiene.engine.rules import evaluate_snapshots
+    from sa_hygiene.pipeline.user_alerts import evaluate_snapshots  # the workflows and the user alerts
 
     result = evaluate_snapshots(latest, previous, cfg, as_of, since, until, changes=changes["folder"] if changes else None,
                                 slots=set(slots) if slots else None, allow_empty_window=allow_empty,
@@ -246,9 +246,12 @@ def _evaluation_folder(cfg: Config, latest, previous, changes, as_of, since, unt
 
     import fsspec
 
+    from sa_hygiene.pipeline.user_alerts import alerts_key
+
     version = changes["version"] if changes else 0
+    # The user alerts as they stand: one saved, paused or deleted since is a new evaluation.
     key = json.dumps([latest.name, previous.name if previous else None, version, as_of.isoformat(),
-                      str(since), str(until), sorted(slots or []), sorted(workflows or [])])  # fmt: skip
+                      str(since), str(until), sorted(slots or []), sorted(workflows or []), alerts_key(cfg)])  # fmt: skip
     root = f"{cfg.store.url.rstrip('/')}/_evaluations"
     fs, path = fsspec.core.url_to_fs(root)
     if fs.exists(path):

@@ -28,6 +28,7 @@ import zlib
 from collections.abc import Callable, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TypeVar
 
 from sqlalchemy import (
     Column,
@@ -45,6 +46,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
+
+T = TypeVar("T")
 
 # Seconds a SQLite writer waits for another one before giving up.
 SQLITE_BUSY_SECONDS = 60.0
@@ -190,5 +193,14 @@ def ensure_schema(
                     schema_versions.update().where(schema_versions.c.component == component).values(version=newest)
                 )
             return found
+    except SQLAlchemyError as exc:
+        raise DatabaseError(f"{what} {engine.url.render_as_string(hide_password=True)}: {reason(exc)}") from None
+
+
+def in_transaction(engine: Engine, what: str, fn: Callable[[Connection], T]) -> T:
+    """``fn`` in one transaction; a database failure as one ``DatabaseError`` naming ``what``."""
+    try:
+        with engine.begin() as conn:
+            return fn(conn)
     except SQLAlchemyError as exc:
         raise DatabaseError(f"{what} {engine.url.render_as_string(hide_password=True)}: {reason(exc)}") from None

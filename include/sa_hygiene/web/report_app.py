@@ -54,6 +54,22 @@ def create_app(cfg: Config | None = None) -> FastAPI:
     app = FastAPI(title="sa-hygiene report", docs_url=None, redoc_url=None, openapi_url=None)
     allowed = [Depends(requires_access_dag(method="GET", param_dag_id=REPORT_DAG))]
 
+    @app.get("/user-alerts", dependencies=allowed)
+    def user_alerts() -> Response:
+        """The alerts people made in Slack (``web/user_alerts_page.py``)."""
+        from sa_hygiene.state.db import DatabaseError
+        from sa_hygiene.state.user_alerts import UserAlerts
+        from sa_hygiene.web.user_alerts_page import user_alerts_page
+
+        alerts, error = [], None
+        try:
+            with UserAlerts(cfg.state_url) as store:
+                alerts = store.list()
+        except DatabaseError as exc:
+            error = f"The state database cannot be read: {exc}"
+        page = user_alerts_page(alerts, {}, error)
+        return HTMLResponse(page, headers={"Content-Security-Policy": CSP, "Cache-Control": "no-store"})
+
     @app.get("/{path:path}", dependencies=allowed)
     def report_file(path: str) -> Response:
         path = posixpath.normpath(path or "index.html").lstrip("/")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -43,6 +44,11 @@ KINDS_OF_ACTION = {ITEM_MENU: {"snooze", "notmine", "open"}, LOG_IT: {"log"}, LO
                    CREATE_CONTACT: {"contact"}}  # fmt: skip
 TECH_EVAL_VIEW = "sa_tech_eval_form"  # callback_id of the "Update tech evaluation" modal
 UPDATE_VIEW = "sa_update_activity_form"  # callback_id of an activity post's Update Activity modal
+# Modals and buttons of other listener modules (``listeners/alerts.py``): callback or action id ->
+# its own check of the payload (why it is refused, or None), run by ``problem`` as these are.
+OTHER_VIEWS: dict[str, Callable[[dict], str | None]] = {}
+OTHER_ACTIONS: dict[str, Callable[[dict], str | None]] = {}
+OTHER_COMMANDS: set[str] = set()  # slash commands answered (a command's body has no "type")
 WORKFLOW_ID = re.compile(r"[A-Za-z0-9_.-]{1,60}")
 
 
@@ -175,6 +181,8 @@ def problem(body: dict) -> str | None:
     if malformed(body):
         return "malformed payload"
     kind = body.get("type")
+    if kind is None and body.get("command") in OTHER_COMMANDS:
+        return None if body.get("user_id") and body.get("trigger_id") else "malformed command"
     user = (body.get("user") or {}).get("id")
     view = body.get("view")
     if kind in ("view_submission", "view_closed") and isinstance(view, dict) and view.get("callback_id") == SNOOZE_VIEW:
@@ -186,6 +194,8 @@ def problem(body: dict) -> str | None:
         a = actions[0]
         if managing.is_manager_action(a.get("action_id")):  # assign, reassign, nudge, snooze: managing.py
             return managing.action_problem(body, a)
+        if a.get("action_id") in OTHER_ACTIONS:
+            return OTHER_ACTIONS[a["action_id"]](body)
         if a.get("action_id") not in ACTIONS:
             return "unknown action"
         if a["action_id"] == OPEN_LINK:
@@ -203,6 +213,8 @@ def problem(body: dict) -> str | None:
         return None
     if kind in ("view_submission", "view_closed"):
         view = body.get("view")
+        if user and isinstance(view, dict) and view.get("id") and view.get("callback_id") in OTHER_VIEWS:
+            return OTHER_VIEWS[view["callback_id"]](body)
         if user and isinstance(view, dict) and view.get("callback_id") == TECH_EVAL_VIEW and view.get("id"):
             return tech_eval_view_problem(view)
         if not user or not isinstance(view, dict) or view.get("callback_id") not in (LOG_VIEW, CONTACT_VIEW, UPDATE_VIEW) or not view.get("id"):

@@ -7,7 +7,15 @@ in a modal's menus), ``commands`` (``/sa``, ``/sa-create`` and what their answer
 from __future__ import annotations
 
 from sa_hygiene.web.slack_app.backends import Backends
-from sa_hygiene.web.slack_app.listeners import actions, activity, commands, suggestions, tech_eval, views
+from sa_hygiene.web.slack_app.listeners import (
+    actions,
+    activity,
+    alerts,
+    commands,
+    suggestions,
+    tech_eval,
+    views,
+)
 
 
 def register(app, backends: Backends) -> None:
@@ -21,3 +29,4 @@ def register(app, backends: Backends) -> None:
     commands.register(app, backends)
     tech_eval.register(app, backends)
     activity.register(app, backends)
+    alerts.register(app, backends)

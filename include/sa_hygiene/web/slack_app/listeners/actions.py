@@ -38,7 +38,7 @@ def register(app, backends: Backends) -> None:
         """(the snapshot's people, the clicking user) when ``item`` is one this app sent and theirs
         to act on; else None, and the user has been told why nothing happened."""
         container = body.get("container") or {}
-        why = not_sent(cfg, backends.snapshot(), item) or refusal(
+        why = not_sent(user_alerts_of(cfg, backends, item), backends.snapshot(), item) or refusal(
             backends, client, item, container.get("channel_id") or "", container.get("message_ts") or "")
         if why:
             refuse(client, body, why)
@@ -97,6 +97,18 @@ def register(app, backends: Backends) -> None:
     app.action(ITEM_MENU)(ack=ack_at_once, lazy=[snooze_or_not_mine])
     app.action(OPEN_LINK)(ack_at_once)  # the link opens in the browser: nothing to do
     app.action(LOG_IT)(ack=ack_at_once, lazy=[open_log_form])
+
+
+def user_alerts_of(cfg, backends: Backends, item: Item):
+    """The configuration with the stored user alerts when ``item`` is one of theirs (``ua-…``):
+    their items are snoozed like any other."""
+    from sa_hygiene.contract.user_alerts import ID_PREFIX
+
+    if not item.workflow.startswith(ID_PREFIX) or item.workflow in cfg.workflows:
+        return cfg
+    from sa_hygiene.engine.user_alerts import rendering_config
+
+    return rendering_config(cfg, backends.state_url)
 
 
 def snooze(backends: Backends, client, item: Item, until, why: str, by: str) -> bool:

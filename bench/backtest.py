@@ -1,0 +1,152 @@
+"""Benchmark of the backtest and of user alerts in the evaluation (issue 27's figures).
+
+    .venv/bin/python bench/backtest.py [--scales 5 50] [--days 30] [--alerts 200] [--data /tmp/sa-bench-backtest]
+
+- backtest: ``engine.backtest`` over ``--days`` daily snapshots of a demo org (a draft of three
+  user-alert-like workflows, one of them a change workflow, so each day reads its previous
+  snapshot too). Target: under 30 s at scale 50, the time a Slack view update may take. The
+  days alternate the demo org's two snapshots (symbolic links), so every day has changes.
+- evaluate: one evaluation of every YAML workflow on the current snapshot, with no user alerts
+  and with ``--alerts`` of them (varied triggers, scopes and owners among the org's SAs),
+  compiled and evaluated in the same pass. Target: at most 1.2x.
+
+Each figure is the median of ``--runs`` runs in this process after one unmeasured warm-up (GX's
+first context, imports). Figures, not a test: this machine is shared, so compare the ratios of
+one run. A demo org missing from --data is generated first and kept there.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from datetime import date, timedelta
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "include"))
+
+AS_OF = date(2026, 11, 24)
+DRAFT = {
+    "workflows": {
+        "bench-no-sa": {"title": "Stage 2+ without a Primary SA", "object": "Opportunity", "frame": "opportunities",
+                        "scope": "is_open and rank >= 2", "expect": [{"expectation": "not_null", "column": "sa"}],
+                        "recipient": {"region": "record"}, "slot": "regional_digest"},
+        "bench-stage-3": {"title": "Moved to stage 3", "object": "Opportunity", "frame": "changes", "scope": "rank == 3",
+                          "expect": [{"expectation": "in_set", "column": "prev_rank", "values": [3]}],
+                          "recipient": {"dm": "sa"}, "slot": "sa_digest"},
+        "bench-tasks": {"title": "Open tasks due", "object": "Task", "frame": "tasks",
+                        "scope": "owner_is_sa and days_overdue >= 0",
+                        "expect": [{"expectation": "in_set", "column": "is_closed", "values": [True]}],
+                        "recipient": {"dm": "owner"}, "slot": "sa_digest"},
+    }
+}  # fmt: skip
+TRIGGERS = [
+    ("Opportunity", {"kind": "condition", "field": "iacv", "op": "more_than", "number": 100000}),
+    ("Opportunity", {"kind": "condition", "field": "sa", "op": "blank"}),
+    ("Opportunity", {"kind": "condition", "field": "te_status", "op": "equals", "values": ["Stalled"]}),
+    ("Opportunity", {"kind": "condition", "field": "te_start", "op": "older_than_days", "number": 30}),
+    ("Opportunity", {"kind": "changed", "field": "sa"}),
+    ("Opportunity", {"kind": "stage_move", "to_value": 3}),
+    ("Task", {"kind": "condition", "field": "is_closed", "op": "equals", "values": [False]}),
+    ("Task", {"kind": "condition", "field": "sentiment", "op": "in", "values": ["Negative"]}),
+]
+SCOPES = ["mine", "my_region", "my_reports", "team", "my_accounts"]
+
+
+def demo_org(data: Path, scale: float) -> Path:
+    from sa_hygiene.demo.org import write_demo_org
+
+    folder = data / f"scale-{scale:g}"
+    if not (folder / "current" / "Task.parquet").exists():
+        t = time.perf_counter()
+        write_demo_org(folder, AS_OF, scale=scale)
+        print(f"  demo org at scale {scale:g} written in {time.perf_counter() - t:.0f} s", flush=True)
+    return folder
+
+
+def month(org: Path, days: int) -> Path:
+    """``days`` + 1 date-named snapshot folders, alternating the org's two snapshots."""
+    root = org / "month"
+    root.mkdir(exist_ok=True)
+    for k in range(days + 1):
+        link = root / (AS_OF - timedelta(days=days - k)).isoformat()
+        if not link.exists():
+            link.symlink_to(org / ("current" if k % 2 else "previous"), target_is_directory=True)
+    return root
+
+
+def median(fn, runs: int) -> float:
+    fn()  # warm-up
+    times = []
+    for _ in range(runs):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return statistics.median(times)
+
+
+def user_alerts(snapshot, n: int) -> dict[str, dict]:
+    users = snapshot.tables["User"]
+    sas = users.loc[users["is_active"].astype(bool) & (users["role_type"] == "SA"), "id"].tolist()
+    out = {}
+    for k in range(n):
+        obj, trigger = TRIGGERS[k % len(TRIGGERS)]
+        scope = SCOPES[(k // len(TRIGGERS)) % len(SCOPES)]
+        if obj == "Task" and scope == "my_accounts":
+            scope = "mine"
+        out[f"b{k:03d}"] = {"name": f"bench {k}", "owner": sas[k % len(sas)], "object": obj, "trigger": trigger,
+                            "scope": scope, "delivery": "digest"}  # fmt: skip
+    return out
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--scales", type=float, nargs="+", default=[5, 50])
+    p.add_argument("--days", type=int, default=30)
+    p.add_argument("--alerts", type=int, default=200)
+    p.add_argument("--runs", type=int, default=3)
+    p.add_argument("--data", default="/tmp/sa-bench-backtest")
+    args = p.parse_args()
+
+
+    for scale in args.scales:
+        measure(Path(args.data), scale, args.days, args.alerts, args.runs)
+
+
+def measure(data: Path, scale: float, n_days: int, n_alerts: int, runs: int) -> None:
+    from sa_hygiene.contract.config import load_config, with_workflows
+    from sa_hygiene.engine.backtest import draft_config, plan, run_backtest, stored_snapshots
+    from sa_hygiene.engine.rules import evaluate
+    from sa_hygiene.engine.user_alerts import evaluate_snapshot_with_user_alerts, with_user_alerts
+    from sa_hygiene.source.snapshot import PREVIOUS_OBJECTS, read_snapshot
+
+    cfg = load_config()
+    draft, ids = with_workflows(cfg, DRAFT, "bench draft")
+    org = demo_org(data, scale)
+    days = plan(stored_snapshots(cfg, month(org, n_days)), n_days)
+    t = time.perf_counter()
+    lines = list(run_backtest(draft_config(draft, ids), days))
+    took = time.perf_counter() - t
+    print(f"scale {scale:g}: backtest of {len(lines)} days: {took:.1f} s "
+          f"({took / len(lines):.2f} s a day; target < 30 s)", flush=True)  # fmt: skip
+
+    current = read_snapshot(org / "current", cfg)
+    previous = read_snapshot(org / "previous", cfg, objects=PREVIOUS_OBJECTS)
+    stored = user_alerts(current, n_alerts)
+    _, broken = with_user_alerts(cfg, stored, current)
+    assert not broken, broken
+    plain = median(lambda: evaluate(current, previous, cfg, AS_OF), runs)
+
+    def with_alerts():  # compiled per run and evaluated in the same pass, as the DAG step does
+        return evaluate_snapshot_with_user_alerts(current, previous, cfg, AS_OF, stored)[0]
+
+    mixed = median(with_alerts, runs)
+    fired = with_alerts().alerts["workflow"].str.startswith("ua-").sum()
+    print(f"scale {scale:g}: evaluate, 0 user alerts: {plain:.2f} s; {n_alerts} user alerts: {mixed:.2f} s "
+          f"({mixed / plain:.2f}x, target <= 1.2x; {fired} user-alert lines)", flush=True)  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()

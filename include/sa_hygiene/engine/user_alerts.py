@@ -1,0 +1,271 @@
+"""User alerts in the evaluation: compiled against the day's snapshot and configuration, then run
+with the YAML workflows in the same ``evaluate`` (one preparation of the frames, one pass).
+
+An alert's scope names people and accounts (``Audience``), read here from the snapshot being
+evaluated, so "my region" follows the people who are in it today. An alert that no longer
+compiles (a field gone from the configuration after an upgrade, a picklist value removed) is
+left out and reported for pausing; it never fails the evaluation. The YAML workflows are
+untouched: their entries, and so their alerts, are the same with or without user alerts.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections import Counter, defaultdict
+from datetime import date, datetime
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from sa_hygiene.contract.config import Config
+from sa_hygiene.contract.expressions import expression_names
+from sa_hygiene.contract.recipients import encode
+from sa_hygiene.contract.user_alerts import (
+    ID_PREFIX,
+    AlertDraftError,
+    Audience,
+    UserAlert,
+    compile_alerts,
+    parse_alert,
+)
+from sa_hygiene.engine.gx import Validator
+from sa_hygiene.engine.predicates import holds, meets, resolve_param
+from sa_hygiene.engine.prepare import RunWindow, prepare_frames
+from sa_hygiene.engine.routing import Directory
+from sa_hygiene.engine.rules import (
+    ALERT_COLUMNS,
+    Evaluation,
+    _location,
+    _recipients,
+    _scope_keys,
+    gc_paused,
+    run_workflows,
+)
+from sa_hygiene.source.frames import select_rows
+from sa_hygiene.source.snapshot import PREVIOUS_OBJECTS, Snapshot, read_snapshot
+from sa_hygiene.state.db import DatabaseError
+from sa_hygiene.state.user_alerts import StoredAlert, UserAlerts
+
+log = logging.getLogger(__name__)
+
+
+def audiences(snapshot: Snapshot, cfg: Config, owners: set[str]) -> dict[str, Audience]:
+    """Each owner's reports, whole team, region and accounts, from the snapshot's User and Account rows."""
+    users = snapshot.tables.get("User")
+    if users is None or users.empty or not owners:
+        return {o: Audience(o) for o in owners}
+    d = Directory(users, cfg)
+    ids = users["id"].astype(str).tolist()
+    key_to_id = {i[:15]: i for i in ids}
+    manager = {i[:15]: (m[:15] if isinstance(m, str) and m.strip() else None)
+               for i, m in zip(ids, users["manager_id"].tolist(), strict=True)}  # fmt: skip
+    below: dict[str, list[str]] = defaultdict(list)
+    for k, m in manager.items():
+        if m is not None:
+            below[m].append(k)
+    region = d.region
+    accounts = snapshot.tables.get("Account")
+    owned: dict[str, list[str]] = defaultdict(list)
+    if accounts is not None and not accounts.empty:
+        for acc, owner in zip(accounts["id"].tolist(), accounts["owner_id"].tolist(), strict=True):
+            if isinstance(owner, str) and isinstance(acc, str):
+                owned[owner[:15]].append(acc)
+    out = {}
+    for owner in owners:
+        k = owner[:15]
+        team, todo = [], list(below.get(k, []))
+        while todo:  # every level below, each person once (a cycle in ManagerId stops here)
+            person = todo.pop()
+            if person not in team and person != k:
+                team.append(person)
+                todo.extend(below.get(person, []))
+        mine = region.get(k) if k in region.index else None
+        same = [key_to_id[x] for x in region.index[region == mine]] if isinstance(mine, str) else [key_to_id.get(k, owner)]
+        out[owner] = Audience(owner, reports=[key_to_id[x] for x in below.get(k, [])], team=[key_to_id[x] for x in team],
+                              region=same, accounts=owned.get(k, []))  # fmt: skip
+    return out
+
+
+def with_user_alerts(cfg: Config, stored: dict[str, dict], snapshot: Snapshot) -> tuple[Config, dict[str, str]]:
+    """``cfg`` plus the active alerts of ``stored`` ({alert id: the form's choices}) as workflows;
+    ``{alert id: why}`` of those that do not compile any more (to pause, with a notice)."""
+    parsed: dict[str, UserAlert] = {}
+    broken: dict[str, str] = {}
+    for alert_id, spec in stored.items():
+        try:
+            parsed[alert_id] = parse_alert(spec)
+        except AlertDraftError as exc:
+            broken[alert_id] = str(exc)
+    merged, more = compile_alerts(cfg, parsed, audiences(snapshot, cfg, {a.owner for a in parsed.values()}))
+    return merged, {**broken, **more}
+
+
+def evaluate_with_user_alerts(
+    current, previous, cfg: Config, as_of: date, stored: dict[str, dict],
+    since: datetime | None = None, until: datetime | None = None, *,
+    changes: str | os.PathLike | None = None, slots: set[str] | None = None, allow_empty_window: bool = False,
+) -> tuple[Evaluation, dict[str, str]]:  # fmt: skip
+    """``rules.evaluate_snapshots`` with the user alerts among the workflows; also returns the
+    alerts to pause ({alert id: why}).
+
+    One preparation of the frames serves both. The YAML workflows run through GX exactly as
+    ``evaluate`` runs them; the user alerts, hundreds of one-expectation workflows, are judged
+    column-wise by the meaning of their expectations (``predicates``: what GX decides, which
+    ``test_predicates`` holds it to), since a GX validation per alert would cost more than all
+    the workflows together.
+    """
+    snapshot = read_snapshot(_location(current), cfg, changes=changes)
+    before = read_snapshot(_location(previous), cfg, objects=PREVIOUS_OBJECTS) if previous else None
+    return evaluate_snapshot_with_user_alerts(snapshot, before, cfg, as_of, stored, since, until, slots=slots,
+                                              allow_empty_window=allow_empty_window)  # fmt: skip
+
+
+def evaluate_snapshot_with_user_alerts(
+    snapshot: Snapshot, before: Snapshot | None, cfg: Config, as_of: date, stored: dict[str, dict],
+    since: datetime | None = None, until: datetime | None = None, *,
+    slots: set[str] | None = None, allow_empty_window: bool = False,
+) -> tuple[Evaluation, dict[str, str]]:  # fmt: skip
+    """``evaluate_with_user_alerts`` on snapshots already read (``rules.evaluate``'s arguments)."""
+    merged, broken = with_user_alerts(cfg, stored, snapshot)
+    w = RunWindow.of(as_of, since, until, allow_empty=allow_empty_window)
+    wanted = {k: wf for k, wf in merged.enabled_workflows().items() if slots is None or wf.slot in slots}
+    mine = {k: wf for k, wf in wanted.items() if k.startswith(ID_PREFIX) and k not in cfg.workflows}
+    yaml = {k: wf for k, wf in wanted.items() if k not in mine}
+    with gc_paused():
+        frames, d = prepare_frames(snapshot, before, cfg, w, only={wf.frame for wf in wanted.values()})
+        params = {**cfg.params(), "as_of": w.as_of}
+        validator = Validator()
+        scopes: dict[str, set[str]] = {}
+        alerts = run_workflows(frames, d, yaml, params, validator, scopes)
+        theirs = column_alerts(frames, d, mine, params, scopes)
+    if len(theirs):
+        alerts = pd.concat([alerts, theirs], ignore_index=True)
+    result = Evaluation(alerts, snapshot.quarantine, w, frames, d, validator.results, snapshot, scopes)
+    return result, broken
+
+
+def _fails(frame: pd.DataFrame, e, params: dict) -> np.ndarray:
+    """Rows that do not meet ``e``, column-wise, as ``predicates.meets`` judges one row."""
+    s = frame[e.column]
+    blank = s.isna().to_numpy(bool)
+    match e.expectation:
+        case "not_null":
+            return blank
+        case "in_set" | "not_in_set":
+            found = s.isin(list(resolve_param(e.values, params))).fillna(False).to_numpy(bool)
+            return ~blank & (~found if e.expectation == "in_set" else found)
+        case "between":
+            low, high = resolve_param(e.min, params), resolve_param(e.max, params)
+            inside = np.ones(len(s), dtype=bool)
+            if low is not None:
+                inside &= (s >= low).fillna(True).to_numpy(bool)
+            if high is not None:
+                inside &= (s <= high).fillna(True).to_numpy(bool)
+            return ~blank & ~inside
+        case "pair_equal":
+            o = frame[e.other]
+            other_blank = o.isna().to_numpy(bool)
+            equal = (s == o).fillna(False).to_numpy(bool)
+            return ~((blank & other_blank) | (~blank & ~other_blank & equal))
+    rows = frame[[c for c in (e.column, e.other) if c]].to_dict("records")
+    return np.array([not meets(e, row, params) for row in rows], dtype=bool)
+
+
+def column_alerts(frames: dict[str, pd.DataFrame], d: Directory, workflows: dict, params: dict,
+                  scopes: dict[str, set[str]]) -> pd.DataFrame:  # fmt: skip
+    """The alerts of ``workflows`` (the shape of ``rules.run_workflows``), judged column-wise."""
+    pieces = []
+    for wid, wf in workflows.items():
+        frame = frames.get(wf.frame)
+        if frame is None:
+            continue
+        scope = holds(frame, wf.scope, params)
+        scopes[wid] = _scope_keys(frame, scope)
+        if not scope.any():
+            continue
+        # Only the columns read: the expectations', their conditions', and the recipients'.
+        read = {c for e in wf.expect for c in (e.column, e.other) if c}
+        read |= {c for e in wf.expect if e.when for c in expression_names(e.when)[0]}
+        read |= {c for c in ("id", "owner_id", "sa", "has_sa", "suggested_what_id") if c in frame.columns}
+        rows_in = select_rows(frame, scope, [c for c in frame.columns if c in read])
+        failing = np.zeros(len(rows_in), dtype=bool)
+        reasons: dict = {}
+        for e in wf.expect:
+            hit = holds(rows_in, e.when or "True", params) & _fails(rows_in, e, params)
+            failing |= hit
+            for label in rows_in.index[hit]:
+                got = reasons.setdefault(label, [])
+                if e.reason and e.reason not in got:
+                    got.append(e.reason)
+        if not failing.any():
+            continue
+        rows = rows_in.loc[failing]
+        to, unrouted = _recipients(wf, rows, d)
+        pieces.append(pd.DataFrame({
+            "workflow": wid, "object": wf.object, "record_id": rows["id"].astype(object), "recipient": to.astype(object),
+            "reasons": [reasons.get(label, []) if wf.report_reasons else [] for label in rows.index], "slot": wf.slot,
+            "suggested_what_id": rows["suggested_what_id"].astype(object) if "suggested_what_id" in rows else None,
+            "unrouted": unrouted.astype(bool)}))  # fmt: skip
+    if not pieces:
+        return pd.DataFrame({c: pd.Series(dtype=object) for c in ALERT_COLUMNS})
+    return pd.concat(pieces, ignore_index=True).drop_duplicates(["workflow", "record_id", "recipient"]).reset_index(drop=True)
+
+
+def messages_per_alert(alerts: pd.DataFrame | list[dict]) -> dict[str, int]:
+    """{alert id: messages its workflow sends}, for the M-a-day rail: one per recipient and slot,
+    as digests go, but one per record for "DM now" (the reminder slot sends each on its own)."""
+    rows = alerts.to_dict("records") if isinstance(alerts, pd.DataFrame) else alerts
+    seen = {(a["workflow"], encode(a["recipient"]) if isinstance(a["recipient"], dict) else a["recipient"], a["slot"],
+             a["record_id"] if a["slot"] == "meeting_reminder" else "")
+            for a in rows if str(a["workflow"]).startswith(ID_PREFIX)}  # fmt: skip
+    return dict(Counter(w[len(ID_PREFIX) :] for w, *_ in seen))
+
+
+def over_limit(alerts, cfg: Config) -> dict[str, str]:
+    """{alert id: why} of the user alerts that sent more messages than the configuration allows."""
+    cap = cfg.user_alerts.max_messages_per_day
+    return {a: f"it would send {n} messages a day, more than {cap}: paused" for a, n in messages_per_alert(alerts).items()
+            if n > cap}  # fmt: skip
+
+
+def stored(cfg: Config, url: str | None = None) -> list[StoredAlert] | None:
+    """Every stored user alert (state database ``url``, default the configuration's); None when
+    it cannot be read (logged). A SQLite file that does not exist holds none, and is not made."""
+    url = url or cfg.state_url
+    if absent_sqlite(url):
+        return []
+    try:
+        with UserAlerts(url) as store:
+            return store.list()
+    except DatabaseError as exc:
+        log.warning("user alerts left out of this run: %s", exc)
+        return None
+
+
+def rendering_config(cfg: Config, url: str | None = None) -> Config:
+    """``cfg`` with every stored user alert that compiles, for rendering and reading alerts files."""
+    alerts = stored(cfg, url) or []
+    parsed = {}
+    for a in alerts:
+        try:
+            parsed[a.alert_id] = parse_alert(a.spec)
+        except AlertDraftError:
+            continue
+    if not parsed:
+        return cfg
+    merged, _ = compile_alerts(cfg, parsed, {a.owner: Audience(a.owner) for a in parsed.values()})
+    return merged
+
+
+def absent_sqlite(url: str) -> bool:
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        parsed = make_url(url)
+    except (ArgumentError, ValueError):
+        return False  # UserAlerts says what is wrong with it
+    db = parsed.database
+    return parsed.get_backend_name() == "sqlite" and db not in (None, "", ":memory:") and not Path(db).exists()
