@@ -106,6 +106,7 @@ def evaluate_with_user_alerts(
     current, previous, cfg: Config, as_of: date, stored: dict[str, dict],
     since: datetime | None = None, until: datetime | None = None, *,
     changes: str | os.PathLike | None = None, slots: set[str] | None = None, allow_empty_window: bool = False,
+    workflows: set[str] | None = None,
 ) -> tuple[Evaluation, dict[str, str]]:  # fmt: skip
     """``rules.evaluate_snapshots`` with the user alerts among the workflows; also returns the
     alerts to pause ({alert id: why}).
@@ -119,18 +120,20 @@ def evaluate_with_user_alerts(
     snapshot = read_snapshot(_location(current), cfg, changes=changes)
     before = read_snapshot(_location(previous), cfg, objects=PREVIOUS_OBJECTS) if previous else None
     return evaluate_snapshot_with_user_alerts(snapshot, before, cfg, as_of, stored, since, until, slots=slots,
-                                              allow_empty_window=allow_empty_window)  # fmt: skip
+                                              allow_empty_window=allow_empty_window, workflows=workflows)  # fmt: skip
 
 
 def evaluate_snapshot_with_user_alerts(
     snapshot: Snapshot, before: Snapshot | None, cfg: Config, as_of: date, stored: dict[str, dict],
     since: datetime | None = None, until: datetime | None = None, *,
-    slots: set[str] | None = None, allow_empty_window: bool = False,
+    slots: set[str] | None = None, allow_empty_window: bool = False, workflows: set[str] | None = None,
 ) -> tuple[Evaluation, dict[str, str]]:  # fmt: skip
-    """``evaluate_with_user_alerts`` on snapshots already read (``rules.evaluate``'s arguments)."""
+    """``evaluate_with_user_alerts`` on snapshots already read (``rules.evaluate``'s arguments;
+    ``workflows``: only those, as a run posting activities as they happen asks)."""
     merged, broken = with_user_alerts(cfg, stored, snapshot)
     w = RunWindow.of(as_of, since, until, allow_empty=allow_empty_window)
-    wanted = {k: wf for k, wf in merged.enabled_workflows().items() if slots is None or wf.slot in slots}
+    wanted = {k: wf for k, wf in merged.enabled_workflows().items()
+              if (slots is None or wf.slot in slots) and (workflows is None or k in workflows)}  # fmt: skip
     mine = {k: wf for k, wf in wanted.items() if k.startswith(ID_PREFIX) and k not in cfg.workflows}
     yaml = {k: wf for k, wf in wanted.items() if k not in mine}
     with gc_paused():
