@@ -401,10 +401,11 @@ def test_snapshot_and_digests_triggered_through_the_rest_api(deployment):
         deployment.wait_for_run(dag_id, run)
     keys = {key for key, part in posted(deployment.slack) if part == 0}
     assert "regional_digest|channel:#sa-activities-east-sa|2026-11-24" in keys
-    assert {"#sa-tech-eval-start", "#sa-tech-eval-end", "#stage-move-02", "#sa-chorus-calls",
+    # wf-09 (#sa-chorus-calls) is posted as it happens (sa_activity_posts), not in the 08:00 posts.
+    assert {"#sa-tech-eval-start", "#sa-tech-eval-end", "#stage-move-02",
             "#sa-primary-sa-change"} <= {k.split("|")[1].removeprefix("channel:") for k in keys if k.startswith("channel_post|")}  # fmt: skip
     result = api.returned("sa_channel_posts", runs["sa_channel_posts"], "post_channel_digests")
-    assert result["sent"] == result["messages"] >= 5 and result["already_sent"] == 0
+    assert result["sent"] == result["messages"] >= 4 and result["already_sent"] == 0
     assert max(posted(deployment.slack).values()) == 1
 
 

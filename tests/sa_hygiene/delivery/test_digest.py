@@ -173,9 +173,12 @@ def test_every_message_of_the_demo_org_is_valid_for_slack(tmp_path):
     for m in messages:
         check_message(m)
     assert len({m.key for m in messages}) == len(messages)
-    # Nothing is dropped: every alerted record is linked from its recipient's message.
+    # Nothing is dropped: every alerted record is linked from its recipient's message (but those of
+    # the managers' escalation DM, which notices.escalation_messages renders: test_pov_delivery).
     bodies = {m.key: all_text(m) for m in messages}
     for a in result.alert_records():
+        if CFG.workflows[a["workflow"]].slot == "manager_escalation":
+            continue
         url = f"/lightning/r/{a['object']}/{a['record_id']}/view"
         assert any(url in body for body in bodies.values()), a
 

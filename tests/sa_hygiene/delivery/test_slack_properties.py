@@ -18,6 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from sa_hygiene.contract.config import load_config
+from sa_hygiene.delivery.activity_posts import build_posts
 from sa_hygiene.delivery.blockkit import check_message, fit_message
 from sa_hygiene.delivery.digest import build_messages
 from sa_hygiene.delivery.notices import ops_summary
@@ -101,10 +102,14 @@ def test_any_salesforce_text_gives_messages_slack_accepts_and_that_ping_nobody(t
         current, previous = snapshot(Path(folder), t)
         alerts = evaluate(current, previous, CFG, AS_OF).alert_records()
         messages = build_messages(alerts, current, CFG, AS_OF, previous=previous, notice=t["ops"])
+        # Activities are posted as they happen (schedule.as_it_happens), one message each.
+        happening = set(CFG.schedule.as_it_happens)
+        posts = build_posts([a for a in alerts if a["workflow"] in happening], current, CFG, AS_OF)
     ops = ops_summary(CFG, AS_OF, t["ops"], failed={t["ops"]: t["description"]}, notes=[t["sa"]],
                       unconfirmed=[t["event_subject"]])  # fmt: skip
-    assert {m.slot for m in messages} >= {"sa_digest", "regional_digest", "channel_post", "meeting_reminder"}
-    for message in [*messages, ops]:
+    assert {m.slot for m in messages} >= {"sa_digest", "channel_post", "meeting_reminder"}
+    assert posts, "the activities' own posts"
+    for message in [*messages, *posts, ops]:
         check_message(message)
         assert fit_message(message) == message
         for text in fields(message):
