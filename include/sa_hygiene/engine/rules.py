@@ -78,9 +78,17 @@ class Evaluation:
     scope: dict[str, set[str]] = field(default_factory=dict, repr=False)
 
     def quarantined_keys(self) -> set[str]:
-        """Keys of the quarantined records: their episodes stay open until they can be read again."""
+        """Keys of the records that could not be read today: their episodes stay open until they
+        can. The quarantined rows, and the POVs whose opportunity row is quarantined: the rules
+        reading the opportunity leave such a POV out of their scope, yet the POV did not go away
+        (only its reference is unreadable this run), so its episodes must not end as "gone". A fix
+        of such a POV is confirmed once its opportunity can be read again."""
         ids = self.quarantine["record_id"] if "record_id" in self.quarantine else []
-        return {str(r)[:15] for r in ids if isinstance(r, str) and r}
+        keys = {str(r)[:15] for r in ids if isinstance(r, str) and r}
+        povs = self.frames.get("povs")
+        if povs is not None and "opportunity_quarantined" in povs and len(povs):
+            keys |= {str(k)[:15] for k in povs.loc[povs["opportunity_quarantined"].astype(bool), "id"] if isinstance(k, str)}
+        return keys
 
     def counts(self) -> dict[str, int]:
         return {str(k): int(v) for k, v in self.alerts["workflow"].value_counts().sort_index().items()}

@@ -173,3 +173,30 @@ class TestContract:
         (path / "Proof_of_Value__c.csv").write_text(text)
         result = evaluate_snapshots(str(path), None, cfg, AS_OF)
         assert [a["workflow"] for a in result.alert_records() if a["workflow"] in POV_RULES] == ["pov-criteria"]
+
+
+class TestQuarantinedOpportunityKeepsTheEpisode:
+    def test_a_pov_whose_opportunity_row_is_quarantined_keeps_its_episodes_open(self, tmp_path):
+        """Its opportunity unreadable for a run, a POV's pov-opportunity / pov-tech-eval episodes
+        neither end as "gone" nor restart: the record did not go away."""
+        from sa_hygiene.state.alerts import AlertState
+
+        closed = open_opp(te_start="", stage="Closed Won", is_closed="true", is_won="true")
+        no_start = open_opp(te_start="")
+        on_closed, running = mine(opportunity_id=closed["id"]), mine(opportunity_id=no_start["id"])
+        broken_closed, broken_open = {**closed, "close_date": "31/12/2026"}, {**no_start, "close_date": "31/12/2026"}
+        days = [(AS_OF, [closed, no_start]), (AS_OF + timedelta(days=1), [broken_closed, broken_open]),
+                (AS_OF + timedelta(days=2), [closed, no_start])]  # fmt: skip
+        with AlertState(f"sqlite:///{tmp_path}/state.sqlite") as state:
+            for i, (as_of, opps) in enumerate(days):
+                path = write_snapshot(tmp_path / f"snap{i}", {"User": [SA, AE, MGR, MGR2], "Opportunity": [OPP, *opps],
+                                                              "Proof_of_Value__c": [on_closed, running]})  # fmt: skip
+                result = evaluate_snapshots(str(path), None, load_config(), as_of)
+                if i == 1:
+                    assert fired(result, "pov-opportunity") == {} and fired(result, "pov-tech-eval") == {}
+                    assert {on_closed["id"][:15], running["id"][:15]} <= result.quarantined_keys()
+                memory = state.record(as_of, result.alert_records(), result.scope, result.quarantined_keys())
+                assert memory.resolved == [], f"day {i}: {memory.resolved}"
+            episodes = {(e["workflow"], e["record_key"]): e for e in state.open_episodes()}
+        assert episodes[("pov-opportunity", on_closed["id"][:15])]["first_seen"] == AS_OF
+        assert episodes[("pov-tech-eval", running["id"][:15])]["first_seen"] == AS_OF
