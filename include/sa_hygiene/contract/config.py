@@ -79,9 +79,11 @@ FRAME_OBJECT = {
 }
 # manager_escalation: the managers' 08:00 escalation DM, at once (pov-load: a team's load, not an item to fix)
 SLOTS = ("sa_digest", "regional_digest", "channel_post", "meeting_reminder", "manager_escalation")
-# A workflow's ``fix``: the Slack app's forms that put its items right (the handbook's "Update
-# Opportunity" button: the four SA Validated Tech Evaluation fields and the Primary SA).
-FIXES = {"tech_eval": "Opportunity"}
+# A workflow's ``fix``: the Slack app's forms that put its items right, and the records they act
+# on: the handbook's "Update Opportunity" button (the four SA Validated Tech Evaluation fields and
+# the Primary SA), "Update a Proof of Value" and, on a meeting reminder's opportunity, "Add a
+# Proof of Value".
+FIXES = {"tech_eval": "Opportunity", "pov": "Proof_of_Value__c", "pov_add": "Opportunity"}
 EXPECTATIONS = (
     "not_null",
     "in_set",

@@ -50,6 +50,11 @@ ITEM_MENU = "sa_item_menu"  # the overflow menu of a digest item
 LOG_IT = "sa_log_it"  # the "Log it" button of a meeting reminder
 OPEN_LINK = "sa_open_link"  # a link button: Slack still tells the app it was clicked
 UPDATE_TECH_EVAL = "sa_update_tech_eval"  # "Update tech evaluation": its value is the opportunity's Id
+ADD_POV = "sa_add_pov"  # "Add a Proof of Value": its value is the opportunity's Id
+UPDATE_POV = "sa_update_pov"  # "Update a Proof of Value": its value is the POV's Id
+# A workflow's ``fix`` (config.FIXES) -> its button: (action id, label).
+FIX_BUTTONS = {"tech_eval": (UPDATE_TECH_EVAL, "Update tech evaluation"), "pov": (UPDATE_POV, "Update a Proof of Value"),
+               "pov_add": (ADD_POV, "Add a Proof of Value")}  # fmt: skip
 
 _ENTITY = re.compile(r"&(?:amp|lt|gt);")
 _SALESFORCE_ID = re.compile(r"[A-Za-z0-9]{15}(?:[A-Za-z0-9]{3})?")
@@ -109,9 +114,8 @@ def item_value(kind: str, workflow: str, record_id: str, recipient: str, what_id
 def fix_button(fix: str, record_id: str) -> dict:
     """The button of a workflow's ``fix`` (``Workflow.fix``) for one record: the Slack app opens
     its form. Its value is the record's Id alone: who may write it is decided from the record."""
-    assert fix == "tech_eval", fix  # the one fix there is; config.FIXES lists what a workflow may name
-    return {"type": "button", "action_id": UPDATE_TECH_EVAL, "text": {"type": "plain_text", "text": "Update tech evaluation"},
-            "value": record_id}  # fmt: skip
+    action_id, label = FIX_BUTTONS[fix]  # config.FIXES lists what a workflow may name
+    return {"type": "button", "action_id": action_id, "text": {"type": "plain_text", "text": label}, "value": record_id}
 
 
 def is_salesforce_id(value: Any) -> bool:

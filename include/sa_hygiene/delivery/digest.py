@@ -23,7 +23,7 @@ from datetime import date
 
 import pandas as pd
 
-from sa_hygiene.contract.config import Config
+from sa_hygiene.contract.config import FIXES, Config
 from sa_hygiene.contract.recipients import as_recipient, encode
 from sa_hygiene.delivery.blockkit import (
     ITEM_MENU,
@@ -142,8 +142,9 @@ class Renderer:
             elements.insert(0, {"type": "button", "action_id": LOG_IT, "style": "primary",
                                 "text": {"type": "plain_text", "text": "Log it"}, "value": value})  # fmt: skip
             wf = self.cfg.workflows.get(alert["workflow"])
-            if wf is not None and obj == "Opportunity":  # the handbook's "Update Opportunity" button
-                elements[1:1] = [fix_button(f, record_id) for f in wf.fix]
+            if wf is not None and obj == "Opportunity":  # the handbook's "Update Opportunity", "Add a Proof of Value"
+                fixes = [f for f in wf.fix if FIXES[f] == "Opportunity" and not (f == "pov_add" and "Proof_of_Value__c" in self.records.absent)]
+                elements[1:1] = [fix_button(f, record_id) for f in fixes]
         else:
             link["style"] = "primary"
         return [*sections(text), {"type": "actions", "elements": elements}]

@@ -51,6 +51,7 @@ class DigestRecords:
     def __init__(self, snapshot: Snapshot, cfg: Config, previous: Snapshot | None = None):
         self.cfg = cfg
         self.tables = snapshot.tables
+        self.absent = snapshot.absent  # optional objects the org does not have (no POV buttons without POVs)
         self.previous = previous.tables if previous is not None else None
         self.directory = Directory(snapshot["User"], cfg)
         self._cache: dict[tuple, pd.DataFrame] = {}

@@ -12,6 +12,7 @@ from sa_hygiene.web.slack_app.listeners import (
     activity,
     alerts,
     commands,
+    pov,
     suggestions,
     tech_eval,
     views,
@@ -28,5 +29,6 @@ def register(app, backends: Backends) -> None:
     suggestions.register(app, backends)
     commands.register(app, backends)
     tech_eval.register(app, backends)
+    pov.register(app, backends)
     activity.register(app, backends)
     alerts.register(app, backends)

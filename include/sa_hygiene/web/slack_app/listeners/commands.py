@@ -4,7 +4,8 @@
   and accounts whose names hold the words, from the latest snapshot with its changes, each with
   **Log activity** (the log form, opened on that record) and, on an opportunity, **Update tech
   evaluation** (``sa_update_tech_eval``, value the opportunity's Id: its modal is
-  ``listeners/tech_eval.py``);
+  ``listeners/tech_eval.py``) and **Add a Proof of Value**; and cards for the Proofs of Value
+  whose names hold the words, with **Update a Proof of Value** (``listeners/pov.py``);
 - ``/sa-create``: **Log activity** (the form, Related To to search) and **Create contact**
   (name, e-mail, account: the handbook's "Creating a Contact").
 
@@ -35,6 +36,7 @@ from sa_hygiene.web.slack_app.listeners.actions import ack_at_once
 from sa_hygiene.web.slack_app.listeners.views import DB_DOWN
 from sa_hygiene.web.slack_app.log_form import EMAIL, activity_of, contact_fields
 from sa_hygiene.web.slack_app.people import REFUSAL, Unidentified, actor, refuse
+from sa_hygiene.web.slack_app.pov import add_button, has_povs, pov_cards, search_povs
 from sa_hygiene.web.slack_app.records import record, search
 from sa_hygiene.web.slack_app.salesforce import SalesforceRefused, create_contact
 from sa_hygiene.web.slack_app.views import _input, form_values, form_view, note_view
@@ -57,9 +59,10 @@ def _button(text: str, action_id: str, value: str, style: str | None = None) -> 
     return {**b, "style": style} if style else b
 
 
-def cards(cfg, found: list, user_id: str) -> list[dict]:
+def cards(cfg, found: list, user_id: str, povs: bool = False) -> list[dict]:
     """A card per record: its link, stage and account, Log activity, and Update tech evaluation
-    on an opportunity (pure: records in, Block Kit out)."""
+    on an opportunity, and Add a Proof of Value where the org has them (``povs``) (pure: records
+    in, Block Kit out)."""
     blocks: list[dict] = []
     for f in found[:MAX_CARDS]:
         url = record_url(cfg.salesforce.instance_url, f.kind, f.id)
@@ -69,6 +72,8 @@ def cards(cfg, found: list, user_id: str) -> list[dict]:
         buttons = [_button("Log activity", LOG_ACTIVITY, act, "primary")]
         if f.kind == "Opportunity":
             buttons.append(_button("Update tech evaluation", UPDATE_TECH_EVAL, f.id))
+            if povs:
+                buttons.append(add_button(f.id))
         blocks.append({"type": "actions", "block_id": f"card:{f.id}", "elements": buttons})
     return blocks
 
@@ -126,13 +131,17 @@ def register(app, backends: Backends) -> None:
         who = who_asked(body, client)
         if who is None:
             return
-        found = search(backends.snapshot(), words, limit=MAX_CARDS)
-        if not found:
-            _ephemeral(client, body, f"No open opportunity or account matches “{esc(words[:100])}”.")
+        snapshot = backends.snapshot()
+        found = search(snapshot, words, limit=MAX_CARDS)
+        with_povs = has_povs(cfg, snapshot)
+        povs = search_povs(cfg, snapshot, words, limit=MAX_CARDS) if with_povs else []  # POVs by name too
+        if not found and not povs:
+            _ephemeral(client, body, f"No open opportunity, account or Proof of Value matches “{esc(words[:100])}”.")
             return
         more = "" if len(found) <= MAX_CARDS else f" (the first {MAX_CARDS})"
         head = {"type": "context", "elements": [{"type": "mrkdwn", "text": f"Matches for “{esc(words[:100])}”{more}:"}]}
-        _ephemeral(client, body, f"Matches for {esc(words[:100])}", [head, *cards(cfg, found, who.id)])
+        blocks = [head, *cards(cfg, found, who.id, with_povs), *pov_cards(cfg, snapshot, povs)][:50]  # Slack's most blocks
+        _ephemeral(client, body, f"Matches for {esc(words[:100])}", blocks)
 
     def offer_create(body, client):
         """``/sa-create``: Log activity and Create contact."""

@@ -44,16 +44,7 @@ def register(app, backends: Backends) -> None:
     cfg = backends.cfg
 
     def pending_values(record_id: str) -> dict:
-        """What this app wrote to the record since the snapshot (the form shows it, not the stale value)."""
-        from sa_hygiene.state.alerts import key_of, open_state
-
-        try:
-            with open_state(cfg, backends.state_url) as state:
-                made = [f for (_, k), f in state.fixes().items() if k == key_of(record_id)]
-        except DatabaseError:
-            return {}
-        latest = max(made, key=lambda f: f["fixed_at"], default=None)
-        return latest["fields"] if latest else {}
+        return pending_fields(backends, record_id)
 
     def writer(body: dict, client, record: te.Record) -> tuple[People, Person] | None:
         """(the people, the clicking user) when they may write ``record``, else None; ``Unidentified``
@@ -216,21 +207,6 @@ def register(app, backends: Backends) -> None:
             f":speech_balloon: Posted in <{url}|{cut(esc(record.name), 200)}>'s Chatter feed:\n>{esc(text)}")))  # fmt: skip
         mark_message(client, meta, record.id, f":speech_balloon: Sales Support asked in Chatter by {esc(who.name)}")
 
-    def mark_message(client, meta: dict, record_id: str, note: str) -> None:
-        """The item in its message says what was done, in place (``chat.update``); the button goes."""
-        channel, ts = meta.get("channel"), meta.get("ts")
-        if not channel or not ts:
-            return
-        try:
-            found = client.conversations_history(channel=channel, latest=ts, inclusive=True, limit=1)
-            message = next((m for m in found.get("messages") or [] if m.get("ts") == ts), None)
-            if message is None:
-                return
-            client.chat_update(channel=channel, ts=ts, text=message.get("text") or "SA hygiene",
-                               blocks=marked_fixed(message.get("blocks") or [], record_id, note))  # fmt: skip
-        except Exception as exc:  # the write is done and the modal says so: a stale message is no failure
-            log.warning("tech evaluation: could not mark the message: %s", type(exc).__name__)
-
     open_form.busy = tell_busy
     save_form.busy = lambda body, client: client.views_update(view_id=body["view"]["id"], view=te.note_view("Not saved", SLOW))
     app.action(UPDATE_TECH_EVAL)(ack=ack_at_once, lazy=[open_form])
@@ -238,7 +214,36 @@ def register(app, backends: Backends) -> None:
     app.view_closed(TECH_EVAL_VIEW)(ack_at_once)
 
 
-def marked_fixed(blocks: list[dict], record_id: str, note: str) -> list[dict]:
+def pending_fields(backends: Backends, record_id: str) -> dict:
+    """What this app wrote to the record since the snapshot (a form shows it, not the stale value)."""
+    from sa_hygiene.state.alerts import key_of, open_state
+
+    try:
+        with open_state(backends.cfg, backends.state_url) as state:
+            made = [f for (_, k), f in state.fixes().items() if k == key_of(record_id)]
+    except DatabaseError:
+        return {}
+    latest = max(made, key=lambda f: f["fixed_at"], default=None)
+    return latest["fields"] if latest else {}
+
+
+def mark_message(client, meta: dict, record_id: str, note: str, action_id: str = UPDATE_TECH_EVAL) -> None:
+    """The item in its message says what was done, in place (``chat.update``); the button goes."""
+    channel, ts = meta.get("channel"), meta.get("ts")
+    if not channel or not ts:
+        return
+    try:
+        found = client.conversations_history(channel=channel, latest=ts, inclusive=True, limit=1)
+        message = next((m for m in found.get("messages") or [] if m.get("ts") == ts), None)
+        if message is None:
+            return
+        client.chat_update(channel=channel, ts=ts, text=message.get("text") or "SA hygiene",
+                           blocks=marked_fixed(message.get("blocks") or [], record_id, note, action_id))  # fmt: skip
+    except Exception as exc:  # the write is done and the modal says so: a stale message is no failure
+        log.warning("%s: could not mark the message: %s", action_id, type(exc).__name__)
+
+
+def marked_fixed(blocks: list[dict], record_id: str, note: str, action_id: str = UPDATE_TECH_EVAL) -> list[dict]:
     """The message's blocks with the record's fix buttons replaced by ``note``: a digest item's
     ``fix:<Id>`` block becomes the note; a reminder loses the button and gets the note under it."""
     out: list[dict] = []
@@ -248,7 +253,7 @@ def marked_fixed(blocks: list[dict], record_id: str, note: str) -> list[dict]:
             continue
         if b.get("type") == "actions":
             elements = [e for e in b.get("elements") or []
-                        if not (e.get("action_id") == UPDATE_TECH_EVAL and e.get("value") == record_id)]  # fmt: skip
+                        if not (e.get("action_id") == action_id and e.get("value") == record_id)]  # fmt: skip
             if len(elements) != len(b.get("elements") or []):
                 if elements:
                     out.append({**b, "elements": elements})
