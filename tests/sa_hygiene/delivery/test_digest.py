@@ -163,6 +163,25 @@ def test_one_reminder_per_meeting_naming_the_suggested_record(tmp_path):
     assert "ended 0" in body  # 10:00 UTC shown in the SA's zone (New York): 05:00
 
 
+@pytest.mark.parametrize("povs", [True, False])
+def test_the_reminder_offers_add_a_proof_of_value_only_where_the_org_has_them(tmp_path, povs):
+    """wf-01's ``fix: [tech_eval, pov_add]`` on the suggested opportunity; an org without the
+    optional POV object gets no POV button (spec v3: it works exactly as before)."""
+    from builders import pov
+
+    from sa_hygiene.delivery.blockkit import ADD_POV, UPDATE_TECH_EVAL
+
+    o = opportunity(id="0065e0000000MTGAAA", owner_id=AE["id"], sa=SA["id"], name="Globex Renewal", stage="3-Technical Evaluation")
+    tables = {"Opportunity": [o], "Event": [event(owner_id=SA["id"], what_id=o["id"], attendee_emails="pat@globex.com")]}
+    if povs:
+        tables["Proof_of_Value__c"] = [pov(owner_id=SA["id"], opportunity_id=o["id"])]
+    messages, _ = run(tmp_path, tables)
+    [reminder] = [m for m in messages if m.slot == "meeting_reminder"]
+    actions = [(e["action_id"], e.get("value")) for b in reminder.blocks if b["type"] == "actions" for e in b["elements"]]
+    assert (UPDATE_TECH_EVAL, o["id"]) in actions
+    assert ((ADD_POV, o["id"]) in actions) is povs
+
+
 def test_every_message_of_the_demo_org_is_valid_for_slack(tmp_path):
     from sa_hygiene.demo.org import write_demo_org
 

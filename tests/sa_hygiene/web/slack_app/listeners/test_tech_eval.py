@@ -13,7 +13,7 @@ import time
 import pytest
 from builders import opportunity, user
 from fakes.salesforce import serving
-from slack_app_requests import EVE, MIA, SAM, SF_CONN, SNAPSHOT, TODAY, eventually, send
+from slack_app_requests import EVE, MIA, SAM, SF_CONN, SNAPSHOT, TODAY, eventually, form_submission, send
 
 from sa_hygiene.contract.config import load_config
 from sa_hygiene.delivery.blockkit import UPDATE_TECH_EVAL
@@ -92,18 +92,8 @@ def opened(http, slack, record: dict = OPEN, slack_user: str = "USAM") -> dict:
 
 
 def submit(view: dict, slack_user: str = "USAM", **values) -> dict:
-    state = {}
-    for f in ("sa", "te_start", "te_end", "te_status", "te_details"):
-        v = values.get(f)
-        if f in ("te_start", "te_end"):
-            element = {"type": "datepicker", "selected_date": v}
-        elif f in ("sa", "te_status"):
-            element = {"type": "static_select", "selected_option": {"value": v} if v else None}
-        else:
-            element = {"type": "plain_text_input", "value": v}
-        state[f] = {f: element}
-    return {"type": "view_submission", "user": {"id": slack_user}, "team": {"id": "T0FAKE"}, "api_app_id": "A0APP",
-            "view": {**view, "state": {"values": state}, "hash": "1.abc"}}  # fmt: skip
+    return form_submission(view, ("sa", "te_start", "te_end", "te_status", "te_details"), ("te_start", "te_end"),
+                           ("sa", "te_status"), slack_user, **values)  # fmt: skip
 
 
 def fields_of(view: dict) -> dict:
