@@ -252,3 +252,20 @@ def test_an_expired_session_is_renewed_and_the_pov_created_once(http, slack, sal
     eventually(lambda: "Created in Salesforce" in json.dumps(slack.views[view["id"]]), timeout=WAIT)
     assert salesforce.live(POV).num_rows == 4 + 1
     assert salesforce.live(POV).to_pylist()[-1]["Name"] == ADD["name"]
+
+
+def test_a_creation_whose_answer_was_lost_is_found_not_made_twice(http, slack, salesforce):
+    view = opened_add(http, slack)
+    salesforce.fail("drop", when=lambda r: r.method == "POST" and f"/sobjects/{POV}" in r.path)
+    send(http, submit(view, ADD_FIELDS, **{**ADD, "start_date": "2026-11-30"}))
+    eventually(lambda: "Created in Salesforce" in json.dumps(slack.views[view["id"]]), timeout=WAIT)
+    assert [r["Name"] for r in salesforce.live(POV).to_pylist()].count(ADD["name"]) == 1
+    assert any(f"FROM {POV} WHERE" in q for q in salesforce.soql())  # looked up, not created again
+
+
+def test_the_add_forms_opportunity_search_answers(http, slack):
+    from slack_app_requests import suggestion
+
+    answer = send(http, suggestion(opened_add(http, slack), "acme"))
+    assert answer.status_code == 200
+    assert OPP["id"] in json.dumps(answer.json())
