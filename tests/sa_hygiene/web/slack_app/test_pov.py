@@ -96,3 +96,22 @@ def test_update_checks_the_pov_as_it_will_be(tmp_path, cfg):
     assert pv.update_refusals(cfg, snap, d, {**d.values, "result": "Successful"}, TODAY) == {}
     assert pv.update_refusals(cfg, snap, d, {**d.values, "result": "Successful", "status": "In Progress", "end_date": None}, TODAY) == {
         "status": cfg.workflows["pov-load"].title}  # fmt: skip
+
+
+def test_the_update_form_and_evaluate_agree_on_every_demo_pov(tmp_path, cfg):
+    """ONE meaning of each rule: every POV of the demo org, sent back as it is, is refused exactly
+    when evaluate flags it on a field of the form (pov-tech-eval asks for the opportunity's date,
+    pov-load for a POV that already ran: neither is the form's doing)."""
+    from sa_hygiene.demo.org import write_demo_org
+    from sa_hygiene.engine.rules import evaluate
+
+    write_demo_org(tmp_path, TODAY, scale=0.3, seed=5)
+    cur = read_snapshot(tmp_path / "current", cfg)
+    on_form = ("pov-overdue", "pov-criteria", "pov-opportunity", "pov-result")
+    flagged = {a["record_id"] for a in evaluate(cur, None, cfg, TODAY).alert_records() if a["workflow"] in on_form}
+    refused = set()
+    for pov_id in cur[pv.POV]["id"]:
+        p = pv.pov_of(cur, pov_id)
+        if pv.update_refusals(cfg, cur, p, dict(p.values), TODAY):
+            refused.add(pov_id)
+    assert flagged and refused == flagged
