@@ -43,9 +43,6 @@ def register(app, backends: Backends) -> None:
     """The button's and the modal's listeners; ``backends``: what their work after the answer reaches."""
     cfg = backends.cfg
 
-    def pending_values(record_id: str) -> dict:
-        return pending_fields(backends, record_id)
-
     def writer(body: dict, client, record: te.Record) -> tuple[People, Person] | None:
         """(the people, the clicking user) when they may write ``record``, else None; ``Unidentified``
         when Slack could not say who they are (they have been told)."""
@@ -57,7 +54,7 @@ def register(app, backends: Backends) -> None:
     def open_form(body, client):
         """Open the modal for the button's opportunity, pre-filled from the record."""
         opp_id = body["actions"][0]["value"]
-        record = te.record_of(cfg, backends.snapshot(), opp_id, pending_values(opp_id))
+        record = te.record_of(cfg, backends.snapshot(), opp_id, pending_fields(backends, opp_id))
         if record is None:
             refuse(client, body, NO_RECORD)
             return
@@ -119,7 +116,7 @@ def register(app, backends: Backends) -> None:
         form, meta = te.form_values(view), te.metadata(view)
         opp_id = meta["opp"]
         snapshot = backends.snapshot()
-        record = te.record_of(cfg, snapshot, opp_id, pending_values(opp_id))
+        record = te.record_of(cfg, snapshot, opp_id, pending_fields(backends, opp_id))
         if record is None or te.refusals(cfg, snapshot, opp_id, form, today(opp_id)):
             return  # answered already
         try:
