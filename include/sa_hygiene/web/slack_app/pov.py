@@ -250,7 +250,7 @@ def _hints(cfg: Config) -> dict[str, str]:
     """The handbook's guidelines, with the rules' own thresholds."""
     t = cfg.thresholds
     weeks = f"{t.pov_max_days // 7} weeks" if t.pov_max_days % 7 == 0 else f"{t.pov_max_days} days"
-    return {"duration": f"A POV lasts 1 to {weeks}: a plan of {weeks} or more is refused",
+    return {"duration": f"A POV lasts 1 to {weeks}: plan its end before day {t.pov_max_days} (the rules flag it then)",
             "criteria": "Success criteria agreed with the customer before the POV starts",
             "load": f"An SA runs at most {t.pov_max_running} POVs at a time"}  # fmt: skip
 
