@@ -5,8 +5,9 @@ listed fixes were false). So the demo checks its own claims against its own org:
 (a record and the workflows it was listed under) is true when the record changed, between
 the snapshot of the day before the claim and the snapshot of the claim's day (the demo's
 digests are daily), in a field its workflow's complaint reads (``week.fields_of``); a record the complaint reads
-through other records (a meeting is "logged" by an activity) is true when the record changed
-or, for a meeting, an activity appeared on its opportunity by its owner, or, for a Proof of
+through other records (a meeting is "logged" by an activity, a tech evaluation is stalled until
+one is logged) is true when the record changed or, for a meeting, an activity appeared on its
+opportunity by its owner, for an opportunity, an activity appeared on it, or, for a Proof of
 Value, its opportunity changed.
 
 Only the records a digest names can be checked (it names the first few, "and N more"): the
@@ -118,10 +119,17 @@ def _changed(before: _Snapshot, after: _Snapshot, obj: str, record_id: str, fiel
     names = sorted(fields) if fields is not None else [c for c in a.columns if c not in IGNORED]
     if any(_differ(old.get(n), new.get(n)) for n in names):
         return True
-    if fields is None and obj == "Event":
+    if fields is None and obj in ("Event", "Opportunity"):
+        # Read through activities: a meeting is logged by an activity on its opportunity by its
+        # owner; an opportunity's tech evaluation is no longer stalled once an activity is logged on it.
         tasks_before, tasks_after = before.rows("Task"), after.rows("Task")
+        if tasks_before is None or tasks_after is None:
+            return False
         new_tasks = tasks_after[~tasks_after.index.isin(tasks_before.index)]
-        return bool(((new_tasks["WhatId"] == old["WhatId"]) & (new_tasks["OwnerId"] == old["OwnerId"])).any())
+        on_record = new_tasks["WhatId"].astype(str).str[:15] == (str(old["WhatId"])[:15] if obj == "Event" else key)
+        if obj == "Event":
+            on_record &= new_tasks["OwnerId"] == old["OwnerId"]
+        return bool(on_record.any())
     if fields is None and obj == "Proof_of_Value__c":  # read through its opportunity (pov-tech-eval, pov-opportunity)
         opportunity = old.get("Opportunity__c")
         return isinstance(opportunity, str) and _changed(before, after, "Opportunity", opportunity, None)
