@@ -11,12 +11,10 @@ and the SA themselves included, is refused and nothing changes.
 from __future__ import annotations
 
 import json
-from typing import Any
 
 from sa_hygiene.contract.config import Config
 from sa_hygiene.delivery.blockkit import cut, esc
 from sa_hygiene.delivery.manager_controls import (
-    MANAGER_ACTIONS,
     OPEN_RECORD,
     SNOOZE_RECORD,
     SNOOZE_VIEW,
@@ -30,8 +28,9 @@ MANAGER_REFUSAL = ("Only a manager of this record's SA or owner (in Salesforce, 
 MAX_CHAIN = 30  # ManagerId hops followed at most (a loop in the org's data must not hang a click)
 
 
-def action_problem(body: dict, action: dict) -> str | None:
+def action_problem(body: dict) -> str | None:
     """Why a manager's block action is not one this app answers, or None."""
+    action = body["actions"][0]
     if action.get("action_id") == OPEN_RECORD:
         return None
     if decode_value(action["action_id"], chosen_value(action)) is None:
@@ -54,12 +53,8 @@ def snooze_meta(view: dict) -> dict | None:
     return meta
 
 
-def view_problem(view: dict) -> str | None:
-    return None if snooze_meta(view) is not None else "malformed view"
-
-
-def is_manager_action(action_id: Any) -> bool:
-    return action_id in MANAGER_ACTIONS
+def view_problem(body: dict) -> str | None:
+    return None if snooze_meta(body["view"]) is not None else "malformed view"
 
 
 def chain_of(people, user_id: str | None) -> list[str]:

@@ -13,7 +13,7 @@ from datetime import timedelta
 from sa_hygiene.delivery.blockkit import ITEM_MENU, LOG_IT, OPEN_LINK, esc, record_url
 from sa_hygiene.delivery.digest import SNOOZE_DAYS
 from sa_hygiene.web.slack_app.backends import Backends
-from sa_hygiene.web.slack_app.items import Item, item_of, not_sent
+from sa_hygiene.web.slack_app.items import Item, accept, item_action, item_of, no_check, not_sent
 from sa_hygiene.web.slack_app.log_form import meeting_of
 from sa_hygiene.web.slack_app.people import REFUSAL, People, Person, Unidentified, actor, refuse
 from sa_hygiene.web.slack_app.sent import refusal
@@ -24,6 +24,8 @@ log = logging.getLogger(__name__)
 NOT_SNOOZED = (":warning: Not snoozed: the app's database is unavailable, so nothing was changed. "
                "Please try again later; the operations channel has been told.")
 BUSY = ":hourglass: The app is busy right now: nothing was changed. Please try again in a minute."
+
+accept(actions={ITEM_MENU: item_action("snooze", "notmine", "open"), LOG_IT: item_action("log"), OPEN_LINK: no_check})
 
 
 def ack_at_once(ack) -> None:
