@@ -25,7 +25,6 @@ from sa_hygiene.delivery.manager_controls import (
 
 MANAGER_REFUSAL = ("Only a manager of this record's SA or owner (in Salesforce, directly or up the chain), or a "
                    "member of the region's manager group, can do this. Nothing was changed.")  # fmt: skip
-MAX_CHAIN = 30  # ManagerId hops followed at most (a loop in the org's data must not hang a click)
 
 
 def action_problem(body: dict) -> str | None:
@@ -57,22 +56,10 @@ def view_problem(body: dict) -> str | None:
     return None if snooze_meta(body["view"]) is not None else "malformed view"
 
 
-def chain_of(people, user_id: str | None) -> list[str]:
-    """The Id keys of a user's managers, nearest first (a loop in the data ends the walk)."""
-    out: list[str] = []
-    person = people.by_id(user_id)
-    while (
-        person is not None and person.manager_key and person.manager_key not in out and len(out) < MAX_CHAIN
-    ):
-        out.append(person.manager_key)
-        person = people.by_id(person.manager_key)
-    return out
-
-
 def may_manage(cfg: Config, people, regions, actor, targets: list[str | None], region_of: str | None) -> bool:
     """``actor`` manages one of ``targets`` (the record's SA, its owner), directly or up the chain,
     or is in the manager group of region ``region_of`` (a region key)."""
-    if any(actor.key in chain_of(people, t) for t in targets if isinstance(t, str)):
+    if any(actor.key in people.managers(t) for t in targets if isinstance(t, str)):
         return True
     group = {e.strip().lower() for e in cfg.managers.groups.get(region_of or "", [])}
     return bool(actor.email) and actor.email.lower() in group
