@@ -13,21 +13,12 @@ Rows are scoped by the sink's workspace like the ledger's, in the same database.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
 
 from sqlalchemy import Column, Connection, Float, MetaData, String, Table, select, update
-from sqlalchemy.exc import SQLAlchemyError
 
-from sa_hygiene.state.db import (
-    DatabaseError,
-    connect,
-    ensure_schema,
-    insert_ignoring_conflicts,
-    reason,
-    safe_url,
-)
+from sa_hygiene.state.db import Database, insert_ignoring_conflicts
 
 WHAT = "the activity posts"
 LIVE, DELETED = "live", "deleted"
@@ -63,23 +54,10 @@ class Post:
     edited_by: str | None
 
 
-class ActivityPosts:
+class ActivityPosts(Database):
     """Posts by delivery key and by record, in the ledger's database."""
 
-    def __init__(self, url: str) -> None:
-        self.url = url
-        self.engine = connect(url, WHAT)
-        ensure_schema(self.engine, WHAT, "activity_posts", metadata, {})
-
-    def close(self) -> None:
-        self.engine.dispose()
-
-    def _run(self, fn: Callable[[Connection], Any]) -> Any:
-        try:
-            with self.engine.begin() as conn:
-                return fn(conn)
-        except SQLAlchemyError as exc:
-            raise DatabaseError(f"{WHAT} {safe_url(self.url)}: {reason(exc)}") from None
+    what, component, metadata = WHAT, "activity_posts", metadata
 
     def remember(self, workspace: str, key: str, record_id: str, workflow: str, channel: str, ts: str,
                  content: str) -> None:  # fmt: skip
