@@ -16,6 +16,7 @@ from typing import Any
 import pandas as pd
 
 from sa_hygiene.contract.config import FACTS, Config
+from sa_hygiene.contract.schema import object_of
 from sa_hygiene.delivery.blockkit import cut, esc, record_link
 from sa_hygiene.engine.routing import Directory
 from sa_hygiene.source.snapshot import Snapshot
@@ -103,7 +104,7 @@ class DigestRecords:
         """(object, readable name) of a Related To / suggested record."""
         if not isinstance(record_id, str):
             return "", ""
-        obj = {"006": "Opportunity", "001": "Account", "003": "Contact", "00Q": "Lead"}.get(record_id[:3], "")
+        obj = object_of(record_id, ("Opportunity", "Account", "Contact", "Lead"))
         row = self.row(obj, record_id) if obj in self.tables else None
         return obj, (row.get("name") if row and isinstance(row.get("name"), str) else record_id)
 

@@ -16,6 +16,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from sa_hygiene.contract.schema import is_id_of, object_of
 from sa_hygiene.delivery.blockkit import ITEM_MENU, OPTION_VALUE_CHARS, is_salesforce_id, item_value
 
 LOG_VIEW = "sa_log_form"  # callback_id of the log-it modal
@@ -261,7 +262,7 @@ def command_check(body: dict) -> str | None:
 
 
 def is_opportunity_id(value: Any) -> bool:
-    return is_salesforce_id(value) and value.startswith("006")
+    return is_salesforce_id(value) and is_id_of("Opportunity", value)
 
 
 NOT_SENT = "That item is not one this app sent you: nothing was changed."
@@ -294,7 +295,7 @@ def record_missing(snapshot, record_id: str) -> str | None:
     """Why a card's record cannot be acted on (no such opportunity or account), or None."""
     if not record_id:
         return None
-    obj = {"006": "Opportunity", "001": "Account"}.get(record_id[:3])
+    obj = object_of(record_id, ("Opportunity", "Account"))
     table = snapshot.tables.get(obj) if obj else None
     if table is None or not (table["key"] == record_id[:15]).any():
         return f"{NOT_SENT} (no such opportunity or account in the latest snapshot)"
