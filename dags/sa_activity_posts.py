@@ -18,19 +18,16 @@ neither Salesforce nor Slack. Stale changes are told to the operations channel o
 Params: `dry_run` (the outbox instead of Slack; the feed window is not advanced).
 """
 
-from datetime import timedelta
-
-from airflow.sdk import CronTriggerTimetable, dag, get_current_context, task
+from airflow.sdk import dag, get_current_context, task
 
 from sa_hygiene.contract.config import load_config
-from sa_hygiene.dag_support import NETWORK_RETRIES, START, TAGS, default_args, run_params
+from sa_hygiene.dag_support import NETWORK_RETRIES, START, TAGS, default_args, every_minutes, run_params
 
 CFG = load_config()
-EVERY = CFG.schedule.activity_posts_every_minutes
 
 
 @dag(
-    schedule=CronTriggerTimetable(f"*/{EVERY} * * * *", timezone="UTC", interval=timedelta(minutes=EVERY)),
+    schedule=every_minutes(CFG.schedule.activity_posts_every_minutes),
     start_date=START,
     catchup=False,
     max_active_runs=1,
