@@ -15,6 +15,10 @@ is retried, re-run or overlaps. A Task changed or deleted in Salesforce since is
 (or marked deleted) in the same run. A run with nothing new reuses the last evaluation and calls
 neither Salesforce nor Slack. Stale changes are told to the operations channel once.
 
+A deployment posts from its first run on: that run records where its posts start and posts
+nothing of the backlog before it (no channel flooded with the day so far); nothing created after
+the start is lost.
+
 Params: `dry_run` (the outbox instead of Slack; the feed window is not advanced).
 """
 
