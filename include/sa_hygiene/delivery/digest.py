@@ -192,8 +192,9 @@ class Renderer:
                     content.append(context(f"*{esc(other.title)}*: _{esc(text)}_"))
                 told.add(w)
             for record_id in self._ordered(wf.object, ids, by_record, overdue="task_overdue" in wf.message.show):
-                item = sections(self.items.render(wf.object, record_id, by_record[record_id], wid))
-                if group.slot == "sa_digest" and group.recipient["type"] == "user":
+                fixes = group.slot == "sa_digest" and group.recipient["type"] == "user"
+                item = sections(self.items.render(wf.object, record_id, by_record[record_id], wid, fixes=fixes))
+                if fixes:
                     item[0] = self.with_menu(item[0], wid, wf.object, record_id, group.recipient["id"])
                     item += self.fix_actions(record_id, by_record[record_id])
                 elif group.slot == "regional_digest" and group.recipient["type"] == "channel":  # managers: assign an SA
