@@ -15,22 +15,23 @@ is retried, re-run or overlaps. A Task changed or deleted in Salesforce since is
 (or marked deleted) in the same run. A run with nothing new reuses the last evaluation and calls
 neither Salesforce nor Slack. Stale changes are told to the operations channel once.
 
+A deployment posts from its first run on: that run records where its posts start and posts
+nothing of the backlog before it (no channel flooded with the day so far); nothing created after
+the start is lost.
+
 Params: `dry_run` (the outbox instead of Slack; the feed window is not advanced).
 """
 
-from datetime import timedelta
-
-from airflow.sdk import CronTriggerTimetable, dag, get_current_context, task
+from airflow.sdk import dag, get_current_context, task
 
 from sa_hygiene.contract.config import load_config
-from sa_hygiene.dag_support import NETWORK_RETRIES, START, TAGS, default_args, run_params
+from sa_hygiene.dag_support import NETWORK_RETRIES, START, TAGS, default_args, every_minutes, run_params
 
 CFG = load_config()
-EVERY = CFG.schedule.activity_posts_every_minutes
 
 
 @dag(
-    schedule=CronTriggerTimetable(f"*/{EVERY} * * * *", timezone="UTC", interval=timedelta(minutes=EVERY)),
+    schedule=every_minutes(CFG.schedule.activity_posts_every_minutes),
     start_date=START,
     catchup=False,
     max_active_runs=1,

@@ -12,18 +12,16 @@ high-water mark, and the next run fetches from there. A new snapshot starts a ne
 logs the API calls it made (`Sforce-Limit-Info`). With a folder source there is nothing to pull.
 """
 
-from datetime import timedelta
-
-from airflow.sdk import CronTriggerTimetable, dag, get_current_context, task
+from airflow.sdk import dag, get_current_context, task
 
 from sa_hygiene.contract.config import load_config
-from sa_hygiene.dag_support import CHANGES, NETWORK_RETRIES, START, TAGS, default_args
+from sa_hygiene.dag_support import CHANGES, NETWORK_RETRIES, START, TAGS, default_args, every_minutes
 
 CFG = load_config()
 
 
 @dag(
-    schedule=CronTriggerTimetable("*/15 * * * *", timezone="UTC", interval=timedelta(minutes=15)),
+    schedule=every_minutes(15),
     start_date=START,
     catchup=False,
     max_active_runs=1,

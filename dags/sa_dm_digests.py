@@ -11,18 +11,24 @@ local date and changes version is kept in the store and reused by the runs that 
 Params: `sa` (a User Id: send that person's digest now), `as_of`, `dry_run`.
 """
 
-from datetime import timedelta
-
-from airflow.sdk import CronTriggerTimetable, Param, dag, get_current_context, task
+from airflow.sdk import Param, dag, get_current_context, task
 
 from sa_hygiene.contract.config import load_config
-from sa_hygiene.dag_support import NETWORK_RETRIES, NO_RETRIES, START, TAGS, default_args, run_params
+from sa_hygiene.dag_support import (
+    NETWORK_RETRIES,
+    NO_RETRIES,
+    START,
+    TAGS,
+    default_args,
+    every_minutes,
+    run_params,
+)
 
 CFG = load_config()
 
 
 @dag(
-    schedule=CronTriggerTimetable("*/15 * * * *", timezone="UTC", interval=timedelta(minutes=15)),
+    schedule=every_minutes(15),
     start_date=START,
     catchup=False,
     max_active_runs=1,

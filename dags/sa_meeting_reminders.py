@@ -13,19 +13,24 @@ delivery ledger keys reminders by meeting.
 Params: `since`/`until` (ISO date-times, a window by hand), `dry_run`.
 """
 
-from datetime import timedelta
-
-from airflow.sdk import CronTriggerTimetable, Param, dag, get_current_context, task
+from airflow.sdk import Param, dag, get_current_context, task
 
 from sa_hygiene.contract.config import load_config
-from sa_hygiene.dag_support import NETWORK_RETRIES, NO_RETRIES, START, TAGS, default_args, run_params
+from sa_hygiene.dag_support import (
+    NETWORK_RETRIES,
+    NO_RETRIES,
+    START,
+    TAGS,
+    default_args,
+    every_minutes,
+    run_params,
+)
 
 CFG = load_config()
 
 
 @dag(
-    schedule=CronTriggerTimetable(f"*/{CFG.schedule.reminder_every_minutes} * * * *", timezone="UTC",
-                                  interval=timedelta(minutes=CFG.schedule.reminder_every_minutes)),  # fmt: skip
+    schedule=every_minutes(CFG.schedule.reminder_every_minutes),
     start_date=START,
     catchup=False,
     max_active_runs=1,

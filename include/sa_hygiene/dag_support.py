@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from airflow.sdk import Asset, BaseNotifier, Param
+from airflow.sdk import Asset, BaseNotifier, CronTriggerTimetable, Param
 
 from sa_hygiene.contract.config import Config
 
@@ -89,3 +89,9 @@ def run_params(**extra: Param) -> dict[str, Param]:
         **extra,
     }
 
+
+
+def every_minutes(n: int) -> CronTriggerTimetable:
+    """A schedule every ``n`` minutes on the UTC clock (``*/n``), each run's data interval the
+    ``n`` minutes before it: what the feed, the posts, the reminders and the 15-minute digests share."""
+    return CronTriggerTimetable(f"*/{n} * * * *", timezone="UTC", interval=timedelta(minutes=n))

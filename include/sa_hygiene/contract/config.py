@@ -18,7 +18,8 @@ branches on a workflow's id (``WorkflowMessage``):
   fields of a change workflow, "N days overdue", a task's description or its Chorus recording,
   the record a meeting should be logged on); each belongs to items of one object;
 - ``when_closed``: a sentence an opportunity's item adds when the opportunity is closed (the
-  Chatter way for fields an SA can no longer edit).
+  Chatter way for fields an SA can no longer edit). A workflow with a ``fix`` speaks of its
+  button there, so the sentence is left out of items shown without the button (a channel's).
 
 ``message: "a sentence"`` is short for ``message: {text: "a sentence"}``, expanded in each file
 before merging, so a user who rewords a workflow keeps the facts it shows.

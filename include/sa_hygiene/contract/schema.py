@@ -9,8 +9,9 @@ time without paying for heavy imports.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 Kind = Literal["id", "ref", "text", "date", "datetime", "bool", "number", "multi"]
 
@@ -148,6 +149,18 @@ PREFIX = {
     # A custom object's prefix varies by org: the configuration's ``key_prefixes`` overrides it.
     "Proof_of_Value__c": "a0P",
 }
+# The objects whose prefix is the same in every org (Salesforce's own): an Id tells which it is.
+STANDARD_OBJECTS = tuple(o for o in PREFIX if o not in OPTIONAL_OBJECTS)
+
+
+def is_id_of(obj: str, record_id: Any) -> bool:
+    """``record_id`` carries ``obj``'s key prefix (its form is not checked here)."""
+    return isinstance(record_id, str) and record_id.startswith(PREFIX[obj])
+
+
+def object_of(record_id: Any, among: Collection[str] = STANDARD_OBJECTS) -> str:
+    """The object of ``among`` whose key prefix ``record_id`` carries, or "" when none."""
+    return next((obj for obj in among if is_id_of(obj, record_id)), "")
 
 
 def default_field_map() -> dict[str, dict[str, str]]:

@@ -22,6 +22,7 @@ from datetime import date
 
 from sa_hygiene.contract.config import Config
 from sa_hygiene.contract.recipients import as_recipient, encode
+from sa_hygiene.contract.schema import is_id_of
 from sa_hygiene.delivery.blockkit import (
     Message,
     context,
@@ -75,10 +76,10 @@ class PostWriter:
         self.records = _Records(snapshot, cfg)
         self.records.prepare("Task", record_ids)
         whats = [(self.records.row("Task", r) or {}).get("what_id") for r in record_ids]
-        opps = [w for w in whats if isinstance(w, str) and w.startswith("006")]
+        opps = [w for w in whats if is_id_of("Opportunity", w)]
         self.records.prepare("Opportunity", opps)
         accounts = [(self.records.row("Opportunity", o) or {}).get("account_id") for o in opps]
-        self.records.prepare("Account", [*accounts, *(w for w in whats if isinstance(w, str) and w.startswith("001"))])
+        self.records.prepare("Account", [*accounts, *(w for w in whats if is_id_of("Account", w))])
         self.items = ItemWriter(cfg, self.records, as_of)
 
     def render(self, workflow: str, record_id: str, edited_by: str | None = None) -> tuple[str, list[dict]]:

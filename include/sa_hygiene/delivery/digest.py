@@ -25,6 +25,7 @@ import pandas as pd
 
 from sa_hygiene.contract.config import FIXES, Config
 from sa_hygiene.contract.recipients import as_recipient, encode
+from sa_hygiene.contract.schema import is_id_of
 from sa_hygiene.delivery.blockkit import (
     ITEM_MENU,
     LOG_IT,
@@ -192,8 +193,9 @@ class Renderer:
                     content.append(context(f"*{esc(other.title)}*: _{esc(text)}_"))
                 told.add(w)
             for record_id in self._ordered(wf.object, ids, by_record, overdue="task_overdue" in wf.message.show):
-                item = sections(self.items.render(wf.object, record_id, by_record[record_id], wid))
-                if group.slot == "sa_digest" and group.recipient["type"] == "user":
+                fixes = group.slot == "sa_digest" and group.recipient["type"] == "user"
+                item = sections(self.items.render(wf.object, record_id, by_record[record_id], wid, fixes=fixes))
+                if fixes:
                     item[0] = self.with_menu(item[0], wid, wf.object, record_id, group.recipient["id"])
                     item += self.fix_actions(record_id, by_record[record_id])
                 elif group.slot == "regional_digest" and group.recipient["type"] == "channel":  # managers: assign an SA
@@ -346,14 +348,14 @@ def build_messages(
     related = [a.get("suggested_what_id") for a in alerts] + [
         (records.row("Task", a["record_id"]) or {}).get("what_id") for a in alerts if a["object"] == "Task"
     ]
-    opp_ids = [r for r in related if isinstance(r, str) and r.startswith("006")]
+    opp_ids = [r for r in related if is_id_of("Opportunity", r)]
     opp_ids += [a["record_id"] for a in named if a["object"] == "Opportunity"]
     opp_ids += [(records.row("Proof_of_Value__c", a["record_id"]) or {}).get("opportunity_id")
                 for a in named if a["object"] == "Proof_of_Value__c"]  # fmt: skip
     opp_ids = [o for o in opp_ids if isinstance(o, str)]
     records.prepare("Opportunity", opp_ids)
     accounts = [(records.row("Opportunity", o) or {}).get("account_id") for o in opp_ids]
-    records.prepare("Account", [*accounts, *(r for r in related if isinstance(r, str) and r.startswith("001"))])
+    records.prepare("Account", [*accounts, *(r for r in related if is_id_of("Account", r))])
 
     renderer = Renderer(cfg, records, as_of, notice, fixed, snoozed)
     renderer.fixing = fixing or {}

@@ -16,6 +16,7 @@ from typing import Any
 import pandas as pd
 
 from sa_hygiene.contract.config import FACTS, Config
+from sa_hygiene.contract.schema import object_of
 from sa_hygiene.delivery.blockkit import cut, esc, record_link
 from sa_hygiene.engine.routing import Directory
 from sa_hygiene.source.snapshot import Snapshot
@@ -104,7 +105,7 @@ class DigestRecords:
         """(object, readable name) of a Related To / suggested record."""
         if not isinstance(record_id, str):
             return "", ""
-        obj = {"006": "Opportunity", "001": "Account", "003": "Contact", "00Q": "Lead"}.get(record_id[:3], "")
+        obj = object_of(record_id, ("Opportunity", "Account", "Contact", "Lead"))
         row = self.row(obj, record_id) if obj in self.tables else None
         return obj, (row.get("name") if row and isinstance(row.get("name"), str) else record_id)
 
@@ -179,7 +180,7 @@ class ItemWriter:
             chosen.update(f for f in self.cfg.workflows[a["workflow"]].message.show if FACTS[f].scope == "record")
         return chosen
 
-    def opportunity(self, record_id: str, alerts: list[dict], section_wf: str) -> str:
+    def opportunity(self, record_id: str, alerts: list[dict], section_wf: str, fixes: bool = True) -> str:
         o = self.records.row("Opportunity", record_id) or {}
         chosen = self.chosen_facts(alerts, section_wf)
         acc = self.records.row("Account", o.get("account_id")) if o else None
@@ -215,7 +216,8 @@ class ItemWriter:
         lines += self._changes(record_id, chosen)
         lines += self._issues(alerts, skip=section_wf)
         if o.get("is_closed") is True:
-            closed = (self.cfg.workflows[a["workflow"]].message.when_closed for a in alerts)
+            workflows = [self.cfg.workflows[a["workflow"]] for a in alerts]
+            closed = (wf.message.when_closed for wf in workflows if fixes or not wf.fix)
             lines += [f"_{esc(text)}_" for text in dict.fromkeys(closed) if text]
         return "\n".join(self._with_age(lines, alerts))
 
@@ -247,9 +249,12 @@ class ItemWriter:
             out.append(f"Primary SA {esc(name(was.get('sa')))} → *{esc(new)}*")
         return out
 
-    def render(self, obj: str, record_id: str, alerts: list[dict], section_wf: str) -> str:
-        """The item of a record of ``obj`` (an opportunity, a task, a Proof of Value, a user)."""
-        writers = {"Opportunity": self.opportunity, "Proof_of_Value__c": self.proof_of_value, "User": self.user}
+    def render(self, obj: str, record_id: str, alerts: list[dict], section_wf: str, *, fixes: bool = True) -> str:
+        """The item of a record of ``obj`` (an opportunity, a task, a Proof of Value, a user);
+        ``fixes``: it carries its workflows' fix buttons (a DM's item), which ``when_closed`` may name."""
+        if obj == "Opportunity":
+            return self.opportunity(record_id, alerts, section_wf, fixes)
+        writers = {"Proof_of_Value__c": self.proof_of_value, "User": self.user}
         return writers.get(obj, self.task)(record_id, alerts, section_wf)
 
     def proof_of_value(self, record_id: str, alerts: list[dict], section_wf: str) -> str:

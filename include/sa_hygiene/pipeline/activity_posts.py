@@ -16,6 +16,11 @@ creation. A run:
 4. posts the new ones through the ledger, keyed by channel and record: a retry, a re-run or an
    overlapping run posts nothing twice, and a window re-read posts nothing again;
 5. tells the operations channel once when the changes are stale; then advances the feed.
+
+A deployment posts from its first run on (``state.posts``: where each workspace's posts start):
+that run records its window's end as the start and posts nothing, and no later window reaches
+back before it, so a new channel is not flooded with the day's backlog, and nothing created
+after the start is lost or posted twice.
 """
 
 from __future__ import annotations
@@ -24,7 +29,14 @@ import logging
 from datetime import datetime, timedelta
 
 from sa_hygiene.contract.config import Config
-from sa_hygiene.pipeline.evaluation import advance_feed, evaluate_latest, feed_window, read_alerts, run_folder
+from sa_hygiene.pipeline.evaluation import (
+    advance_feed,
+    as_utc,
+    evaluate_latest,
+    feed_window,
+    read_alerts,
+    run_folder,
+)
 from sa_hygiene.pipeline.sending import deliver_messages, open_sink
 from sa_hygiene.pipeline.snapshots import snapshot_store
 
@@ -76,17 +88,23 @@ def post_activities(
             sink = sink if sink is not None else open_sink(cfg, run_id, delivery="outbox" if dry_run else None)
             out["stale"] = tell_stale_changes(cfg, pulled, run_id, sink=sink, ledger_url=ledger_url)
         return out
-    since -= timedelta(minutes=cfg.changes.overlap_minutes)
-    run = evaluate_latest(cfg, until.date(), since, until, out=run_folder(cfg, FEED, run_id), now=now or until,
-                          with_changes=True, cache=True, workflows=workflows)  # fmt: skip
-    run = run.model_copy(update={"feed": FEED})
-    alerts = [a for a in read_alerts(run.alerts, cfg) if a["workflow"] in workflows]
-    changed = changed_records(run.changes, cfg, "Task")
     url = ledger_url or cfg.slack.ledger_url
     sink = sink if sink is not None else open_sink(cfg, run_id, delivery="outbox" if dry_run else None)
     workspace = sink.workspace
     posts = ActivityPosts(cfg.state.url or url)  # where the Slack app reads them too (its state database)
     try:
+        start, first = posts.start(workspace, as_utc(until))
+        since = max(as_utc(since) - timedelta(minutes=cfg.changes.overlap_minutes), start)
+        if first:
+            log.info("activity posts start at %s in %s: what came before is not posted", start.isoformat(), workspace)
+            return out | {"started": start.isoformat()}
+        if since >= as_utc(until):  # the feed has not moved since the start
+            return out | {"nothing_new": True}
+        run = evaluate_latest(cfg, until.date(), since, until, out=run_folder(cfg, FEED, run_id), now=now or until,
+                              with_changes=True, cache=True, workflows=workflows)  # fmt: skip
+        run = run.model_copy(update={"feed": FEED})
+        alerts = [a for a in read_alerts(run.alerts, cfg) if a["workflow"] in workflows]
+        changed = changed_records(run.changes, cfg, "Task")
         touched = posts.of_records(workspace, changed)
         messages = []
         if alerts or touched:

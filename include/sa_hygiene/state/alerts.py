@@ -53,7 +53,7 @@ from sqlalchemy import (
 from sqlalchemy.exc import SQLAlchemyError
 
 from sa_hygiene.contract.recipients import encode
-from sa_hygiene.state.db import DatabaseError, connect, ensure_schema, reason, safe_url, upsert
+from sa_hygiene.state.db import Database, upsert
 
 COMPONENT = "alert_state"
 WHAT = "the alert state"
@@ -186,24 +186,12 @@ class Memory:
     recorded: bool = True
 
 
-class AlertState:
+class AlertState(Database):
+    what, component, metadata, upgrades = WHAT, COMPONENT, metadata, UPGRADES
+
     def __init__(self, url: str, news: Iterable[str] = ()):
-        self.url = url
         self.news = set(news)
-        self.engine = connect(url, WHAT)
-        ensure_schema(self.engine, WHAT, COMPONENT, metadata, UPGRADES)
-
-    def close(self) -> None:
-        self.engine.dispose()
-
-    def __enter__(self) -> AlertState:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
-
-    def _fail(self, exc: SQLAlchemyError) -> DatabaseError:
-        return DatabaseError(f"{WHAT} {safe_url(self.url)}: {reason(exc)}")
+        super().__init__(url)
 
     def _lock(self, conn: Connection) -> None:
         if conn.dialect.name == "postgresql":

@@ -25,10 +25,10 @@ naming it (password hidden), never a driver traceback.
 from __future__ import annotations
 
 import zlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, ClassVar, TypeVar
 
 from sqlalchemy import (
     Column,
@@ -204,3 +204,47 @@ def in_transaction(engine: Engine, what: str, fn: Callable[[Connection], T]) -> 
             return fn(conn)
     except SQLAlchemyError as exc:
         raise DatabaseError(f"{what} {engine.url.render_as_string(hide_password=True)}: {reason(exc)}") from None
+
+
+class Database:
+    """One component of a project database (the ledger, the posts, the forms...): opening it
+    connects and brings its schema current; each call is one transaction, and whatever
+    SQLAlchemy raises becomes one ``error`` naming the database (password hidden).
+
+    A subclass names its component: ``what`` (in errors), ``component`` (its row in
+    ``sa_hygiene_schema``), ``metadata`` (its tables) and ``upgrades`` (``ensure_schema``'s)."""
+
+    what: ClassVar[str]
+    component: ClassVar[str]
+    metadata: ClassVar[MetaData]
+    upgrades: ClassVar[dict[int, Upgrade]] = {}
+    error: ClassVar[type[DatabaseError]] = DatabaseError
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.engine = connect(url, self.what)
+        ensure_schema(self.engine, self.what, self.component, self.metadata, self.upgrades)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def _fail(self, exc: SQLAlchemyError) -> DatabaseError:
+        return self.error(f"{self.what} {safe_url(self.url)}: {reason(exc)}")
+
+    @contextmanager
+    def _begin(self) -> Iterator[Connection]:
+        try:
+            with self.engine.begin() as conn:
+                yield conn
+        except SQLAlchemyError as exc:
+            raise self._fail(exc) from None
+
+    def _run(self, fn: Callable[[Connection], Any]) -> Any:
+        with self._begin() as conn:
+            return fn(conn)

@@ -15,21 +15,11 @@ Task up in Salesforce before creating one.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 from sqlalchemy import Column, Connection, DateTime, MetaData, String, Table, delete, select, update
-from sqlalchemy.exc import SQLAlchemyError
 
-from sa_hygiene.state.db import (
-    DatabaseError,
-    connect,
-    ensure_schema,
-    insert_ignoring_conflicts,
-    reason,
-    safe_url,
-)
+from sa_hygiene.state.db import Database, insert_ignoring_conflicts
 
 metadata = MetaData()
 submissions = Table(
@@ -63,20 +53,10 @@ COMPONENT = "slack_app"  # its row in sa_hygiene_schema: kept as the first datab
 WHAT = "the Slack app's submissions"
 
 
-class FormSubmissions:
+class FormSubmissions(Database):
     """Claims on modal views in the state database, so that each creates at most one Task."""
 
-    def __init__(self, url: str):
-        self.url = url
-        self.engine = connect(url, WHAT)
-        ensure_schema(self.engine, WHAT, COMPONENT, metadata, {})
-
-    def _run(self, fn: Callable[[Connection], Any]) -> Any:
-        try:
-            with self.engine.begin() as conn:
-                return fn(conn)
-        except SQLAlchemyError as exc:
-            raise DatabaseError(f"{WHAT} {safe_url(self.url)}: {reason(exc)}") from None
+    what, component, metadata = WHAT, COMPONENT, metadata
 
     def claim(self, view_id: str) -> bool:
         """True for the first claim of a view; False while another submission holds it or after it is done."""
@@ -126,6 +106,3 @@ class FormSubmissions:
     def release_meeting(self, meeting_id: str) -> None:
         """Salesforce refused the Task: the meeting may be logged by any form again."""
         self._run(lambda c: c.execute(delete(meetings).where(meetings.c.meeting_id == meeting_id)))
-
-    def close(self) -> None:
-        self.engine.dispose()

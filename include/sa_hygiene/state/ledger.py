@@ -39,8 +39,6 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
@@ -59,18 +57,9 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.exc import SQLAlchemyError
 
 from sa_hygiene.contract.recipients import USER
-from sa_hygiene.state.db import (
-    DatabaseError,
-    connect,
-    ensure_schema,
-    insert_ignoring_conflicts,
-    reason,
-    safe_url,
-    upsert,
-)
+from sa_hygiene.state.db import Database, DatabaseError, insert_ignoring_conflicts, upsert
 
 NEW, PENDING, SENT, UNCONFIRMED, FAILED = "new", "pending", "sent", "unconfirmed", "failed"
 DONE = (SENT, UNCONFIRMED)
@@ -192,30 +181,19 @@ def _part(r) -> Part:
     )  # fmt: skip
 
 
-class Ledger:
+class Ledger(Database):
     """Delivery states, leases and Slack id caches in one SQL database (``sqlite:///...`` or
     ``postgresql+psycopg://...``)."""
 
+    what, component, metadata, upgrades, error = WHAT, "ledger", metadata, UPGRADES, LedgerError
+
     def __init__(self, url: str, *, cache_hours: float = 24.0, lease_seconds: float = 300.0) -> None:
-        self.url = safe_url(url)
         self.cache_seconds = cache_hours * 3600
         self.lease_seconds = lease_seconds
         try:
-            self.engine = connect(url, WHAT)
-            ensure_schema(self.engine, WHAT, "ledger", metadata, UPGRADES)
+            super().__init__(url)
         except DatabaseError as exc:
             raise LedgerError(str(exc)) from None
-
-    def close(self) -> None:
-        self.engine.dispose()
-
-    @contextmanager
-    def _begin(self) -> Iterator[Connection]:
-        try:
-            with self.engine.begin() as conn:
-                yield conn
-        except SQLAlchemyError as exc:
-            raise LedgerError(f"{WHAT} {self.url}: {reason(exc)}") from None
 
     # ------------------------------------------------------------------ deliveries
 

@@ -7,21 +7,11 @@ In the state database beside the alert state, so every process serving the Slack
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import UTC, date, datetime
-from typing import Any
 
-from sqlalchemy import Column, Connection, Date, DateTime, Integer, MetaData, String, Table, delete, select
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy import Column, Date, DateTime, Integer, MetaData, String, Table, delete, select
 
-from sa_hygiene.state.db import (
-    DatabaseError,
-    connect,
-    ensure_schema,
-    insert_ignoring_conflicts,
-    reason,
-    safe_url,
-)
+from sa_hygiene.state.db import Database, insert_ignoring_conflicts
 
 metadata = MetaData()
 nudges = Table(
@@ -58,29 +48,10 @@ COMPONENT = "slack_managers"
 WHAT = "the managers' actions from Slack"
 
 
-class ManagerActions:
+class ManagerActions(Database):
     """Nudges, writes and claims in the state database; every failure is a ``DatabaseError``."""
 
-    def __init__(self, url: str):
-        self.url = url
-        self.engine = connect(url, WHAT)
-        ensure_schema(self.engine, WHAT, COMPONENT, metadata, {})
-
-    def __enter__(self) -> ManagerActions:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
-
-    def close(self) -> None:
-        self.engine.dispose()
-
-    def _run(self, fn: Callable[[Connection], Any]) -> Any:
-        try:
-            with self.engine.begin() as conn:
-                return fn(conn)
-        except SQLAlchemyError as exc:
-            raise DatabaseError(f"{WHAT} {safe_url(self.url)}: {reason(exc)}") from None
+    what, component, metadata = WHAT, COMPONENT, metadata
 
     def nudge(self, record_id: str, day: date, by: str, owner_id: str) -> bool:
         """True for the first nudge of the record on ``day``; False when someone nudged it already."""

@@ -8,26 +8,23 @@ differs from what Slack shows: re-runs and overlapping runs make no call, and tw
 at once agree (the change is a compare-and-swap on the hash).
 
 Rows are scoped by the sink's workspace like the ledger's, in the same database.
+
+**Where posts start.** A deployment posts what happens from its first run on, not the day's
+backlog (a channel flooded with a hundred old activities at once is noise nobody reads): each
+workspace's first run records its data time as the start (``start``), and no run posts anything
+created before it. A database upgraded from before the start was kept has started already.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from datetime import UTC, datetime
 
-from sqlalchemy import Column, Connection, Float, MetaData, String, Table, select, update
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy import Column, Connection, Float, MetaData, String, Table, literal, select, update
 
-from sa_hygiene.state.db import (
-    DatabaseError,
-    connect,
-    ensure_schema,
-    insert_ignoring_conflicts,
-    reason,
-    safe_url,
-)
+from sa_hygiene.state.db import Database, insert_ignoring_conflicts
 
 WHAT = "the activity posts"
 LIVE, DELETED = "live", "deleted"
@@ -48,6 +45,19 @@ activity_posts = Table(
     Column("edited_by", String(200)),  # who last updated it from Slack
     Column("updated_at", Float, nullable=False),
 )
+starts = Table(
+    "slack_activity_posts_start",
+    metadata,
+    Column("workspace", String(200), primary_key=True),
+    Column("started_at", Float, nullable=False),  # Unix seconds: the data time of the first run
+)
+
+
+def _add_starts(conn: Connection) -> None:
+    """Version 2: where posts start; a workspace that posted before it was kept started long ago."""
+    starts.create(conn, checkfirst=True)
+    posted = select(activity_posts.c.workspace, literal(0.0)).distinct()
+    conn.execute(starts.insert().from_select(["workspace", "started_at"], posted))
 
 
 @dataclass(frozen=True)
@@ -63,23 +73,22 @@ class Post:
     edited_by: str | None
 
 
-class ActivityPosts:
+class ActivityPosts(Database):
     """Posts by delivery key and by record, in the ledger's database."""
 
-    def __init__(self, url: str) -> None:
-        self.url = url
-        self.engine = connect(url, WHAT)
-        ensure_schema(self.engine, WHAT, "activity_posts", metadata, {})
+    what, component, metadata, upgrades = WHAT, "activity_posts", metadata, {2: _add_starts}
 
-    def close(self) -> None:
-        self.engine.dispose()
+    def start(self, workspace: str, at: datetime) -> tuple[datetime, bool]:
+        """(where the workspace's posts start, whether this call started them): the first call
+        records ``at``; every later one, in any process, reads what the first recorded."""
+        row = {"workspace": workspace, "started_at": at.timestamp()}
 
-    def _run(self, fn: Callable[[Connection], Any]) -> Any:
-        try:
-            with self.engine.begin() as conn:
-                return fn(conn)
-        except SQLAlchemyError as exc:
-            raise DatabaseError(f"{WHAT} {safe_url(self.url)}: {reason(exc)}") from None
+        def claim(conn: Connection) -> tuple[float, bool]:
+            first = insert_ignoring_conflicts(conn, starts, row) == 1
+            return conn.execute(select(starts.c.started_at).where(starts.c.workspace == workspace)).scalar_one(), first
+
+        started, first = self._run(claim)
+        return datetime.fromtimestamp(started, UTC), first
 
     def remember(self, workspace: str, key: str, record_id: str, workflow: str, channel: str, ts: str,
                  content: str) -> None:  # fmt: skip

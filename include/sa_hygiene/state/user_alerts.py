@@ -16,10 +16,9 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 
 from sqlalchemy import (
     Boolean,
@@ -36,7 +35,7 @@ from sqlalchemy import (
     update,
 )
 
-from sa_hygiene.state.db import connect, ensure_schema, in_transaction
+from sa_hygiene.state.db import Database
 
 COMPONENT = "user_alerts"
 WHAT = "the user alerts"
@@ -75,23 +74,10 @@ class StoredAlert:
         return self.status == "active"
 
 
-class UserAlerts:
-    def __init__(self, url: str):
-        self.url = url
-        self.engine = connect(url, WHAT)
-        ensure_schema(self.engine, WHAT, COMPONENT, metadata, {})
+class UserAlerts(Database):
+    """People's own alerts, in the state database; every failure is a ``DatabaseError``."""
 
-    def close(self) -> None:
-        self.engine.dispose()
-
-    def __enter__(self) -> UserAlerts:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
-
-    def _run(self, fn: Callable[[Connection], Any]) -> Any:
-        return in_transaction(self.engine, WHAT, fn)
+    what, component, metadata = WHAT, COMPONENT, metadata
 
     def add(self, owner: str, name: str, spec: dict, max_per_user: int) -> str:
         """Save a new alert; LimitReached when ``owner`` has ``max_per_user`` already."""

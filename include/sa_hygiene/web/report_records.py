@@ -14,6 +14,7 @@ from typing import Any
 
 import pandas as pd
 
+from sa_hygiene.contract import schema
 from sa_hygiene.contract.config import Config
 from sa_hygiene.engine.routing import Directory
 from sa_hygiene.source.snapshot import Snapshot
@@ -169,4 +170,4 @@ def region_of(users: pd.Series, d: Directory) -> pd.Series:
 
 def object_of(record_id: str) -> str:
     """The object of a suggested record's or a snooze's Id (an opportunity or an account)."""
-    return {"006": "Opportunity", "001": "Account"}.get(record_id[:3], "")
+    return schema.object_of(record_id, ("Opportunity", "Account"))

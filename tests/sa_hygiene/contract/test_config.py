@@ -203,7 +203,7 @@ def test_rewording_a_workflow_keeps_the_facts_it_shows(tmp_path):
     # A list is replaced whole; the sentence it did not name stays.
     assert cfg.workflows["wf-03"].message.show == []
     assert cfg.workflows["wf-03"].message.text == load_config().workflows["wf-03"].message.text
-    assert cfg.workflows["wf-06"].message.when_closed.startswith("Closed: you cannot edit it.")
+    assert cfg.workflows["wf-06"].message.when_closed.startswith("Closed: you cannot edit it. Update tech evaluation asks")
 
 
 def test_a_mistake_in_the_default_workflows_names_their_file(tmp_path, monkeypatch):

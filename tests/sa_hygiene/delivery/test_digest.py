@@ -367,7 +367,7 @@ def test_messages_keep_what_a_reader_needs_to_act(tmp_path):
     recordings = all_text(next(m for m in messages if m.recipient.get("name") == "#sa-chorus-calls"))
     assert "<https://chorus.ai/meeting/AbC-123_x|Listen to the recording>" in recordings
     dm = all_text(next(m for m in messages if m.slot == "sa_digest" and m.recipient.get("id") == SA["id"]))
-    assert "Won Deal" in dm and "@Sales-Support" in dm and "Please review if any need more information" in dm
+    assert "Won Deal" in dm and "Update tech evaluation asks Sales Support" in dm and "Please review if any need more information" in dm
     reminder = all_text(next(m for m in messages if m.slot == "meeting_reminder"))
     # The contact's name when known, else the address in lower case; a gmail customer is a customer.
     assert "Pat Customer, kim.lee@gmail.com" in reminder and "PAT@GLOBEX.COM" not in reminder
@@ -476,3 +476,22 @@ def test_a_reassigned_item_says_yours_since_and_snoozed_items_are_counted(tmp_pa
     body = all_text(dm)
     assert f"_open 6 days, since {day(-6)}; yours since {day(-2)}_" in body
     assert f"1 item snoozed until {day(5)}" in body and "Put Away" not in body
+
+
+def test_a_closed_opportunity_s_item_says_what_its_update_button_does(tmp_path):
+    # wf-06 on a lost deal: the SA cannot edit it; the item's Update tech evaluation button posts
+    # the request to Sales Support in its Chatter feed, and the item says so (no "type the @").
+    lost = opportunity(owner_id=AE["id"], sa=SA["id"], stage="Closed Lost", is_closed="true", iacv="50000",
+                       te_start=day(-30), name="Lost Deal")  # fmt: skip
+    orphan = {**lost, "id": "0065e0000000OR1AAA", "sa": "", "name": "Orphan Lost Deal"}
+    messages, _ = run(tmp_path, {"Opportunity": [lost, orphan]})
+    # Without a Primary SA it goes to the region's channel, whose item has no such button: no sentence about it.
+    (regional,) = [m for m in messages if m.slot == "regional_digest"]
+    assert "Orphan Lost Deal" in all_text(regional) and "Sales Support" not in all_text(regional)
+    (dm,) = [m for m in messages if m.slot == "sa_digest"]
+    text = all_text(dm)
+    assert ("_Closed: you cannot edit it. Update tech evaluation asks Sales Support for you: enter the values and "
+            "it posts the request in the opportunity's Chatter feed._") in text
+    assert "type the @ yourself" not in text and "Update tech evaluation" in text
+    buttons = [e for part in dm.parts() for b in part if b["type"] == "actions" for e in b["elements"]]
+    assert [b["text"]["text"] for b in buttons] == ["Update tech evaluation"]

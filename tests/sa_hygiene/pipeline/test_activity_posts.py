@@ -60,14 +60,18 @@ def a_day(seed: int = 7) -> list[dict]:
 
 
 class Feed:
-    """The snapshot of 04:00 and a changes feed pulled by hand, as sa_changes does every 15 minutes."""
+    """The snapshot of 04:00 and a changes feed pulled by hand, as sa_changes does every 15 minutes.
+    ``started``: the deployment's first posts run was at 04:00 (it posts what happens from then on)."""
 
-    def __init__(self, cfg, tmp_path: Path):
+    def __init__(self, cfg, tmp_path: Path, started: bool = True):
         self.cfg, self.tmp = cfg, tmp_path
         self.store = SnapshotStore(cfg.store.url)
         snap = write_snapshot(tmp_path / "snap", {"User": [SA, SA2], "Account": [ACC], "Opportunity": [OPP]})
         self.ref = self.store.commit_folder(snap, TAKEN)
         self.rows: dict[str, dict] = {}
+        if started:
+            self.pull(TAKEN, [])
+            assert self.run(TAKEN, run_id="start")["started"] == TAKEN.isoformat()
 
     def pull(self, at: datetime, tasks: list[dict]) -> None:
         """A pull at ``at``: the feed is cumulative, every Task changed since the snapshot."""
@@ -197,6 +201,37 @@ def test_reruns_and_overlapping_runs_post_nothing_twice(tmp_path):
     assert (again["posted"], again["already_posted"]) == (0, len(day))
     counts = Counter({tid: len(p) for tid, p in posted(tmp_path / "outbox").items()})
     assert len(counts) == len(day) and set(counts.values()) == {1}
+
+
+def test_the_first_run_starts_the_posts_without_the_backlog_and_loses_nothing_after(tmp_path):
+    # A new deployment's first run at 12:00: the morning's 20-odd activities are not posted at once
+    # (a flooded channel); everything created after 12:00 is, once, late commits included.
+    cfg = config(tmp_path)
+    feed = Feed(cfg, tmp_path, started=False)
+    day, noon = a_day(), datetime(2026, 11, 24, 12, tzinfo=UTC)
+    before = [t for t in day if t["created"] < noon.strftime(STAMP)]
+    feed.pull(noon, before)
+    first = feed.run(noon)
+    assert first["started"] == noon.isoformat() and first["posted"] == 0 and posted(tmp_path / "outbox") == {}
+    # Committed late, both reaching the feed at 12:30: created at 11:55 (before the start, never
+    # posted) and at 12:13 (after it, in the overlap the feed re-reads).
+    early = task(id="00T5e0000098T01AAA", owner_id=SA["id"], what_id=OPP["id"], activity_types="Demo",
+                 created="2026-11-24T11:55:00Z", system_modstamp="2026-11-24T11:55:00Z")  # fmt: skip
+    late = task(id="00T5e0000099T01AAA", owner_id=SA["id"], what_id=OPP["id"], activity_types="Demo",
+                created="2026-11-24T12:13:00Z", system_modstamp="2026-11-24T12:13:00Z")  # fmt: skip
+    at = noon + EVERY
+    while at <= TAKEN + timedelta(hours=20):
+        visible = [t for t in day if t["created"] < at.strftime(STAMP)]
+        feed.pull(at, visible + ([early, late] if at >= noon + 2 * EVERY else []))
+        assert "started" not in feed.run(at)
+        at += EVERY
+    posts = posted(tmp_path / "outbox")
+    after = [t["id"] for t in day if t["created"] >= noon.strftime(STAMP)] + [late["id"]]
+    assert before and sorted(posts) == sorted(after)
+    assert {tid: len(p) for tid, p in posts.items() if len(p) != 1} == {}
+    # Another process's run says the same start; it does not start again.
+    again = Feed.run(feed, TAKEN + timedelta(hours=20), run_id="again")
+    assert "started" not in again and again["posted"] == 0
 
 
 def morning(tmp_path) -> tuple[Feed, datetime]:

@@ -16,39 +16,30 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from sa_hygiene.delivery.activity_posts import UPDATE_ACTIVITY
-from sa_hygiene.delivery.blockkit import (
-    ITEM_MENU,
-    LOG_IT,
-    OPEN_LINK,
-    OPTION_VALUE_CHARS,
-    UPDATE_TECH_EVAL,
-    is_salesforce_id,
-    item_value,
-)
-from sa_hygiene.delivery.manager_controls import SNOOZE_VIEW
-from sa_hygiene.web.slack_app import managing
+from sa_hygiene.contract.schema import is_id_of, object_of
+from sa_hygiene.delivery.blockkit import ITEM_MENU, OPTION_VALUE_CHARS, is_salesforce_id, item_value
 
 LOG_VIEW = "sa_log_form"  # callback_id of the log-it modal
 CONTACT_VIEW = "sa_contact_form"  # callback_id of the create-contact modal (/sa-create)
 LOG_ACTIVITY = "sa_log_activity"  # "Log activity" of a record card (/sa) or of /sa-create
 CREATE_CONTACT = "sa_create_contact"  # "Create contact" of /sa-create
-COMMANDS = {"/sa", "/sa-create"}
 RELATED_TO = "sa_related_to"  # the log form's Related To search (block_suggestion)
-ACTIONS = {ITEM_MENU, LOG_IT, OPEN_LINK, LOG_ACTIVITY, CREATE_CONTACT, UPDATE_TECH_EVAL, UPDATE_ACTIVITY}
 # What an item's value says to do; "act": an activity logged from a record card or /sa-create (no
 # meeting: the item's record is the card's, its recipient the person who asked), "contact": a
 # contact created from /sa-create.
 KINDS = {"snooze", "notmine", "open", "log", "act", "contact"}
-KINDS_OF_ACTION = {ITEM_MENU: {"snooze", "notmine", "open"}, LOG_IT: {"log"}, LOG_ACTIVITY: {"act"},
-                   CREATE_CONTACT: {"contact"}}  # fmt: skip
+MODAL_KINDS = {"log", "act", "contact"}  # items whose control opens a modal (it needs the trigger)
 TECH_EVAL_VIEW = "sa_tech_eval_form"  # callback_id of the "Update tech evaluation" modal
 UPDATE_VIEW = "sa_update_activity_form"  # callback_id of an activity post's Update Activity modal
-# Modals and buttons of other listener modules (``listeners/alerts.py``): callback or action id ->
-# its own check of the payload (why it is refused, or None), run by ``problem`` as these are.
-OTHER_VIEWS: dict[str, Callable[[dict], str | None]] = {}
-OTHER_ACTIONS: dict[str, Callable[[dict], str | None]] = {}
-OTHER_COMMANDS: set[str] = set()  # slash commands answered (a command's body has no "type")
+
+# The registry of what the app answers: every listener module registers its own ids (``accept``)
+# with its check of the payload, run by ``problem`` once the envelope is sound (a user, one
+# action or a view with an Id). A check is given the whole body and says why it is refused, or None.
+Check = Callable[[dict], str | None]
+ACTIONS: dict[str, Check] = {}  # action_id of a block action
+VIEWS: dict[str, Check] = {}  # callback_id of a modal (its submission and its closing)
+COMMANDS: dict[str, Check] = {}  # slash command (a command's body has no "type")
+SUGGESTIONS: dict[str, Check] = {}  # action_id of a menu's search in a modal (block_suggestion)
 WORKFLOW_ID = re.compile(r"[A-Za-z0-9_.-]{1,60}")
 
 
@@ -176,89 +167,102 @@ def malformed(body: Any) -> bool:
     return False
 
 
+def accept(
+    *,
+    actions: dict[str, Check] | None = None,
+    views: dict[str, Check] | None = None,
+    commands: dict[str, Check] | None = None,
+    suggestions: dict[str, Check] | None = None,
+) -> None:
+    """Register a listener module's ids with their checks (called once, when the module is
+    imported). Two modules claiming one id is a programming error, not a choice between them."""
+    for registry, entries in ((ACTIONS, actions), (VIEWS, views), (COMMANDS, commands), (SUGGESTIONS, suggestions)):
+        for key, check in (entries or {}).items():
+            if registry.get(key, check) is not check:
+                raise ValueError(f"{key!r} is registered twice")
+            registry[key] = check
+
+
 def problem(body: dict) -> str | None:
     """Why a (verified) request is not one this app answers, or None when it is."""
     if malformed(body):
         return "malformed payload"
     kind = body.get("type")
-    if kind is None and body.get("command") in OTHER_COMMANDS:
-        return None if body.get("user_id") and body.get("trigger_id") else "malformed command"
+    if kind is None:
+        check = COMMANDS.get(body.get("command"))
+        return check(body) if check else "unknown request type"
     user = (body.get("user") or {}).get("id")
-    view = body.get("view")
-    if kind in ("view_submission", "view_closed") and isinstance(view, dict) and view.get("callback_id") == SNOOZE_VIEW:
-        return managing.view_problem(view) if user and view.get("id") else "unknown view"  # managers' snooze modal
     if kind == "block_actions":
         actions = body.get("actions")
         if not user or not isinstance(actions, list) or len(actions) != 1 or not isinstance(actions[0], dict):
             return "malformed block action"
-        a = actions[0]
-        if managing.is_manager_action(a.get("action_id")):  # assign, reassign, nudge, snooze: managing.py
-            return managing.action_problem(body, a)
-        if a.get("action_id") in OTHER_ACTIONS:
-            return OTHER_ACTIONS[a["action_id"]](body)
-        if a.get("action_id") not in ACTIONS:
-            return "unknown action"
-        if a["action_id"] == OPEN_LINK:
-            return None
-        if a["action_id"] == UPDATE_TECH_EVAL:  # its value is an opportunity's Id, nothing more
-            return None if is_opportunity_id(a.get("value")) and body.get("trigger_id") else "malformed action value"
-        if a["action_id"] == UPDATE_ACTIVITY:  # its value is the Task's Id; the modal opens on the trigger
-            return None if is_salesforce_id(a.get("value")) and body.get("trigger_id") else "malformed action value"
-        item = decode_item(action_value(a))
-        if item is None or item.kind not in KINDS_OF_ACTION[a["action_id"]]:
-            return "malformed action value"
-        modal = item.kind in ("log", "act", "contact")
-        if item.kind != "open" and not body.get("trigger_id" if modal else "container"):
-            return "malformed block action"
-        return None
+        check = ACTIONS.get(actions[0].get("action_id"))
+        return check(body) if check else "unknown action"
     if kind in ("view_submission", "view_closed"):
         view = body.get("view")
-        if user and isinstance(view, dict) and view.get("id") and view.get("callback_id") in OTHER_VIEWS:
-            return OTHER_VIEWS[view["callback_id"]](body)
-        if user and isinstance(view, dict) and view.get("callback_id") == TECH_EVAL_VIEW and view.get("id"):
-            return tech_eval_view_problem(view)
-        if not user or not isinstance(view, dict) or view.get("callback_id") not in (LOG_VIEW, CONTACT_VIEW, UPDATE_VIEW) or not view.get("id"):
-            return "unknown view"
-        try:
-            meta = json.loads(view.get("private_metadata") or "")
-        except ValueError:
-            return "malformed view"
-        if view["callback_id"] == UPDATE_VIEW:  # the Task and its owner, as read from Salesforce
-            ok = isinstance(meta, dict) and is_salesforce_id(meta.get("task")) and is_salesforce_id(meta.get("owner"))
-            return None if ok else "malformed view"
-        if not isinstance(meta, dict) or decode_item(meta.get("item")) is None:
-            return "malformed view"
-        return None
-    if kind is None and body.get("command") in COMMANDS:
-        text, user_id, channel = body.get("text", ""), body.get("user_id"), body.get("channel_id")
-        ok = isinstance(text, str) and len(text) <= 500 and isinstance(user_id, str) and isinstance(channel, str)
-        return None if ok and user_id and channel else "malformed command"
+        check = VIEWS.get(view.get("callback_id")) if isinstance(view, dict) else None
+        return check(body) if check and user and view.get("id") else "unknown view"
     if kind == "block_suggestion":
-        view = body.get("view") or {}
-        if body.get("action_id") != RELATED_TO or view.get("callback_id") not in SUGGESTING_VIEWS:
-            return "unknown suggestion"
-        return None if len(body.get("value") or "") <= 200 else "malformed suggestion"
+        check = SUGGESTIONS.get(body.get("action_id"))
+        return check(body) if check else "unknown suggestion"
     return "unknown request type"
 
 
-SUGGESTING_VIEWS = {LOG_VIEW, CONTACT_VIEW}  # the modals whose menus search (block_suggestion)
+def no_check(body: dict) -> str | None:
+    """A control that carries nothing to check (a link button: Slack still tells the app)."""
+    return None
 
 
-def is_opportunity_id(value: Any) -> bool:
-    return is_salesforce_id(value) and value.startswith("006")
+def item_action(*kinds: str) -> Check:
+    """The check of a control whose value is an item of one of ``kinds``: a modal's needs the
+    trigger to open it, the others the message they are on."""
+
+    def check(body: dict) -> str | None:
+        item = decode_item(action_value(body["actions"][0]))
+        if item is None or item.kind not in kinds:
+            return "malformed action value"
+        if item.kind != "open" and not body.get("trigger_id" if item.kind in MODAL_KINDS else "container"):
+            return "malformed block action"
+        return None
+
+    return check
 
 
-def tech_eval_view_problem(view: dict) -> str | None:
-    """The tech evaluation modal carries the opportunity's Id and where its button was."""
+def id_action(valid: Callable[[Any], bool]) -> Check:
+    """The check of a button whose value is one record's Id (``valid`` says of which kind) and
+    that opens a modal on its trigger."""
+
+    def check(body: dict) -> str | None:
+        ok = valid(body["actions"][0].get("value")) and body.get("trigger_id")
+        return None if ok else "malformed action value"
+
+    return check
+
+
+def item_view(body: dict) -> str | None:
+    """The check of a modal whose private metadata carries the item it was opened for."""
+    meta = view_meta(body["view"])
+    return None if meta is not None and decode_item(meta.get("item")) is not None else "malformed view"
+
+
+def view_meta(view: dict) -> dict | None:
+    """A modal's private metadata as the app wrote it (a JSON object), or None."""
     try:
         meta = json.loads(view.get("private_metadata") or "")
     except ValueError:
-        return "malformed view"
-    if not isinstance(meta, dict) or not is_opportunity_id(meta.get("opp")):
-        return "malformed view"
-    if not all(isinstance(meta.get(k, ""), str) for k in ("channel", "ts")):
-        return "malformed view"
-    return None
+        return None
+    return meta if isinstance(meta, dict) else None
+
+
+def command_check(body: dict) -> str | None:
+    """The check of a slash command whose text the app reads (and answers in its channel)."""
+    text, user_id, channel = body.get("text", ""), body.get("user_id"), body.get("channel_id")
+    ok = isinstance(text, str) and len(text) <= 500 and isinstance(user_id, str) and isinstance(channel, str)
+    return None if ok and user_id and channel else "malformed command"
+
+
+def is_opportunity_id(value: Any) -> bool:
+    return is_salesforce_id(value) and is_id_of("Opportunity", value)
 
 
 NOT_SENT = "That item is not one this app sent you: nothing was changed."
@@ -291,7 +295,7 @@ def record_missing(snapshot, record_id: str) -> str | None:
     """Why a card's record cannot be acted on (no such opportunity or account), or None."""
     if not record_id:
         return None
-    obj = {"006": "Opportunity", "001": "Account"}.get(record_id[:3])
+    obj = object_of(record_id, ("Opportunity", "Account"))
     table = snapshot.tables.get(obj) if obj else None
     if table is None or not (table["key"] == record_id[:15]).any():
         return f"{NOT_SENT} (no such opportunity or account in the latest snapshot)"

@@ -20,6 +20,7 @@ import pandas as pd
 import pyarrow as pa
 
 from sa_hygiene.contract.config import Config
+from sa_hygiene.contract.schema import is_id_of
 from sa_hygiene.engine.predicates import unmet
 from sa_hygiene.engine.prepare import activity_rows
 from sa_hygiene.web.slack_app.items import Item
@@ -67,8 +68,8 @@ def meeting_of(snapshot, item: Item, channel: str = "", ts: str = "") -> Meeting
         day = pd.Timestamp(start).date().isoformat() if start is not None and not pd.isna(start) else date.today().isoformat()
     related: list[tuple[str, str]] = []
     suggested = item.what_id or (event.get("what_id") if isinstance(event.get("what_id"), str) else "")
-    opp = row("Opportunity", suggested) if suggested.startswith("006") else None
-    account_id = opp.get("account_id") if opp else (suggested if suggested.startswith("001") else None)
+    opp = row("Opportunity", suggested) if is_id_of("Opportunity", suggested) else None
+    account_id = opp.get("account_id") if opp else (suggested if is_id_of("Account", suggested) else None)
     if suggested:
         rec = opp or row("Account", suggested) or {}
         related.append((suggested, str(rec.get("name") or suggested)))

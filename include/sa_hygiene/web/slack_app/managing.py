@@ -11,12 +11,10 @@ and the SA themselves included, is refused and nothing changes.
 from __future__ import annotations
 
 import json
-from typing import Any
 
 from sa_hygiene.contract.config import Config
 from sa_hygiene.delivery.blockkit import cut, esc
 from sa_hygiene.delivery.manager_controls import (
-    MANAGER_ACTIONS,
     OPEN_RECORD,
     SNOOZE_RECORD,
     SNOOZE_VIEW,
@@ -27,11 +25,11 @@ from sa_hygiene.delivery.manager_controls import (
 
 MANAGER_REFUSAL = ("Only a manager of this record's SA or owner (in Salesforce, directly or up the chain), or a "
                    "member of the region's manager group, can do this. Nothing was changed.")  # fmt: skip
-MAX_CHAIN = 30  # ManagerId hops followed at most (a loop in the org's data must not hang a click)
 
 
-def action_problem(body: dict, action: dict) -> str | None:
+def action_problem(body: dict) -> str | None:
     """Why a manager's block action is not one this app answers, or None."""
+    action = body["actions"][0]
     if action.get("action_id") == OPEN_RECORD:
         return None
     if decode_value(action["action_id"], chosen_value(action)) is None:
@@ -54,30 +52,14 @@ def snooze_meta(view: dict) -> dict | None:
     return meta
 
 
-def view_problem(view: dict) -> str | None:
-    return None if snooze_meta(view) is not None else "malformed view"
-
-
-def is_manager_action(action_id: Any) -> bool:
-    return action_id in MANAGER_ACTIONS
-
-
-def chain_of(people, user_id: str | None) -> list[str]:
-    """The Id keys of a user's managers, nearest first (a loop in the data ends the walk)."""
-    out: list[str] = []
-    person = people.by_id(user_id)
-    while (
-        person is not None and person.manager_key and person.manager_key not in out and len(out) < MAX_CHAIN
-    ):
-        out.append(person.manager_key)
-        person = people.by_id(person.manager_key)
-    return out
+def view_problem(body: dict) -> str | None:
+    return None if snooze_meta(body["view"]) is not None else "malformed view"
 
 
 def may_manage(cfg: Config, people, regions, actor, targets: list[str | None], region_of: str | None) -> bool:
     """``actor`` manages one of ``targets`` (the record's SA, its owner), directly or up the chain,
     or is in the manager group of region ``region_of`` (a region key)."""
-    if any(actor.key in chain_of(people, t) for t in targets if isinstance(t, str)):
+    if any(actor.key in people.managers(t) for t in targets if isinstance(t, str)):
         return True
     group = {e.strip().lower() for e in cfg.managers.groups.get(region_of or "", [])}
     return bool(actor.email) and actor.email.lower() in group

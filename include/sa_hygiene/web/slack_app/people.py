@@ -1,6 +1,10 @@
 """Who may act from Slack: the clicking Slack user as a Salesforce user, found through the
 e-mail Slack has for them and the latest snapshot's User table, may act on an item addressed
 to them or to someone who reports to them (``ManagerId``); anyone else is refused.
+
+Every "who may act" question walks the ``ManagerId`` chain the same way, ``People.managers``:
+an item's recipient's direct manager (``may_act``), a record's holders' managers up the chain
+(``may_write``), the managers' controls (``managing.may_manage``).
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ import pandas as pd
 from sa_hygiene.web.slack_app.backends import Backends, LookupFailed
 from sa_hygiene.web.slack_app.views import note_view
 
+MAX_CHAIN = 30  # ManagerId hops followed at most (a loop in the org's data must not hang a click)
 REFUSAL = "That item is not yours: only the person it was sent to, or their manager, can act on it. Nothing was changed."
 
 
@@ -50,22 +55,25 @@ class People:
     def by_id(self, user_id: str | None) -> Person | None:
         return self._by_key.get(user_id[:15]) if isinstance(user_id, str) else None
 
-    def may_act(self, actor: Person, recipient_id: str) -> bool:
-        """The item was addressed to the actor, or to someone who reports to them (``ManagerId``)."""
-        if recipient_id[:15] == actor.key:
-            return True
-        recipient = self.by_id(recipient_id)
-        return recipient is not None and recipient.manager_key == actor.key
+    def managers(self, user_id: str | None, hops: int = MAX_CHAIN) -> list[str]:
+        """The Id keys of a user's managers up the ``ManagerId`` chain, nearest first, at most
+        ``hops`` of them (a loop in the data ends the walk)."""
+        out: list[str] = []
+        person = self.by_id(user_id)
+        while person is not None and person.manager_key and person.manager_key not in out and len(out) < hops:
+            out.append(person.manager_key)
+            person = self.by_id(person.manager_key)
+        return out
 
-    def leads(self, actor: Person, user_id: str | None) -> bool:
-        """``user_id`` is the actor, or reports to them somewhere up the ``ManagerId`` chain."""
-        person, seen = self.by_id(user_id), set()
-        while person is not None and person.key not in seen:
-            if person.key == actor.key:
-                return True
-            seen.add(person.key)
-            person = self._by_key.get(person.manager_key) if person.manager_key else None
-        return False
+    def leads(self, actor: Person, user_id: str | None, hops: int = MAX_CHAIN) -> bool:
+        """``user_id`` is the actor, or reports to them within ``hops`` up the ``ManagerId`` chain."""
+        if not isinstance(user_id, str):
+            return False
+        return user_id[:15] == actor.key or actor.key in self.managers(user_id, hops)
+
+    def may_act(self, actor: Person, recipient_id: str) -> bool:
+        """The item was addressed to the actor, or to someone who reports to them directly."""
+        return self.leads(actor, recipient_id, hops=1)
 
     def may_write(self, actor: Person, *holders: str | None) -> bool:
         """A record may be written by its owner or Primary SA (``holders``), or by anyone they

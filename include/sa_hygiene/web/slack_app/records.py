@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from sa_hygiene.contract.schema import is_id_of
+
 MAX_RESULTS = 50  # per kind; Slack shows at most 100 options in a menu
 
 
@@ -75,7 +77,7 @@ def record(snapshot, record_id: str | None) -> Found | None:
         return None
     key = record_id[:15]
     accounts = snapshot["Account"]
-    if record_id.startswith("001"):
+    if is_id_of("Account", record_id):
         hit = accounts[accounts["key"] == key]
         if len(hit):
             r = hit.iloc[0]

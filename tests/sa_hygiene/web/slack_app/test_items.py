@@ -16,7 +16,9 @@ from sa_hygiene.delivery.blockkit import (
 )
 from sa_hygiene.delivery.digest import Renderer
 from sa_hygiene.delivery.items import DigestRecords
-from sa_hygiene.web.slack_app.items import decode_item
+from sa_hygiene.web.slack_app import items
+from sa_hygiene.web.slack_app.items import accept, decode_item, problem
+from sa_hygiene.web.slack_app.listeners import register
 
 pytestmark = pytest.mark.integration
 
@@ -56,3 +58,31 @@ def test_digest_items_and_reminders_carry_the_app_s_controls_within_slack_s_limi
     with pytest.raises(ValueError, match="options"):
         check_message(Message(key="k", slot="sa_digest", recipient={}, email=None, fallbacks=(), text="t",
                               blocks=[too_many], replies=[], title="t"))  # fmt: skip
+
+
+class _Listeners:
+    """Stands in for Bolt's ``App`` in ``register``: records the ids each kind of listener is for."""
+
+    def __init__(self):
+        self.ids: dict[str, set[str]] = {}
+
+    def __getattr__(self, kind):
+        def listener(key):
+            self.ids.setdefault(kind, set()).add(key)
+            return lambda *args, **kwargs: None
+
+        return listener
+
+
+def test_every_listener_s_id_has_its_check_in_the_registry_and_nothing_else_is_answered(app):
+    bolt = _Listeners()
+    register(bolt, app.backends)
+    assert bolt.ids["action"] == set(items.ACTIONS)
+    assert bolt.ids["view"] == bolt.ids["view_closed"] == set(items.VIEWS)
+    assert bolt.ids["command"] == set(items.COMMANDS)
+    assert bolt.ids["options"] == set(items.SUGGESTIONS)
+    click = {"type": "block_actions", "user": {"id": "USAM"}, "actions": [{"action_id": "sa_unknown"}], "trigger_id": "t"}
+    assert problem(click) == "unknown action"
+    assert problem({"command": "/unknown", "user_id": "USAM", "trigger_id": "t"}) == "unknown request type"
+    with pytest.raises(ValueError, match="registered twice"):
+        accept(actions={ITEM_MENU: lambda body: None})

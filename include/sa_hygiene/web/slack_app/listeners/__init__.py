@@ -12,6 +12,7 @@ from sa_hygiene.web.slack_app.listeners import (
     activity,
     alerts,
     commands,
+    managers,
     pov,
     suggestions,
     tech_eval,
@@ -21,8 +22,6 @@ from sa_hygiene.web.slack_app.listeners import (
 
 def register(app, backends: Backends) -> None:
     """Every listener of the app."""
-    from sa_hygiene.web.slack_app.listeners import managers  # assign, reassign, nudge, snooze (managers.py)
-
     managers.register(app, backends)
     actions.register(app, backends)
     views.register(app, backends)

@@ -10,10 +10,11 @@ from __future__ import annotations
 import logging
 from datetime import timedelta
 
+from sa_hygiene.contract.schema import is_id_of
 from sa_hygiene.delivery.blockkit import ITEM_MENU, LOG_IT, OPEN_LINK, esc, record_url
 from sa_hygiene.delivery.digest import SNOOZE_DAYS
 from sa_hygiene.web.slack_app.backends import Backends
-from sa_hygiene.web.slack_app.items import Item, item_of, not_sent
+from sa_hygiene.web.slack_app.items import Item, accept, item_action, item_of, no_check, not_sent
 from sa_hygiene.web.slack_app.log_form import meeting_of
 from sa_hygiene.web.slack_app.people import REFUSAL, People, Person, Unidentified, actor, refuse
 from sa_hygiene.web.slack_app.sent import refusal
@@ -24,6 +25,8 @@ log = logging.getLogger(__name__)
 NOT_SNOOZED = (":warning: Not snoozed: the app's database is unavailable, so nothing was changed. "
                "Please try again later; the operations channel has been told.")
 BUSY = ":hourglass: The app is busy right now: nothing was changed. Please try again in a minute."
+
+accept(actions={ITEM_MENU: item_action("snooze", "notmine", "open"), LOG_IT: item_action("log"), OPEN_LINK: no_check})
 
 
 def ack_at_once(ack) -> None:
@@ -138,7 +141,7 @@ def tell_not_mine(backends: Backends, client, item: Item, who: Person, slack_use
     cfg = backends.cfg
     directory = Directory(backends.snapshot()["User"], cfg)
     regional = directory.channel.get(item.recipient[:15], cfg.routing.unrouted_channel)
-    url = record_url(cfg.salesforce.instance_url, "Opportunity" if item.record_id.startswith("006") else "Task", item.record_id)
+    url = record_url(cfg.salesforce.instance_url, "Opportunity" if is_id_of("Opportunity", item.record_id) else "Task", item.record_id)
     title = esc(cfg.workflows[item.workflow].title) if item.workflow in cfg.workflows else esc(item.workflow)
     text = (f":leftwards_arrow_with_hook: <@{slack_user}> ({esc(who.name)}) says <{url}|this record> "
             f"({title}) is not theirs: the Primary SA looks wrong. Please reassign it in Salesforce.")  # fmt: skip

@@ -15,7 +15,7 @@ import logging
 from sa_hygiene.delivery.activity_posts import UPDATE_ACTIVITY, PostWriter, content_hash
 from sa_hygiene.delivery.blockkit import is_salesforce_id
 from sa_hygiene.web.slack_app.backends import Backends
-from sa_hygiene.web.slack_app.items import UPDATE_VIEW, Item
+from sa_hygiene.web.slack_app.items import UPDATE_VIEW, Item, accept, id_action, view_meta
 from sa_hygiene.web.slack_app.listeners.actions import ack_at_once, tell_busy
 from sa_hygiene.web.slack_app.log_form import Meeting, validate
 from sa_hygiene.web.slack_app.people import REFUSAL, Unidentified, actor, refuse
@@ -28,6 +28,17 @@ FIELDS = ("owner_id", "what_id", "who_id", "subject", "description", "activity_d
           "sentiment", "persona_levels")  # fmt: skip
 UNREACHABLE = ":warning: Salesforce could not be reached, so the activity was not opened: nothing was changed. Please try again."
 SAVING = ":hourglass_flowing_sand: Saving it in Salesforce…"
+
+
+def _view_problem(body: dict) -> str | None:
+    """The modal carries the Task and its owner, as read from Salesforce when it opened."""
+    meta = view_meta(body["view"])
+    ok = meta is not None and is_salesforce_id(meta.get("task")) and is_salesforce_id(meta.get("owner"))
+    return None if ok else "malformed view"
+
+
+# The button's value is the Task's Id; the modal opens on the trigger.
+accept(actions={UPDATE_ACTIVITY: id_action(is_salesforce_id)}, views={UPDATE_VIEW: _view_problem})
 
 
 def read_task(backends: Backends, task_id: str) -> dict | None:

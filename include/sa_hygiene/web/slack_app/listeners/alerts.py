@@ -39,7 +39,7 @@ from sa_hygiene.web.slack_app.alert_views import (
     result_view,
 )
 from sa_hygiene.web.slack_app.backends import Backends
-from sa_hygiene.web.slack_app.items import OTHER_ACTIONS, OTHER_COMMANDS, OTHER_VIEWS
+from sa_hygiene.web.slack_app.items import accept
 from sa_hygiene.web.slack_app.listeners.actions import ack_at_once
 from sa_hygiene.web.slack_app.people import People, Person, Unidentified, actor
 
@@ -81,9 +81,12 @@ def _manage_problem(body: dict) -> str | None:
     return None if ok else "malformed action value"
 
 
-OTHER_VIEWS.update({ALERT_VIEW: _view_problem, LIST_VIEW: _view_problem})
-OTHER_ACTIONS.update({SAVE_ALERT: _save_problem, TOGGLE_ALERT: _manage_problem, DELETE_ALERT: _manage_problem})
-OTHER_COMMANDS.add(COMMAND)
+def _command_problem(body: dict) -> str | None:
+    return None if body.get("user_id") and body.get("trigger_id") else "malformed command"
+
+
+accept(views={ALERT_VIEW: _view_problem, LIST_VIEW: _view_problem}, commands={COMMAND: _command_problem},
+       actions={SAVE_ALERT: _save_problem, TOGGLE_ALERT: _manage_problem, DELETE_ALERT: _manage_problem})  # fmt: skip
 
 
 def register(app, backends: Backends) -> None:

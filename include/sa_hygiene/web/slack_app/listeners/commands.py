@@ -28,8 +28,12 @@ from sa_hygiene.web.slack_app.items import (
     LOG_ACTIVITY,
     RELATED_TO,
     Item,
+    accept,
+    command_check,
     decode_item,
+    item_action,
     item_of,
+    item_view,
     not_sent,
 )
 from sa_hygiene.web.slack_app.listeners.actions import ack_at_once
@@ -47,6 +51,9 @@ log = logging.getLogger(__name__)
 MAX_CARDS = 10
 UNKNOWN = ("I could not find you in Salesforce by your Slack e-mail, so I cannot act for you. "
            "Please tell the SA hygiene operators.")  # fmt: skip
+
+accept(commands={"/sa": command_check, "/sa-create": command_check}, views={CONTACT_VIEW: item_view},
+       actions={LOG_ACTIVITY: item_action("act"), CREATE_CONTACT: item_action("contact")})  # fmt: skip
 
 
 def _ephemeral(client, body: dict, text: str, blocks: list | None = None) -> None:

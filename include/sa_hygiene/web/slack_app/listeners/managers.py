@@ -17,6 +17,7 @@ from datetime import timedelta
 from sa_hygiene.delivery.blockkit import cut, esc, record_url
 from sa_hygiene.delivery.manager_controls import (
     ASSIGN_SA,
+    MANAGER_ACTIONS,
     NUDGE,
     OPEN_RECORD,
     REASSIGN_ALL,
@@ -27,15 +28,17 @@ from sa_hygiene.delivery.manager_controls import (
     decode_value,
 )
 from sa_hygiene.web.slack_app.backends import Backends
-from sa_hygiene.web.slack_app.items import NOT_SENT
+from sa_hygiene.web.slack_app.items import NOT_SENT, accept
 from sa_hygiene.web.slack_app.listeners.actions import ack_at_once, tell_busy
 from sa_hygiene.web.slack_app.managing import (
     MANAGER_REFUSAL,
+    action_problem,
     may_manage,
     row_of,
     snooze_choice,
     snooze_meta,
     snooze_view,
+    view_problem,
 )
 from sa_hygiene.web.slack_app.people import People, Person, Unidentified, actor, refuse
 from sa_hygiene.web.slack_app.views import marked
@@ -46,6 +49,8 @@ log = logging.getLogger(__name__)
 DB_DOWN = ":warning: The app's database is unavailable, so nothing was changed. Please try again later."
 UNTOLD = "Saved in Salesforce, but Slack does not know {name} by their Salesforce e-mail: please tell them yourself."
 COLLECTION = 200  # records per sObject Collections request
+
+accept(actions=dict.fromkeys(MANAGER_ACTIONS, action_problem), views={SNOOZE_VIEW: view_problem})
 
 
 class Refused(RuntimeError):

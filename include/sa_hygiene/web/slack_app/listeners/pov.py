@@ -26,8 +26,9 @@ from sa_hygiene.state.db import DatabaseError
 from sa_hygiene.web.slack_app import pov as pv
 from sa_hygiene.web.slack_app import tech_eval as te
 from sa_hygiene.web.slack_app.backends import Backends
-from sa_hygiene.web.slack_app.items import OTHER_ACTIONS, OTHER_VIEWS, SUGGESTING_VIEWS, is_opportunity_id
+from sa_hygiene.web.slack_app.items import accept, is_opportunity_id
 from sa_hygiene.web.slack_app.listeners.actions import ack_at_once, tell_busy
+from sa_hygiene.web.slack_app.listeners.suggestions import SUGGESTING_VIEWS
 from sa_hygiene.web.slack_app.listeners.tech_eval import DB_DOWN, LOST, SLOW, mark_message, pending_fields
 from sa_hygiene.web.slack_app.people import People, Person, Unidentified, actor, refuse
 from sa_hygiene.web.slack_app.salesforce import SalesforceRefused, create, soql_literal
@@ -67,11 +68,14 @@ def _button_problem(check):
 
 
 # What a request to these listeners may carry (``items.problem`` runs these before any listener).
-OTHER_ACTIONS.update({ADD_POV: _button_problem(is_opportunity_id), UPDATE_POV: _button_problem(is_salesforce_id)})
-OTHER_VIEWS.update({
-    pv.ADD_VIEW: lambda body: _meta_problem(body, {"owner": is_salesforce_id}),
-    pv.UPDATE_VIEW: lambda body: _meta_problem(body, {"pov": is_salesforce_id, "channel": _text_or_blank, "ts": _text_or_blank}),
-})  # fmt: skip
+accept(
+    actions={ADD_POV: _button_problem(is_opportunity_id), UPDATE_POV: _button_problem(is_salesforce_id)},
+    views={
+        pv.ADD_VIEW: lambda body: _meta_problem(body, {"owner": is_salesforce_id}),
+        pv.UPDATE_VIEW: lambda body: _meta_problem(body, {"pov": is_salesforce_id, "channel": _text_or_blank,
+                                                          "ts": _text_or_blank}),
+    },
+)  # fmt: skip
 SUGGESTING_VIEWS.add(pv.ADD_VIEW)  # its Opportunity menu searches like the log form's Related To
 
 

@@ -12,12 +12,22 @@ import logging
 
 from sa_hygiene.delivery.blockkit import cut, esc
 from sa_hygiene.web.slack_app.backends import Backends
-from sa_hygiene.web.slack_app.items import RELATED_TO
+from sa_hygiene.web.slack_app.items import CONTACT_VIEW, LOG_VIEW, RELATED_TO, accept
 from sa_hygiene.web.slack_app.records import search
 
 log = logging.getLogger(__name__)
 
 MAX_OPTIONS = 100  # Slack's limit per menu
+SUGGESTING_VIEWS = {LOG_VIEW, CONTACT_VIEW}  # the modals whose Related To menu searches
+
+
+def _related_to_problem(body: dict) -> str | None:
+    if body["view"].get("callback_id") not in SUGGESTING_VIEWS:
+        return "unknown suggestion"
+    return None if len(body.get("value") or "") <= 200 else "malformed suggestion"
+
+
+accept(suggestions={RELATED_TO: _related_to_problem})
 
 
 def _option(label: str, value: str) -> dict:

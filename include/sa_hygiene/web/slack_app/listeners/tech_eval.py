@@ -22,7 +22,7 @@ from sa_hygiene.source.salesforce import SalesforceError
 from sa_hygiene.state.db import DatabaseError
 from sa_hygiene.web.slack_app import tech_eval as te
 from sa_hygiene.web.slack_app.backends import Backends
-from sa_hygiene.web.slack_app.items import TECH_EVAL_VIEW
+from sa_hygiene.web.slack_app.items import TECH_EVAL_VIEW, accept, id_action, is_opportunity_id, view_meta
 from sa_hygiene.web.slack_app.listeners.actions import ack_at_once, tell_busy
 from sa_hygiene.web.slack_app.people import People, Person, Unidentified, actor, refuse
 from sa_hygiene.web.slack_app.work import lane
@@ -37,6 +37,17 @@ DB_DOWN = ("The app's database is unavailable: nothing was saved, your form is k
 SLOW = "Salesforce is slow right now: your form is kept, nothing was saved. Please try again in a minute."
 LOST = ("Salesforce did not answer, so it may have saved it. Your form is kept: sending it again writes the "
         "same values, never anything twice.")  # fmt: skip
+
+
+def _view_problem(body: dict) -> str | None:
+    """The modal carries the opportunity's Id and where its button was (``tech_eval.form_view``)."""
+    meta = view_meta(body["view"])
+    ok = meta is not None and is_opportunity_id(meta.get("opp"))
+    return None if ok and all(isinstance(meta.get(k, ""), str) for k in ("channel", "ts")) else "malformed view"
+
+
+# The button's value is an opportunity's Id, nothing more.
+accept(actions={UPDATE_TECH_EVAL: id_action(is_opportunity_id)}, views={TECH_EVAL_VIEW: _view_problem})
 
 
 def register(app, backends: Backends) -> None:

@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 from sa_hygiene.delivery.blockkit import cut, esc, record_url
 from sa_hygiene.state.db import DatabaseError
 from sa_hygiene.web.slack_app.backends import Backends
-from sa_hygiene.web.slack_app.items import LOG_VIEW, decode_item, not_sent
+from sa_hygiene.web.slack_app.items import LOG_VIEW, accept, decode_item, item_view, not_sent
 from sa_hygiene.web.slack_app.listeners.actions import ack_at_once
 from sa_hygiene.web.slack_app.log_form import Meeting, check, contact_fields, form_of, task_fields
 from sa_hygiene.web.slack_app.people import REFUSAL, Unidentified, actor
@@ -32,6 +32,8 @@ LOST = ("Salesforce did not answer, so it may have saved it. Your form is kept: 
 NO_ACCOUNT = ("A new contact is created on the account of Related To: choose an opportunity or an account there "
               "(nothing was saved, your form is kept).")
 SLOW = "Salesforce is slow right now: your form is kept, nothing was saved. Please try again in a minute."
+
+accept(views={LOG_VIEW: item_view})
 
 
 def submitted(view: dict) -> tuple[dict, dict]:
