@@ -34,7 +34,7 @@ import pandas as pd
 
 from sa_hygiene.contract.config import Config
 from sa_hygiene.engine.columnwise import column_alerts
-from sa_hygiene.engine.prepare import POV, RunWindow, prepare_frames
+from sa_hygiene.engine.prepare import ACTIVITY_TASK_COLUMNS, POV, RunWindow, prepare_frames
 from sa_hygiene.engine.rules import Evaluation, gc_paused
 from sa_hygiene.source.snapshot import PREVIOUS_OBJECTS, Snapshot, SnapshotError, read_snapshot
 from sa_hygiene.source.store import SnapshotStore, url_to_fs
@@ -42,6 +42,14 @@ from sa_hygiene.source.store import SnapshotStore, url_to_fs
 DEFAULT_DAYS = 30
 BASE_OBJECTS = ("User", "Opportunity", "Task")  # what every frame but meetings and POVs reads
 EXAMPLES = 3
+# The Task columns ``prepare_frames`` reads, by frame ("": every frame reads the SA activities,
+# their owner, date and record). Tasks are the biggest table by far: their descriptions, audit
+# timestamps and the lists no frame reads are left unread (from a snapshot typed at commit).
+TASK_COLUMNS = {
+    "": ("id", "owner_id", "what_id", "activity_date", "activity_types", "chorus_call_id"),
+    "tasks": ("subject", "is_closed", "created"),
+    "activities": (*ACTIVITY_TASK_COLUMNS, "task_subtype"),
+}
 DATE_NAME = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 
@@ -158,6 +166,13 @@ def objects_read(frames: set[str]) -> tuple[str, ...] | None:
     return BASE_OBJECTS + ((POV,) if frames & {"povs", "pov_owners"} else ())
 
 
+def columns_read(frames: set[str]) -> dict[str, list[str]] | None:
+    """{object: the columns the frames are prepared from}, for the objects that are worth it."""
+    if "meetings" in frames:
+        return None
+    return {"Task": list(dict.fromkeys(c for f in ("", *sorted(frames)) for c in TASK_COLUMNS.get(f, ())))}
+
+
 def run_backtest(
     cfg: Config, plan_: Plan, progress: Callable[[int, int, date], None] | None = None
 ) -> Iterator[DayResult]:
@@ -167,14 +182,14 @@ def run_backtest(
     """
     workflows = cfg.enabled_workflows()
     frames = {wf.frame for wf in workflows.values()}
-    objects = objects_read(frames)
+    objects, columns = objects_read(frames), columns_read(frames)
     total = len(plan_.days)
     last: tuple[str, Snapshot] | None = None  # the snapshot read last: the next day's previous one
     for n, (day, location, previous) in enumerate(plan_.days):
         if progress is not None:
             progress(n, total, day)
         try:
-            snapshot = read_snapshot(location, cfg, objects=objects)
+            snapshot = read_snapshot(location, cfg, objects=objects, columns=columns)
             before = None
             if previous and "changes" in frames:
                 # Of the previous snapshot the change frame reads its opportunities, the same

@@ -21,14 +21,16 @@ the first expectation they fail, then in the frame's order.
 from __future__ import annotations
 
 import ast
-from functools import lru_cache
 from itertools import chain
 from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from sa_hygiene.contract.config import Expectation, Workflow
+from sa_hygiene.contract.expressions import parse_scope
 from sa_hygiene.engine.predicates import holds, meets, resolve_param
 from sa_hygiene.engine.routing import Directory
 from sa_hygiene.engine.rules import ALERT_COLUMNS, _recipients
@@ -41,7 +43,6 @@ class _Unsupported(Exception):
     """An expression outside the shapes evaluated here: ``predicates.holds`` evaluates it."""
 
 
-@lru_cache(maxsize=8192)
 def _plan(expr: str) -> tuple | None:
     """The expression as a tree of the shapes evaluated here, or None (``holds`` evaluates it).
 
@@ -49,7 +50,7 @@ def _plan(expr: str) -> tuple | None:
     exactly as ``holds`` counts the whole expression's unknowns as false.
     """
     try:
-        return _node(ast.parse(expr.strip(), mode="eval").body)
+        return _node(parse_scope(expr.strip()).body)  # the tree the configuration check parsed
     except (SyntaxError, _Unsupported, ValueError):
         return None
 
@@ -74,9 +75,9 @@ def _node(node: ast.AST) -> tuple:
         return ("and" if isinstance(node.op, ast.And) else "or", tuple(_node(v) for v in node.values))
     if isinstance(node, ast.BinOp) and isinstance(node.op, ast.BitAnd | ast.BitOr):
         return ("and" if isinstance(node.op, ast.BitAnd) else "or", (_node(node.left), _node(node.right)))
-    if isinstance(node, ast.Name):
+    if isinstance(node, ast.Name) and not node.id.startswith("__param_"):  # a @parameter: holds reads it
         return ("flag", node.id)
-    if isinstance(node, ast.Compare) and len(node.ops) == 1 and isinstance(node.left, ast.Name):
+    if isinstance(node, ast.Compare) and len(node.ops) == 1 and isinstance(node.left, ast.Name) and not node.left.id.startswith("__param_"):
         op, right = node.ops[0], node.comparators[0]
         if isinstance(op, ast.In) and isinstance(right, ast.List | ast.Tuple):
             return ("in", node.left.id, tuple(_constant(v) for v in right.elts))
@@ -96,6 +97,7 @@ class Columns:
         self._fails: dict[tuple, np.ndarray] = {}
         self._keys: np.ndarray | None = None
         self._values: dict[str, np.ndarray] = {}
+        self._scope_keys: dict[str, set[str]] = {}
 
     def __len__(self) -> int:
         return len(self.frame)
@@ -107,25 +109,36 @@ class Columns:
         return self._values[column]
 
     def codes(self, column: str) -> tuple[np.ndarray, Any]:
-        """The column factorized: (a code per row, -1 for a blank; the distinct values)."""
+        """The column factorized: (a code per row, 0 for a blank and 1 + the distinct value's
+        position otherwise; the distinct values)."""
         if column not in self._codes:
-            self._codes[column] = pd.factorize(self.frame[column])
+            codes, uniques = pd.factorize(self.frame[column].array)
+            self._codes[column] = ((codes + 1).astype(np.int32 if len(uniques) < 2**31 - 1 else np.int64), uniques)
         return self._codes[column]
+
+    def by_value(self, column: str, verdict: np.ndarray, blank: bool) -> np.ndarray:
+        """A verdict on each distinct value of ``column`` (``blank``: on a blank), spread to the rows."""
+        codes, _ = self.codes(column)
+        return np.concatenate([[blank], np.asarray(verdict, dtype=bool)])[codes]
 
     def isin(self, column: str, values: list) -> np.ndarray:
         """``frame[column].isin(values)``, judged once per distinct value."""
         if any(v is None or (isinstance(v, float) and np.isnan(v)) for v in values):
             return self.frame[column].isin(values).to_numpy(bool)  # a blank among the values matches blanks
-        codes, uniques = self.codes(column)
-        found = pd.Series(uniques).isin(values).to_numpy(bool)
-        return np.where(codes >= 0, found[np.maximum(codes, 0)] if len(found) else False, False)
+        _, uniques = self.codes(column)
+        arrow = getattr(uniques, "_pa_array", None)
+        text = arrow is not None and (pa.types.is_string(arrow.type) or pa.types.is_large_string(arrow.type))
+        if text and all(isinstance(v, str) for v in values):  # Arrow's hash look-up (pandas spells values out first)
+            found = pc.fill_null(pc.is_in(arrow, value_set=pa.array(values, arrow.type)), False)
+            return self.by_value(column, found.to_numpy(zero_copy_only=False), False)
+        return self.by_value(column, pd.Series(uniques).isin(values).to_numpy(bool), False)
 
     # --- scopes -----------------------------------------------------------------------------
 
     def holds(self, expr: str) -> np.ndarray:
         """``predicates.holds(frame, expr, params)``, once per distinct expression."""
         if expr not in self._holds:
-            plan = _plan(expr) if len(self.frame) else None
+            plan = _plan(expr) if len(self.frame) else None  # once per expression and frame
             try:
                 result = self._eval(plan) if plan is not None else None
             except (_Unsupported, KeyError, TypeError, ValueError):
@@ -155,8 +168,14 @@ class Columns:
                 return result.fillna(False).to_numpy(dtype=bool)
         raise _Unsupported
 
-    def scope_keys(self, scope: np.ndarray) -> set[str]:
-        """``rules._scope_keys``: the 15-character keys of the rows in scope."""
+    def scope_keys(self, expr: str) -> set[str]:
+        """``rules._scope_keys`` of the rows where ``expr`` holds: the 15-character keys, made
+        once per distinct scope (workflows of the same scope share the set: it is read only)."""
+        if expr not in self._scope_keys:
+            self._scope_keys[expr] = self._keys_of(self.holds(expr))
+        return self._scope_keys[expr]
+
+    def _keys_of(self, scope: np.ndarray) -> set[str]:
         if self._keys is None:
             ids = self.frame["id"]
             keys = ids.str.slice(0, 15).to_numpy(dtype=object)
@@ -204,10 +223,9 @@ class Columns:
                 greater = ((s >= o) if e.or_equal else (s > o)).fillna(False).to_numpy(bool)
                 return ~blank & ~other_blank & ~greater
             case "match_regex" | "min_length":  # text: judged once per distinct value
-                codes, uniques = self.codes(e.column)
-                lut = np.array([not meets(e, {e.column: u}, self.params) for u in uniques], dtype=bool)
-                blank_fails = not meets(e, {e.column: None}, self.params)
-                return np.where(codes >= 0, lut[np.maximum(codes, 0)] if len(lut) else blank_fails, blank_fails)
+                _, uniques = self.codes(e.column)
+                verdict = [not meets(e, {e.column: u}, self.params) for u in uniques]
+                return self.by_value(e.column, np.array(verdict, dtype=bool), not meets(e, {e.column: None}, self.params))
         raise AssertionError(e.expectation)
 
     def _row_by_row(self, e: Expectation, rows: np.ndarray) -> np.ndarray:
@@ -249,26 +267,31 @@ def column_alerts(
         cols = columns.setdefault(wf.frame, Columns(frame, params))
         scope = cols.holds(wf.scope)
         if scopes is not None:
-            scopes[wid] = cols.scope_keys(scope)
+            scopes[wid] = cols.scope_keys(wf.scope)
         if not scope.any():
             continue
-        hits = [cols.fails(e, scope & cols.holds(e.when or "True")) for e in wf.expect]
-        first = np.full(len(frame), len(hits), dtype=np.int64)
-        for i in reversed(range(len(hits))):
-            first[hits[i]] = i
-        failing = first < len(hits)
-        if not failing.any():
+        hits = [cols.fails(e, scope & cols.holds(e.when) if e.when else scope) for e in wf.expect]
+        if len(hits) == 1:  # one expectation (every user alert): its rows in the frame's order
+            failing = hits[0]
+            positions = order = np.flatnonzero(failing)
+        else:
+            first = np.full(len(frame), len(hits), dtype=np.int64)
+            for i in reversed(range(len(hits))):
+                first[hits[i]] = i
+            failing = first < len(hits)
+            positions = np.flatnonzero(failing)
+            order = np.argsort(first[positions], kind="stable")  # by first failed expectation, then frame order
+            positions = positions[order]
+        if not len(positions):
             continue
-        positions = np.flatnonzero(failing)
-        order = np.argsort(first[positions], kind="stable")  # by first failed expectation, then frame order
-        positions = positions[order]
         n = len(positions)
         if wf.recipient.user:  # the same DM for every row: no row is read but its Id
             record_ids = cols.values("id")[positions]
             suggested = cols.values("suggested_what_id")[positions] if "suggested_what_id" in frame else np.full(n, None, object)
             to, unrouted = np.full(n, makers.to[wf.recipient.user], dtype=object), np.zeros(n, dtype=bool)
         else:
-            rows = select_rows(frame, failing, [c for c in ROUTED_BY if c in frame.columns]).iloc[order]
+            rows = select_rows(frame, failing, [c for c in ROUTED_BY if c in frame.columns])
+            rows = rows.iloc[order] if len(hits) > 1 else rows
             routed, routed_unrouted = _recipients(wf, rows, d)
             to, unrouted = routed.to_numpy(dtype=object), routed_unrouted.to_numpy(dtype=bool)
             record_ids = rows["id"].to_numpy(dtype=object)

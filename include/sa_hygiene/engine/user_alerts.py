@@ -62,16 +62,20 @@ def audiences(snapshot: Snapshot, cfg: Config, owners: set[str]) -> dict[str, Au
             if isinstance(owner, str) and isinstance(acc, str):
                 owned[owner[:15]].append(acc)
     out = {}
+    people_of: dict[str, list[str]] = {}  # each region's people, found once for all its owners
     for owner in owners:
         k = owner[:15]
-        team, todo = [], list(below.get(k, []))
+        team, seen, todo = [], {k}, list(below.get(k, []))
         while todo:  # every level below, each person once (a cycle in ManagerId stops here)
             person = todo.pop()
-            if person not in team and person != k:
+            if person not in seen:
+                seen.add(person)
                 team.append(person)
                 todo.extend(below.get(person, []))
         mine = region.get(k) if k in region.index else None
-        same = [key_to_id[x] for x in region.index[region == mine]] if isinstance(mine, str) else [key_to_id.get(k, owner)]
+        if isinstance(mine, str) and mine not in people_of:
+            people_of[mine] = [key_to_id[x] for x in region.index[region == mine]]
+        same = people_of[mine] if isinstance(mine, str) else [key_to_id.get(k, owner)]
         out[owner] = Audience(owner, reports=[key_to_id[x] for x in below.get(k, [])], team=[key_to_id[x] for x in team],
                               region=same, accounts=owned.get(k, []))  # fmt: skip
     return out
