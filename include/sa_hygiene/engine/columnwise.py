@@ -249,6 +249,23 @@ class _Makers:
             self.to = dict(zip(people, to.tolist(), strict=True))
 
 
+ROUTED_FROM = ("owner_id", "sa", "has_sa", "manager_id")  # what rules._recipients reads of a row
+
+
+def _routed(wf: Workflow, rows: pd.DataFrame, d: Directory) -> tuple[np.ndarray, np.ndarray]:
+    """``rules._recipients`` of ``rows``, routed once per distinct owner, SA and manager: a
+    row's recipient depends on those alone, and a month of tasks has far fewer of them."""
+    read = [c for c in ROUTED_FROM if c in rows.columns]
+    if rows.empty or not read:
+        to, unrouted = _recipients(wf, rows, d)
+        return to.to_numpy(dtype=object), unrouted.to_numpy(dtype=bool)
+    codes = np.stack([pd.factorize(rows[c].array)[0] for c in read], axis=1)
+    _, first, inverse = np.unique(codes, axis=0, return_index=True, return_inverse=True)
+    to, unrouted = _recipients(wf, rows.iloc[first], d)
+    inverse = inverse.reshape(-1)
+    return to.to_numpy(dtype=object)[inverse], unrouted.to_numpy(dtype=bool)[inverse]
+
+
 def column_alerts(
     frames: dict[str, pd.DataFrame], d: Directory, workflows: dict[str, Workflow], params: dict,
     scopes: dict[str, set[str]] | None = None, columns: dict[str, Columns] | None = None,
@@ -292,8 +309,7 @@ def column_alerts(
         else:
             rows = select_rows(frame, failing, [c for c in ROUTED_BY if c in frame.columns])
             rows = rows.iloc[order] if len(hits) > 1 else rows
-            routed, routed_unrouted = _recipients(wf, rows, d)
-            to, unrouted = routed.to_numpy(dtype=object), routed_unrouted.to_numpy(dtype=bool)
+            to, unrouted = _routed(wf, rows, d)
             record_ids = rows["id"].to_numpy(dtype=object)
             suggested = rows["suggested_what_id"].to_numpy(dtype=object) if "suggested_what_id" in rows else np.full(n, None, object)
         reasons_of = [e.reason for e in wf.expect]
