@@ -50,7 +50,7 @@ def _plan(expr: str) -> tuple | None:
     exactly as ``holds`` counts the whole expression's unknowns as false.
     """
     try:
-        return _node(parse_scope(expr.strip()).body)  # the tree the configuration check parsed
+        return _node(parse_scope(expr).body)  # the tree the configuration check parsed
     except (SyntaxError, _Unsupported, ValueError):
         return None
 

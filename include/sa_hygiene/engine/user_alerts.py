@@ -123,8 +123,9 @@ def evaluate_snapshot_with_user_alerts(
 ) -> tuple[Evaluation, dict[str, str]]:  # fmt: skip
     """``evaluate_with_user_alerts`` on snapshots already read (``rules.evaluate``'s arguments;
     ``workflows``: only those, as a run posting activities as they happen asks)."""
-    merged, broken = with_user_alerts(cfg, stored, snapshot)
     w = RunWindow.of(as_of, since, until, allow_empty=allow_empty_window)
+    with gc_paused():  # compiling makes a tree node per Id of every scope: no cycles to collect early
+        merged, broken = with_user_alerts(cfg, stored, snapshot)
     wanted = {k: wf for k, wf in merged.enabled_workflows().items()
               if (slots is None or wf.slot in slots) and (workflows is None or k in workflows)}  # fmt: skip
     mine = {k: wf for k, wf in wanted.items() if k.startswith(ID_PREFIX) and k not in cfg.workflows}

@@ -10,7 +10,15 @@ from builders import opportunity, task, user, write_snapshot
 from commands import assert_refused, run
 
 from sa_hygiene.contract.config import ConfigError, load_config, with_workflows
-from sa_hygiene.engine.backtest import BacktestError, draft_config, plan, run_backtest, stored_snapshots
+from sa_hygiene.engine.backtest import (
+    BacktestError,
+    columns_read,
+    draft_config,
+    objects_read,
+    plan,
+    run_backtest,
+    stored_snapshots,
+)
 from sa_hygiene.engine.rules import evaluate_snapshots
 from sa_hygiene.source.store import SnapshotStore
 
@@ -246,3 +254,7 @@ def test_a_backtest_of_the_store_reads_what_its_frames_need_and_alerts_as_the_fo
         assert stored[-1].lines == want, frame
         fired |= {a["workflow"] for a in want}
     assert any(w.startswith("pov-") for w in fired)  # the POV object is read when a draft reads POVs
+    # What was left unread: the task descriptions and audit stamps; everything when meetings are read.
+    assert "description" not in columns_read({"tasks", "changes"})["Task"] and "description" in columns_read({"activities"})["Task"]
+    assert columns_read({"meetings", "tasks"}) is None and objects_read({"meetings"}) is None
+    assert objects_read({"tasks"}) == ("User", "Opportunity", "Task") and "Proof_of_Value__c" in objects_read({"pov_owners"})
