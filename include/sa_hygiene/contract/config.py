@@ -523,6 +523,7 @@ def param_kinds(cfg: Config) -> dict[str, str]:
 def _check_workflows(cfg: Config) -> list[tuple[str, str]]:
     errors = []
     params = param_kinds(cfg)
+    checked: dict[tuple[str, str], list[str]] = {}  # (expression, frame): its problems, found once
     for wid, wf in cfg.workflows.items():
         key = f"workflows.{wid}"
         columns = FRAMES[wf.frame]
@@ -531,7 +532,9 @@ def _check_workflows(cfg: Config) -> list[tuple[str, str]]:
         exprs = [(f"{key}.scope", wf.scope)]
         exprs += [(f"{key}.expect.{i}.when", e.when) for i, e in enumerate(wf.expect) if e.when]
         for where, expr in exprs:
-            errors += [(where, msg) for msg in check_expression(expr, wf.frame, columns, params)]
+            if (expr, wf.frame) not in checked:
+                checked[expr, wf.frame] = check_expression(expr, wf.frame, columns, params)
+            errors += [(where, msg) for msg in checked[expr, wf.frame]]
         for i, e in enumerate(wf.expect):
             unknown = False
             for attr in ("column", "other"):

@@ -28,6 +28,7 @@ someone else's alert.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictStr, ValidationError, model_validator
@@ -144,6 +145,12 @@ def offered_fields(obj: str, kind: str = "condition") -> dict[str, str]:
 
 def _ids(column: str, ids: list[str]) -> str:
     """``column in ['a', ...]``, each Id also by its 15-character key (one set look-up)."""
+    return _ids_of(column, tuple(ids))
+
+
+@lru_cache(maxsize=1024)
+def _ids_of(column: str, ids: tuple[str, ...]) -> str:
+    """``_ids``, written once per list: the owners of one region share its people's list."""
     spelled = list(dict.fromkeys(s for i in ids for s in (i, i[:15]) if _is_id(i)))
     # Nobody (no reports, no accounts): an empty list, false on every row (a bare False is no column).
     return f"({column} in [{', '.join(repr(i) for i in spelled)}])"

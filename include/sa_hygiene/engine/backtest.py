@@ -12,30 +12,44 @@ snapshot store, where a snapshot's day is the UTC date it was taken (the report'
 the last one of a day when there are several). A day's previous snapshot is the latest one
 before it (the day before, where it exists). Days without a snapshot are skipped and listed.
 
-The engine reads only what the draft needs: the frames its workflows read, and the previous
-snapshot only when one of them compares against it (the change frame). That is what keeps a
-month inside Slack's view-update flow.
+A month must come back inside Slack's view-update flow, so the backtest does only what the
+draft needs: it reads the objects its frames are prepared from, reads each snapshot once (a
+day's snapshot is the next day's previous one, needed only when a workflow compares against
+it: the change frame), prepares only the frames the draft reads, and judges the draft's
+workflows column-wise by the meaning of their expectations (``columnwise``: what GX decides,
+without GX's fixed cost per validation, nor its import). What it yields per day is what
+``evaluate`` gives for the draft alone; ``test_backtest`` holds the two together.
 """
 
 from __future__ import annotations
 
 import os
 import re
-from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, timedelta
+from functools import cached_property
+
+import pandas as pd
 
 from sa_hygiene.contract.config import Config
-from sa_hygiene.contract.recipients import encode
-from sa_hygiene.engine.gx import Validator
-from sa_hygiene.engine.rules import Evaluation, evaluate
-from sa_hygiene.source.snapshot import PREVIOUS_OBJECTS, SnapshotError, read_snapshot
+from sa_hygiene.engine.columnwise import column_alerts
+from sa_hygiene.engine.prepare import ACTIVITY_TASK_COLUMNS, POV, RunWindow, prepare_frames
+from sa_hygiene.engine.rules import Evaluation, gc_paused
+from sa_hygiene.source.snapshot import PREVIOUS_OBJECTS, Snapshot, SnapshotError, read_snapshot
 from sa_hygiene.source.store import SnapshotStore, url_to_fs
 
 DEFAULT_DAYS = 30
-BASE_OBJECTS = ("User", "Opportunity", "Task")  # what every frame but meetings reads
+BASE_OBJECTS = ("User", "Opportunity", "Task")  # what every frame but meetings and POVs reads
 EXAMPLES = 3
+# The Task columns ``prepare_frames`` reads, by frame ("": every frame reads the SA activities,
+# their owner, date and record). Tasks are the biggest table by far: their descriptions, audit
+# timestamps and the lists no frame reads are left unread (from a snapshot typed at commit).
+TASK_COLUMNS = {
+    "": ("id", "owner_id", "what_id", "activity_date", "activity_types", "chorus_call_id"),
+    "tasks": ("subject", "is_closed", "created"),
+    "activities": (*ACTIVITY_TASK_COLUMNS, "task_subtype"),
+}
 DATE_NAME = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 
@@ -60,8 +74,15 @@ class DayResult:
     messages: int
     recipients: dict[str, int]
     examples: list[str]
-    # The day's alert lines, for a caller that wants more than the counts (the Slack app's examples).
-    lines: list[dict] = field(default_factory=list, repr=False)
+    # The day's alerts (``rules.ALERT_COLUMNS``), for a caller that wants more than the counts.
+    frame: pd.DataFrame = field(default_factory=pd.DataFrame, repr=False)
+
+    @cached_property
+    def lines(self) -> list[dict]:
+        """The day's alert lines (CONTRACT.md § 2), made when asked for (the Slack app's examples)."""
+        if self.frame.empty:
+            return []
+        return Evaluation(self.frame, pd.DataFrame(), None, {}, None).alert_records()  # type: ignore[arg-type]
 
     def record(self) -> dict:
         """The day as a line of CONTRACT.md § 2c."""
@@ -123,12 +144,33 @@ def draft_config(cfg: Config, workflow_ids: list[str]) -> Config:
     return cfg.model_copy(update={"workflows": {k: cfg.workflows[k] for k in workflow_ids}})
 
 
-def summarize(as_of: date, evaluation: Evaluation) -> DayResult:
-    lines = evaluation.alert_records()
-    recipients = Counter(encode(a["recipient"]) for a in lines)
-    messages = {(encode(a["recipient"]), a["slot"]) for a in lines}
-    examples = list(dict.fromkeys(a["record_id"] for a in lines))[:EXAMPLES]
-    return DayResult(as_of, len(lines), len(messages), dict(sorted(recipients.items())), examples, lines)
+def summarize(as_of: date, alerts: pd.DataFrame) -> DayResult:
+    """A day's counts from its alerts: recipients as the engine encodes them (``user:``,
+    ``channel:``), one message per recipient and slot, the first records as examples."""
+    if alerts.empty:
+        return DayResult(as_of, 0, 0, {}, [], alerts)
+    to = alerts["recipient"].astype(str)
+    recipients = {str(k): int(v) for k, v in to.value_counts().items()}
+    messages = len(set(zip(to.tolist(), alerts["slot"].tolist(), strict=True)))
+    examples = list(dict.fromkeys(alerts["record_id"].tolist()))[:EXAMPLES]
+    return DayResult(as_of, len(alerts), messages, dict(sorted(recipients.items())), examples, alerts)
+
+
+def objects_read(frames: set[str]) -> tuple[str, ...] | None:
+    """The objects the frames are prepared from (None: all). Only meetings read Event, Contact,
+    OpportunityContactRole and Account, only POVs their own object; references are checked
+    against User and Opportunity, which are always read, so leaving the others unread changes
+    no row of the rest."""
+    if "meetings" in frames:
+        return None
+    return BASE_OBJECTS + ((POV,) if frames & {"povs", "pov_owners"} else ())
+
+
+def columns_read(frames: set[str]) -> dict[str, list[str]] | None:
+    """{object: the columns the frames are prepared from}, for the objects that are worth it."""
+    if "meetings" in frames:
+        return None
+    return {"Task": list(dict.fromkeys(c for f in ("", *sorted(frames)) for c in TASK_COLUMNS.get(f, ())))}
 
 
 def run_backtest(
@@ -138,20 +180,26 @@ def run_backtest(
 
     ``progress(done, total, day)`` is called before each day (the Slack app's progress message).
     """
-    frames = {wf.frame for wf in cfg.enabled_workflows().values()}
-    # Only meetings read Event, Contact, OpportunityContactRole and Account; references are
-    # checked against User alone, so leaving the others unread changes no row of the rest.
-    objects = None if "meetings" in frames else BASE_OBJECTS
-    validator = Validator()  # one GX context for every day
+    workflows = cfg.enabled_workflows()
+    frames = {wf.frame for wf in workflows.values()}
+    objects, columns = objects_read(frames), columns_read(frames)
     total = len(plan_.days)
+    last: tuple[str, Snapshot] | None = None  # the snapshot read last: the next day's previous one
     for n, (day, location, previous) in enumerate(plan_.days):
         if progress is not None:
             progress(n, total, day)
         try:
-            snapshot = read_snapshot(location, cfg, objects=objects)
-            before = read_snapshot(previous, cfg, objects=PREVIOUS_OBJECTS) if previous and "changes" in frames else None
+            snapshot = read_snapshot(location, cfg, objects=objects, columns=columns)
+            before = None
+            if previous and "changes" in frames:
+                # Of the previous snapshot the change frame reads its opportunities, the same
+                # rows whichever other objects were read with them.
+                before = last[1] if last and last[0] == previous else read_snapshot(previous, cfg, objects=PREVIOUS_OBJECTS)
         except SnapshotError as exc:
             raise SnapshotError(f"{day.isoformat()}: {exc}") from None
-        evaluation = evaluate(snapshot, before, cfg, day, validator=validator)
-        validator.results.clear()  # the report's Data Docs are not made here: keep no results
-        yield summarize(day, evaluation)
+        last = (location, snapshot)
+        w = RunWindow.of(day)
+        with gc_paused():
+            prepared, d = prepare_frames(snapshot, before, cfg, w, only=frames)
+            alerts = column_alerts(prepared, d, workflows, {**cfg.params(), "as_of": w.as_of})
+        yield summarize(day, alerts)

@@ -16,11 +16,9 @@ from collections import Counter, defaultdict
 from datetime import date, datetime
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from sa_hygiene.contract.config import Config
-from sa_hygiene.contract.expressions import expression_names
 from sa_hygiene.contract.recipients import encode
 from sa_hygiene.contract.user_alerts import (
     ID_PREFIX,
@@ -30,20 +28,11 @@ from sa_hygiene.contract.user_alerts import (
     compile_alerts,
     parse_alert,
 )
+from sa_hygiene.engine.columnwise import column_alerts
 from sa_hygiene.engine.gx import Validator
-from sa_hygiene.engine.predicates import holds, meets, resolve_param
 from sa_hygiene.engine.prepare import RunWindow, prepare_frames
 from sa_hygiene.engine.routing import Directory
-from sa_hygiene.engine.rules import (
-    ALERT_COLUMNS,
-    Evaluation,
-    _location,
-    _recipients,
-    _scope_keys,
-    gc_paused,
-    run_workflows,
-)
-from sa_hygiene.source.frames import select_rows
+from sa_hygiene.engine.rules import Evaluation, _location, gc_paused, run_workflows
 from sa_hygiene.source.snapshot import PREVIOUS_OBJECTS, Snapshot, read_snapshot
 from sa_hygiene.state.db import DatabaseError
 from sa_hygiene.state.user_alerts import StoredAlert, UserAlerts
@@ -73,16 +62,20 @@ def audiences(snapshot: Snapshot, cfg: Config, owners: set[str]) -> dict[str, Au
             if isinstance(owner, str) and isinstance(acc, str):
                 owned[owner[:15]].append(acc)
     out = {}
+    people_of: dict[str, list[str]] = {}  # each region's people, found once for all its owners
     for owner in owners:
         k = owner[:15]
-        team, todo = [], list(below.get(k, []))
+        team, seen, todo = [], {k}, list(below.get(k, []))
         while todo:  # every level below, each person once (a cycle in ManagerId stops here)
             person = todo.pop()
-            if person not in team and person != k:
+            if person not in seen:
+                seen.add(person)
                 team.append(person)
                 todo.extend(below.get(person, []))
         mine = region.get(k) if k in region.index else None
-        same = [key_to_id[x] for x in region.index[region == mine]] if isinstance(mine, str) else [key_to_id.get(k, owner)]
+        if isinstance(mine, str) and mine not in people_of:
+            people_of[mine] = [key_to_id[x] for x in region.index[region == mine]]
+        same = people_of[mine] if isinstance(mine, str) else [key_to_id.get(k, owner)]
         out[owner] = Audience(owner, reports=[key_to_id[x] for x in below.get(k, [])], team=[key_to_id[x] for x in team],
                               region=same, accounts=owned.get(k, []))  # fmt: skip
     return out
@@ -130,8 +123,9 @@ def evaluate_snapshot_with_user_alerts(
 ) -> tuple[Evaluation, dict[str, str]]:  # fmt: skip
     """``evaluate_with_user_alerts`` on snapshots already read (``rules.evaluate``'s arguments;
     ``workflows``: only those, as a run posting activities as they happen asks)."""
-    merged, broken = with_user_alerts(cfg, stored, snapshot)
     w = RunWindow.of(as_of, since, until, allow_empty=allow_empty_window)
+    with gc_paused():  # compiling makes a tree node per Id of every scope: no cycles to collect early
+        merged, broken = with_user_alerts(cfg, stored, snapshot)
     wanted = {k: wf for k, wf in merged.enabled_workflows().items()
               if (slots is None or wf.slot in slots) and (workflows is None or k in workflows)}  # fmt: skip
     mine = {k: wf for k, wf in wanted.items() if k.startswith(ID_PREFIX) and k not in cfg.workflows}
@@ -147,73 +141,6 @@ def evaluate_snapshot_with_user_alerts(
         alerts = pd.concat([alerts, theirs], ignore_index=True)
     result = Evaluation(alerts, snapshot.quarantine, w, frames, d, validator.results, snapshot, scopes)
     return result, broken
-
-
-def _fails(frame: pd.DataFrame, e, params: dict) -> np.ndarray:
-    """Rows that do not meet ``e``, column-wise, as ``predicates.meets`` judges one row."""
-    s = frame[e.column]
-    blank = s.isna().to_numpy(bool)
-    match e.expectation:
-        case "not_null":
-            return blank
-        case "in_set" | "not_in_set":
-            found = s.isin(list(resolve_param(e.values, params))).fillna(False).to_numpy(bool)
-            return ~blank & (~found if e.expectation == "in_set" else found)
-        case "between":
-            low, high = resolve_param(e.min, params), resolve_param(e.max, params)
-            inside = np.ones(len(s), dtype=bool)
-            if low is not None:
-                inside &= (s >= low).fillna(True).to_numpy(bool)
-            if high is not None:
-                inside &= (s <= high).fillna(True).to_numpy(bool)
-            return ~blank & ~inside
-        case "pair_equal":
-            o = frame[e.other]
-            other_blank = o.isna().to_numpy(bool)
-            equal = (s == o).fillna(False).to_numpy(bool)
-            return ~((blank & other_blank) | (~blank & ~other_blank & equal))
-    rows = frame[[c for c in (e.column, e.other) if c]].to_dict("records")
-    return np.array([not meets(e, row, params) for row in rows], dtype=bool)
-
-
-def column_alerts(frames: dict[str, pd.DataFrame], d: Directory, workflows: dict, params: dict,
-                  scopes: dict[str, set[str]]) -> pd.DataFrame:  # fmt: skip
-    """The alerts of ``workflows`` (the shape of ``rules.run_workflows``), judged column-wise."""
-    pieces = []
-    for wid, wf in workflows.items():
-        frame = frames.get(wf.frame)
-        if frame is None:
-            continue
-        scope = holds(frame, wf.scope, params)
-        scopes[wid] = _scope_keys(frame, scope)
-        if not scope.any():
-            continue
-        # Only the columns read: the expectations', their conditions', and the recipients'.
-        read = {c for e in wf.expect for c in (e.column, e.other) if c}
-        read |= {c for e in wf.expect if e.when for c in expression_names(e.when)[0]}
-        read |= {c for c in ("id", "owner_id", "sa", "has_sa", "suggested_what_id") if c in frame.columns}
-        rows_in = select_rows(frame, scope, [c for c in frame.columns if c in read])
-        failing = np.zeros(len(rows_in), dtype=bool)
-        reasons: dict = {}
-        for e in wf.expect:
-            hit = holds(rows_in, e.when or "True", params) & _fails(rows_in, e, params)
-            failing |= hit
-            for label in rows_in.index[hit]:
-                got = reasons.setdefault(label, [])
-                if e.reason and e.reason not in got:
-                    got.append(e.reason)
-        if not failing.any():
-            continue
-        rows = rows_in.loc[failing]
-        to, unrouted = _recipients(wf, rows, d)
-        pieces.append(pd.DataFrame({
-            "workflow": wid, "object": wf.object, "record_id": rows["id"].astype(object), "recipient": to.astype(object),
-            "reasons": [reasons.get(label, []) if wf.report_reasons else [] for label in rows.index], "slot": wf.slot,
-            "suggested_what_id": rows["suggested_what_id"].astype(object) if "suggested_what_id" in rows else None,
-            "unrouted": unrouted.astype(bool)}))  # fmt: skip
-    if not pieces:
-        return pd.DataFrame({c: pd.Series(dtype=object) for c in ALERT_COLUMNS})
-    return pd.concat(pieces, ignore_index=True).drop_duplicates(["workflow", "record_id", "recipient"]).reset_index(drop=True)
 
 
 def messages_per_alert(alerts: pd.DataFrame | list[dict]) -> dict[str, int]:

@@ -24,7 +24,7 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -720,6 +720,7 @@ PREVIOUS_OBJECTS = ("User", "Opportunity")
 def read_snapshot(
     path: str | os.PathLike, cfg: Config, objects: tuple[str, ...] | None = None,
     changes: str | os.PathLike | None = None, *, typed: bool = True,
+    columns: Mapping[str, Collection[str]] | None = None,
 ) -> Snapshot:  # fmt: skip
     """Read the tables of the snapshot at ``path`` (a folder or fsspec URL): all, or ``objects``.
 
@@ -729,6 +730,11 @@ def read_snapshot(
 
     A snapshot committed typed (``typed.py``) with the running configuration is read as it was
     typed, not typed again; ``typed=False`` types the raw tables whatever the folder holds.
+
+    ``columns`` ({object: columns}) leaves the other columns of those objects unread, for a
+    reader that knows what it needs (the backtest reads a month of tasks): a speed-up of the
+    typed read only, without ``changes``. A folder typed at read is typed whole (its checks
+    read every column), so a reader gets the columns it asked for, and may get more.
     """
     fs, root = url_to_fs(path)
     if not fs.isdir(root):
@@ -748,7 +754,7 @@ def read_snapshot(
     if typed:
         from sa_hygiene.source.typed import read_typed
 
-        committed = read_typed(fs, root, cfg, objects, delta, str(path))
+        committed = read_typed(fs, root, cfg, objects, delta, str(path), columns)
         if committed is not None:
             return committed
     stages = _Stages(cfg)

@@ -28,6 +28,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -152,11 +153,12 @@ def _write(fs, path: str, table: pa.Table) -> None:
         pq.write_table(table, fh, compression="zstd")
 
 
-def _read(fs, path: str) -> pa.Table:
-    """A typed table, streamed in batches as the raw tables are (``snapshot._read_columns``): the
-    same chunks, and a peak of one batch's pages rather than a whole row group's."""
+def _read(fs, path: str, columns: Collection[str] | None = None) -> pa.Table:
+    """A typed table (of ``columns`` only, when given), streamed in batches as the raw tables are
+    (``snapshot._read_columns``): the same chunks, and a peak of one batch's pages rather than
+    a whole row group's."""
     schema = pq.read_schema(path if is_local(fs) else fs.open(path, "rb"))
-    return _read_columns(fs, path, schema.names)
+    return _read_columns(fs, path, [c for c in schema.names if columns is None or c in columns])
 
 
 def _sources(fs, root: str, objects) -> dict[str, list]:
@@ -256,10 +258,12 @@ def _say_once(root: str, why: str) -> None:
 
 
 def read_typed(
-    fs, root: str, cfg: Config, objects: tuple[str, ...] | None, delta, path: str
-) -> Snapshot | None:
+    fs, root: str, cfg: Config, objects: tuple[str, ...] | None, delta, path: str,
+    columns: Mapping[str, Collection[str]] | None = None,
+) -> Snapshot | None:  # fmt: skip
     """The snapshot read from its typed tables (with ``delta``, a changes folder, applied), or
-    None when they cannot serve this read and the raw tables must be typed."""
+    None when they cannot serve this read and the raw tables must be typed. ``columns``:
+    {object: its only columns to read}, without ``delta`` (``read_snapshot``)."""
     wanted = [o for o in LOAD_ORDER if objects is None or o in objects]
     manifest = _manifest(fs, root)
     committed = manifest is not None or fs.exists(f"{root}/{MANIFEST}")
@@ -286,7 +290,7 @@ def read_typed(
     problems: list[pd.DataFrame] = []
     quarantined: dict[str, set[str]] = {}  # as read_snapshot keeps them, for loose references
     for obj in wanted:
-        df = table_frame(_read(fs, f"{typed}/{obj}.parquet"))
+        df = table_frame(_read(fs, f"{typed}/{obj}.parquet", None if delta is not None else (columns or {}).get(obj)))
         found = quarantine[quarantine["object"] == obj]
         if changes is not None and obj in changes.frames:
             df, found = changes.apply(obj, df, found, cfg, tables, quarantined)

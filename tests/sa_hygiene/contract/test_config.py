@@ -232,3 +232,17 @@ def test_pov_settings_are_checked(tmp_path):
               pov-criteria:
                 recipient: {dm: manager}
         """))
+
+
+def test_an_expression_shared_by_workflows_is_checked_once_and_blamed_on_each(tmp_path):
+    """Checked once per frame (user alerts of one region share a long scope), reported for every
+    workflow that holds it, and judged against each workflow's own frame."""
+    from sa_hygiene.contract.expressions import expression_names, parse_scope
+
+    path = tmp_path / "c.yaml"
+    path.write_text("workflows:\n  wf-06:\n    scope: rank >= 2 and has_te_strat\n  wf-07:\n    scope: rank >= 2 and has_te_strat\n")
+    with pytest.raises(ConfigError) as err:
+        load_config(path)
+    assert "workflows.wf-06.scope" in str(err.value) and "workflows.wf-07.scope" in str(err.value)
+    assert parse_scope("rank >= @x") is parse_scope("rank >= @x")  # one parse per distinct expression
+    assert expression_names("rank >= @x and is_open") == ({"rank", "is_open"}, {"x"})

@@ -10,7 +10,15 @@ from builders import opportunity, task, user, write_snapshot
 from commands import assert_refused, run
 
 from sa_hygiene.contract.config import ConfigError, load_config, with_workflows
-from sa_hygiene.engine.backtest import BacktestError, draft_config, plan, run_backtest, stored_snapshots
+from sa_hygiene.engine.backtest import (
+    BacktestError,
+    columns_read,
+    draft_config,
+    objects_read,
+    plan,
+    run_backtest,
+    stored_snapshots,
+)
 from sa_hygiene.engine.rules import evaluate_snapshots
 from sa_hygiene.source.store import SnapshotStore
 
@@ -213,3 +221,40 @@ def test_the_command_refuses_missing_snapshots_in_one_line(draft, tmp_path):
     cfg = tmp_path / "c.yaml"
     cfg.write_text(f"store:\n  url: {tmp_path / 'store'}\n")
     assert_refused(run("backtest", "--workflow", str(draft), "--config", str(cfg)), "holds no snapshot")
+
+
+def test_a_backtest_of_the_store_reads_what_its_frames_need_and_alerts_as_the_folders_typed_at_read(tmp_path):
+    """Snapshots typed at commit are read for the draft's frames only (some columns of tasks):
+    a draft of each frame's workflows, POVs included, alerts as evaluate does on the folders."""
+    import shutil
+    from datetime import UTC, datetime, time
+
+    from sa_hygiene.demo.org import write_demo_org
+
+    org = tmp_path / "org"
+    write_demo_org(org, date(2026, 11, 24), scale=0.2)
+    folders, store = tmp_path / "folders", SnapshotStore(str(tmp_path / "store"))
+    cfg = load_config().model_copy(update={"store": load_config().store.model_copy(update={"url": str(tmp_path / "store")})})
+    for day, name in ((date(2026, 11, 22), "previous"), (date(2026, 11, 23), "current"), (date(2026, 11, 24), "previous")):
+        store.commit_folder(org / name, datetime.combine(day, time(4), UTC), "test", cfg=cfg)
+        shutil.copytree(org / name, folders / day.isoformat())
+    by_frame: dict[str, list[str]] = {}
+    for wid, wf in cfg.enabled_workflows().items():
+        by_frame.setdefault(wf.frame, []).append(wid)
+    assert {"tasks", "activities", "changes", "povs", "pov_owners", "opportunities"} <= set(by_frame)
+    fired = set()
+    for frame, ids in sorted(by_frame.items()):
+        draft = draft_config(cfg, ids)
+        stored = list(run_backtest(draft, plan(stored_snapshots(cfg), 2)))
+        typed_at_read = list(run_backtest(draft, plan(stored_snapshots(cfg, folders), 2)))
+        assert [d.record() for d in stored] == [d.record() for d in typed_at_read], frame
+        day = stored[-1].as_of
+        want = [a for a in evaluate_snapshots(folders / day.isoformat(), folders / (day - timedelta(days=1)).isoformat(),
+                                              cfg, day).alert_records() if a["workflow"] in ids]  # fmt: skip
+        assert stored[-1].lines == want, frame
+        fired |= {a["workflow"] for a in want}
+    assert any(w.startswith("pov-") for w in fired)  # the POV object is read when a draft reads POVs
+    # What was left unread: the task descriptions and audit stamps; everything when meetings are read.
+    assert "description" not in columns_read({"tasks", "changes"})["Task"] and "description" in columns_read({"activities"})["Task"]
+    assert columns_read({"meetings", "tasks"}) is None and objects_read({"meetings"}) is None
+    assert objects_read({"tasks"}) == ("User", "Opportunity", "Task") and "Proof_of_Value__c" in objects_read({"pov_owners"})

@@ -233,3 +233,17 @@ def test_date_columns_are_stored_as_dates(tmp_path):
     assert str(schema.field("te_start").type) == "date32[day]"
     assert str(schema.field("last_modified").type) == "timestamp[us, tz=UTC]"
     assert str(schema.field("is_ps").type) == "bool"
+
+
+def test_a_typed_read_of_some_columns_reads_only_those_and_the_same_values(tmp_path):
+    folder = write_snapshot(tmp_path / "raw", {"User": [SA, AE], **BAD_ROWS})
+    url = commit(tmp_path, folder)
+    wanted = {"Task": ["id", "owner_id", "subject"]}
+    whole = read_snapshot(url, CFG)
+    some = read_snapshot(url, CFG, columns=wanted)
+    assert list(some["Task"].columns) == ["id", "owner_id", "subject"]
+    pd.testing.assert_frame_equal(some["Task"], whole["Task"][wanted["Task"]], check_exact=True)
+    pd.testing.assert_frame_equal(some["User"], whole["User"], check_exact=True)
+    assert quarantine_rows(some) == quarantine_rows(whole)
+    # A raw folder is typed whole: its checks read every column.
+    assert list(read_snapshot(folder, CFG, columns=wanted)["Task"].columns) == list(whole["Task"].columns)
