@@ -17,7 +17,7 @@ import pandas as pd
 
 from sa_hygiene.contract.config import FACTS, Config
 from sa_hygiene.contract.schema import object_of
-from sa_hygiene.delivery.blockkit import cut, esc, record_link
+from sa_hygiene.delivery.blockkit import cut, esc, is_salesforce_id, record_link
 from sa_hygiene.engine.routing import Directory
 from sa_hygiene.source.snapshot import Snapshot
 
@@ -102,12 +102,18 @@ class DigestRecords:
         return email if isinstance(email, str) else None
 
     def name_of(self, record_id: Any) -> tuple[str, str]:
-        """(object, readable name) of a Related To / suggested record."""
+        """(object, readable name) of a Related To / suggested record. A record the snapshot does
+        not hold (deleted, or outside the extraction) is named for what it is, still linked: a raw
+        Id in a sentence reads as a fault of the message."""
         if not isinstance(record_id, str):
             return "", ""
         obj = object_of(record_id, ("Opportunity", "Account", "Contact", "Lead"))
         row = self.row(obj, record_id) if obj in self.tables else None
-        return obj, (row.get("name") if row and isinstance(row.get("name"), str) else record_id)
+        if row and isinstance(row.get("name"), str):
+            return obj, row["name"]
+        if not obj or not is_salesforce_id(record_id):
+            return obj, record_id  # no Id to link: what the source holds, escaped where it is shown
+        return obj, f"{'an' if obj[0] in 'AEIOU' else 'a'} {obj.lower()} not in the snapshot"
 
     def running_povs(self, user_id: Any) -> list[tuple[str, str]]:
         """(Id, name) of the Proofs of Value the user runs now (``proofs_of_value.running``)."""

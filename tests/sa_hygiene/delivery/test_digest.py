@@ -495,3 +495,13 @@ def test_a_closed_opportunity_s_item_says_what_its_update_button_does(tmp_path):
     assert "type the @ yourself" not in text and "Update tech evaluation" in text
     buttons = [e for part in dm.parts() for b in part if b["type"] == "actions" for e in b["elements"]]
     assert [b["text"]["text"] for b in buttons] == ["Update tech evaluation"]
+
+
+def test_a_related_record_outside_the_snapshot_is_named_for_what_it_is_not_by_its_id(tmp_path):
+    gone = "0065e0000000GONAAA"  # an opportunity the extraction did not return (deleted, or out of scope)
+    t = task(owner_id=SA["id"], what_id=gone, status="Not Started", is_closed="false", activity_date=day(-5),
+             subject="Call back")  # fmt: skip
+    messages, _ = run(tmp_path, {"Task": [t]})
+    text = all_text(next(m for m in messages if m.recipient == {"type": "user", "id": SA["id"]}))
+    assert "|an opportunity not in the snapshot>" in text  # still linked to the record
+    assert f"|{gone}>" not in text
