@@ -200,9 +200,8 @@ def _untyped_call(tasks: pd.DataFrame, d: Directory) -> pd.Series:
     The handbook asks every customer interaction to carry a type; a call logged with the
     standard "Log a Call" button (``TaskSubtype`` = Call) and no type is the usual slip.
     """
-    owner_is_sa = tasks["owner_id"].str.slice(0, 15).map(d.is_sa).fillna(False).astype(bool)
     is_call = (tasks["task_subtype"].str.strip() == "Call").fillna(False).astype(bool)
-    return is_call & ~nonempty(tasks["activity_types"]) & tasks["chorus_call_id"].isna() & owner_is_sa
+    return is_call & ~nonempty(tasks["activity_types"]) & tasks["chorus_call_id"].isna() & d.is_sa_ref(tasks["owner_id"])
 
 
 # The Task columns the activities frame is derived from: what a snapshot's Task table gives,
@@ -261,7 +260,11 @@ def _activities(snap: Snapshot, d: Directory, w: RunWindow, cfg: Config, sa_acti
     review_from = w.as_of_utc - pd.Timedelta(days=cfg.thresholds.review_days)
     in_window = _in(t["created"], w.since, w.until)
     in_review = _in(t["created"], review_from, w.as_of_utc)
-    untyped = _untyped_call(t, d)
+    # Untyped calls are looked for among the tasks of the window and the review period only: a
+    # few days of ten million tasks, not every subtype and owner of them.
+    recent = (in_window | in_review).to_numpy(bool)
+    untyped = pd.Series(False, index=t.index)
+    untyped[recent] = _untyped_call(select_rows(t, recent, ["owner_id", "task_subtype", "activity_types", "chorus_call_id"]), d).to_numpy(bool)
     # Only the columns read: filtering the whole Task frame copies every string of every column.
     a = select_rows(t, (sa_activity | untyped) & (in_window | in_review), ACTIVITY_TASK_COLUMNS)
     return activity_rows(a, cfg.taxonomy, created_in_window=in_window[a.index], created_in_review_period=in_review[a.index],
