@@ -20,7 +20,7 @@ import pyarrow.compute as pc
 from sa_hygiene.contract.config import Config, Taxonomy
 from sa_hygiene.contract.schema import FRAMES
 from sa_hygiene.engine.routing import Directory
-from sa_hygiene.source.frames import is_in, select_rows
+from sa_hygiene.source.frames import is_in, positions_in, select_rows
 from sa_hygiene.source.snapshot import Snapshot
 
 log = logging.getLogger(__name__)
@@ -304,7 +304,7 @@ def _meetings(snap: Snapshot, d: Directory, w: RunWindow, cfg: Config, opps: pd.
     internal = {x.lower() for x in cfg.email_domains.company}
     generic = {x.lower() for x in cfg.email_domains.generic}
     emails = exploded(ev["attendee_emails"]).str.lower()
-    domains = emails.str.rsplit("@", n=1).str[-1].where(emails.str.contains("@", regex=False))
+    domains = emails.str.extract(r"@([^@]*)$", expand=False)  # after the last "@"; none without one
     is_external = domains.notna() & ~domains.isin(internal)
     ext_emails, ext_domains = emails[is_external], domains[is_external & ~domains.isin(generic)]
     m["external_attendees"] = ext_emails.groupby(level=0).size().reindex(m.index, fill_value=0).astype("int64")
@@ -318,8 +318,10 @@ def _meetings(snap: Snapshot, d: Directory, w: RunWindow, cfg: Config, opps: pd.
     # (1) attendee = a contact with a role on an open opportunity: highest IACV, then lowest Id.
     contacts = snap["Contact"]
     c = pd.DataFrame({"email": contacts["email"].str.lower(), "contact_key": contacts["key"]}).dropna()
+    c = c[is_in(c["email"], ext_emails)]  # the attendees' contacts only: the joins below stay small
     roles = snap["OpportunityContactRole"]
     r = pd.DataFrame({"contact_key": roles["contact_id"].str.slice(0, 15), "opp_key": roles["opportunity_id"].str.slice(0, 15)})
+    r = r[is_in(r["contact_key"], c["contact_key"])]
     cand = (
         pd.DataFrame({"event": ext_emails.index, "email": ext_emails.to_numpy()})
         .merge(c, on="email")
@@ -367,14 +369,13 @@ def _meetings(snap: Snapshot, d: Directory, w: RunWindow, cfg: Config, opps: pd.
         near &= sa_tasks["activity_date"].between(m["local_start_date"].min(), m["local_start_date"].max())
     t = select_rows(sa_tasks, near, ["owner_id", "activity_date", "what_id"])
     t = pd.DataFrame({"owner_key": t["owner_id"].str.slice(0, 15), "day": t["activity_date"], "what_key": t["what_id"].str.slice(0, 15)})
-    on_day = set(zip(t["owner_key"], t["day"], strict=True))
-    on_record = set(zip(t["owner_key"], t["day"], t["what_key"], strict=True))
     sugg_key = m["suggested_what_id"].str.slice(0, 15)
-    m["logged"] = [
-        (o, day, s) in on_record if isinstance(s, str) else (o, day) in on_day
-        for o, day, s in zip(owner_key, m["local_start_date"], sugg_key, strict=True)
-    ]
-    m["logged"] = m["logged"].astype(bool)
+    # Hash joins on (owner, day[, record]), not a Python tuple per meeting and task.
+    on_day = pd.MultiIndex.from_arrays([owner_key, m["local_start_date"]]).isin(
+        pd.MultiIndex.from_arrays([t["owner_key"], t["day"]]))
+    on_record = pd.MultiIndex.from_arrays([owner_key, m["local_start_date"], sugg_key]).isin(
+        pd.MultiIndex.from_arrays([t["owner_key"], t["day"], t["what_key"]]))
+    m["logged"] = np.where(sugg_key.notna().to_numpy(bool), on_record, on_day).astype(bool)
     return m
 
 
@@ -403,8 +404,10 @@ def _povs(snap: Snapshot, d: Directory, w: RunWindow, cfg: Config) -> pd.DataFra
     o = snap["Opportunity"] if "Opportunity" in snap.tables else pd.DataFrame({"key": pd.Series(dtype="str")})
     opp_key = p["opportunity_id"].str.slice(0, 15)
     found = pd.Series(is_in(opp_key, o["key"]), index=p.index)
-    is_open = (~o["is_closed"] & ~o["lost"]).set_axis(o["key"]) if len(o) else pd.Series(dtype=bool)
-    has_start = o["te_start"].notna().set_axis(o["key"]) if len(o) else pd.Series(dtype=bool)
+    # Each POV's opportunity row (-1, the last entry below, when none is readable).
+    at = positions_in(opp_key, o["key"]) if len(o) else np.full(len(p), -1)
+    is_open = np.append((~o["is_closed"] & ~o["lost"]).to_numpy(bool), False) if len(o) else np.zeros(1, bool)
+    has_start = np.append(o["te_start"].notna().to_numpy(bool), False) if len(o) else np.zeros(1, bool)
     has_opp = p["opportunity_id"].notna()
     return pd.DataFrame(
         {
@@ -425,8 +428,8 @@ def _povs(snap: Snapshot, d: Directory, w: RunWindow, cfg: Config) -> pd.DataFra
             "days_since_start": _days_between(w.as_of, p["start_date"]),
             "has_opportunity": has_opp.astype(bool),
             "opportunity_quarantined": (has_opp & ~found).astype(bool),
-            "opportunity_open": opp_key.map(is_open).fillna(False).astype(bool),
-            "opportunity_has_te_start": opp_key.map(has_start).fillna(False).astype(bool),
+            "opportunity_open": pd.Series(is_open[at], index=p.index),
+            "opportunity_has_te_start": pd.Series(has_start[at], index=p.index),
         },
         index=p.index,
     )
