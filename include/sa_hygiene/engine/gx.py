@@ -83,8 +83,9 @@ def build_expectation(e: Expectation, params: dict[str, Any], meta: dict, **extr
 
 @dataclass
 class Check:
-    """One configured expectation of one workflow, on the rows of its frame it judges (its
-    workflow's scope and its own ``when``); ``meta`` goes to GX with it (the workflow, the reason)."""
+    """One configured expectation, on the rows of its frame it judges (its workflow's scope and
+    its own ``when``; of every workflow that has the same expectation); ``meta`` goes to GX with
+    it (those workflows, the reason)."""
 
     e: Expectation
     domain: np.ndarray  # bool, one per row of the frame

@@ -170,7 +170,9 @@ def run_workflows(
     the rows an expectation finds unexpected are that workflow's alerts, with its reasons.
     """
     checks: dict[str, list[Check]] = {}
-    owners: dict[str, list[tuple[int, int]]] = {}  # workflow -> (expectation, check in its frame's list)
+    same: dict[tuple[str, str], int] = {}  # (frame, what a check judges) -> its position in checks[frame]
+    # workflow -> (expectation, its check, the rows it judges)
+    owners: dict[str, list[tuple[int, int, np.ndarray]]] = {}
     for wid, wf in workflows.items():
         frame = frames.get(wf.frame)
         if frame is None:  # change workflows without a previous snapshot
@@ -183,9 +185,19 @@ def run_workflows(
             continue
         for i, e in enumerate(wf.expect):
             domain = scope & holds(frame, e.when or "True", params)
-            if domain.any():
-                owners[wid].append((i, len(checks.setdefault(wf.frame, []))))
+            if not domain.any():
+                continue
+            # The same expectation in several workflows (te_end set, say) is one GX check on
+            # the rows of all their domains; each workflow keeps the unexpected rows of its own.
+            what = e.model_dump_json(exclude={"reason", "when"})
+            j = same.setdefault((wf.frame, what), len(checks.setdefault(wf.frame, [])))
+            if j == len(checks[wf.frame]):
                 checks[wf.frame].append(Check(e, domain, {"workflow": wid, "reason": e.reason}))
+            else:
+                c = checks[wf.frame][j]
+                c.domain = c.domain | domain
+                c.meta = {"workflow": f"{c.meta['workflow']}, {wid}", "reason": c.meta["reason"] or e.reason}
+            owners[wid].append((i, j, domain))
     unexpected: dict[str, list[np.ndarray]] = {}  # frame -> each check's unexpected rows (bool per row)
     for name, these in checks.items():
         frame = frames[name]
@@ -194,13 +206,12 @@ def run_workflows(
             suite = name if kind == "rows" else f"{name} ({kind})"
             for j, positions in zip(members, validator.unexpected(name, batch, suite, expectations), strict=True):
                 found[j][np.asarray(positions, dtype=np.int64)] = True
-                found[j] &= these[j].domain
         unexpected[name] = found
     pieces = []
     for wid, wf in workflows.items():
         if not owners.get(wid):
             continue
-        failed = [(wf.expect[i], unexpected[wf.frame][j]) for i, j in owners[wid]]
+        failed = [(wf.expect[i], unexpected[wf.frame][j] & domain) for i, j, domain in owners[wid]]
         piece = _alerts_of(wid, wf, frames[wf.frame], failed, d)
         if piece is not None:
             pieces.append(piece)
@@ -226,9 +237,9 @@ def _alerts_of(wid: str, wf: Workflow, frame: pd.DataFrame, failed: list[tuple[E
         return None
     if wf.report_reasons:
         # Rows failing the same expectations share their reasons: one list per pattern, copied.
-        pattern = np.zeros(len(positions), dtype=object)
+        pattern = np.zeros(len(positions), dtype=np.int64 if len(failed) < 63 else object)
         for k, (_, rows) in enumerate(failed):
-            pattern = pattern + rows[positions].astype(np.int64) * (1 << k)
+            pattern = pattern + rows[positions].astype(pattern.dtype) * (1 << k)
         by_pattern = {}
         for p in set(pattern.tolist()):
             reasons: list[str] = []
