@@ -203,7 +203,7 @@ def run_workflows(
         frame = frames[name]
         found = [np.zeros(len(frame), dtype=bool) for _ in these]
         for kind, batch, expectations, members in frame_batches(frame, these, params):
-            suite = name if kind == "rows" else f"{name} ({kind})"
+            suite = name if kind == "rows" else f"{name} {kind}"  # a page path: no brackets
             for j, positions in zip(members, validator.unexpected(name, batch, suite, expectations), strict=True):
                 found[j][np.asarray(positions, dtype=np.int64)] = True
         unexpected[name] = found
