@@ -20,7 +20,7 @@ of its scale, and no ratio is printed when the floor's three runs differ by more
 - load:      read_snapshot of the demo org's raw folders (typed at read, as ``evaluate --snapshot``
              on a folder), into typed frames, quarantine included: what every read cost before
 - evaluate:  everything after loading the committed snapshots: prepared frames, all workflows
-             through GX, alerts
+             through GX (how many validations and expectations it ran), alerts
 - run:       committed read + evaluate, i.e. ``python -m sa_hygiene evaluate`` on the store after
              its imports
 - peak:      peak RSS of the process (``getrusage`` maxrss) above its RSS after imports, against
@@ -214,6 +214,9 @@ def measure(folder: Path, with_baseline: bool) -> dict:
         "committed_s": load,
         "evaluate_s": evaluate,
         "alerts": len(result.alerts),
+        # GX's cost is mostly per validation and per expectation: how many this evaluation ran
+        "validations": len(result.results),
+        "expectations": sum(len(r.results) for r in result.results),
         "frames_mb": loaded_mb,
         "base_rss_mb": base,
         "load_peak_mb": after_load_peak - base,
@@ -321,7 +324,8 @@ def line_of(r: dict) -> str:
         f"{ratio(r['committed_s'], r['typed_read_runs'], 'typed files read_table alone')}, "
         f"{ratio(r['committed_s'], r['floor_runs'])}) | "
         f"load at read {r['load_s']:6.2f}s ({ratio(r['load_s'], r['floor_runs'])}) | "
-        f"evaluate {r['evaluate_s']:6.2f}s ({ratio(r['evaluate_s'], r['floor_runs'])}) | "
+        f"evaluate {r['evaluate_s']:6.2f}s ({ratio(r['evaluate_s'], r['floor_runs'])}; "
+        f"{r['validations']} GX validations of {r['expectations']} expectations) | "
         f"run {run:6.2f}s ({ratio(run, r['floor_runs'])}) | "
         f"frames {r['frames_mb']:6.0f} MB (floor's {r['floor_frames_mb']:6.0f} MB) | "
         f"peak {r['peak_mb']:6.0f} MB ({r['peak_mb'] / r['frames_mb']:.2f}x frames; the read's own {r['load_peak_mb']:6.0f} MB "

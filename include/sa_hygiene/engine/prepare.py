@@ -20,7 +20,7 @@ import pyarrow.compute as pc
 from sa_hygiene.contract.config import Config, Taxonomy
 from sa_hygiene.contract.schema import FRAMES
 from sa_hygiene.engine.routing import Directory
-from sa_hygiene.source.frames import is_in, select_rows
+from sa_hygiene.source.frames import is_in, positions_in, select_rows
 from sa_hygiene.source.snapshot import Snapshot
 
 log = logging.getLogger(__name__)
@@ -200,9 +200,8 @@ def _untyped_call(tasks: pd.DataFrame, d: Directory) -> pd.Series:
     The handbook asks every customer interaction to carry a type; a call logged with the
     standard "Log a Call" button (``TaskSubtype`` = Call) and no type is the usual slip.
     """
-    owner_is_sa = tasks["owner_id"].str.slice(0, 15).map(d.is_sa).fillna(False).astype(bool)
     is_call = (tasks["task_subtype"].str.strip() == "Call").fillna(False).astype(bool)
-    return is_call & ~nonempty(tasks["activity_types"]) & tasks["chorus_call_id"].isna() & owner_is_sa
+    return is_call & ~nonempty(tasks["activity_types"]) & tasks["chorus_call_id"].isna() & d.is_sa_ref(tasks["owner_id"])
 
 
 # The Task columns the activities frame is derived from: what a snapshot's Task table gives,
@@ -261,7 +260,11 @@ def _activities(snap: Snapshot, d: Directory, w: RunWindow, cfg: Config, sa_acti
     review_from = w.as_of_utc - pd.Timedelta(days=cfg.thresholds.review_days)
     in_window = _in(t["created"], w.since, w.until)
     in_review = _in(t["created"], review_from, w.as_of_utc)
-    untyped = _untyped_call(t, d)
+    # Untyped calls are looked for among the tasks of the window and the review period only: a
+    # few days of ten million tasks, not every subtype and owner of them.
+    recent = (in_window | in_review).to_numpy(bool)
+    untyped = pd.Series(False, index=t.index)
+    untyped[recent] = _untyped_call(select_rows(t, recent, ["owner_id", "task_subtype", "activity_types", "chorus_call_id"]), d).to_numpy(bool)
     # Only the columns read: filtering the whole Task frame copies every string of every column.
     a = select_rows(t, (sa_activity | untyped) & (in_window | in_review), ACTIVITY_TASK_COLUMNS)
     return activity_rows(a, cfg.taxonomy, created_in_window=in_window[a.index], created_in_review_period=in_review[a.index],
@@ -301,7 +304,7 @@ def _meetings(snap: Snapshot, d: Directory, w: RunWindow, cfg: Config, opps: pd.
     internal = {x.lower() for x in cfg.email_domains.company}
     generic = {x.lower() for x in cfg.email_domains.generic}
     emails = exploded(ev["attendee_emails"]).str.lower()
-    domains = emails.str.rsplit("@", n=1).str[-1].where(emails.str.contains("@", regex=False))
+    domains = emails.str.extract(r"@([^@]*)$", expand=False)  # after the last "@"; none without one
     is_external = domains.notna() & ~domains.isin(internal)
     ext_emails, ext_domains = emails[is_external], domains[is_external & ~domains.isin(generic)]
     m["external_attendees"] = ext_emails.groupby(level=0).size().reindex(m.index, fill_value=0).astype("int64")
@@ -315,8 +318,10 @@ def _meetings(snap: Snapshot, d: Directory, w: RunWindow, cfg: Config, opps: pd.
     # (1) attendee = a contact with a role on an open opportunity: highest IACV, then lowest Id.
     contacts = snap["Contact"]
     c = pd.DataFrame({"email": contacts["email"].str.lower(), "contact_key": contacts["key"]}).dropna()
+    c = c[is_in(c["email"], ext_emails)]  # the attendees' contacts only: the joins below stay small
     roles = snap["OpportunityContactRole"]
     r = pd.DataFrame({"contact_key": roles["contact_id"].str.slice(0, 15), "opp_key": roles["opportunity_id"].str.slice(0, 15)})
+    r = r[is_in(r["contact_key"], c["contact_key"])]
     cand = (
         pd.DataFrame({"event": ext_emails.index, "email": ext_emails.to_numpy()})
         .merge(c, on="email")
@@ -364,14 +369,13 @@ def _meetings(snap: Snapshot, d: Directory, w: RunWindow, cfg: Config, opps: pd.
         near &= sa_tasks["activity_date"].between(m["local_start_date"].min(), m["local_start_date"].max())
     t = select_rows(sa_tasks, near, ["owner_id", "activity_date", "what_id"])
     t = pd.DataFrame({"owner_key": t["owner_id"].str.slice(0, 15), "day": t["activity_date"], "what_key": t["what_id"].str.slice(0, 15)})
-    on_day = set(zip(t["owner_key"], t["day"], strict=True))
-    on_record = set(zip(t["owner_key"], t["day"], t["what_key"], strict=True))
     sugg_key = m["suggested_what_id"].str.slice(0, 15)
-    m["logged"] = [
-        (o, day, s) in on_record if isinstance(s, str) else (o, day) in on_day
-        for o, day, s in zip(owner_key, m["local_start_date"], sugg_key, strict=True)
-    ]
-    m["logged"] = m["logged"].astype(bool)
+    # Hash joins on (owner, day[, record]), not a Python tuple per meeting and task.
+    on_day = pd.MultiIndex.from_arrays([owner_key, m["local_start_date"]]).isin(
+        pd.MultiIndex.from_arrays([t["owner_key"], t["day"]]))
+    on_record = pd.MultiIndex.from_arrays([owner_key, m["local_start_date"], sugg_key]).isin(
+        pd.MultiIndex.from_arrays([t["owner_key"], t["day"], t["what_key"]]))
+    m["logged"] = np.where(sugg_key.notna().to_numpy(bool), on_record, on_day).astype(bool)
     return m
 
 
@@ -400,8 +404,10 @@ def _povs(snap: Snapshot, d: Directory, w: RunWindow, cfg: Config) -> pd.DataFra
     o = snap["Opportunity"] if "Opportunity" in snap.tables else pd.DataFrame({"key": pd.Series(dtype="str")})
     opp_key = p["opportunity_id"].str.slice(0, 15)
     found = pd.Series(is_in(opp_key, o["key"]), index=p.index)
-    is_open = (~o["is_closed"] & ~o["lost"]).set_axis(o["key"]) if len(o) else pd.Series(dtype=bool)
-    has_start = o["te_start"].notna().set_axis(o["key"]) if len(o) else pd.Series(dtype=bool)
+    # Each POV's opportunity row (-1, the last entry below, when none is readable).
+    at = positions_in(opp_key, o["key"]) if len(o) else np.full(len(p), -1)
+    is_open = np.append((~o["is_closed"] & ~o["lost"]).to_numpy(bool), False) if len(o) else np.zeros(1, bool)
+    has_start = np.append(o["te_start"].notna().to_numpy(bool), False) if len(o) else np.zeros(1, bool)
     has_opp = p["opportunity_id"].notna()
     return pd.DataFrame(
         {
@@ -422,8 +428,8 @@ def _povs(snap: Snapshot, d: Directory, w: RunWindow, cfg: Config) -> pd.DataFra
             "days_since_start": _days_between(w.as_of, p["start_date"]),
             "has_opportunity": has_opp.astype(bool),
             "opportunity_quarantined": (has_opp & ~found).astype(bool),
-            "opportunity_open": opp_key.map(is_open).fillna(False).astype(bool),
-            "opportunity_has_te_start": opp_key.map(has_start).fillna(False).astype(bool),
+            "opportunity_open": pd.Series(is_open[at], index=p.index),
+            "opportunity_has_te_start": pd.Series(has_start[at], index=p.index),
         },
         index=p.index,
     )

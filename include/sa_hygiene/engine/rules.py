@@ -26,14 +26,15 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from sa_hygiene.contract.config import Config, Expectation, Workflow
 from sa_hygiene.contract.recipients import CHANNEL, as_recipient
-from sa_hygiene.engine.gx import Validator, batch_frame, build_expectation
+from sa_hygiene.engine.gx import Check, Validator, frame_batches
 from sa_hygiene.engine.predicates import holds
 from sa_hygiene.engine.prepare import RunWindow, prepare_frames
 from sa_hygiene.engine.routing import Directory
@@ -155,17 +156,31 @@ def _recipients(wf: Workflow, rows: pd.DataFrame, d: Directory) -> tuple[pd.Seri
 
 
 def _scope_keys(frame: pd.DataFrame, scope: np.ndarray) -> set[str]:
-    """The 15-character keys of the rows in scope: keys only, never the frame's rows."""
-    ids = frame["id"].to_numpy()[scope]
-    return {str(i)[:15] for i in ids if isinstance(i, str)}
+    """The 15-character keys of the rows in scope: keys only, never the frame's rows.
+
+    Text Ids are cut in Arrow, only those in scope: every workflow asks, and a scope of
+    "True" is every opportunity."""
+    ids = frame["id"]
+    if isinstance(ids.dtype, pd.StringDtype) and isinstance(getattr(ids.array, "_pa_array", None), pa.ChunkedArray):
+        kept = ids.array._pa_array.filter(pa.array(np.asarray(scope, dtype=bool)))
+        return set(pc.drop_null(pc.utf8_slice_codeunits(kept, 0, 15)).to_pylist())
+    return {str(i)[:15] for i in ids.to_numpy()[scope] if isinstance(i, str)}
 
 
 def run_workflows(
     frames: dict[str, pd.DataFrame], d: Directory, workflows: dict[str, Workflow], params: dict, validator: Validator,
     scopes: dict[str, set[str]] | None = None,
 ) -> pd.DataFrame:
-    """The alerts of ``workflows``; ``scopes``, when given, receives each workflow's in-scope keys."""
-    pieces = []
+    """The alerts of ``workflows``; ``scopes``, when given, receives each workflow's in-scope keys.
+
+    Every expectation of every workflow reading a frame is validated in one GX suite of that
+    frame (``gx.frame_batches``), each on the rows of its workflow's scope and its ``when``;
+    the rows an expectation finds unexpected are that workflow's alerts, with its reasons.
+    """
+    checks: dict[str, list[Check]] = {}
+    same: dict[tuple[str, str], int] = {}  # (frame, what a check judges) -> its position in checks[frame]
+    # workflow -> (expectation, its check, the rows it judges)
+    owners: dict[str, list[tuple[int, int, np.ndarray]]] = {}
     for wid, wf in workflows.items():
         frame = frames.get(wf.frame)
         if frame is None:  # change workflows without a previous snapshot
@@ -173,57 +188,92 @@ def run_workflows(
         scope = holds(frame, wf.scope, params)
         if scopes is not None:
             scopes[wid] = _scope_keys(frame, scope)
-        reasons: dict[Any, list[str]] = {}
-        if scope.any():
-            groups: dict[tuple, list[tuple[int, Expectation]]] = {}
-            for i, e in enumerate(wf.expect):
-                # Expectations share a batch when they read the same rows shaped the same way:
-                # exploded lists go alone per column, blank-filled text apart from raw columns.
-                shape = {"each_in_set": "exploded", "match_regex": "text", "min_length": "text"}.get(e.expectation, "raw")
-                groups.setdefault((e.when or "True", shape, e.column if shape == "exploded" else ""), []).append((i, e))
-            hits: dict[int, list] = {}
-            for (when, _shape, _column), members in groups.items():
-                mask = scope & holds(frame, when, params)
-                if not mask.any():
-                    continue
-                # Only the rows in scope and the columns read: GX never sees the rest.
-                cols = list(dict.fromkeys(c for _, e in members for c in (e.column, e.other) if c))
-                rows = select_rows(frame, mask, cols)
-                batch = pd.concat([batch_frame(rows, e) for _, e in members], axis=1)
-                batch = batch.loc[:, ~batch.columns.duplicated()]
-                expectations = [build_expectation(e, params, {"workflow": wid, "reason": e.reason}) for _, e in members]
-                name = f"{wid}" + ("" if when == "True" else f" when {when}")
-                for (i, _), labels in zip(members, validator.unexpected(wf.frame, batch, name, expectations), strict=True):
-                    hits[i] = labels
-            for i, e in enumerate(wf.expect):
-                for label in hits.get(i, []):
-                    got = reasons.setdefault(label, [])
-                    if e.reason and e.reason not in got:
-                        got.append(e.reason)
-        if not reasons:
+        owners[wid] = []
+        if not scope.any():
             continue
-        wanted = [c for c in ("id", "owner_id", "sa", "has_sa", "suggested_what_id", "manager_id") if c in frame.columns]
-        rows = select_rows(frame, frame.index.isin(list(reasons)), wanted).loc[list(reasons)]
-        to, unrouted = _recipients(wf, rows, d)
-        pieces.append(
-            pd.DataFrame(
-                {
-                    "workflow": wid,
-                    "object": wf.object,
-                    "record_id": rows["id"].astype(object),
-                    "recipient": to.astype(object),
-                    # rows are in the order of ``reasons``: its values are theirs, without a look-up each
-                    "reasons": list(reasons.values()) if wf.report_reasons else [[] for _ in range(len(rows))],
-                    "slot": wf.slot,
-                    "suggested_what_id": rows["suggested_what_id"].astype(object) if "suggested_what_id" in rows else None,
-                    "unrouted": unrouted.astype(bool),
-                }
-            )
-        )
+        for i, e in enumerate(wf.expect):
+            domain = scope & holds(frame, e.when or "True", params)
+            if not domain.any():
+                continue
+            # The same expectation in several workflows (te_end set, say) is one GX check on
+            # the rows of all their domains; each workflow keeps the unexpected rows of its own.
+            what = e.model_dump_json(exclude={"reason", "when"})
+            j = same.setdefault((wf.frame, what), len(checks.setdefault(wf.frame, [])))
+            if j == len(checks[wf.frame]):
+                checks[wf.frame].append(Check(e, domain, {"workflow": wid, "reason": e.reason}))
+            else:
+                c = checks[wf.frame][j]
+                c.domain = c.domain | domain
+                c.meta = {"workflow": f"{c.meta['workflow']}, {wid}", "reason": c.meta["reason"] or e.reason}
+            owners[wid].append((i, j, domain))
+    unexpected: dict[str, list[np.ndarray]] = {}  # frame -> each check's unexpected rows (bool per row)
+    for name, these in checks.items():
+        frame = frames[name]
+        found = [np.zeros(len(frame), dtype=bool) for _ in these]
+        for kind, batch, expectations, members in frame_batches(frame, these, params):
+            suite = name if kind == "rows" else f"{name} {kind}"  # a page path: no brackets
+            for j, positions in zip(members, validator.unexpected(name, batch, suite, expectations), strict=True):
+                found[j][np.asarray(positions, dtype=np.int64)] = True
+        unexpected[name] = found
+    pieces = []
+    for wid, wf in workflows.items():
+        if not owners.get(wid):
+            continue
+        failed = [(wf.expect[i], unexpected[wf.frame][j] & domain) for i, j, domain in owners[wid]]
+        piece = _alerts_of(wid, wf, frames[wf.frame], failed, d)
+        if piece is not None:
+            pieces.append(piece)
     if not pieces:
         return pd.DataFrame({c: pd.Series(dtype=object) for c in ALERT_COLUMNS})
     alerts = pd.concat(pieces, ignore_index=True)
     return alerts.drop_duplicates(["workflow", "record_id", "recipient"]).reset_index(drop=True)
+
+
+def _alerts_of(wid: str, wf: Workflow, frame: pd.DataFrame, failed: list[tuple[Expectation, np.ndarray]],
+               d: Directory) -> pd.DataFrame | None:  # fmt: skip
+    """One workflow's alerts from the rows each of its expectations found unexpected: ordered
+    by the first expectation a row fails (in the workflow's order), then by row, with the
+    reasons of every expectation it fails, each once."""
+    seen = np.zeros(len(frame), dtype=bool)
+    order = []
+    for _, rows in failed:
+        new = rows & ~seen
+        order.append(np.flatnonzero(new))
+        seen |= new
+    positions = np.concatenate(order)
+    if not len(positions):
+        return None
+    if wf.report_reasons:
+        # Rows failing the same expectations share their reasons: one list per pattern, copied.
+        pattern = np.zeros(len(positions), dtype=np.int64 if len(failed) < 63 else object)
+        for k, (_, rows) in enumerate(failed):
+            pattern = pattern + rows[positions].astype(pattern.dtype) * (1 << k)
+        by_pattern = {}
+        for p in set(pattern.tolist()):
+            reasons: list[str] = []
+            for k, (e, _) in enumerate(failed):
+                if p >> k & 1 and e.reason and e.reason not in reasons:
+                    reasons.append(e.reason)
+            by_pattern[p] = reasons
+        reasons_of = [list(by_pattern[p]) for p in pattern.tolist()]
+    else:
+        reasons_of = [[] for _ in range(len(positions))]
+    wanted = [c for c in ("id", "owner_id", "sa", "has_sa", "suggested_what_id", "manager_id") if c in frame.columns]
+    rows = select_rows(frame, seen, wanted)
+    rows = rows.iloc[np.searchsorted(np.flatnonzero(seen), positions)]
+    to, unrouted = _recipients(wf, rows, d)
+    return pd.DataFrame(
+        {
+            "workflow": wid,
+            "object": wf.object,
+            "record_id": rows["id"].astype(object),
+            "recipient": to.astype(object),
+            "reasons": reasons_of,
+            "slot": wf.slot,
+            "suggested_what_id": rows["suggested_what_id"].astype(object) if "suggested_what_id" in rows else None,
+            "unrouted": unrouted.astype(bool),
+        }
+    )
 
 
 def evaluate(

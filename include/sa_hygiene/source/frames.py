@@ -21,6 +21,15 @@ def is_in(values: pd.Series, among: pd.Series) -> np.ndarray:
     return pc.fill_null(found, False).to_numpy(zero_copy_only=False).astype(bool)
 
 
+def positions_in(values: pd.Series, among: pd.Series) -> np.ndarray:
+    """Where each text value first appears in ``among`` (-1: nowhere, or blank), by Arrow's hash
+    look-up: a ``map`` through ``among`` builds a pandas index of it every time."""
+    value_set = pa.array(among.array)
+    value_set = value_set.combine_chunks() if isinstance(value_set, pa.ChunkedArray) else value_set
+    found = pc.index_in(pa.array(values.array), value_set=value_set.cast(pa.large_string()))
+    return pc.fill_null(found, -1).to_numpy(zero_copy_only=False).astype(np.int64)
+
+
 def arrow_values(col: pd.Series, arrow: pa.ChunkedArray) -> pd.api.extensions.ExtensionArray:
     """``arrow`` as the pandas array of ``col``'s dtype, without converting a value."""
     return pd.arrays.ArrowExtensionArray(arrow) if isinstance(col.dtype, pd.ArrowDtype) else arrow.to_pandas().array
