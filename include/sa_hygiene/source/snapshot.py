@@ -58,6 +58,8 @@ QUARANTINE_COLUMNS = ["object", "record_id", "reason", "detail"]
 
 # Load order matters: references are checked against tables already read.
 LOAD_ORDER = ["User", "Account", "Contact", "Opportunity", "OpportunityContactRole", "Task", "Event", "Proof_of_Value__c"]
+# The folder beside a snapshot's or changes window's raw tables that holds their typed form (typed.py).
+TYPED_DIR = "_typed"
 
 
 # (object, field) -> object it must exist in, for rules that route through it.
@@ -745,7 +747,9 @@ def read_snapshot(
         if not delta[0].isdir(delta[1]):
             raise SnapshotError(f"{changes}: no such changes directory")
         feed = (*LOAD_ORDER, "EventRelation", "Lead")
-        if delta[0].ls(delta[1]) and not any(_find(*delta, obj) is not None for obj in feed):
+        # An empty window is fine (nothing changed then), also once its typed form is written beside it.
+        entries = [e for e in delta[0].ls(delta[1], detail=False) if e.rstrip("/").rsplit("/", 1)[-1] != TYPED_DIR]
+        if entries and not any(_find(*delta, obj) is not None for obj in feed):
             # The feed's root or another folder (an empty window is fine: nothing changed then);
             # applying nothing silently would look like no change.
             raise SnapshotError(f"{changes}: no changes tables here (none of {', '.join(feed)}): give one window's "

@@ -47,6 +47,7 @@ from sa_hygiene.source.snapshot import (
     LOAD_ORDER,
     QUARANTINE_COLUMNS,
     REFERENCES,
+    TYPED_DIR,
     Snapshot,
     SnapshotError,
     _checked,
@@ -67,7 +68,6 @@ from sa_hygiene.source.store import MANIFEST, is_local, url_to_fs
 
 log = logging.getLogger(__name__)
 
-TYPED_DIR = "_typed"
 
 
 QUARANTINE_TABLE = "_quarantine.parquet"

@@ -247,3 +247,14 @@ def test_a_typed_read_of_some_columns_reads_only_those_and_the_same_values(tmp_p
     assert quarantine_rows(some) == quarantine_rows(whole)
     # A raw folder is typed whole: its checks read every column.
     assert list(read_snapshot(folder, CFG, columns=wanted)["Task"].columns) == list(whole["Task"].columns)
+
+
+def test_an_empty_changes_window_with_its_typed_form_is_no_change(tmp_path):
+    """Nothing changed in a window: its folder holds only the typed form written at the feed's
+    commit, which is no sign of the feed's root given by mistake."""
+    folder = write_snapshot(tmp_path / "raw", {"User": [SA, AE], **BAD_ROWS})
+    url = commit(tmp_path, folder)
+    delta = write_changes(tmp_path / "c", {})
+    write_typed_changes(str(delta), CFG)
+    assert (delta / TYPED_DIR).is_dir()
+    assert_same(read_snapshot(url, CFG, changes=delta), read_snapshot(url, CFG))
