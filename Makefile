@@ -10,6 +10,9 @@ DEMO_DIR ?= .demo
 AS_OF  ?= 2026-11-24
 DAYS   ?= 2
 PYTEST_ARGS ?=
+# make test runs the suite on every core (pytest-xdist): whole modules per worker, so a module's
+# shared setup (a demo org, an Airflow, a browser) is built once; TEST_WORKERS=0 runs it in one process.
+TEST_WORKERS ?= auto
 
 export UV_CACHE_DIR ?= $(HOME)/.cache/uv
 export GX_ANALYTICS_ENABLED := false
@@ -48,7 +51,7 @@ demo: $(STAMP)
 	$(BIN)/python -m sa_hygiene demo --dir $(DEMO_DIR) --as-of $(AS_OF) --days $(DAYS)
 
 test: $(STAMP) chromium
-	@$(BIN)/python -m pytest $(PYTEST_ARGS); status=$$?; \
+	@$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadscope --no-loadscope-reorder $(PYTEST_ARGS); status=$$?; \
 	if [ $$status -eq 5 ]; then echo "pytest collected no tests" >&2; exit 1; fi; exit $$status
 
 # docker-compose.yaml as containers, the README's way (deploy/compose-test.sh): starts Docker if

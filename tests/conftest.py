@@ -1,11 +1,37 @@
 import os
+import shutil
+import tempfile
 
 # Before anything imports great_expectations: no analytics calls from tests.
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 os.environ.pop("SA_HYGIENE_CONFIG", None)
+# Before anything imports Airflow: a home of this test process's own (make test runs several
+# processes, pytest-xdist's workers), never the user's ~/airflow nor another worker's.
+AIRFLOW_HOME = tempfile.mkdtemp(prefix="sa-hygiene-tests-airflow-")
+os.environ["AIRFLOW_HOME"] = AIRFLOW_HOME
 
 import pytest  # noqa: E402
 from services import postgres_database  # noqa: E402
+
+# Modules that start Airflow or a browser first, the pure ones last: make test hands whole
+# modules to its workers in this order (--dist loadscope --no-loadscope-reorder), so the long
+# ones do not start at the end while the other worker has nothing left to do.
+STAGE_ORDER = {"e2e": 0, "integration": 1, "unit": 2}
+
+
+def pytest_collection_modifyitems(items):
+    def module(item):
+        return item.nodeid.split("::", 1)[0]
+
+    rank: dict[str, int] = {}
+    for item in items:
+        stages = [STAGE_ORDER[m.name] for m in item.iter_markers() if m.name in STAGE_ORDER]
+        rank[module(item)] = min(rank.get(module(item), len(STAGE_ORDER)), *stages, len(STAGE_ORDER))
+    items.sort(key=lambda item: rank[module(item)])  # stable: the collection order within a stage
+
+
+def pytest_unconfigure(config):
+    shutil.rmtree(AIRFLOW_HOME, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
