@@ -10,11 +10,15 @@ DEMO_DIR ?= .demo
 AS_OF  ?= 2026-11-24
 DAYS   ?= 2
 PYTEST_ARGS ?=
+# make test runs the suite on every core (pytest-xdist): whole modules per worker, so a module's
+# shared setup (a demo org, an Airflow, a browser) is built once; TEST_WORKERS=0 runs it in one process.
+TEST_WORKERS ?= auto
+PARALLEL := -n $(TEST_WORKERS) --dist loadscope --no-loadscope-reorder
 
 export UV_CACHE_DIR ?= $(HOME)/.cache/uv
 export GX_ANALYTICS_ENABLED := false
 
-.PHONY: install chromium lock demo test compose-test lint bench clean
+.PHONY: install chromium lock demo test test-fast compose-test lint bench clean
 
 install: $(STAMP) chromium
 
@@ -48,8 +52,12 @@ demo: $(STAMP)
 	$(BIN)/python -m sa_hygiene demo --dir $(DEMO_DIR) --as-of $(AS_OF) --days $(DAYS)
 
 test: $(STAMP) chromium
-	@$(BIN)/python -m pytest $(PYTEST_ARGS); status=$$?; \
+	@$(BIN)/python -m pytest $(PARALLEL) $(PYTEST_ARGS); status=$$?; \
 	if [ $$status -eq 5 ]; then echo "pytest collected no tests" >&2; exit 1; fi; exit $$status
+
+# The unit tests only (no server, Airflow or browser): a quick check while working; make test runs all.
+test-fast: $(STAMP)
+	@$(BIN)/python -m pytest $(PARALLEL) -m unit $(PYTEST_ARGS)
 
 # docker-compose.yaml as containers, the README's way (deploy/compose-test.sh): starts Docker if
 # needed, builds the image, brings the stack up, runs the snapshot, the report and a digest, then

@@ -20,10 +20,12 @@ STATE_TASKS = {"record_alert_state", "find_overdue_items"}
 @pytest.fixture(scope="module")
 def dagbag(tmp_path_factory):
     home = tmp_path_factory.mktemp("airflow")
-    os.environ.update({"AIRFLOW_HOME": str(home), "AIRFLOW__CORE__LOAD_EXAMPLES": "False"})
-    from airflow.dag_processing.dagbag import DagBag
+    with pytest.MonkeyPatch.context() as mp:  # put back afterwards: later modules of this process
+        mp.setenv("AIRFLOW_HOME", str(home))
+        mp.setenv("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
+        from airflow.dag_processing.dagbag import DagBag
 
-    return DagBag(dag_folder=str(ROOT / "dags"))
+        yield DagBag(dag_folder=str(ROOT / "dags"))
 
 
 def test_no_import_errors_and_every_expected_dag(dagbag):

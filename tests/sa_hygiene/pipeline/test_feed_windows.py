@@ -9,6 +9,7 @@ have received it.
 
 import json
 import re
+import shutil
 from collections import Counter
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
@@ -37,21 +38,28 @@ TASK_LINK = re.compile(r"/lightning/r/Task/(\w+)/view")
 SECTION = re.compile(r"^\*([^*]+)\* \(\d+\)")
 
 
-def snapshots(tmp_path, store: SnapshotStore) -> None:
-    """Daily 04:00 UTC snapshots of the demo org: each holds the tasks created before it was taken."""
-    org = tmp_path / "org"
+@pytest.fixture(scope="module")
+def snapshots(tmp_path_factory):
+    """A store of daily 04:00 UTC snapshots of the demo org, each holding the tasks created before
+    it was taken, committed typed as the snapshot DAG commits them. Built once; each test runs
+    on a copy of it, since runs write beside the snapshots."""
+    root = tmp_path_factory.mktemp("week")
+    org = root / "org"
     write_demo_org(org, END, scale=0.25, seed=3)
+    cfg = load_config()
+    store = SnapshotStore(str(root / "store"), keep=cfg.store.keep)
     tasks = pq.read_table(org / "current" / "Task.parquet")
     for n in range(9):
         taken = datetime.combine(FIRST + timedelta(days=n), time(4), UTC)
-        folder = tmp_path / "days" / taken.strftime("%Y%m%d")
+        folder = root / "days" / taken.strftime("%Y%m%d")
         folder.mkdir(parents=True)
         for table in (org / "current").glob("*.parquet"):
             if table.name != "Task.parquet":
                 (folder / table.name).write_bytes(table.read_bytes())
         stamp = taken.strftime("%Y-%m-%dT%H:%M:%S.000+0000")  # the API's format sorts as text
         pq.write_table(tasks.filter(pc.less(tasks["CreatedDate"], stamp)), folder / "Task.parquet")
-        store.commit_folder(folder, taken, "week")
+        store.commit_folder(folder, taken, "week", cfg=cfg)
+    return root / "store"
 
 
 def dag_runs(cfg) -> list[tuple[datetime, str, str, set, set]]:
@@ -73,7 +81,7 @@ def dag_runs(cfg) -> list[tuple[datetime, str, str, set, set]]:
     return sorted(runs, key=lambda r: r[0].astimezone(UTC))
 
 
-def simulate(tmp_path, clock: bool = False) -> tuple[Counter, Counter, set, set]:
+def simulate(tmp_path, snapshots, clock: bool = False) -> tuple[Counter, Counter, set, set]:
     """(wf-02 posts per task, wf-09 posts per task, SA activities and Chorus calls created in the week)."""
     cfg_path = tmp_path / "sa_hygiene.yaml"
     cfg_path.write_text(f"store: {{url: {json.dumps(str(tmp_path / 'store'))}}}\n"
@@ -82,9 +90,9 @@ def simulate(tmp_path, clock: bool = False) -> tuple[Counter, Counter, set, set]
                         # The digests' own feed windows, as a deployment that posts nothing as it happens.
                         "schedule: {as_it_happens: []}\n")  # fmt: skip
     cfg = load_config(cfg_path)
-    store = SnapshotStore(cfg.store.url, keep=cfg.store.keep)
-    snapshots(tmp_path, store)
-    kept = store.list()
+    shutil.copytree(snapshots, tmp_path / "store")
+    kept = SnapshotStore(cfg.store.url, keep=cfg.store.keep).list()
+    assert len(kept) == 9
     for instant, dag_id, tz, slots, recipients in dag_runs(cfg):
         # The store as it was at the run: the snapshots taken before it.
         visible = SnapshotStore(cfg.store.url, keep=cfg.store.keep)
@@ -123,8 +131,8 @@ def simulate(tmp_path, clock: bool = False) -> tuple[Counter, Counter, set, set]
     return posted["wf-02"], posted["wf-09"], activities, calls
 
 
-def test_a_week_of_digests_posts_every_new_activity_and_chorus_call_exactly_once(tmp_path):
-    activities_posted, calls_posted, activities, calls = simulate(tmp_path)
+def test_a_week_of_digests_posts_every_new_activity_and_chorus_call_exactly_once(tmp_path, snapshots):
+    activities_posted, calls_posted, activities, calls = simulate(tmp_path, snapshots)
     assert len(activities) > 60 and len(calls) >= 3  # enough of both to mean something
     # Posted once each: not in two windows, not in none, whatever the region's time zone.
     assert {t for t in activities if activities_posted[t] != 1} == set()
@@ -139,9 +147,9 @@ def test_a_week_of_digests_posts_every_new_activity_and_chorus_call_exactly_once
         assert state.feed_window_end("regional_apj-cs") == WEEK[1]
 
 
-def test_the_clock_window_loses_what_was_created_between_snapshot_and_digest(tmp_path):
+def test_the_clock_window_loses_what_was_created_between_snapshot_and_digest(tmp_path, snapshots):
     """The behaviour feed windows replace, measured the same way: it fails the property above."""
-    activities_posted, _, activities, _ = simulate(tmp_path, clock=True)
+    activities_posted, _, activities, _ = simulate(tmp_path, snapshots, clock=True)
     lost = {t for t in activities if activities_posted[t] == 0}
     print(f"\nclock windows: {len(lost)} of {len(activities)} SA activities of the week never posted")
     assert lost

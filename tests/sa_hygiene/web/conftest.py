@@ -1,5 +1,5 @@
-"""The demo org's report and a headless Chromium, shared by the report's browser tests (one of
-each per test module: a report takes a while to write)."""
+"""The demo org's report and a headless Chromium, shared by the report's browser tests: one report
+per test process (a report takes a while to write; the tests only read it), one browser per module."""
 
 from pathlib import Path
 
@@ -8,7 +8,7 @@ from browser import Chromium
 from demo_report import write_demo_report
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def report(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("report")
     _, info = write_demo_report(root)
