@@ -14,6 +14,7 @@ import ast
 import datetime
 import itertools
 import re
+from collections import deque
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
@@ -47,17 +48,30 @@ def parse_scope(expr: str) -> ast.Expression:
     region share their scope.
     """
     tree = ast.parse(PARAM.sub(r"__param_\1", expr), mode="eval")
-    for node in ast.walk(tree):
+    for node in _nodes(tree):
         if not isinstance(node, _ALLOWED_NODES):
             raise SyntaxError(f"{type(node).__name__} is not allowed in a scope")
     return tree
+
+
+def _nodes(tree: ast.AST):
+    """``ast.walk`` without the items of a list of constants, which are yielded as the list alone:
+    a user alert's "my region" lists a region's people, a thousand nodes that are all allowed
+    constants and name nothing (``_membership`` checks each item's kind)."""
+    todo = deque([tree])  # breadth first, in ast.walk's order
+    while todo:
+        node = todo.popleft()
+        yield node
+        if isinstance(node, ast.List) and all(type(e) is ast.Constant for e in node.elts):
+            continue
+        todo.extend(ast.iter_child_nodes(node))
 
 
 @lru_cache(maxsize=4096)
 def expression_names(expr: str) -> tuple[frozenset[str], frozenset[str]]:
     """(column names, @parameter names) used by a scope expression; raises SyntaxError."""
     tree = parse_scope(expr)
-    names = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)}
+    names = {n.id for n in _nodes(tree) if isinstance(n, ast.Name)}
     return frozenset(n for n in names if not n.startswith("__param_")), frozenset(n[8:] for n in names if n.startswith("__param_"))
 
 
@@ -141,9 +155,17 @@ def _membership(node: ast.Compare, kind) -> str:
     for item in items:
         if not isinstance(item, ast.Constant):
             raise TypeError(f"a list after 'in' holds constants only: {_show(item)}")
+    # Each distinct type of value once (a region's people are a thousand texts of one kind).
+    first: dict[type, ast.Constant] = {}
+    for item in items:
+        first.setdefault(type(item.value), item)
+    for item in first.values():
         k = kind(item)
         if left and k and k != left:
             raise TypeError(f"cannot look {_show(node.left)} (a {left}) up among {_show(item)} (a {k})")
+    for item in items:
+        if isinstance(item.value, str) and len(item.value) > MAX_TEXT_CONSTANT:
+            raise TypeError(f"a text constant longer than {MAX_TEXT_CONSTANT} characters")
     return "bool"
 
 

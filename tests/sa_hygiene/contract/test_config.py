@@ -107,6 +107,13 @@ FAILED_AT_RUN_TIME = [
     ("workflows:\n  wf-07:\n    scope: \"stage == ('a' + 'b') * 9\"\n", "workflows.wf-07.scope", "arithmetic on 'a' (a text)"),
     ("workflows:\n  wf-02:\n    scope: \"@activity_types * 100000000\"\n", "workflows.wf-02.scope", "arithmetic on @activity_types (a list)"),
     (f"workflows:\n  wf-07:\n    scope: \"stage == '{'a' * 5000}'\"\n", "workflows.wf-07.scope", "text constant longer than 1000"),
+    # Membership: a list of constants of the column's kind, however long; the first item of
+    # another kind is named, a long text is refused inside a list too.
+    ("workflows:\n  wf-07:\n    scope: \"stage in ['a', 'b', 3, 'c', 4]\"\n", "workflows.wf-07.scope",
+     "cannot look stage (a text) up among 3 (a number)"),
+    ("workflows:\n  wf-07:\n    scope: \"stage in ['a', iacv]\"\n", "workflows.wf-07.scope", "holds constants only: iacv"),
+    (f"workflows:\n  wf-07:\n    scope: \"stage in ['a', '{'a' * 5000}']\"\n", "workflows.wf-07.scope",
+     "text constant longer than 1000"),
 ]  # fmt: skip
 
 
