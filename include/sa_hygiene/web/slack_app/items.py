@@ -152,6 +152,14 @@ class _Suggestion(_Part):
     view: _View
 
 
+def clicked_message(body: dict) -> tuple[str, str]:
+    """(channel, ts) of the message whose button was clicked, blank when unknown: a form opened
+    from it keeps them in its metadata to mark the message once its write is saved."""
+    container = body.get("container") or {}
+    channel = container.get("channel_id") or (body.get("channel") or {}).get("id") or ""
+    return channel, container.get("message_ts") or ""
+
+
 def malformed(body: Any) -> bool:
     """The payload's parts the app reads do not have the shape it reads them in (a 400, never a 500)."""
     if not isinstance(body, dict):

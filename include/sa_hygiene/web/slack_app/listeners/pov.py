@@ -26,7 +26,7 @@ from sa_hygiene.state.db import DatabaseError
 from sa_hygiene.web.slack_app import pov as pv
 from sa_hygiene.web.slack_app import tech_eval as te
 from sa_hygiene.web.slack_app.backends import Backends
-from sa_hygiene.web.slack_app.items import accept, is_opportunity_id
+from sa_hygiene.web.slack_app.items import accept, clicked_message, is_opportunity_id
 from sa_hygiene.web.slack_app.listeners.actions import ack_at_once, tell_busy
 from sa_hygiene.web.slack_app.listeners.suggestions import SUGGESTING_VIEWS
 from sa_hygiene.web.slack_app.listeners.tech_eval import DB_DOWN, LOST, SLOW, mark_message, pending_fields
@@ -238,10 +238,8 @@ def register(app, backends: Backends) -> None:
         if found is None:
             refuse(client, body, NOT_YOURS)
             return
-        container = body.get("container") or {}
-        channel = container.get("channel_id") or (body.get("channel") or {}).get("id") or ""
-        client.views_open(trigger_id=body["trigger_id"], view=pv.update_view(cfg, snapshot, pov, channel=channel,
-                                                                             ts=container.get("message_ts") or ""))  # fmt: skip
+        channel, ts = clicked_message(body)
+        client.views_open(trigger_id=body["trigger_id"], view=pv.update_view(cfg, snapshot, pov, channel=channel, ts=ts))
 
     def check_update(ack, body):
         view = body["view"]

@@ -22,7 +22,14 @@ from sa_hygiene.source.salesforce import SalesforceError
 from sa_hygiene.state.db import DatabaseError
 from sa_hygiene.web.slack_app import tech_eval as te
 from sa_hygiene.web.slack_app.backends import Backends
-from sa_hygiene.web.slack_app.items import TECH_EVAL_VIEW, accept, id_action, is_opportunity_id, view_meta
+from sa_hygiene.web.slack_app.items import (
+    TECH_EVAL_VIEW,
+    accept,
+    clicked_message,
+    id_action,
+    is_opportunity_id,
+    view_meta,
+)
 from sa_hygiene.web.slack_app.listeners.actions import ack_at_once, tell_busy
 from sa_hygiene.web.slack_app.people import People, Person, Unidentified, actor, refuse
 from sa_hygiene.web.slack_app.work import lane
@@ -76,9 +83,8 @@ def register(app, backends: Backends) -> None:
         if acting is None:
             refuse(client, body, NOT_YOURS)
             return
-        container = body.get("container") or {}
-        channel = container.get("channel_id") or (body.get("channel") or {}).get("id") or ""
-        view = te.form_view(cfg, record, actor_id=acting[1].id, channel=channel, ts=container.get("message_ts") or "")
+        channel, ts = clicked_message(body)
+        view = te.form_view(cfg, record, actor_id=acting[1].id, channel=channel, ts=ts)
         client.views_open(trigger_id=body["trigger_id"], view=view)
 
     def today(opp_id: str):
