@@ -140,12 +140,16 @@ def main() -> None:
 
 def fresh_parse() -> None:
     """Forget every scope written and parsed: an evaluation's own process starts with none."""
-    from sa_hygiene.contract.expressions import expression_names, parse_scope
-    from sa_hygiene.contract.user_alerts import _ids_of
+    from sa_hygiene.contract.expressions import _id_list, expression_names, parse_scope
+    from sa_hygiene.contract.user_alerts import _ids_of, _spelled
+    from sa_hygiene.engine.columnwise import _plan
 
     parse_scope.cache_clear()
+    _id_list.cache_clear()
+    _plan.cache_clear()
     expression_names.cache_clear()
     _ids_of.cache_clear()
+    _spelled.cache_clear()
 
 
 def measure(data: Path, scale: float, n_days: int, n_alerts: int, runs: int) -> None:

@@ -47,11 +47,66 @@ def parse_scope(expr: str) -> ast.Expression:
     hundred alerts, which the configuration check and the engine both read, and alerts of one
     region share their scope.
     """
-    tree = ast.parse(PARAM.sub(r"__param_\1", expr), mode="eval")
+    text = PARAM.sub(r"__param_\1", expr)
+    tree = _with_id_lists(text) if len(text) > ID_LISTS_FROM else None
+    if tree is None:
+        tree = ast.parse(text, mode="eval")
     for node in _nodes(tree):
         if not isinstance(node, _ALLOWED_NODES):
             raise SyntaxError(f"{type(node).__name__} is not allowed in a scope")
     return tree
+
+
+# A list of quoted Ids, as the user-alert compiler writes a scope's people and accounts
+# (``user_alerts._ids_of``): the same region's list is in the scope of every alert of its
+# people, thousands of Ids that make most of the text Python would otherwise parse each time.
+ID_LIST = re.compile(r"\['[A-Za-z0-9]{15,18}'(?:, '[A-Za-z0-9]{15,18}')*\]")
+ID_LISTS_FROM = 2000  # characters: shorter texts are parsed whole
+_HOLE = "__idlist_"
+
+
+def _with_id_lists(text: str) -> ast.Expression | None:
+    """The tree of ``text`` with its lists of quoted Ids parsed once per distinct list (shared,
+    read-only nodes); None when there are none, or when one sat inside a text constant (the
+    whole text is then parsed as written)."""
+    if _HOLE in text:
+        return None
+    lists: list[str] = []
+
+    def hole(m: re.Match) -> str:
+        lists.append(m.group(0))
+        return f"{_HOLE}{len(lists) - 1}"
+
+    short = ID_LIST.sub(hole, text)
+    if not lists:
+        return None
+    tree = ast.parse(short, mode="eval")
+    if any(isinstance(x, ast.Constant) and isinstance(x.value, str) and _HOLE in x.value for x in ast.walk(tree)):
+        return None  # a list's text was inside a text constant
+    fill = _Fill([_id_list(t) for t in lists])
+    tree = fill.visit(tree)
+    return tree if len(fill.used) == len(lists) else None
+
+
+@lru_cache(maxsize=512)
+def _id_list(text: str) -> ast.List:
+    return ast.List(elts=[ast.Constant(v) for v in re.findall(r"'([A-Za-z0-9]{15,18})'", text)], ctx=ast.Load())
+
+
+class _Fill(ast.NodeTransformer):
+    """Puts each list back where its placeholder name stands."""
+
+    def __init__(self, lists: list[ast.List]):
+        self.lists = lists
+        self.used: set[int] = set()
+
+    def visit_Name(self, node: ast.Name) -> ast.AST:
+        if node.id.startswith(_HOLE) and node.id[len(_HOLE) :].isdigit():
+            k = int(node.id[len(_HOLE) :])
+            if k < len(self.lists) and k not in self.used:
+                self.used.add(k)
+                return self.lists[k]
+        return node
 
 
 def _nodes(tree: ast.AST):
@@ -62,9 +117,18 @@ def _nodes(tree: ast.AST):
     while todo:
         node = todo.popleft()
         yield node
-        if isinstance(node, ast.List) and all(type(e) is ast.Constant for e in node.elts):
+        if isinstance(node, ast.List) and _all_constants(node):
             continue
         todo.extend(ast.iter_child_nodes(node))
+
+
+def _all_constants(node: ast.List) -> bool:
+    """Whether every item of the list is a constant; kept on the node (a region's list is one
+    node shared by the scopes of its people's alerts, walked by each)."""
+    known = getattr(node, "_all_constants", None)
+    if known is None:
+        known = node._all_constants = all(type(e) is ast.Constant for e in node.elts)  # type: ignore[attr-defined]
+    return known
 
 
 @lru_cache(maxsize=4096)
@@ -152,21 +216,30 @@ def _membership(node: ast.Compare, kind) -> str:
     left = kind(node.left)
     if left in ("list", "multi"):
         raise TypeError(f"cannot look {_show(node.left)} (a {left}) up in a list")
-    for item in items:
-        if not isinstance(item, ast.Constant):
-            raise TypeError(f"a list after 'in' holds constants only: {_show(item)}")
-    # Each distinct type of value once (a region's people are a thousand texts of one kind).
-    first: dict[type, ast.Constant] = {}
-    for item in items:
-        first.setdefault(type(item.value), item)
-    for item in first.values():
+    for item in _list_kinds(node.comparators[0]):
         k = kind(item)
         if left and k and k != left:
             raise TypeError(f"cannot look {_show(node.left)} (a {left}) up among {_show(item)} (a {k})")
-    for item in items:
+    return "bool"
+
+
+def _list_kinds(node: ast.List) -> list[ast.Constant]:
+    """The first item of each type of a list after 'in' (a region's people are a thousand texts
+    of one kind: each kind is checked once); TypeError for an item that is no constant or too
+    long a text. Kept on the node: a region's list is one node shared by its alerts' scopes."""
+    first = getattr(node, "_first_of_each_type", None)
+    if first is not None:
+        return first
+    for item in node.elts:
+        if not isinstance(item, ast.Constant):
+            raise TypeError(f"a list after 'in' holds constants only: {_show(item)}")
+    by_type: dict[type, ast.Constant] = {}
+    for item in node.elts:
+        by_type.setdefault(type(item.value), item)
         if isinstance(item.value, str) and len(item.value) > MAX_TEXT_CONSTANT:
             raise TypeError(f"a text constant longer than {MAX_TEXT_CONSTANT} characters")
-    return "bool"
+    node._first_of_each_type = list(by_type.values())  # type: ignore[attr-defined]
+    return node._first_of_each_type  # type: ignore[attr-defined]
 
 
 def _expect(node: ast.AST, operands: list, kinds: set[str], what: str, kind) -> None:

@@ -151,9 +151,15 @@ def _ids(column: str, ids: list[str]) -> str:
 @lru_cache(maxsize=1024)
 def _ids_of(column: str, ids: tuple[str, ...]) -> str:
     """``_ids``, written once per list: the owners of one region share its people's list."""
-    spelled = list(dict.fromkeys(s for i in ids for s in (i, i[:15]) if _is_id(i)))
     # Nobody (no reports, no accounts): an empty list, false on every row (a bare False is no column).
-    return f"({column} in [{', '.join(repr(i) for i in spelled)}])"
+    return f"({column} in [{_spelled(ids)}])"
+
+
+@lru_cache(maxsize=1024)
+def _spelled(ids: tuple[str, ...]) -> str:
+    """The items of an Id list, each Id by both its spellings; once per list (a scope names
+    its people's list for the SA and for the owner)."""
+    return ", ".join(repr(i) for i in dict.fromkeys(s for i in ids for s in (i, i[:15]) if _is_id(i)))
 
 
 def _is_id(value: str) -> bool:

@@ -22,7 +22,7 @@ from __future__ import annotations
 import gc
 import logging
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Set
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -155,6 +155,43 @@ def _recipients(wf: Workflow, rows: pd.DataFrame, d: Directory) -> tuple[pd.Seri
     return to, unrouted
 
 
+class ScopeKeys(Set):
+    """A workflow's in-scope keys, made when first read.
+
+    Only the alert state reads them (an ended episode is fixed when its record is still in
+    scope), and a run delivering one slot (the reminders every few minutes, the 16:00 DMs)
+    never does: making a set of a million keys for each of its workflows, and of two hundred
+    user alerts, would be most of such a run. A set to every reader (``in``, iteration, ``==``).
+    """
+
+    __slots__ = ("_make", "_keys")
+
+    def __init__(self, make: Callable[[], set[str]]):
+        self._make: Callable[[], set[str]] | None = make
+        self._keys: set[str] | None = None
+
+    def _made(self) -> set[str]:
+        if self._keys is None:
+            self._keys, self._make = self._make(), None  # type: ignore[misc]
+        return self._keys
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._made()
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._made())
+
+    def __len__(self) -> int:
+        return len(self._made())
+
+    @classmethod
+    def _from_iterable(cls, it) -> set:
+        return set(it)  # what ``&``, ``|`` and ``-`` make: a plain set
+
+    def __repr__(self) -> str:
+        return f"ScopeKeys({self._keys!r})" if self._keys is not None else "ScopeKeys(<not read yet>)"
+
+
 def _scope_keys(frame: pd.DataFrame, scope: np.ndarray) -> set[str]:
     """The 15-character keys of the rows in scope: keys only, never the frame's rows.
 
@@ -187,7 +224,7 @@ def run_workflows(
             continue
         scope = holds(frame, wf.scope, params)
         if scopes is not None:
-            scopes[wid] = _scope_keys(frame, scope)
+            scopes[wid] = ScopeKeys(lambda frame=frame, scope=scope: _scope_keys(frame, scope))
         owners[wid] = []
         if not scope.any():
             continue

@@ -253,3 +253,29 @@ def test_an_expression_shared_by_workflows_is_checked_once_and_blamed_on_each(tm
     assert "workflows.wf-06.scope" in str(err.value) and "workflows.wf-07.scope" in str(err.value)
     assert parse_scope("rank >= @x") is parse_scope("rank >= @x")  # one parse per distinct expression
     assert expression_names("rank >= @x and is_open") == ({"rank", "is_open"}, {"x"})
+
+
+def test_lists_of_ids_are_parsed_once_per_list_into_the_tree_python_parses():
+    """A user alert's "my region" names thousands of Ids, the same list in every scope of the
+    region's alerts: each list is parsed once and shared, and every scope's tree is still the one
+    ``ast.parse`` makes of its text; an Id list inside a text constant, or a name that looks like
+    the placeholder, is parsed as written."""
+    import ast
+
+    from sa_hygiene.contract.expressions import check_expression, parse_scope
+
+    people = ", ".join(repr(f"0055e{k:010d}AAA") for k in range(400))
+    mine = f"(sa in [{people}]) | (owner_id in [{people}])"
+    exprs = [
+        mine, f"{mine} and rank == 3", f"({mine}) and prev_rank == 2",
+        f"te_status == \"[{people}]\" or owner_id in ['0055e0000000001AAA']",  # the list is text here
+        f"__idlist_0 or (owner_id in [{people}])", f"owner_id in [{people}, 'x']",
+    ]  # fmt: skip
+    for expr in exprs:
+        assert ast.dump(parse_scope(expr)) == ast.dump(ast.parse(expr, mode="eval")), expr[:60]
+    a, b = parse_scope(mine).body, parse_scope(f"{mine} and rank == 3").body.values[0]
+    assert a.left.comparators[0] is a.right.comparators[0] is b.left.comparators[0]  # one list node for all
+    columns = {"sa": "text", "owner_id": "text", "rank": "number", "te_status": "text"}
+    assert check_expression(mine, "opportunities", columns, {}) == []
+    assert check_expression(f"rank in [{people}]", "opportunities", columns, {}) == [
+        "cannot look rank (a number) up among '0055e0000000000AAA' (a text)"]  # fmt: skip

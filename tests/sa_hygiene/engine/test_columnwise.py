@@ -20,7 +20,7 @@ from sa_hygiene.engine.columnwise import Columns, _plan, column_alerts
 from sa_hygiene.engine.gx import Validator
 from sa_hygiene.engine.predicates import holds
 from sa_hygiene.engine.prepare import RunWindow, prepare_frames
-from sa_hygiene.engine.rules import run_workflows
+from sa_hygiene.engine.rules import ScopeKeys, run_workflows
 from sa_hygiene.engine.user_alerts import with_user_alerts
 from sa_hygiene.source.snapshot import PREVIOUS_OBJECTS, read_snapshot
 
@@ -126,9 +126,23 @@ def test_scopes_from_look_ups_are_what_holds_evaluates_blanks_included():
         # Shapes left to holds: negation, inequality, parameters, arithmetic, chains.
         "not flag", "te_status != 'Win'", "iacv > @big", "iacv * 2 > 3", "1 < rank < 4", "~(rank == 3)",
     ]  # fmt: skip
+    at = np.array([0, 2, 3])
     for expr in exprs:
+        # On some rows first (a user alert's scope on its trigger's rows), then on all.
+        assert Columns(frame, params).holds_at(expr, at).tolist() == holds(frame, expr, params)[at].tolist(), expr
         assert cols.holds(expr).tolist() == holds(frame, expr, params).tolist(), expr
     assert _plan("not flag") is None and _plan("te_status != 'Win'") is None and _plan("iacv > @big") is None
     assert cols.scope_keys("True") == {"0065e0000000001", "0065e0000000002", "0065e0000000004"}
     empty = Columns(frame.iloc[:0], params)
     assert empty.holds("rank == 3").tolist() == [] and empty.isin("sa", ["x"]).tolist() == []
+
+
+def test_scope_keys_are_made_when_first_read_and_read_as_a_set():
+    """A run delivering one slot never reads its workflows' scopes: they cost nothing until read."""
+    made = []
+    keys = ScopeKeys(lambda: made.append(1) or {"0065e0000000001", "0065e0000000002"})
+    assert made == [] and "not read yet" in repr(keys)
+    assert "0065e0000000001" in keys and "x" not in keys and len(keys) == 2
+    assert keys == {"0065e0000000001", "0065e0000000002"} and {"0065e0000000001", "0065e0000000002"} == keys
+    assert sorted(keys) == ["0065e0000000001", "0065e0000000002"] and keys - {"0065e0000000002"} == {"0065e0000000001"}
+    assert made == [1]  # made once
