@@ -454,12 +454,14 @@ def _pov_owners(povs: pd.DataFrame, d: Directory) -> pd.DataFrame:
 
 
 def prepare_frames(
-    current: Snapshot, previous: Snapshot | None, cfg: Config, w: RunWindow, only: set[str] | None = None
-) -> tuple[dict[str, pd.DataFrame], Directory]:
-    """The frames workflows read (``only``: just these, for benchmarks that must not share work)."""
+    current: Snapshot, previous: Snapshot | None, cfg: Config, w: RunWindow, only: set[str] | None = None,
+    directory: Directory | None = None,
+) -> tuple[dict[str, pd.DataFrame], Directory]:  # fmt: skip
+    """The frames workflows read (``only``: just these, for benchmarks that must not share work);
+    ``directory``: the current snapshot's, when the caller has built it already."""
     wanted = set(only) if only is not None else {"opportunities", "tasks", "activities", "meetings", "changes", "povs",
                                                  "pov_owners"}  # fmt: skip
-    d = Directory(current["User"], cfg)
+    d = directory if directory is not None else Directory(current["User"], cfg)
     tasks = current["Task"]
     sa_activity = is_sa_activity(tasks)
     sa_tasks = select_rows(tasks, sa_activity, ["owner_id", "activity_date", "what_id"])  # what opportunities and meetings read

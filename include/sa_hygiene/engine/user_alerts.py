@@ -40,12 +40,13 @@ from sa_hygiene.state.user_alerts import StoredAlert, UserAlerts
 log = logging.getLogger(__name__)
 
 
-def audiences(snapshot: Snapshot, cfg: Config, owners: set[str]) -> dict[str, Audience]:
-    """Each owner's reports, whole team, region and accounts, from the snapshot's User and Account rows."""
+def audiences(snapshot: Snapshot, cfg: Config, owners: set[str], d: Directory | None = None) -> dict[str, Audience]:
+    """Each owner's reports, whole team, region and accounts, from the snapshot's User and Account
+    rows (``d``: their directory, when built already)."""
     users = snapshot.tables.get("User")
     if users is None or users.empty or not owners:
         return {o: Audience(o) for o in owners}
-    d = Directory(users, cfg)
+    d = d if d is not None else Directory(users, cfg)
     ids = users["id"].astype(str).tolist()
     key_to_id = {i[:15]: i for i in ids}
     manager = {i[:15]: (m[:15] if isinstance(m, str) and m.strip() else None)
@@ -81,9 +82,12 @@ def audiences(snapshot: Snapshot, cfg: Config, owners: set[str]) -> dict[str, Au
     return out
 
 
-def with_user_alerts(cfg: Config, stored: dict[str, dict], snapshot: Snapshot) -> tuple[Config, dict[str, str]]:
+def with_user_alerts(
+    cfg: Config, stored: dict[str, dict], snapshot: Snapshot, d: Directory | None = None
+) -> tuple[Config, dict[str, str]]:
     """``cfg`` plus the active alerts of ``stored`` ({alert id: the form's choices}) as workflows;
-    ``{alert id: why}`` of those that do not compile any more (to pause, with a notice)."""
+    ``{alert id: why}`` of those that do not compile any more (to pause, with a notice).
+    ``d``: the snapshot's directory, when built already."""
     parsed: dict[str, UserAlert] = {}
     broken: dict[str, str] = {}
     for alert_id, spec in stored.items():
@@ -91,7 +95,7 @@ def with_user_alerts(cfg: Config, stored: dict[str, dict], snapshot: Snapshot) -
             parsed[alert_id] = parse_alert(spec)
         except AlertDraftError as exc:
             broken[alert_id] = str(exc)
-    merged, more = compile_alerts(cfg, parsed, audiences(snapshot, cfg, {a.owner for a in parsed.values()}))
+    merged, more = compile_alerts(cfg, parsed, audiences(snapshot, cfg, {a.owner for a in parsed.values()}, d))
     return merged, {**broken, **more}
 
 
@@ -124,14 +128,16 @@ def evaluate_snapshot_with_user_alerts(
     """``evaluate_with_user_alerts`` on snapshots already read (``rules.evaluate``'s arguments;
     ``workflows``: only those, as a run posting activities as they happen asks)."""
     w = RunWindow.of(as_of, since, until, allow_empty=allow_empty_window)
+    users = snapshot.tables.get("User")
+    d = Directory(users, cfg) if users is not None and not users.empty else None  # for the scopes and the frames
     with gc_paused():  # compiling makes a tree node per Id of every scope: no cycles to collect early
-        merged, broken = with_user_alerts(cfg, stored, snapshot)
+        merged, broken = with_user_alerts(cfg, stored, snapshot, d)
     wanted = {k: wf for k, wf in merged.enabled_workflows().items()
               if (slots is None or wf.slot in slots) and (workflows is None or k in workflows)}  # fmt: skip
     mine = {k: wf for k, wf in wanted.items() if k.startswith(ID_PREFIX) and k not in cfg.workflows}
     yaml = {k: wf for k, wf in wanted.items() if k not in mine}
     with gc_paused():
-        frames, d = prepare_frames(snapshot, before, cfg, w, only={wf.frame for wf in wanted.values()})
+        frames, d = prepare_frames(snapshot, before, cfg, w, only={wf.frame for wf in wanted.values()}, directory=d)
         params = {**cfg.params(), "as_of": w.as_of}
         validator = Validator()
         scopes: dict[str, set[str]] = {}
