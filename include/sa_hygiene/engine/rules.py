@@ -29,13 +29,11 @@ from datetime import date, datetime
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
-import pyarrow.compute as pc
 
 from sa_hygiene.contract.config import Config, Expectation, Workflow
 from sa_hygiene.contract.recipients import CHANNEL, as_recipient
+from sa_hygiene.engine.columns import Columns
 from sa_hygiene.engine.gx import Check, Validator, frame_batches
-from sa_hygiene.engine.predicates import holds
 from sa_hygiene.engine.prepare import RunWindow, prepare_frames
 from sa_hygiene.engine.routing import Directory
 from sa_hygiene.source.frames import select_rows
@@ -155,18 +153,6 @@ def _recipients(wf: Workflow, rows: pd.DataFrame, d: Directory) -> tuple[pd.Seri
     return to, unrouted
 
 
-def _scope_keys(frame: pd.DataFrame, scope: np.ndarray) -> set[str]:
-    """The 15-character keys of the rows in scope: keys only, never the frame's rows.
-
-    Text Ids are cut in Arrow, only those in scope: every workflow asks, and a scope of
-    "True" is every opportunity."""
-    ids = frame["id"]
-    if isinstance(ids.dtype, pd.StringDtype) and isinstance(getattr(ids.array, "_pa_array", None), pa.ChunkedArray):
-        kept = ids.array._pa_array.filter(pa.array(np.asarray(scope, dtype=bool)))
-        return set(pc.drop_null(pc.utf8_slice_codeunits(kept, 0, 15)).to_pylist())
-    return {str(i)[:15] for i in ids.to_numpy()[scope] if isinstance(i, str)}
-
-
 def run_workflows(
     frames: dict[str, pd.DataFrame], d: Directory, workflows: dict[str, Workflow], params: dict, validator: Validator,
     scopes: dict[str, set[str]] | None = None,
@@ -176,7 +162,10 @@ def run_workflows(
     Every expectation of every workflow reading a frame is validated in one GX suite of that
     frame (``gx.frame_batches``), each on the rows of its workflow's scope and its ``when``;
     the rows an expectation finds unexpected are that workflow's alerts, with its reasons.
+    Scopes and ``when`` expressions are evaluated once per distinct expression and frame, and
+    the in-scope keys cut from the frame's Ids once (``Columns``): workflows repeat them.
     """
+    columns: dict[str, Columns] = {}
     checks: dict[str, list[Check]] = {}
     same: dict[tuple[str, str], int] = {}  # (frame, what a check judges) -> its position in checks[frame]
     # workflow -> (expectation, its check, the rows it judges)
@@ -185,14 +174,15 @@ def run_workflows(
         frame = frames.get(wf.frame)
         if frame is None:  # change workflows without a previous snapshot
             continue
-        scope = holds(frame, wf.scope, params)
+        cols = columns.setdefault(wf.frame, Columns(frame, params))
+        scope = cols.holds(wf.scope)
         if scopes is not None:
-            scopes[wid] = _scope_keys(frame, scope)
+            scopes[wid] = cols.scope_keys(wf.scope)  # shared by workflows of the same scope: read only
         owners[wid] = []
         if not scope.any():
             continue
         for i, e in enumerate(wf.expect):
-            domain = scope & holds(frame, e.when or "True", params)
+            domain = scope & cols.holds(e.when) if e.when else scope
             if not domain.any():
                 continue
             # The same expectation in several workflows (te_end set, say) is one GX check on

@@ -16,7 +16,8 @@ import pandas as pd
 import pytest
 
 from sa_hygiene.contract.config import load_config
-from sa_hygiene.engine.columnwise import Columns, _plan, column_alerts
+from sa_hygiene.engine.columns import Columns, _plan
+from sa_hygiene.engine.columnwise import column_alerts
 from sa_hygiene.engine.gx import Validator
 from sa_hygiene.engine.predicates import holds
 from sa_hygiene.engine.prepare import RunWindow, prepare_frames

@@ -1,0 +1,230 @@
+"""A prepared frame's columns, read by many workflows: what they share is computed once.
+
+Both engines read scopes through here: ``rules.run_workflows`` (GX judges the expectations)
+evaluates each distinct scope and ``when`` once per frame and cuts the frame's Ids to keys
+once, and ``columnwise`` judges expectations too (``Columns.fails``), for user alerts and
+the backtest. An expression is evaluated from column look-ups when it has one of the shapes
+below (``_plan``), by ``predicates.holds`` otherwise, with the same result.
+"""
+
+from __future__ import annotations
+
+import ast
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from sa_hygiene.contract.config import Expectation
+from sa_hygiene.contract.expressions import parse_scope
+from sa_hygiene.engine.predicates import holds, meets, resolve_param
+from sa_hygiene.source.frames import select_rows
+
+
+class _Unsupported(Exception):
+    """An expression outside the shapes evaluated here: ``predicates.holds`` evaluates it."""
+
+
+def _plan(expr: str) -> tuple | None:
+    """The expression as a tree of the shapes evaluated here, or None (``holds`` evaluates it).
+
+    Only monotone shapes (no ``not``, no ``!=``): a blank then counts as false at each leaf
+    exactly as ``holds`` counts the whole expression's unknowns as false.
+    """
+    try:
+        return _node(parse_scope(expr).body)  # the tree the configuration check parsed
+    except (SyntaxError, _Unsupported, ValueError):
+        return None
+
+
+_CMP = {ast.Eq: "==", ast.Gt: ">", ast.GtE: ">=", ast.Lt: "<", ast.LtE: "<="}
+
+
+def _constant(node: ast.AST) -> Any:
+    if isinstance(node, ast.Constant) and isinstance(node.value, str | int | float | bool):
+        return node.value
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub) and isinstance(node.operand, ast.Constant):
+        value = node.operand.value
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return -value
+    raise _Unsupported
+
+
+def _node(node: ast.AST) -> tuple:
+    if isinstance(node, ast.Constant) and node.value is True:
+        return ("true",)
+    if isinstance(node, ast.BoolOp):
+        return ("and" if isinstance(node.op, ast.And) else "or", tuple(_node(v) for v in node.values))
+    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.BitAnd | ast.BitOr):
+        return ("and" if isinstance(node.op, ast.BitAnd) else "or", (_node(node.left), _node(node.right)))
+    if isinstance(node, ast.Name) and not node.id.startswith("__param_"):  # a @parameter: holds reads it
+        return ("flag", node.id)
+    if isinstance(node, ast.Compare) and len(node.ops) == 1 and isinstance(node.left, ast.Name) and not node.left.id.startswith("__param_"):
+        op, right = node.ops[0], node.comparators[0]
+        if isinstance(op, ast.In) and isinstance(right, ast.List | ast.Tuple):
+            return ("in", node.left.id, tuple(_constant(v) for v in right.elts))
+        if type(op) in _CMP:
+            return ("cmp", node.left.id, _CMP[type(op)], _constant(right))
+    raise _Unsupported
+
+
+class Columns:
+    """One prepared frame, read by many workflows: what they share is computed once."""
+
+    def __init__(self, frame: pd.DataFrame, params: dict[str, Any]):
+        self.frame = frame
+        self.params = params
+        self._codes: dict[str, tuple[np.ndarray, Any]] = {}
+        self._holds: dict[str, np.ndarray] = {}
+        self._fails: dict[tuple, np.ndarray] = {}
+        self._keys: np.ndarray | None = None  # each row's key, once cut (``_cut``)
+        self._cut = np.zeros(0, dtype=bool)
+        self._values: dict[str, np.ndarray] = {}
+        self._scope_keys: dict[str, set[str]] = {}
+
+    def __len__(self) -> int:
+        return len(self.frame)
+
+    def values(self, column: str) -> np.ndarray:
+        """The column as objects, made once (the Ids of many workflows' rows are read from it)."""
+        if column not in self._values:
+            self._values[column] = self.frame[column].to_numpy(dtype=object)
+        return self._values[column]
+
+    def codes(self, column: str) -> tuple[np.ndarray, Any]:
+        """The column factorized: (a code per row, 0 for a blank and 1 + the distinct value's
+        position otherwise; the distinct values)."""
+        if column not in self._codes:
+            codes, uniques = pd.factorize(self.frame[column].array)
+            self._codes[column] = ((codes + 1).astype(np.int32 if len(uniques) < 2**31 - 1 else np.int64), uniques)
+        return self._codes[column]
+
+    def by_value(self, column: str, verdict: np.ndarray, blank: bool) -> np.ndarray:
+        """A verdict on each distinct value of ``column`` (``blank``: on a blank), spread to the rows."""
+        codes, _ = self.codes(column)
+        return np.concatenate([[blank], np.asarray(verdict, dtype=bool)])[codes]
+
+    def isin(self, column: str, values: list) -> np.ndarray:
+        """``frame[column].isin(values)``, judged once per distinct value."""
+        if any(v is None or (isinstance(v, float) and np.isnan(v)) for v in values):
+            return self.frame[column].isin(values).to_numpy(bool)  # a blank among the values matches blanks
+        _, uniques = self.codes(column)
+        arrow = getattr(uniques, "_pa_array", None)
+        text = arrow is not None and (pa.types.is_string(arrow.type) or pa.types.is_large_string(arrow.type))
+        if text and all(isinstance(v, str) for v in values):  # Arrow's hash look-up (pandas spells values out first)
+            found = pc.fill_null(pc.is_in(arrow, value_set=pa.array(values, arrow.type)), False)
+            return self.by_value(column, found.to_numpy(zero_copy_only=False), False)
+        return self.by_value(column, pd.Series(uniques).isin(values).to_numpy(bool), False)
+
+    # --- scopes -----------------------------------------------------------------------------
+
+    def holds(self, expr: str) -> np.ndarray:
+        """``predicates.holds(frame, expr, params)``, once per distinct expression."""
+        if expr not in self._holds:
+            plan = _plan(expr) if len(self.frame) else None  # once per expression and frame
+            try:
+                result = self._eval(plan) if plan is not None else None
+            except (_Unsupported, KeyError, TypeError, ValueError):
+                result = None
+            self._holds[expr] = result if result is not None else holds(self.frame, expr, self.params)
+        return self._holds[expr]
+
+    def _eval(self, plan: tuple) -> np.ndarray:
+        match plan:
+            case ("true",):
+                return np.ones(len(self.frame), dtype=bool)
+            case ("and" | "or" as op, parts):
+                masks = [self._eval(p) for p in parts]
+                return np.logical_and.reduce(masks) if op == "and" else np.logical_or.reduce(masks)
+            case ("flag", name):
+                col = self.frame[name]  # a KeyError (a parameter, say): holds evaluates it
+                if col.dtype != bool:
+                    raise _Unsupported
+                return col.to_numpy(bool)
+            case ("in", name, values):
+                return self.isin(name, list(values))
+            case ("cmp", name, op, value):
+                col = self.frame[name]
+                result = {"==": col.__eq__, ">": col.__gt__, ">=": col.__ge__, "<": col.__lt__, "<=": col.__le__}[op](value)
+                if not isinstance(result, pd.Series):
+                    raise _Unsupported
+                return result.fillna(False).to_numpy(dtype=bool)
+        raise _Unsupported
+
+    def scope_keys(self, expr: str) -> set[str]:
+        """``rules._scope_keys`` of the rows where ``expr`` holds: the 15-character keys, made
+        once per distinct scope (workflows of the same scope share the set: it is read only)."""
+        if expr not in self._scope_keys:
+            self._scope_keys[expr] = self._keys_of(self.holds(expr))
+        return self._scope_keys[expr]
+
+    def _keys_of(self, scope: np.ndarray) -> set[str]:
+        """The keys of the rows in ``scope``. A row's key is cut once, when a scope first holds
+        it: the opportunities' scopes overlap (each key is made once, not once per workflow),
+        and a scope of a million tasks may hold a few thousand (the rest are never made)."""
+        if self._keys is None:
+            self._keys = np.full(len(self.frame), None, dtype=object)
+            self._cut = np.zeros(len(self.frame), dtype=bool)
+        missing = scope & ~self._cut
+        if missing.any():
+            ids = select_rows(self.frame, missing, ["id"])["id"]
+            keys = ids.str.slice(0, 15)
+            self._keys[missing] = np.where(keys.notna().to_numpy(bool), keys.to_numpy(dtype=object), None)
+            self._cut |= missing
+        found = set(self._keys[scope].tolist())
+        found.discard(None)
+        return found
+
+    # --- expectations ---------------------------------------------------------------------
+
+    def fails(self, e: Expectation, rows: np.ndarray) -> np.ndarray:
+        """Of the rows where ``rows`` holds, those that do not meet ``e`` (``predicates.meets``)."""
+        if e.expectation in ("each_in_set",):  # lists: judged row by row, in scope only
+            return self._row_by_row(e, rows)
+        values = resolve_param(e.values, self.params)
+        key = (e.expectation, e.column, e.other, repr(values), repr(resolve_param(e.min, self.params)),
+               repr(resolve_param(e.max, self.params)), e.regex, e.or_equal)  # fmt: skip
+        if key not in self._fails:
+            self._fails[key] = self._failing(e, values)
+        return rows & self._fails[key]
+
+    def _failing(self, e: Expectation, values: Any) -> np.ndarray:
+        s = self.frame[e.column]
+        blank = s.isna().to_numpy(bool)
+        match e.expectation:
+            case "not_null":
+                return blank
+            case "in_set" | "not_in_set":
+                found = self.isin(e.column, list(values))
+                return ~blank & (~found if e.expectation == "in_set" else found)
+            case "between":
+                low, high = resolve_param(e.min, self.params), resolve_param(e.max, self.params)
+                inside = np.ones(len(s), dtype=bool)
+                if low is not None:
+                    inside &= (s >= low).fillna(True).to_numpy(bool)
+                if high is not None:
+                    inside &= (s <= high).fillna(True).to_numpy(bool)
+                return ~blank & ~inside
+            case "pair_equal" | "pair_greater":
+                o = self.frame[e.other]
+                other_blank = o.isna().to_numpy(bool)
+                if e.expectation == "pair_equal":
+                    equal = (s == o).fillna(False).to_numpy(bool)
+                    return ~((blank & other_blank) | (~blank & ~other_blank & equal))
+                greater = ((s >= o) if e.or_equal else (s > o)).fillna(False).to_numpy(bool)
+                return ~blank & ~other_blank & ~greater
+            case "match_regex" | "min_length":  # text: judged once per distinct value
+                _, uniques = self.codes(e.column)
+                verdict = [not meets(e, {e.column: u}, self.params) for u in uniques]
+                return self.by_value(e.column, np.array(verdict, dtype=bool), not meets(e, {e.column: None}, self.params))
+        raise AssertionError(e.expectation)
+
+    def _row_by_row(self, e: Expectation, rows: np.ndarray) -> np.ndarray:
+        out = np.zeros(len(self.frame), dtype=bool)
+        positions = np.flatnonzero(rows)
+        if len(positions):
+            cells = self.frame[[c for c in (e.column, e.other) if c]].iloc[positions].to_dict("records")
+            out[positions] = [not meets(e, row, self.params) for row in cells]
+        return out
