@@ -10,6 +10,8 @@ below (``_plan``), by ``predicates.holds`` otherwise, with the same result.
 from __future__ import annotations
 
 import ast
+from collections.abc import Iterator
+from collections.abc import Set as AbstractSet
 from typing import Any
 
 import numpy as np
@@ -82,7 +84,9 @@ class Columns:
         self._keys: np.ndarray | None = None  # each row's key, once cut (``_cut``)
         self._cut = np.zeros(0, dtype=bool)
         self._values: dict[str, np.ndarray] = {}
-        self._scope_keys: dict[str, set[str]] = {}
+        self._scope_keys: dict[str, ScopeKeys] = {}
+        self._where: dict[str, list[int]] | None = None  # key -> its rows, of the rows of every scope
+        self._indexed = np.zeros(0, dtype=bool)  # the rows ``_where`` holds
 
     def __len__(self) -> int:
         return len(self.frame)
@@ -153,29 +157,38 @@ class Columns:
                 return result.fillna(False).to_numpy(dtype=bool)
         raise _Unsupported
 
-    def scope_keys(self, expr: str) -> set[str]:
-        """``rules._scope_keys`` of the rows where ``expr`` holds: the 15-character keys, made
-        once per distinct scope (workflows of the same scope share the set: it is read only)."""
+    def scope_keys(self, expr: str) -> ScopeKeys:
+        """The keys of the rows where ``expr`` holds: the 15-character keys, as a
+        read-only set (workflows of the same scope share it)."""
         if expr not in self._scope_keys:
-            self._scope_keys[expr] = self._keys_of(self.holds(expr))
+            self._scope_keys[expr] = ScopeKeys(self, self.holds(expr))
         return self._scope_keys[expr]
 
-    def _keys_of(self, scope: np.ndarray) -> set[str]:
-        """The keys of the rows in ``scope``. A row's key is cut once, when a scope first holds
-        it: the opportunities' scopes overlap (each key is made once, not once per workflow),
-        and a scope of a million tasks may hold a few thousand (the rest are never made)."""
+    def _cut_keys(self, rows: np.ndarray) -> np.ndarray:
+        """Each row's key (None for a blank Id), cut for ``rows`` if not yet: a scope of a
+        million tasks may hold a few thousand, and the rest are never made."""
         if self._keys is None:
             self._keys = np.full(len(self.frame), None, dtype=object)
             self._cut = np.zeros(len(self.frame), dtype=bool)
-        missing = scope & ~self._cut
+        missing = rows & ~self._cut
         if missing.any():
             ids = select_rows(self.frame, missing, ["id"])["id"]
             keys = ids.str.slice(0, 15)
             self._keys[missing] = np.where(keys.notna().to_numpy(bool), keys.to_numpy(dtype=object), None)
             self._cut |= missing
-        found = set(self._keys[scope].tolist())
-        found.discard(None)
-        return found
+        return self._keys
+
+    def _rows_of(self, key: str) -> list[int]:
+        """The rows of any scope whose key is ``key``: one table for the frame's scopes, made
+        when a key is first looked up (or again, when a scope came after it)."""
+        scoped = np.logical_or.reduce([k.rows for k in self._scope_keys.values()]) if self._scope_keys else None
+        if scoped is not None and (self._where is None or (scoped & ~self._indexed).any()):
+            keys = self._cut_keys(scoped)
+            positions = np.flatnonzero(scoped & (keys != None))  # noqa: E711 (elementwise)
+            self._where, self._indexed = {}, scoped
+            for p, k in zip(positions.tolist(), keys[positions].tolist(), strict=True):
+                self._where.setdefault(k, []).append(p)
+        return self._where.get(key, []) if self._where is not None else []
 
     # --- expectations ---------------------------------------------------------------------
 
@@ -228,3 +241,33 @@ class Columns:
             cells = self.frame[[c for c in (e.column, e.other) if c]].iloc[positions].to_dict("records")
             out[positions] = [not meets(e, row, self.params) for row in cells]
         return out
+
+
+class ScopeKeys(AbstractSet[str]):
+    """The 15-character keys of one scope's rows, as a read-only set.
+
+    The alert state asks it whether a record is still in scope, for the few episodes that end
+    on a day, and a pending file lists it. Made as a set per workflow, it was a hash table of a
+    million opportunity keys a dozen times over (a scope of "True" in many workflows), whether
+    anything asked or not. It keeps the scope's rows instead, and a key is looked up among the
+    rows of the frame's scopes (``Columns._rows_of``: one table for all of them)."""
+
+    def __init__(self, columns: Columns, rows: np.ndarray):
+        self._columns = columns
+        self.rows = rows
+
+    def __contains__(self, key: object) -> bool:
+        return isinstance(key, str) and any(self.rows[p] for p in self._columns._rows_of(key))
+
+    def _keys(self) -> list[str]:
+        keys = self._columns._cut_keys(self.rows)[self.rows]
+        return [k for k in dict.fromkeys(keys.tolist()) if k is not None]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._keys())
+
+    def __len__(self) -> int:
+        return len(self._keys())
+
+    def __repr__(self) -> str:
+        return f"ScopeKeys({len(self)} keys)"

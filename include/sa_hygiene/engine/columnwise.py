@@ -20,6 +20,7 @@ the first expectation they fail, then in the frame's order.
 
 from __future__ import annotations
 
+from collections.abc import Set as AbstractSet
 from itertools import chain
 
 import numpy as np
@@ -65,7 +66,7 @@ def _routed(wf: Workflow, rows: pd.DataFrame, d: Directory) -> tuple[np.ndarray,
 
 def column_alerts(
     frames: dict[str, pd.DataFrame], d: Directory, workflows: dict[str, Workflow], params: dict,
-    scopes: dict[str, set[str]] | None = None, columns: dict[str, Columns] | None = None,
+    scopes: dict[str, AbstractSet[str]] | None = None, columns: dict[str, Columns] | None = None,
 ) -> pd.DataFrame:  # fmt: skip
     """The alerts of ``workflows``, as ``rules.run_workflows`` makes them (its columns, its order);
     ``scopes``, when given, receives each workflow's in-scope keys. ``columns``: the frames'

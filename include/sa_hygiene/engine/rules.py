@@ -23,6 +23,7 @@ import gc
 import logging
 import os
 from collections.abc import Iterator
+from collections.abc import Set as AbstractSet
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -74,7 +75,8 @@ class Evaluation:
     snapshot: Snapshot | None = field(default=None, repr=False)  # the one evaluated (the report renders it)
     # {workflow: 15-character keys of the records in its scope}: the alert state tells an episode
     # that ended "fixed" (still in scope, passes) from "gone" (left the scope or the data).
-    scope: dict[str, set[str]] = field(default_factory=dict, repr=False)
+    # Read-only sets (``columns.ScopeKeys``), shared by the workflows of one scope.
+    scope: dict[str, AbstractSet[str]] = field(default_factory=dict, repr=False)
 
     def quarantined_keys(self) -> set[str]:
         """Keys of the records that could not be read today: their episodes stay open until they
@@ -155,7 +157,7 @@ def _recipients(wf: Workflow, rows: pd.DataFrame, d: Directory) -> tuple[pd.Seri
 
 def run_workflows(
     frames: dict[str, pd.DataFrame], d: Directory, workflows: dict[str, Workflow], params: dict, validator: Validator,
-    scopes: dict[str, set[str]] | None = None,
+    scopes: dict[str, AbstractSet[str]] | None = None,
 ) -> pd.DataFrame:
     """The alerts of ``workflows``; ``scopes``, when given, receives each workflow's in-scope keys.
 
@@ -293,7 +295,7 @@ def evaluate(
         frames, d = prepare_frames(current, previous, cfg, w, only={wf.frame for wf in workflows.values()})
         params = {**cfg.params(), "as_of": w.as_of}
         validator = validator or Validator()
-        scopes: dict[str, set[str]] = {}
+        scopes: dict[str, AbstractSet[str]] = {}
         alerts = run_workflows(frames, d, workflows, params, validator, scopes)
     return Evaluation(alerts, current.quarantine, w, frames, d, validator.results, current, scopes)
 
