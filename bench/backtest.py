@@ -144,7 +144,7 @@ def fresh_parse() -> None:
     """Forget every scope written and parsed: an evaluation's own process starts with none."""
     from sa_hygiene.contract.expressions import _id_list, expression_names, parse_scope
     from sa_hygiene.contract.user_alerts import _ids_of, _spelled
-    from sa_hygiene.engine.columnwise import _plan
+    from sa_hygiene.engine.columns import _plan
 
     parse_scope.cache_clear()
     _id_list.cache_clear()

@@ -22,20 +22,19 @@ from __future__ import annotations
 import gc
 import logging
 import os
-from collections.abc import Callable, Iterator, Set
+from collections.abc import Iterator
+from collections.abc import Set as AbstractSet
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
-import pyarrow.compute as pc
 
 from sa_hygiene.contract.config import Config, Expectation, Workflow
 from sa_hygiene.contract.recipients import CHANNEL, as_recipient
+from sa_hygiene.engine.columns import Columns
 from sa_hygiene.engine.gx import Check, Validator, frame_batches
-from sa_hygiene.engine.predicates import holds
 from sa_hygiene.engine.prepare import RunWindow, prepare_frames
 from sa_hygiene.engine.routing import Directory
 from sa_hygiene.source.frames import select_rows
@@ -76,7 +75,8 @@ class Evaluation:
     snapshot: Snapshot | None = field(default=None, repr=False)  # the one evaluated (the report renders it)
     # {workflow: 15-character keys of the records in its scope}: the alert state tells an episode
     # that ended "fixed" (still in scope, passes) from "gone" (left the scope or the data).
-    scope: dict[str, set[str]] = field(default_factory=dict, repr=False)
+    # Read-only sets (``columns.ScopeKeys``), shared by the workflows of one scope.
+    scope: dict[str, AbstractSet[str]] = field(default_factory=dict, repr=False)
 
     def quarantined_keys(self) -> set[str]:
         """Keys of the records that could not be read today: their episodes stay open until they
@@ -155,65 +155,19 @@ def _recipients(wf: Workflow, rows: pd.DataFrame, d: Directory) -> tuple[pd.Seri
     return to, unrouted
 
 
-class ScopeKeys(Set):
-    """A workflow's in-scope keys, made when first read.
-
-    Only the alert state reads them (an ended episode is fixed when its record is still in
-    scope), and a run delivering one slot (the reminders every few minutes, the 16:00 DMs)
-    never does: making a set of a million keys for each of its workflows, and of two hundred
-    user alerts, would be most of such a run. A set to every reader (``in``, iteration, ``==``).
-    """
-
-    __slots__ = ("_make", "_keys")
-
-    def __init__(self, make: Callable[[], set[str]]):
-        self._make: Callable[[], set[str]] | None = make
-        self._keys: set[str] | None = None
-
-    def _made(self) -> set[str]:
-        if self._keys is None:
-            self._keys, self._make = self._make(), None  # type: ignore[misc]
-        return self._keys
-
-    def __contains__(self, key: object) -> bool:
-        return key in self._made()
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._made())
-
-    def __len__(self) -> int:
-        return len(self._made())
-
-    @classmethod
-    def _from_iterable(cls, it) -> set:
-        return set(it)  # what ``&``, ``|`` and ``-`` make: a plain set
-
-    def __repr__(self) -> str:
-        return f"ScopeKeys({self._keys!r})" if self._keys is not None else "ScopeKeys(<not read yet>)"
-
-
-def _scope_keys(frame: pd.DataFrame, scope: np.ndarray) -> set[str]:
-    """The 15-character keys of the rows in scope: keys only, never the frame's rows.
-
-    Text Ids are cut in Arrow, only those in scope: every workflow asks, and a scope of
-    "True" is every opportunity."""
-    ids = frame["id"]
-    if isinstance(ids.dtype, pd.StringDtype) and isinstance(getattr(ids.array, "_pa_array", None), pa.ChunkedArray):
-        kept = ids.array._pa_array.filter(pa.array(np.asarray(scope, dtype=bool)))
-        return set(pc.drop_null(pc.utf8_slice_codeunits(kept, 0, 15)).to_pylist())
-    return {str(i)[:15] for i in ids.to_numpy()[scope] if isinstance(i, str)}
-
-
 def run_workflows(
     frames: dict[str, pd.DataFrame], d: Directory, workflows: dict[str, Workflow], params: dict, validator: Validator,
-    scopes: dict[str, set[str]] | None = None,
+    scopes: dict[str, AbstractSet[str]] | None = None,
 ) -> pd.DataFrame:
     """The alerts of ``workflows``; ``scopes``, when given, receives each workflow's in-scope keys.
 
     Every expectation of every workflow reading a frame is validated in one GX suite of that
     frame (``gx.frame_batches``), each on the rows of its workflow's scope and its ``when``;
     the rows an expectation finds unexpected are that workflow's alerts, with its reasons.
+    Scopes and ``when`` expressions are evaluated once per distinct expression and frame, and
+    the in-scope keys cut from the frame's Ids once (``Columns``): workflows repeat them.
     """
+    columns: dict[str, Columns] = {}
     checks: dict[str, list[Check]] = {}
     same: dict[tuple[str, str], int] = {}  # (frame, what a check judges) -> its position in checks[frame]
     # workflow -> (expectation, its check, the rows it judges)
@@ -222,14 +176,15 @@ def run_workflows(
         frame = frames.get(wf.frame)
         if frame is None:  # change workflows without a previous snapshot
             continue
-        scope = holds(frame, wf.scope, params)
+        cols = columns.setdefault(wf.frame, Columns(frame, params))
+        scope = cols.holds(wf.scope)
         if scopes is not None:
-            scopes[wid] = ScopeKeys(lambda frame=frame, scope=scope: _scope_keys(frame, scope))
+            scopes[wid] = cols.scope_keys(wf.scope)  # shared by workflows of the same scope: read only
         owners[wid] = []
         if not scope.any():
             continue
         for i, e in enumerate(wf.expect):
-            domain = scope & holds(frame, e.when or "True", params)
+            domain = scope & cols.holds(e.when) if e.when else scope
             if not domain.any():
                 continue
             # The same expectation in several workflows (te_end set, say) is one GX check on
@@ -340,7 +295,7 @@ def evaluate(
         frames, d = prepare_frames(current, previous, cfg, w, only={wf.frame for wf in workflows.values()})
         params = {**cfg.params(), "as_of": w.as_of}
         validator = validator or Validator()
-        scopes: dict[str, set[str]] = {}
+        scopes: dict[str, AbstractSet[str]] = {}
         alerts = run_workflows(frames, d, workflows, params, validator, scopes)
     return Evaluation(alerts, current.quarantine, w, frames, d, validator.results, current, scopes)
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import os
 from collections import Counter, defaultdict
+from collections.abc import Set as AbstractSet
 from datetime import date, datetime
 from pathlib import Path
 
@@ -140,7 +141,7 @@ def evaluate_snapshot_with_user_alerts(
         frames, d = prepare_frames(snapshot, before, cfg, w, only={wf.frame for wf in wanted.values()}, directory=d)
         params = {**cfg.params(), "as_of": w.as_of}
         validator = Validator()
-        scopes: dict[str, set[str]] = {}
+        scopes: dict[str, AbstractSet[str]] = {}
         alerts = run_workflows(frames, d, yaml, params, validator, scopes)
         theirs = column_alerts(frames, d, mine, params, scopes)
     if len(theirs):

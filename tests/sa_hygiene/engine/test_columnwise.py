@@ -16,11 +16,12 @@ import pandas as pd
 import pytest
 
 from sa_hygiene.contract.config import load_config
-from sa_hygiene.engine.columnwise import Columns, _plan, column_alerts
+from sa_hygiene.engine.columns import Columns, _plan
+from sa_hygiene.engine.columnwise import column_alerts
 from sa_hygiene.engine.gx import Validator
 from sa_hygiene.engine.predicates import holds
 from sa_hygiene.engine.prepare import RunWindow, prepare_frames
-from sa_hygiene.engine.rules import ScopeKeys, run_workflows
+from sa_hygiene.engine.rules import run_workflows
 from sa_hygiene.engine.user_alerts import with_user_alerts
 from sa_hygiene.source.snapshot import PREVIOUS_OBJECTS, read_snapshot
 
@@ -137,12 +138,17 @@ def test_scopes_from_look_ups_are_what_holds_evaluates_blanks_included():
     assert empty.holds("rank == 3").tolist() == [] and empty.isin("sa", ["x"]).tolist() == []
 
 
-def test_scope_keys_are_made_when_first_read_and_read_as_a_set():
-    """A run delivering one slot never reads its workflows' scopes: they cost nothing until read."""
-    made = []
-    keys = ScopeKeys(lambda: made.append(1) or {"0065e0000000001", "0065e0000000002"})
-    assert made == [] and "not read yet" in repr(keys)
-    assert "0065e0000000001" in keys and "x" not in keys and len(keys) == 2
+def test_scope_keys_are_evaluated_when_first_read_and_read_as_a_set():
+    """A run delivering one slot never reads its workflows' scopes: a scope costs nothing until
+    the alert state asks (a user alert's scope is otherwise read on its trigger's rows only)."""
+    frame = pd.DataFrame({
+        "id": pd.Series(["0065e0000000001AAA", "0065e0000000002AAA", None, "0065e0000000004AAA"], dtype="str"),
+        "rank": pd.Series([3, 2, 3, 1], dtype="int64"),
+    })  # fmt: skip
+    cols = Columns(frame, {})
+    keys = cols.scope_keys("rank >= 2")
+    assert cols._holds == {}  # nothing evaluated yet
+    assert "0065e0000000001" in keys and "0065e0000000004" not in keys and "x" not in keys and len(keys) == 2
     assert keys == {"0065e0000000001", "0065e0000000002"} and {"0065e0000000001", "0065e0000000002"} == keys
     assert sorted(keys) == ["0065e0000000001", "0065e0000000002"] and keys - {"0065e0000000002"} == {"0065e0000000001"}
-    assert made == [1]  # made once
+    assert list(cols._holds) == ["rank >= 2"]  # evaluated once
