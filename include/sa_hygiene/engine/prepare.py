@@ -64,7 +64,18 @@ def _in(ts: pd.Series, since: pd.Timestamp, until: pd.Timestamp) -> pd.Series:
 
 
 def _days_between(later: pd.Timestamp | pd.Series, earlier: pd.Series | pd.Timestamp) -> pd.Series:
-    return (later - earlier).dt.days.astype("float64")
+    """Whole days from ``earlier`` to ``later`` (floored, as ``Timedelta.days``), blank where
+    either is. Dates without a zone are counted in microseconds by NumPy: pandas' ``.dt.days``
+    of a million due dates cost four times as much."""
+    series = later if isinstance(later, pd.Series) else earlier
+    if not all(isinstance(x, pd.Timestamp) and x.tz is None or isinstance(x, pd.Series) and x.dtype == "datetime64[us]"
+               for x in (later, earlier)):  # fmt: skip
+        return (later - earlier).dt.days.astype("float64")
+    a, b = (np.asarray(x.to_numpy()) if isinstance(x, pd.Series) else np.datetime64(x, "us") for x in (later, earlier))
+    blank = np.isnat(a) | np.isnat(b)
+    days = np.floor_divide(a.view(np.int64) - b.view(np.int64), 86_400_000_000).astype("float64")
+    days[blank] = np.nan
+    return pd.Series(days, index=series.index)
 
 
 def _website_domain(website: pd.Series) -> pd.Series:
@@ -164,11 +175,14 @@ def _changes(opps: pd.DataFrame, previous: Snapshot, d: Directory) -> pd.DataFra
     )
     cols = ["id", "key", "name", "account_id", "owner_id", "stage", "rank", "is_open", "lost", "iacv", "sa",
             "has_sa", "te_start", "te_end", "te_status"]  # fmt: skip
-    ch = opps[cols].merge(prev, on="key", how="left", indicator=True)
-    ch["is_new"] = ch.pop("_merge") == "left_only"
+    # Each opportunity's previous row by an Arrow look-up of its key (a key is one record), and
+    # blanks for a new one (-1 is no row): a left merge on text keys costs several times more.
+    at = positions_in(opps["key"], prev["key"])
+    matched = prev.drop(columns="key").reset_index(drop=True).reindex(at).set_axis(opps.index, axis=0)
+    ch = pd.concat([opps[cols], matched], axis=1)
+    ch["is_new"] = at < 0
     ch["prev_rank"] = ch["prev_rank"].fillna(-1).astype("int64")
     ch["prev_has_sa"] = ch["prev_sa"].notna()
-    ch.index = opps.index
     return ch
 
 
