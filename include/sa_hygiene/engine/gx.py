@@ -169,7 +169,8 @@ def _rows_batch(frame: pd.DataFrame, flat: list[tuple[int, Check]], params: dict
         columns.update({names[x]: v for x, v in values.items()})
         renamed = e.model_copy(update={"column": names[e.column], "other": names.get(e.other) if e.other else None})
         expectations.append(build_expectation(renamed, params, c.meta))
-    return ("rows", pd.DataFrame(columns, index=sub.index), expectations, [j for j, _ in flat])
+    # The columns just made, as they are (copy-on-write): not a second copy of every batch.
+    return ("rows", pd.DataFrame(columns, index=sub.index, copy=False), expectations, [j for j, _ in flat])
 
 
 def frame_batches(frame: pd.DataFrame, checks: list[Check], params: dict[str, Any]) -> list[tuple[str, pd.DataFrame, list, list[int]]]:

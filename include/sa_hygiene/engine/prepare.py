@@ -119,6 +119,11 @@ def is_sa_activity(tasks: pd.DataFrame) -> pd.Series:
     return nonempty(tasks["activity_types"]) & tasks["chorus_call_id"].isna()
 
 
+# The frames below take the snapshot's columns and the derived ones as they are (``copy=False``):
+# pandas' copy-on-write keeps the snapshot unchanged should a frame be written to, while copying
+# and consolidating them cost a quarter of a second and 300 MB for ten million tasks.
+
+
 def _opportunities(snap: Snapshot, d: Directory, w: RunWindow, cfg: Config, sa_tasks: pd.DataFrame) -> pd.DataFrame:
     o = snap["Opportunity"]
     stall = cfg.thresholds.stall_days
@@ -155,7 +160,8 @@ def _opportunities(snap: Snapshot, d: Directory, w: RunWindow, cfg: Config, sa_t
             "days_since_te_start": _days_between(w.as_of, o["te_start"]),
             "days_te_end_ahead": _days_between(o["te_end"], w.as_of),
             "recent_sa_activity": pd.Series(is_in(o["key"], recent_keys), index=o.index),
-        }
+        },
+        copy=False,
     )
 
 
@@ -204,7 +210,8 @@ def _tasks(snap: Snapshot, d: Directory, w: RunWindow, sa_activity: pd.Series) -
             "owner_is_sa": d.is_sa_ref(t["owner_id"]),
             "created_in_window": _in(t["created"], w.since, w.until),
             "is_sa_activity": sa_activity,
-        }
+        },
+        copy=False,
     )
 
 
@@ -265,6 +272,7 @@ def activity_rows(a: pd.DataFrame, tax: Taxonomy, *, created_in_window: Flag, cr
             "untyped_call": untyped_call,
         },
         index=a.index,
+        copy=False,
     )
 
 
@@ -457,6 +465,7 @@ def _povs(snap: Snapshot, d: Directory, w: RunWindow, cfg: Config) -> pd.DataFra
             "opportunity_has_te_start": pd.Series(has_start[at], index=p.index),
         },
         index=p.index,
+        copy=False,
     )
 
 
