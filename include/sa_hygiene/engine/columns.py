@@ -102,8 +102,9 @@ class Columns:
         self._cut = np.zeros(0, dtype=bool)
         self._values: dict[str, np.ndarray] = {}
         self._scope_keys: dict[str, ScopeKeys] = {}
-        self._where: dict[str, list[int]] | None = None  # key -> its rows, of the rows of every scope
-        self._indexed = np.zeros(0, dtype=bool)  # the rows ``_where`` holds
+        self._where: dict[str, int] | None = None  # key -> its row, of the rows of every scope
+        self._repeated: dict[str, list[int]] = {}  # key -> its rows, for a key on several
+        self._indexed = 0  # how many scopes ``_where`` holds the rows of
         self._positions: dict[tuple, np.ndarray] = {}
         self._verdicts: dict[tuple, np.ndarray] = {}
         self._codes_at: dict[tuple, np.ndarray] = {}
@@ -254,14 +255,18 @@ class Columns:
     def _rows_of(self, key: str) -> list[int]:
         """The rows of any scope whose key is ``key``: one table for the frame's scopes, made
         when a key is first looked up (or again, when a scope came after it)."""
-        scoped = np.logical_or.reduce([k.rows for k in self._scope_keys.values()]) if self._scope_keys else None
-        if scoped is not None and (self._where is None or (scoped & ~self._indexed).any()):
+        if self._scope_keys and len(self._scope_keys) != self._indexed:  # scopes only ever come
+            scoped = np.logical_or.reduce([k.rows for k in self._scope_keys.values()])
             keys = self._cut_keys(scoped)
             positions = np.flatnonzero(scoped & (keys != None))  # noqa: E711 (elementwise)
-            self._where, self._indexed = {}, scoped
-            for p, k in zip(positions.tolist(), keys[positions].tolist(), strict=True):
-                self._where.setdefault(k, []).append(p)
-        return self._where.get(key, []) if self._where is not None else []
+            listed, at = keys[positions].tolist(), positions.tolist()
+            self._where, self._repeated, self._indexed = dict(zip(listed, at, strict=True)), {}, len(self._scope_keys)
+            if len(self._where) != len(listed):  # a key on several rows (not in a snapshot's frames)
+                for k, p in zip(listed, at, strict=True):
+                    self._repeated.setdefault(k, []).append(p)
+        if key in self._repeated:
+            return self._repeated[key]
+        return [self._where[key]] if self._where is not None and key in self._where else []
 
     # --- expectations ---------------------------------------------------------------------
 

@@ -109,17 +109,16 @@ def _masked(values: pd.Series, domain: np.ndarray) -> pd.Series:
     return values.where(domain)
 
 
-def _passing(values: pd.Series, domain: np.ndarray) -> pd.Series:
-    """``values`` on the check's rows, and a set value of the same type elsewhere: a not_null
-    check must not see another check's rows as blanks (its own blanks are the alerts)."""
-    kind = values.dtype.kind if isinstance(values.dtype, np.dtype) else ""
-    if kind == "b":
-        return values
-    if kind in "iuf":
-        return values.where(domain, 0)
-    if kind == "M" or isinstance(values.dtype, pd.DatetimeTZDtype):
-        return values.where(domain, pd.Timestamp(0, tz=getattr(values.dtype, "tz", None)))
-    return values.where(domain, "")
+def _is_set(values: pd.Series, domain: np.ndarray) -> pd.Series:
+    """What a not_null check reads of its column: 1.0 where a value is set, blank where the
+    check's own row has none, and 1.0 on other checks' rows (not this check's blanks).
+
+    Nullness is all it judges, and its counts and unexpected rows are those of the column
+    itself; a number is cheaper than text for GX to fingerprint (it hashes every batch) and
+    to scan, and than a copy of the text with another check's rows filled in."""
+    out = np.ones(len(values))
+    out[domain & values.isna().to_numpy(bool)] = np.nan
+    return pd.Series(out, index=values.index)
 
 
 # GX's cost of a validation is about that of one check reading this many more rows (scale 50:
@@ -161,7 +160,7 @@ def _rows_batch(frame: pd.DataFrame, flat: list[tuple[int, Check]], params: dict
         domain = c.domain[rows]
         e = c.e
         if e.expectation == "not_null":
-            values = {e.column: _passing(sub[e.column], domain)}
+            values = {e.column: _is_set(sub[e.column], domain)}
         elif e.expectation in ("match_regex", "min_length"):
             values = {e.column: sub[e.column].fillna("").where(domain)}
         else:
@@ -170,7 +169,8 @@ def _rows_batch(frame: pd.DataFrame, flat: list[tuple[int, Check]], params: dict
         columns.update({names[x]: v for x, v in values.items()})
         renamed = e.model_copy(update={"column": names[e.column], "other": names.get(e.other) if e.other else None})
         expectations.append(build_expectation(renamed, params, c.meta))
-    return ("rows", pd.DataFrame(columns, index=sub.index), expectations, [j for j, _ in flat])
+    # The columns just made, as they are (copy-on-write): not a second copy of every batch.
+    return ("rows", pd.DataFrame(columns, index=sub.index, copy=False), expectations, [j for j, _ in flat])
 
 
 def frame_batches(frame: pd.DataFrame, checks: list[Check], params: dict[str, Any]) -> list[tuple[str, pd.DataFrame, list, list[int]]]:
@@ -184,7 +184,7 @@ def frame_batches(frame: pd.DataFrame, checks: list[Check], params: dict[str, An
     only the rows some check judges, indexed by their position in the frame (what GX hands
     back), and each check reads its own column, blank outside its domain so that GX skips those
     rows: its counts in the Data Docs are its own rows'. ``not_null`` alone cannot skip a
-    blank, so its column holds a set value outside the domain instead. Text checks
+    blank, so its column says only whether each value is set, set outside the domain. Text checks
     (``match_regex``, ``min_length``) read blank text as empty on their domain: it has no link
     and no length, and must fail rather than be skipped.
     """

@@ -64,7 +64,18 @@ def _in(ts: pd.Series, since: pd.Timestamp, until: pd.Timestamp) -> pd.Series:
 
 
 def _days_between(later: pd.Timestamp | pd.Series, earlier: pd.Series | pd.Timestamp) -> pd.Series:
-    return (later - earlier).dt.days.astype("float64")
+    """Whole days from ``earlier`` to ``later`` (floored, as ``Timedelta.days``), blank where
+    either is. Dates without a zone are counted in microseconds by NumPy: pandas' ``.dt.days``
+    of a million due dates cost four times as much."""
+    series = later if isinstance(later, pd.Series) else earlier
+    if not all(isinstance(x, pd.Timestamp) and x.tz is None or isinstance(x, pd.Series) and x.dtype == "datetime64[us]"
+               for x in (later, earlier)):  # fmt: skip
+        return (later - earlier).dt.days.astype("float64")
+    a, b = (np.asarray(x.to_numpy()) if isinstance(x, pd.Series) else np.datetime64(x, "us") for x in (later, earlier))
+    blank = np.isnat(a) | np.isnat(b)
+    days = np.floor_divide(a.view(np.int64) - b.view(np.int64), 86_400_000_000).astype("float64")
+    days[blank] = np.nan
+    return pd.Series(days, index=series.index)
 
 
 def _website_domain(website: pd.Series) -> pd.Series:
@@ -108,6 +119,11 @@ def is_sa_activity(tasks: pd.DataFrame) -> pd.Series:
     return nonempty(tasks["activity_types"]) & tasks["chorus_call_id"].isna()
 
 
+# The frames below take the snapshot's columns and the derived ones as they are (``copy=False``):
+# pandas' copy-on-write keeps the snapshot unchanged should a frame be written to, while copying
+# and consolidating them cost a quarter of a second and 300 MB for ten million tasks.
+
+
 def _opportunities(snap: Snapshot, d: Directory, w: RunWindow, cfg: Config, sa_tasks: pd.DataFrame) -> pd.DataFrame:
     o = snap["Opportunity"]
     stall = cfg.thresholds.stall_days
@@ -144,7 +160,8 @@ def _opportunities(snap: Snapshot, d: Directory, w: RunWindow, cfg: Config, sa_t
             "days_since_te_start": _days_between(w.as_of, o["te_start"]),
             "days_te_end_ahead": _days_between(o["te_end"], w.as_of),
             "recent_sa_activity": pd.Series(is_in(o["key"], recent_keys), index=o.index),
-        }
+        },
+        copy=False,
     )
 
 
@@ -164,11 +181,14 @@ def _changes(opps: pd.DataFrame, previous: Snapshot, d: Directory) -> pd.DataFra
     )
     cols = ["id", "key", "name", "account_id", "owner_id", "stage", "rank", "is_open", "lost", "iacv", "sa",
             "has_sa", "te_start", "te_end", "te_status"]  # fmt: skip
-    ch = opps[cols].merge(prev, on="key", how="left", indicator=True)
-    ch["is_new"] = ch.pop("_merge") == "left_only"
+    # Each opportunity's previous row by an Arrow look-up of its key (a key is one record), and
+    # blanks for a new one (-1 is no row): a left merge on text keys costs several times more.
+    at = positions_in(opps["key"], prev["key"])
+    matched = prev.drop(columns="key").reset_index(drop=True).reindex(at).set_axis(opps.index, axis=0)
+    ch = pd.concat([opps[cols], matched], axis=1)
+    ch["is_new"] = at < 0
     ch["prev_rank"] = ch["prev_rank"].fillna(-1).astype("int64")
     ch["prev_has_sa"] = ch["prev_sa"].notna()
-    ch.index = opps.index
     return ch
 
 
@@ -190,7 +210,8 @@ def _tasks(snap: Snapshot, d: Directory, w: RunWindow, sa_activity: pd.Series) -
             "owner_is_sa": d.is_sa_ref(t["owner_id"]),
             "created_in_window": _in(t["created"], w.since, w.until),
             "is_sa_activity": sa_activity,
-        }
+        },
+        copy=False,
     )
 
 
@@ -251,6 +272,7 @@ def activity_rows(a: pd.DataFrame, tax: Taxonomy, *, created_in_window: Flag, cr
             "untyped_call": untyped_call,
         },
         index=a.index,
+        copy=False,
     )
 
 
@@ -443,6 +465,7 @@ def _povs(snap: Snapshot, d: Directory, w: RunWindow, cfg: Config) -> pd.DataFra
             "opportunity_has_te_start": pd.Series(has_start[at], index=p.index),
         },
         index=p.index,
+        copy=False,
     )
 
 
