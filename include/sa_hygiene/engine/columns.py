@@ -126,7 +126,8 @@ class Columns:
             return self._values[column][positions]
         col = self.frame[column]
         arrow = getattr(col.array, "_pa_array", None)
-        if isinstance(arrow, pa.ChunkedArray) and pa.types.is_string(arrow.type):  # Arrow's take: no pandas per call
+        text = isinstance(arrow, pa.ChunkedArray) and (pa.types.is_string(arrow.type) or pa.types.is_large_string(arrow.type))
+        if text:  # Arrow's take: no pandas per call
             if column not in self._combined:  # a chunked column's take copies it whole first, every time
                 self._combined[column] = arrow.combine_chunks()
             out = self._combined[column].take(positions).to_numpy(zero_copy_only=False)

@@ -30,6 +30,7 @@ from itertools import chain
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from sa_hygiene.contract.config import Workflow
 from sa_hygiene.engine.columns import ROW_BY_ROW, Columns
@@ -86,6 +87,14 @@ def _joined(parts: list) -> np.ndarray:
                 out[at : at + n] = p
             at += n
     return out
+
+
+def _text(parts: list[tuple[str, int]]) -> pd.Series:
+    """A text column of the alerts from each workflow's (name, rows): a workflow's value repeated
+    in Arrow, not a hundred thousand Python strings converted to text again."""
+    names = pa.array([v for v, _ in parts], pa.large_string())
+    which = np.repeat(np.arange(len(parts)), [n for _, n in parts])
+    return pd.Series(pd.array(names.take(pa.array(which)), dtype="str"))
 
 
 def column_alerts(
@@ -154,7 +163,7 @@ def column_alerts(
             reasons = [[reasons_of[0]] for _ in range(n)]
         else:
             reasons = [list(dict.fromkeys(r for h, r in zip(hits, reasons_of, strict=True) if r and h[p])) for p in positions]
-        unique = unique and pd.Index(record_ids).is_unique
+        unique = unique and pd.Index(record_ids, dtype=object).is_unique  # no inference of a text dtype
         out["workflow"].append((wid, n))
         out["object"].append((wf.object, n))
         out["record_id"].append(record_ids)
@@ -167,8 +176,8 @@ def column_alerts(
         return pd.DataFrame({c: pd.Series(dtype=object) for c in ALERT_COLUMNS})
     # The dtypes run_workflows' frames have: names as text, Ids and recipients as objects.
     dtypes = {"workflow": "str", "object": "str", "slot": "str", "unrouted": bool}
-    alerts = pd.DataFrame({c: list(chain.from_iterable(v)) if c == "reasons" else pd.Series(_joined(v), dtype=dtypes.get(c, object))
-                           for c, v in out.items()})  # fmt: skip
+    alerts = pd.DataFrame({c: list(chain.from_iterable(v)) if c == "reasons" else _text(v) if dtypes.get(c) == "str"
+                           else pd.Series(_joined(v), dtype=dtypes.get(c, object)) for c, v in out.items()})  # fmt: skip
     if not unique:  # a frame holding a record twice: as run_workflows drops the repeats
         alerts = alerts.drop_duplicates(["workflow", "record_id", "recipient"]).reset_index(drop=True)
     return alerts
