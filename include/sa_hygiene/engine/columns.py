@@ -274,5 +274,10 @@ class ScopeKeys(AbstractSet[str]):
     def __len__(self) -> int:
         return len(self._keys())
 
+    @classmethod
+    def _from_iterable(cls, it) -> set[str]:
+        """What ``|``, ``&`` and ``-`` make of it: a plain set."""
+        return set(it)
+
     def __repr__(self) -> str:
         return f"ScopeKeys({len(self)} keys)"
