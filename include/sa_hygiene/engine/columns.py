@@ -368,8 +368,9 @@ class ScopeKeys(AbstractSet[str]):
         return len(self._keys())
 
     @classmethod
-    def _from_iterable(cls, it) -> set:
-        return set(it)  # what ``&``, ``|`` and ``-`` make: a plain set
+    def _from_iterable(cls, it) -> set[str]:
+        """What ``|``, ``&`` and ``-`` make of it: a plain set."""
+        return set(it)
 
     def __repr__(self) -> str:
         return f"ScopeKeys({self._expr[:40]!r})"

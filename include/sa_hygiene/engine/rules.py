@@ -208,6 +208,7 @@ def run_workflows(
                 found[j][np.asarray(positions, dtype=np.int64)] = True
         unexpected[name] = found
     pieces = []
+    unique = True  # each workflow's records once: the alerts have no repeat to drop
     for wid, wf in workflows.items():
         if not owners.get(wid):
             continue
@@ -215,10 +216,13 @@ def run_workflows(
         piece = _alerts_of(wid, wf, frames[wf.frame], failed, d)
         if piece is not None:
             pieces.append(piece)
+            unique = unique and pd.Index(piece["record_id"]).is_unique
     if not pieces:
         return pd.DataFrame({c: pd.Series(dtype=object) for c in ALERT_COLUMNS})
     alerts = pd.concat(pieces, ignore_index=True)
-    return alerts.drop_duplicates(["workflow", "record_id", "recipient"]).reset_index(drop=True)
+    if unique:
+        return alerts
+    return alerts.drop_duplicates(["workflow", "record_id", "recipient"]).reset_index(drop=True)  # a frame holding a record twice
 
 
 def _alerts_of(wid: str, wf: Workflow, frame: pd.DataFrame, failed: list[tuple[Expectation, np.ndarray]],
