@@ -171,6 +171,13 @@ class Columns:
         if not all_text and any(v is None or (isinstance(v, float) and np.isnan(v)) for v in values):
             found = self.frame[column].isin(values).to_numpy(bool)  # a blank among the values matches blanks
             return found if at is None else found[at]
+        col = self.frame[column]
+        if col.dtype == bool and all(type(v) in (bool, int, float) for v in values):  # no blanks: compared, not factorized
+            flags = col.to_numpy(bool) if at is None else col.to_numpy(bool)[at]
+            found = np.zeros(len(flags), dtype=bool)
+            for v in set(values):
+                found |= flags == v
+            return found
         key = (column, values if isinstance(values, tuple) else tuple(values))
         if key not in self._verdicts:  # the owners of one region share its people's list
             _, uniques = self.codes(column)

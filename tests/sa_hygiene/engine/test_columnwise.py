@@ -134,6 +134,9 @@ def test_scopes_from_look_ups_are_what_holds_evaluates_blanks_included():
         assert cols.holds(expr).tolist() == holds(frame, expr, params).tolist(), expr
     assert _plan("not flag") is None and _plan("te_status != 'Win'") is None and _plan("iacv > @big") is None
     assert cols.scope_keys("True") == {"0065e0000000001", "0065e0000000002", "0065e0000000004"}
+    for values in ([False], [True], [True, False], [0], [1.0], []):  # a flag column: compared, not factorized
+        assert cols.isin("flag", values).tolist() == frame["flag"].isin(values).tolist(), values
+        assert cols.isin("flag", values, at).tolist() == frame["flag"].isin(values).to_numpy()[at].tolist(), values
     empty = Columns(frame.iloc[:0], params)
     assert empty.holds("rank == 3").tolist() == [] and empty.isin("sa", ["x"]).tolist() == []
 
