@@ -100,7 +100,6 @@ class Columns:
         self._fails: dict[tuple, np.ndarray] = {}
         self._keys: np.ndarray | None = None  # each row's key, once cut (``_cut``)
         self._cut = np.zeros(0, dtype=bool)
-        self._values: dict[str, np.ndarray] = {}
         self._scope_keys: dict[str, ScopeKeys] = {}
         self._where: dict[str, int] | None = None  # key -> its row, of the rows of every scope
         self._repeated: dict[str, list[int]] = {}  # key -> its rows, for a key on several
@@ -113,17 +112,9 @@ class Columns:
     def __len__(self) -> int:
         return len(self.frame)
 
-    def values(self, column: str) -> np.ndarray:
-        """The column as objects, made once (the Ids of many workflows' rows are read from it)."""
-        if column not in self._values:
-            self._values[column] = self.frame[column].to_numpy(dtype=object)
-        return self._values[column]
-
     def take(self, column: str, positions: np.ndarray) -> np.ndarray:
         """The column's values at ``positions``, as objects (``values(column)[positions]``,
         without spelling out the rows no alert names)."""
-        if column in self._values:
-            return self._values[column][positions]
         col = self.frame[column]
         arrow = getattr(col.array, "_pa_array", None)
         text = isinstance(arrow, pa.ChunkedArray) and (pa.types.is_string(arrow.type) or pa.types.is_large_string(arrow.type))

@@ -157,9 +157,11 @@ def _recipients(wf: Workflow, rows: pd.DataFrame, d: Directory) -> tuple[pd.Seri
 
 def run_workflows(
     frames: dict[str, pd.DataFrame], d: Directory, workflows: dict[str, Workflow], params: dict, validator: Validator,
-    scopes: dict[str, AbstractSet[str]] | None = None,
-) -> pd.DataFrame:
-    """The alerts of ``workflows``; ``scopes``, when given, receives each workflow's in-scope keys.
+    scopes: dict[str, AbstractSet[str]] | None = None, columns: dict[str, Columns] | None = None,
+) -> pd.DataFrame:  # fmt: skip
+    """The alerts of ``workflows``; ``scopes``, when given, receives each workflow's in-scope keys;
+    ``columns``: the frames' ``Columns``, to share with a later ``columnwise.column_alerts`` on
+    the same frames (filled in when given).
 
     Every expectation of every workflow reading a frame is validated in one GX suite of that
     frame (``gx.frame_batches``), each on the rows of its workflow's scope and its ``when``;
@@ -167,7 +169,7 @@ def run_workflows(
     Scopes and ``when`` expressions are evaluated once per distinct expression and frame, and
     the in-scope keys cut from the frame's Ids once (``Columns``): workflows repeat them.
     """
-    columns: dict[str, Columns] = {}
+    columns = {} if columns is None else columns
     checks: dict[str, list[Check]] = {}
     same: dict[tuple[str, str], int] = {}  # (frame, what a check judges) -> its position in checks[frame]
     # workflow -> (expectation, its check, the rows it judges)

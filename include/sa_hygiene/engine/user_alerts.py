@@ -142,8 +142,9 @@ def evaluate_snapshot_with_user_alerts(
         params = {**cfg.params(), "as_of": w.as_of}
         validator = Validator()
         scopes: dict[str, AbstractSet[str]] = {}
-        alerts = run_workflows(frames, d, yaml, params, validator, scopes)
-        theirs = column_alerts(frames, d, mine, params, scopes)
+        columns: dict = {}  # one Columns per frame for both: scopes, look-ups and key tables shared
+        alerts = run_workflows(frames, d, yaml, params, validator, scopes, columns)
+        theirs = column_alerts(frames, d, mine, params, scopes, columns)
     if len(theirs):
         alerts = pd.concat([alerts, theirs], ignore_index=True)
     result = Evaluation(alerts, snapshot.quarantine, w, frames, d, validator.results, snapshot, scopes)
