@@ -144,11 +144,12 @@ def fresh_parse() -> None:
     """Forget every scope written and parsed: an evaluation's own process starts with none."""
     from sa_hygiene.contract.expressions import _id_list, expression_names, parse_scope
     from sa_hygiene.contract.user_alerts import _ids_of, _spelled
-    from sa_hygiene.engine.columns import _plan
+    from sa_hygiene.engine.columns import _plan, _value_set
 
     parse_scope.cache_clear()
     _id_list.cache_clear()
     _plan.cache_clear()
+    _value_set.cache_clear()
     expression_names.cache_clear()
     _ids_of.cache_clear()
     _spelled.cache_clear()

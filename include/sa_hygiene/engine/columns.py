@@ -44,6 +44,13 @@ def _plan(expr: str) -> tuple | None:
         return None
 
 
+@lru_cache(maxsize=256)
+def _value_set(values: tuple, kind: pa.DataType) -> pa.Array:
+    """A list's values as Arrow text, once per list: a region's people are looked up among the
+    distinct owners of every trigger's rows, for the SA and for the owner."""
+    return pa.array(values, kind)
+
+
 _CMP = {ast.Eq: "==", ast.Gt: ">", ast.GtE: ">=", ast.Lt: "<", ast.LtE: "<="}
 
 
@@ -107,7 +114,8 @@ class Columns:
         self._positions: dict[tuple, np.ndarray] = {}
         self._verdicts: dict[tuple, np.ndarray] = {}
         self._codes_at: dict[tuple, np.ndarray] = {}
-        self._combined: dict[str, pa.Array] = {}
+        self._combined: dict[str, pa.Array | None] = {}
+        self._local: dict[tuple, tuple[np.ndarray, pa.Array]] = {}
 
     def __len__(self) -> int:
         return len(self.frame)
@@ -116,16 +124,22 @@ class Columns:
         """The column's values at ``positions``, as objects (``values(column)[positions]``,
         without spelling out the rows no alert names)."""
         col = self.frame[column]
-        arrow = getattr(col.array, "_pa_array", None)
-        text = isinstance(arrow, pa.ChunkedArray) and (pa.types.is_string(arrow.type) or pa.types.is_large_string(arrow.type))
-        if text:  # Arrow's take: no pandas per call
-            if column not in self._combined:  # a chunked column's take copies it whole first, every time
-                self._combined[column] = arrow.combine_chunks()
-            out = self._combined[column].take(positions).to_numpy(zero_copy_only=False)
-            if arrow.null_count:
+        text = self._text(column)
+        if text is not None:  # Arrow's take: no pandas per call
+            out = text.take(positions).to_numpy(zero_copy_only=False)
+            if text.null_count:
                 out[pd.isna(out)] = col.dtype.na_value  # a blank as pandas spells it
             return out
         return col.iloc[positions].to_numpy(dtype=object)
+
+    def _text(self, column: str) -> pa.Array | None:
+        """A text column as one Arrow array (None for any other): a chunked column's take
+        copies it whole first, every time, so it is combined once."""
+        if column not in self._combined:
+            arrow = getattr(self.frame[column].array, "_pa_array", None)
+            text = isinstance(arrow, pa.ChunkedArray) and (pa.types.is_string(arrow.type) or pa.types.is_large_string(arrow.type))
+            self._combined[column] = arrow.combine_chunks() if text else None
+        return self._combined[column]
 
     def codes(self, column: str) -> tuple[np.ndarray, Any]:
         """The column factorized: (a code per row, 0 for a blank and 1 + the distinct value's
@@ -169,18 +183,43 @@ class Columns:
             for v in set(values):
                 found |= flags == v
             return found
-        key = (column, values if isinstance(values, tuple) else tuple(values))
+        values = values if isinstance(values, tuple) else tuple(values)
+        local = self._local_codes(column, at) if all_text else None
+        if local is not None:  # the rows at ``at`` encoded alone: their distinct values are looked up
+            codes, uniques, shared = local
+        else:
+            codes, (_, uniques), shared = None, self.codes(column), None
+        key = (column, shared, values)
         if key not in self._verdicts:  # the owners of one region share its people's list
-            _, uniques = self.codes(column)
-            arrow = getattr(uniques, "_pa_array", None)
+            arrow = uniques if isinstance(uniques, pa.Array) else getattr(uniques, "_pa_array", None)
             text = arrow is not None and (pa.types.is_string(arrow.type) or pa.types.is_large_string(arrow.type))
             if text and all_text:  # Arrow's hash look-up (pandas spells values out first)
-                found = pc.fill_null(pc.is_in(arrow, value_set=pa.array(values, arrow.type)), False)
+                found = pc.fill_null(pc.is_in(arrow, value_set=_value_set(values, arrow.type)), False)
                 verdict = found.to_numpy(zero_copy_only=False)
             else:
                 verdict = pd.Series(uniques).isin(values).to_numpy(bool)
-            self._verdicts[key] = verdict
-        return self.by_value(column, self._verdicts[key], False, at)
+            self._verdicts[key] = np.concatenate([[False], np.asarray(verdict, dtype=bool)])  # code 0: a blank
+        return self._verdicts[key][codes if codes is not None else self.codes_at(column, at)]
+
+    def _local_codes(self, column: str, at: np.ndarray | None) -> tuple[np.ndarray, pa.Array, tuple] | None:
+        """``codes``, for a text column not factorized yet, of the rows at an expectation's failing
+        positions alone (with their own distinct values), when those are a small part of the
+        frame: a user alert on open tasks reads its owners on a sixth of a million tasks, and
+        factorizing the whole column cost more than all of its alerts' look-ups. None otherwise."""
+        if at is None or column in self._codes or len(at) * 4 > len(self.frame):
+            return None
+        shared = next((k for k, v in self._positions.items() if v is at), None)
+        if shared is None:
+            return None
+        if (column, shared) not in self._local:
+            text = self._text(column)
+            if text is None:
+                return None
+            encoded = pc.dictionary_encode(text.take(at))
+            codes = pc.add(pc.fill_null(encoded.indices, -1), 1).to_numpy(zero_copy_only=False)
+            self._local[(column, shared)] = (codes.astype(np.int32, copy=False), encoded.dictionary)
+        codes, uniques = self._local[(column, shared)]
+        return codes, uniques, shared
 
     # --- scopes -----------------------------------------------------------------------------
 

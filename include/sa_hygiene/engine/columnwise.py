@@ -157,10 +157,12 @@ def column_alerts(
             record_ids = rows["id"].to_numpy(dtype=object)
             suggested = rows["suggested_what_id"].to_numpy(dtype=object) if "suggested_what_id" in rows else (None, n)
         reasons_of = [e.reason for e in wf.expect]
+        # Rows of the same reasons share one list (the alerts' reasons are read, never changed
+        # in place): a hundred thousand lists, each tracked by the garbage collector, for one value.
         if not (wf.report_reasons and any(reasons_of)):
-            reasons = [[] for _ in range(n)]
+            reasons = [[]] * n
         elif len(wf.expect) == 1:  # every row failed the one expectation
-            reasons = [[reasons_of[0]] for _ in range(n)]
+            reasons = [[reasons_of[0]]] * n
         else:
             reasons = [list(dict.fromkeys(r for h, r in zip(hits, reasons_of, strict=True) if r and h[p])) for p in positions]
         unique = unique and pd.Index(record_ids, dtype=object).is_unique  # no inference of a text dtype

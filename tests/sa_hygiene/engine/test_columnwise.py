@@ -155,3 +155,31 @@ def test_scope_keys_are_evaluated_when_first_read_and_read_as_a_set():
     assert keys == {"0065e0000000001", "0065e0000000002"} and {"0065e0000000001", "0065e0000000002"} == keys
     assert sorted(keys) == ["0065e0000000001", "0065e0000000002"] and keys - {"0065e0000000002"} == {"0065e0000000001"}
     assert list(cols._holds) == ["rank >= 2"]  # evaluated once
+
+
+def test_a_trigger_s_few_rows_are_looked_up_alone_with_the_verdicts_of_the_whole_column():
+    """A user alert on a few of many rows (open tasks of a million) reads its owners among those
+    rows' own distinct values: the same verdicts as the whole column's, blanks and Ids the
+    rows lack included, and the whole column is not factorized for it."""
+    from sa_hygiene.contract.config import Expectation
+
+    owners = ["0055e0000000001AAA", None, "0055e0000000002AAA", "0055e0000000003AAA"]
+    frame = pd.DataFrame({
+        "id": pd.Series([f"00T5e{k:010d}AAA" for k in range(40)], dtype="str"),
+        "owner_id": pd.Series([owners[k % 4] for k in range(40)], dtype="str"),
+        "is_closed": pd.Series([k % 8 != 3 and k % 8 != 6 for k in range(40)]),  # 10 open of 40
+    })  # fmt: skip
+    cols = Columns(frame, {})
+    at = cols.failing_positions(Expectation(expectation="in_set", column="is_closed", values=[True]))
+    assert at.tolist() == [k for k in range(40) if k % 8 in (3, 6)]
+    lists = [("0055e0000000003AAA",), ("0055e0000000001AAA", "0055e0000000009AAA"), (), ("0055e0000000002AAA", "x"),
+             ("0055e0000000009AAA",)]  # fmt: skip
+    for values in lists:
+        assert cols.isin("owner_id", values, at, True).tolist() == frame["owner_id"].isin(values).to_numpy()[at].tolist()
+    assert "owner_id" not in cols._codes  # looked up on the 10 rows alone
+    scope = "(owner_id in ['0055e0000000003AAA', '0055e0000000001AAA'])"
+    assert cols.holds_at(scope, at).tolist() == holds(frame, scope, {})[at].tolist() == [True, False] * 5
+    whole = Columns(frame, {})
+    whole.codes("owner_id")  # factorized already: its codes are read at the rows
+    for values in lists:
+        assert whole.isin("owner_id", values, at, True).tolist() == cols.isin("owner_id", values, at, True).tolist()
