@@ -2,7 +2,9 @@
 
 - **Assign Primary SA**: a select of the region's active SAs on each item of a workflow that
   declares ``actions: [assign_sa]`` (wf-10, wf-12, wf-13 by default), and on each record of a
-  leaver's book (per-record reassignment). Slack filters a select's options as you type.
+  leaver's book (per-record reassignment). Slack filters a select's options as you type; a
+  region of more SAs than a select holds (100) gets a search instead (``external_select``:
+  the app answers with the region's SAs whose names match, ``sa_options``).
 - **Reassign all to…**: one select with Slack's own confirmation dialog on a leaver's book.
 - **Nudge**, **Snooze** (a modal: how long, and why) and **Open** on each record of an
   escalation DM.
@@ -63,32 +65,41 @@ def chosen_value(action: dict) -> Any:
     )
 
 
-def region_sas(records, channel: str) -> list[tuple[str, str]]:
-    """(User Id, name) of the active SAs of a regional channel, by name, at most ``MAX_OPTIONS``."""
-    d = records.directory
+def region_sas(d, channel: str) -> list[tuple[str, str]]:
+    """(User Id, name) of the active SAs of a regional channel, by name (``d``: the directory)."""
     keys = d.is_sa[d.is_sa.to_numpy(bool)].index
     found = [
         (d.users.at[k, "id"], str(d.users.at[k, "name"] or d.users.at[k, "id"]))
         for k in keys
-        if d.channel.get(k) == channel
+        if d.channel.get(k) == channel and is_salesforce_id(d.users.at[k, "id"])
     ]
-    return sorted(found, key=lambda p: (p[1].lower(), p[0]))[:MAX_OPTIONS]
+    return sorted(found, key=lambda p: (p[1].lower(), p[0]))
 
 
 def _option(text: str, value: str) -> dict:
     return {"text": {"type": "plain_text", "text": cut(text, 75) or value}, "value": value}
 
 
+def sa_options(kind: str, target: str, sas: list[tuple[str, str]], query: str = "") -> list[dict]:
+    """The options of ``sas`` whose names hold every word of ``query`` (any case), at most
+    ``MAX_OPTIONS``: each carries ``kind|target|SA``."""
+    words = query.lower().split()
+    return [_option(name, ManagerValue(kind, target, sa).value()) for sa, name in sas
+            if all(w in name.lower() for w in words)][:MAX_OPTIONS]  # fmt: skip
+
+
 def sa_select(action_id: str, kind: str, target: str, sas: list[tuple[str, str]], placeholder: str,
               confirm: dict | None = None) -> dict | None:  # fmt: skip
-    """A select of ``sas`` whose options carry ``kind|target|SA``; None when there is nobody to offer."""
-    options = [
-        _option(name, ManagerValue(kind, target, sa).value()) for sa, name in sas if is_salesforce_id(sa)
-    ]
-    if not options or not is_salesforce_id(target):
+    """A select of ``sas`` whose options carry ``kind|target|SA``; None when there is nobody to offer.
+    More SAs than a select holds: a search the app answers (the block's id names ``target``)."""
+    if not sas or not is_salesforce_id(target):
         return None
-    select = {"type": "static_select", "action_id": action_id, "options": options,
-              "placeholder": {"type": "plain_text", "text": placeholder}}  # fmt: skip
+    if len(sas) <= MAX_OPTIONS:
+        select = {"type": "static_select", "action_id": action_id, "options": sa_options(kind, target, sas),
+                  "placeholder": {"type": "plain_text", "text": placeholder}}  # fmt: skip
+    else:  # the first hundred when it opens, then those whose names match what is typed
+        select = {"type": "external_select", "action_id": action_id, "min_query_length": 0,
+                  "placeholder": {"type": "plain_text", "text": f"{placeholder} (type a name)"}}  # fmt: skip
     if confirm:
         select["confirm"] = confirm
     return select
@@ -105,7 +116,7 @@ def with_assign(
     row = records.row("Opportunity", record_id) or {}
     if not row or isinstance(row.get("sa"), str) and row.get("sa"):
         return block
-    select = sa_select(ASSIGN_SA, "assign", record_id, region_sas(records, channel), "Assign Primary SA")
+    select = sa_select(ASSIGN_SA, "assign", record_id, region_sas(records.directory, channel), "Assign Primary SA")
     if select is None or block.get("type") != "section":
         return block
     return {**block, "block_id": f"item:{record_id}", "accessory": select}
@@ -132,7 +143,7 @@ def leaver_blocks(
     to… (one select, Slack's confirmation) and a select per opportunity."""
     name = records.user_name(leaver)
     channel = records.directory.channel.get(leaver[:15], cfg.routing.unrouted_channel)
-    sas = region_sas(records, channel)
+    sas = region_sas(records.directory, channel)
     n = len(opportunities)
     head = f"*{esc(name)} is inactive — {n} {'opportunity needs' if n == 1 else 'opportunities need'} a new Primary SA*"
     if manager_name is None:

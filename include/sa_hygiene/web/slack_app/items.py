@@ -148,8 +148,9 @@ class _Suggestion(_Part):
     type: Literal["block_suggestion"]
     user: _Id
     action_id: str
+    block_id: str | None = None
     value: str = ""
-    view: _View
+    view: _View | None = None  # a menu in a modal; one in a message has none (a manager's SA search)
 
 
 def clicked_message(body: dict) -> tuple[str, str]:

@@ -14,9 +14,10 @@ from __future__ import annotations
 import logging
 from datetime import timedelta
 
-from sa_hygiene.delivery.blockkit import cut, esc, record_url
+from sa_hygiene.delivery.blockkit import cut, esc, is_salesforce_id, record_url
 from sa_hygiene.delivery.manager_controls import (
     ASSIGN_SA,
+    KINDS,
     MANAGER_ACTIONS,
     NUDGE,
     OPEN_RECORD,
@@ -26,6 +27,8 @@ from sa_hygiene.delivery.manager_controls import (
     ManagerValue,
     chosen_value,
     decode_value,
+    region_sas,
+    sa_options,
 )
 from sa_hygiene.web.slack_app.backends import Backends
 from sa_hygiene.web.slack_app.items import NOT_SENT, accept
@@ -50,7 +53,23 @@ DB_DOWN = ":warning: The app's database is unavailable, so nothing was changed. 
 UNTOLD = "Saved in Salesforce, but Slack does not know {name} by their Salesforce e-mail: please tell them yourself."
 COLLECTION = 200  # records per sObject Collections request
 
-accept(actions=dict.fromkeys(MANAGER_ACTIONS, action_problem), views={SNOOZE_VIEW: view_problem})
+SEARCHED_IN = {ASSIGN_SA: "item", REASSIGN_ALL: "leaver"}  # a region's SA search: the block that names its target
+
+
+def search_target(body: dict) -> str | None:
+    """The record (or leaver) a search of SAs in a message is for: the Id its block names."""
+    prefix, _, target = str(body.get("block_id") or "").partition(":")
+    return target if prefix == SEARCHED_IN.get(body.get("action_id")) and is_salesforce_id(target) else None
+
+
+def search_problem(body: dict) -> str | None:
+    if body.get("view") is not None or search_target(body) is None:
+        return "unknown suggestion"
+    return None if len(body.get("value") or "") <= 200 else "malformed suggestion"
+
+
+accept(actions=dict.fromkeys(MANAGER_ACTIONS, action_problem), views={SNOOZE_VIEW: view_problem},
+       suggestions=dict.fromkeys(SEARCHED_IN, search_problem))  # fmt: skip
 
 
 class Refused(RuntimeError):
@@ -438,7 +457,30 @@ def register(app, backends: Backends) -> None:
             client.chat_update(channel=meta["channel"], ts=meta["ts"], text=message.get("text") or "Snoozed",
                                blocks=without_controls(message.get("blocks") or [], value.target, note, keep={OPEN_RECORD}))  # fmt: skip
 
+    def search_sas(ack, body):
+        """The SAs a region of more than a select holds offers as one types (Slack's
+        ``block_suggestion``, answered in the acknowledgement from the snapshot, never from
+        Salesforce): the SAs of the region of the opportunity's SA or owner, or of the leaver,
+        which are the ones ``assign`` and ``reassign_all`` accept."""
+        target, kind = search_target(body), KINDS[body["action_id"]]
+        query = body.get("value") if isinstance(body.get("value"), str) else ""
+        try:
+            snapshot = backends.snapshot()
+            directory = Directory(snapshot["User"], cfg)
+            whose = target
+            if kind == "assign":
+                opp = row_of(snapshot, "Opportunity", target) or {}
+                whose = next((v for v in (opp.get("sa"), opp.get("owner_id")) if isinstance(v, str) and v), None)
+            channel = directory.channel.get(whose[:15]) if whose else None
+            options = sa_options(kind, target, region_sas(directory, channel), query[:200]) if channel else []
+        except Exception as exc:  # no snapshot, or one that cannot be read: an empty menu, logged
+            log.warning("Slack app: the search of SAs failed: %s", exc)
+            options = []
+        ack(options=options)
+
     assign.busy = reassign_all.busy = nudge.busy = open_snooze.busy = tell_busy
+    app.options(ASSIGN_SA)(search_sas)
+    app.options(REASSIGN_ALL)(search_sas)
     app.action(ASSIGN_SA)(ack=ack_at_once, lazy=[assign])
     app.action(REASSIGN_ALL)(ack=ack_at_once, lazy=[reassign_all])
     app.action(NUDGE)(ack=ack_at_once, lazy=[nudge])

@@ -22,7 +22,7 @@ SUGGESTING_VIEWS = {LOG_VIEW, CONTACT_VIEW}  # the modals whose Related To menu 
 
 
 def _related_to_problem(body: dict) -> str | None:
-    if body["view"].get("callback_id") not in SUGGESTING_VIEWS:
+    if (body.get("view") or {}).get("callback_id") not in SUGGESTING_VIEWS:
         return "unknown suggestion"
     return None if len(body.get("value") or "") <= 200 else "malformed suggestion"
 

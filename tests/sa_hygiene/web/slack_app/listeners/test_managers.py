@@ -232,6 +232,65 @@ def test_an_sa_the_select_never_offered_is_not_assigned(http, people, salesforce
     assert salesforce.record("Opportunity", NOSA["id"])["Solution_Architect__c"] is None
 
 
+# --------------------------------------------------------------------------- a region of many SAs
+
+
+def search(slack_user: str, channel: str, message: dict, action_id: str, block: str, words: str) -> dict:
+    """What Slack sends while someone types ``words`` into a search menu of ``message``."""
+    return {"type": "block_suggestion", "user": {"id": slack_user}, "team": {"id": "T0FAKE"}, "api_app_id": "A0APP",
+            "container": {"type": "message", "channel_id": channel, "message_ts": message["ts"]},
+            "channel": {"id": channel}, "action_id": action_id, "block_id": block, "value": words}  # fmt: skip
+
+
+def test_a_region_of_more_sas_than_a_select_holds_gets_a_search_that_offers_each(tmp_path, cfg):
+    """Slack shows at most 100 options: the 101st SA of a region would never be offered."""
+    many = [user(name=f"Sa {k:03d}", email=f"sa{k}@gitlab.com") for k in range(101)]
+    snap = read_snapshot(write_snapshot(tmp_path / "many", {**ORG, "User": [*USERS, *many]}), cfg)
+    message = regional_digest(cfg, snap)
+    [item] = [b for b in message.blocks if b.get("block_id") == f"item:{NOSA['id']}"]
+    assert item["accessory"]["type"] == "external_select" and item["accessory"]["action_id"] == ASSIGN_SA
+    assert "options" not in item["accessory"] and item["accessory"]["min_query_length"] == 0
+
+
+def test_the_search_of_sas_offers_the_region_s_active_sas_whose_names_match(http, people, salesforce, cfg, snapshot, state_url):
+    slack = people
+    message = post(slack, "CEAST", regional_digest(cfg, snapshot))
+    item = f"item:{NOSA['id']}"
+    answer = send(http, search("UGAIL", "CEAST", message, ASSIGN_SA, item, ""))
+    assert answer.status_code == 200
+    # The region's active SAs only (not Wes of the West, not Leo who left, not the managers).
+    assert [(o["text"]["text"], o["value"]) for o in answer.json()["options"]] == [
+        ("Pete Peer", f"assign|{NOSA['id']}|{PEER['id']}"), ("Sam Architect", f"assign|{NOSA['id']}|{SAM['id']}")]
+    chosen = send(http, search("UGAIL", "CEAST", message, ASSIGN_SA, item, "ARCH sam")).json()["options"]
+    assert [o["value"] for o in chosen] == [f"assign|{NOSA['id']}|{SAM['id']}"]
+    assert send(http, search("UGAIL", "CEAST", message, ASSIGN_SA, item, "nobody")).json() == {"options": []}
+    leaver = send(http, search("UMIA", "DMIA", message, REASSIGN_ALL, f"leaver:{LEO['id']}", "pe")).json()["options"]
+    assert [o["value"] for o in leaver] == [f"all|{LEO['id']}|{PEER['id']}"]
+    # What is chosen in the search is assigned as a static select's choice is.
+    payload = click("UGAIL", "CEAST", message, ASSIGN_SA, option=SAM["id"])
+    payload["actions"][0] = {**payload["actions"][0], "type": "external_select", "selected_option": chosen[0]}
+    assert send(http, payload).status_code == 200
+    eventually(lambda: slack.calls("chat.update"))
+    assert salesforce.record("Opportunity", NOSA["id"])["Solution_Architect__c"] == SAM["id"]
+
+
+@pytest.mark.parametrize("case", ["no_block", "other_kind_of_block", "not_an_id", "in_a_view", "huge_query"])
+def test_a_search_of_sas_that_is_not_ours_is_refused(http, people, cfg, snapshot, case):
+    message = post(people, "CEAST", regional_digest(cfg, snapshot))
+    payload = search("UGAIL", "CEAST", message, ASSIGN_SA, f"item:{NOSA['id']}", "sam")
+    if case == "no_block":
+        del payload["block_id"]
+    elif case == "other_kind_of_block":
+        payload["block_id"] = f"leaver:{NOSA['id']}"
+    elif case == "not_an_id":
+        payload["block_id"] = "item:<script>"
+    elif case == "in_a_view":
+        payload["view"] = {"id": "V1", "callback_id": "sa_snooze_record_view"}
+    else:
+        payload["value"] = "a" * 5000
+    assert send(http, payload).status_code == 400
+
+
 # --------------------------------------------------------------------------- a leaver's book
 
 
