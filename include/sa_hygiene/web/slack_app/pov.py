@@ -116,6 +116,37 @@ def running_count(cfg: Config, snapshot: Snapshot, owner_id: str | None, leave_o
 # --------------------------------------------------------------------------- the check
 
 
+def with_live_povs(snapshot: Snapshot, owner_id: str, live: Mapping[str, str | None]) -> Snapshot:
+    """The snapshot with ``owner_id``'s POVs as Salesforce has them now (``live``: {Id: status}):
+    one created since the snapshot (from Slack a minute ago, or in Salesforce) counts toward the
+    owner's load at once, one ended or given away no longer does. A POV the snapshot lacks has its
+    status only: the rules on the owner's load read no more of the others."""
+    table = snapshot[POV]
+    owner = owner_id[:15]
+    status = {i[:15]: s for i, s in live.items()}
+    theirs = table["owner_id"].str.slice(0, 15) == owner
+    kept = table[theirs & table["key"].isin(list(status))].copy()
+    kept["status"] = pd.Series(kept["key"].map(status).tolist(), index=kept.index, dtype=table["status"].dtype)
+    new = [i for i in live if i[:15] not in set(kept["key"])]
+    added = _typed_rows(table, [{"id": i, "key": i[:15], "owner_id": owner_id, "status": live[i]} for i in new])
+    povs = pd.concat([table[~theirs], kept, added], ignore_index=True)
+    return Snapshot({**snapshot.tables, POV: povs}, snapshot.quarantine, snapshot.path, snapshot.taken_at,
+                    snapshot.notes, snapshot.absent)  # fmt: skip
+
+
+def _typed_rows(table: pd.DataFrame, rows: list[dict[str, Any]]) -> pd.DataFrame:
+    """``rows`` (logical fields, ISO dates) as rows of the snapshot's POV ``table``, typed as it is."""
+    out = pd.DataFrame([{c: row.get(c) for c in table.columns} for row in rows], columns=table.columns)
+    for c in table.columns:  # typed as the snapshot types them
+        if str(table[c].dtype).startswith("datetime"):
+            when = [pd.to_datetime(row.get(c), errors="coerce") if c in ("start_date", "end_date") and row.get(c) else None
+                    for row in rows]  # fmt: skip
+            out[c] = pd.Series([None if w is None or pd.isna(w) else w for w in when], dtype=table[c].dtype)
+        else:
+            out[c] = out[c].astype(table[c].dtype)
+    return out
+
+
 def _frames(cfg: Config, snapshot: Snapshot, row: dict[str, Any], as_of: date) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(the POV's row of the ``povs`` frame, its owner's row of ``pov_owners``) as they will be once
     ``row`` (logical fields) is saved: prepared by the engine from the owner's other POVs, the POV's
@@ -124,14 +155,7 @@ def _frames(cfg: Config, snapshot: Snapshot, row: dict[str, Any], as_of: date) -
     key = (row.get("id") or "")[:15]
     owner = (row.get("owner_id") or "")[:15]
     others = table[(table["owner_id"].str.slice(0, 15) == owner) & (table["key"] != key)] if owner else table.iloc[0:0]
-    mine = pd.DataFrame([{c: row.get(c) for c in table.columns}], columns=table.columns)
-    mine["key"] = key or "new"
-    for c in table.columns:  # typed as the snapshot types them
-        if str(table[c].dtype).startswith("datetime"):
-            when = pd.to_datetime(row.get(c), errors="coerce") if c in ("start_date", "end_date") and row.get(c) else None
-            mine[c] = pd.Series([None if when is None or pd.isna(when) else when], dtype=table[c].dtype)
-        else:
-            mine[c] = mine[c].astype(table[c].dtype)
+    mine = _typed_rows(table, [{**row, "key": key or "new"}])
     povs = pd.concat([mine, others], ignore_index=True)
     opps = snapshot["Opportunity"]
     users = snapshot["User"]

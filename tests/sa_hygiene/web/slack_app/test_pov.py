@@ -59,6 +59,26 @@ def test_a_fourth_running_pov_is_refused_a_third_is_not(tmp_path, cfg, running, 
     assert pv.add_refusals(cfg, snapshot(tmp_path, running), SA["id"], add(start_date=day(3), planned_end=day(20)), TODAY) == {}
 
 
+def test_the_load_is_counted_on_the_povs_salesforce_has_now(tmp_path, cfg):
+    """At save, the owner's POVs as Salesforce has them replace the snapshot's: one made since it
+    counts, one ended or given to someone else since does not, and other people's are untouched."""
+    eve = user(name="Eve Other", email="eve@gitlab.com")
+    other = pov(name="Not Sam's", owner_id=eve["id"], opportunity_id=OPP["id"])
+    povs = [pov(name=f"Run {i}", owner_id=SA["id"], opportunity_id=OPP["id"]) for i in range(3)] + [other]
+    snap = read_snapshot(write_snapshot(tmp_path / "snap", {"User": [SA, eve], "Opportunity": [OPP, CLOSED],
+                                                            "Proof_of_Value__c": povs}), cfg)  # fmt: skip
+    assert other["id"] in set(snap[pv.POV]["id"])
+    ids = [i for i in snap[pv.POV]["id"] if i != other["id"]]
+    running = cfg.proofs_of_value.running[0]
+    assert pv.running_count(cfg, snap, SA["id"]) == 3
+    ended = pv.with_live_povs(snap, SA["id"], {ids[0]: running, ids[1]: "Completed"})  # ids[2] given away
+    assert pv.running_count(cfg, ended, SA["id"]) == 1 and pv.add_refusals(cfg, ended, SA["id"], add(), TODAY) == {}
+    made = pv.with_live_povs(snap, SA["id"], {**dict.fromkeys(ids, running), "a0X5e000000NEWAAA": running})
+    assert pv.running_count(cfg, made, SA["id"]) == 4
+    assert pv.add_refusals(cfg, made, SA["id"], add(), TODAY) == {"start_date": cfg.workflows["pov-load"].title}
+    assert other["id"] in set(made[pv.POV]["id"]) and other["id"] in set(ended[pv.POV]["id"])
+
+
 @pytest.mark.parametrize("criteria, refused", [("", True), (None, True), ("Merge trains green", False)])
 def test_success_criteria_blank_or_set(tmp_path, cfg, criteria, refused):
     errors = pv.add_refusals(cfg, snapshot(tmp_path), SA["id"], add(success_criteria=criteria or None), TODAY)

@@ -194,6 +194,12 @@ def register(app, backends: Backends) -> None:
             release(client, view["id"])
             client.views_update(view_id=view["id"], view=pv.note_view(pv.ADD_VIEW, "Not yours", NOT_YOURS_OPP))
             return
+        live = live_povs(found[1].id)
+        refused = pv.add_refusals(cfg, pv.with_live_povs(snapshot, found[1].id, live), found[1].id, form, today(owner)) if live is not None else {}
+        if refused:  # a POV made since the snapshot (a minute ago, from this form) counts toward the load
+            release(client, view["id"])
+            form_back(" ".join(dict.fromkeys(refused.values())))
+            return
         fields = pv.api_fields(cfg, pv.new_pov(cfg, snapshot, found[1].id, form, today(owner)))
         try:
             new_id = create(backends.salesforce, pv.POV, fields)
@@ -206,6 +212,17 @@ def register(app, backends: Backends) -> None:
         done(client, view["id"], new_id)
         client.views_update(view_id=view["id"], view=pv.note_view(pv.ADD_VIEW, "Proof of Value", (
             f":white_check_mark: Created in Salesforce: {link(new_id, form['name'])}, {esc(fields[cfg.api_name(pv.POV, 'status')])}.")))  # fmt: skip
+
+    def live_povs(owner_id: str) -> dict[str, str | None] | None:
+        """{Id: status} of the POVs ``owner_id`` owns in Salesforce now; None when it cannot say
+        (the creation that follows then says what Salesforce answers)."""
+        status, owner = cfg.api_name(pv.POV, "status"), cfg.api_name(pv.POV, "owner_id")
+        soql = f"SELECT Id, {status} FROM {pv.POV} WHERE {owner} = {soql_literal(owner_id)}"
+        try:
+            pages = list(backends.salesforce.pages(soql, what="read the POVs their owner runs now"))
+        except SalesforceError:
+            return None
+        return {r["Id"]: r.get(status) for page in pages for r in page if r.get("Id")}
 
     def existing(fields: dict) -> str | None:
         """The POV a creation whose answer was lost left behind (same name, opportunity, owner and

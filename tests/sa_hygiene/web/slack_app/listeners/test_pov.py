@@ -156,6 +156,22 @@ def test_a_valid_add_creates_the_pov_once_however_often_it_is_sent(http, slack, 
                                         "Success_Criteria__c": ADD["success_criteria"]}  # fmt: skip
 
 
+def test_a_pov_made_since_the_snapshot_counts_toward_the_load_when_saving(http, slack, salesforce, snapshot, cfg):
+    """The snapshot is up to a feed's interval old: a POV Sam added a minute ago (from this very
+    form) is in Salesforce, not in it. The form passes the snapshot's check, and the save asks
+    Salesforce for the POVs Sam runs now before creating a fourth."""
+    table = snapshot.tables[POV]
+    snapshot.tables[POV] = table[table["id"] != RUNNING[1]["id"]].reset_index(drop=True)  # made after the snapshot
+    view = opened_add(http, slack)
+    assert "you run 2 now" in json.dumps(view)
+    answer = send(http, submit(view, ADD_FIELDS, **ADD))  # starts today: a third by the snapshot, a fourth in fact
+    assert answer.json()["response_action"] == "update"
+    shown = eventually(lambda: json.dumps(slack.views[view["id"]]) if "Not saved" in json.dumps(slack.views[view["id"]]) else None,
+                       timeout=WAIT)  # fmt: skip
+    assert cfg.workflows["pov-load"].title in shown and ADD["success_criteria"] in shown  # why, and what was typed kept
+    assert posts(salesforce) == []
+
+
 def test_a_pov_is_added_only_to_an_opportunity_of_ones_own(http, slack, salesforce, cfg):
     view = opened_add(http, slack)
     answer = send(http, submit(view, ADD_FIELDS, **{**ADD, "opportunity_id": EVES_OPP["id"]}))
