@@ -85,6 +85,9 @@ SLOTS = ("sa_digest", "regional_digest", "channel_post", "meeting_reminder", "ma
 # the Primary SA), "Update a Proof of Value" and, on a meeting reminder's opportunity, "Add a
 # Proof of Value".
 FIXES = {"tech_eval": "Opportunity", "pov": "Proof_of_Value__c", "pov_add": "Opportunity"}
+# A fix of the record an item's record names, not of the item's own: the field that names it (a
+# POV without its opportunity's tech-evaluation date is put right on the opportunity).
+FIX_THROUGH = {("Proof_of_Value__c", "Opportunity"): "opportunity_id"}
 EXPECTATIONS = (
     "not_null",
     "in_set",
@@ -580,13 +583,14 @@ def _check_message(key: str, wf: Workflow) -> list[tuple[str, str]]:
 
 
 def _check_fix(key: str, wf: Workflow) -> list[tuple[str, str]]:
-    """A fix acts on the item's own record, or on a meeting reminder's suggested record; only DM
-    items carry one (a channel's reader is not the record's SA)."""
+    """A fix acts on the item's own record, on the record it names (``FIX_THROUGH``), or on a
+    meeting reminder's suggested record; only DM items carry one (a channel's reader is not the
+    record's SA)."""
     errors = []
     for i, fix in enumerate(wf.fix):
         if wf.slot not in ("sa_digest", "meeting_reminder"):
             errors.append((f"{key}.fix.{i}", "only DM items (the 16:00 digest, a meeting reminder) carry a fix"))
-        elif wf.slot != "meeting_reminder" and FIXES[fix] != wf.object:
+        elif wf.slot != "meeting_reminder" and FIXES[fix] != wf.object and (wf.object, FIXES[fix]) not in FIX_THROUGH:
             errors.append((f"{key}.fix.{i}", f"{fix!r} fixes {FIXES[fix]} records, this workflow's are {wf.object}"))
     return errors
 

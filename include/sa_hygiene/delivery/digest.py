@@ -23,7 +23,7 @@ from datetime import date
 
 import pandas as pd
 
-from sa_hygiene.contract.config import FIXES, Config
+from sa_hygiene.contract.config import FIX_THROUGH, FIXES, Config
 from sa_hygiene.contract.recipients import as_recipient, encode
 from sa_hygiene.contract.schema import is_id_of
 from sa_hygiene.delivery.blockkit import (
@@ -102,13 +102,21 @@ class Renderer:
             menu = {"type": "button", "action_id": OPEN_LINK, "text": {"type": "plain_text", "text": "Open"}, "url": url}
         return {**block, "block_id": f"item:{record_id}", "accessory": menu}
 
-    def fix_actions(self, record_id: str, alerts: list[dict]) -> list[dict]:
+    def fix_actions(self, obj: str, record_id: str, alerts: list[dict]) -> list[dict]:
         """The fix buttons of a DM item (its workflows' ``fix``), in a block of their own under it:
-        a section has one accessory, the menu's."""
+        a section has one accessory, the menu's. A fix of the record the item's names (a POV's
+        opportunity, ``FIX_THROUGH``) opens on that record."""
         fixes = list(dict.fromkeys(f for a in alerts for f in self.cfg.workflows[a["workflow"]].fix))
         if not fixes or not is_salesforce_id(record_id):
             return []
-        return [{"type": "actions", "block_id": f"fix:{record_id}", "elements": [fix_button(f, record_id) for f in fixes]}]
+        buttons = []
+        for f in fixes:
+            target = record_id
+            if FIXES[f] != obj:
+                target = (self.records.row(obj, record_id) or {}).get(FIX_THROUGH.get((obj, FIXES[f]), ""))
+            if is_salesforce_id(target):
+                buttons.append(fix_button(f, target))
+        return [{"type": "actions", "block_id": f"fix:{record_id}", "elements": buttons}] if buttons else []
 
     def meeting(self, alert: dict) -> list[dict]:
         e = self.records.row("Event", alert["record_id"]) or {}
@@ -197,7 +205,7 @@ class Renderer:
                 item = sections(self.items.render(wf.object, record_id, by_record[record_id], wid, fixes=fixes))
                 if fixes:
                     item[0] = self.with_menu(item[0], wid, wf.object, record_id, group.recipient["id"])
-                    item += self.fix_actions(record_id, by_record[record_id])
+                    item += self.fix_actions(wf.object, record_id, by_record[record_id])
                 elif group.slot == "regional_digest" and group.recipient["type"] == "channel":  # managers: assign an SA
                     wfs = [a["workflow"] for a in by_record[record_id]]
                     item[0] = with_assign(self.cfg, self.records, item[0], record_id, wfs, group.recipient.get("name"))

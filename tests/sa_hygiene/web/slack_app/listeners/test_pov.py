@@ -31,11 +31,12 @@ from slack_app_requests import (
 )
 
 from sa_hygiene.contract.config import load_config
-from sa_hygiene.delivery.blockkit import ADD_POV, UPDATE_POV
+from sa_hygiene.delivery.blockkit import ADD_POV, UPDATE_POV, UPDATE_TECH_EVAL
 from sa_hygiene.delivery.digest import Renderer, _Group
 from sa_hygiene.delivery.items import DigestRecords
 from sa_hygiene.source.snapshot import read_snapshot
 from sa_hygiene.state.alerts import PENDING, AlertState
+from sa_hygiene.web.slack_app.items import TECH_EVAL_VIEW
 from sa_hygiene.web.slack_app.pov import ADD_FIELDS, ADD_VIEW, POV, UPDATE_FIELDS, UPDATE_VIEW
 
 pytestmark = pytest.mark.integration
@@ -213,6 +214,18 @@ def test_an_items_update_opens_pre_filled_and_a_valid_form_writes_once(http, sla
     with AlertState(state_url) as state:
         [fix] = state.fixes().values()
     assert (fix["workflow"], fix["status"], fix["fields"]["success_criteria"]) == ("pov-criteria", PENDING, "Merge trains green for a week")
+
+
+def test_a_pov_without_its_opportunitys_tech_evaluation_is_put_right_on_the_opportunity(http, slack):
+    """pov-tech-eval asks for the opportunity's tech-evaluation start date: its item offers the
+    opportunity's tech-evaluation form, not the POV's (which has no such field)."""
+    message = digest(slack, SAMS, "pov-tech-eval")
+    assert buttons(message, UPDATE_POV) == []
+    [button] = buttons(message, UPDATE_TECH_EVAL)
+    assert button["value"] == OPP["id"] and button["text"]["text"] == "Update tech evaluation"
+    click(http, message, UPDATE_TECH_EVAL, OPP["id"])
+    view = eventually(lambda: list(slack.views.values()), timeout=WAIT)[0]
+    assert view["callback_id"] == TECH_EVAL_VIEW and OPP["name"] in json.dumps(view)
 
 
 def test_another_sas_pov_is_refused_and_a_manager_may_update(http, slack, salesforce):
