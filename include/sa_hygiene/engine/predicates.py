@@ -33,12 +33,20 @@ from sa_hygiene.contract.config import Expectation, Workflow
 
 
 def holds(frame: pd.DataFrame, expr: str, params: dict[str, Any]) -> np.ndarray:
-    """Rows of ``frame`` where a scope (or ``when``) expression holds; unknown counts as false."""
+    """Rows of ``frame`` where a scope (or ``when``) expression holds; unknown counts as false.
+
+    Evaluated over the frame's columns alone, not with ``DataFrame.eval``: that one also offers
+    the index to the expression, spelling a range index out (cached on it for good) and copying
+    it, and consolidates the frame's blocks: 300 MB and 76 MB kept, for one scope of ten
+    million tasks. Scopes name columns and ``@`` parameters only (the configuration checks it).
+    """
     if expr.strip() == "True":
         return np.ones(len(frame), dtype=bool)
     if frame.empty:
         return np.zeros(0, dtype=bool)
-    result = frame.eval(expr, local_dict=params, engine="python")
+    columns = {name: frame[name] for name in frame.columns}
+    # level=1: a call from here, where ``@name`` reads ``local_dict`` (as DataFrame.eval's does)
+    result = pd.eval(expr, local_dict=params, resolvers=(columns,), engine="python", level=1)
     if not isinstance(result, pd.Series):  # a constant expression ("False", "1 > 2") is one value
         return np.full(len(frame), bool(result), dtype=bool)
     return result.fillna(False).to_numpy(dtype=bool)

@@ -124,11 +124,12 @@ def is_sa_activity(tasks: pd.DataFrame) -> pd.Series:
 # and consolidating them cost a quarter of a second and 300 MB for ten million tasks.
 
 
-def _opportunities(snap: Snapshot, d: Directory, w: RunWindow, cfg: Config, sa_tasks: pd.DataFrame) -> pd.DataFrame:
+def _opportunities(snap: Snapshot, d: Directory, w: RunWindow, cfg: Config, sa_activity: pd.Series) -> pd.DataFrame:
     o = snap["Opportunity"]
+    t = snap["Task"]
     stall = cfg.thresholds.stall_days
-    recent = select_rows(sa_tasks, (sa_tasks["activity_date"] > w.as_of - pd.Timedelta(days=stall))
-                         & (sa_tasks["activity_date"] <= w.as_of), ["what_id"])  # fmt: skip
+    recent = select_rows(t, sa_activity & (t["activity_date"] > w.as_of - pd.Timedelta(days=stall))
+                         & (t["activity_date"] <= w.as_of), ["what_id"])  # fmt: skip
     recent_keys = recent["what_id"].dropna().str.slice(0, 15)
     return pd.DataFrame(
         {
@@ -313,7 +314,7 @@ def _local_dates(ts: pd.Series, zones: pd.Series) -> pd.Series:
     return pd.Series(out, index=ts.index)
 
 
-def _meetings(snap: Snapshot, d: Directory, w: RunWindow, cfg: Config, opps: pd.DataFrame, sa_tasks: pd.DataFrame) -> pd.DataFrame:
+def _meetings(snap: Snapshot, d: Directory, w: RunWindow, cfg: Config, opps: pd.DataFrame, sa_activity: pd.Series) -> pd.DataFrame:
     """The window's meetings, their external attendees, the record they suggest, and whether they are logged."""
     ev = snap["Event"]
     ev = select_rows(ev, _in(ev["end"], w.since, w.until))
@@ -397,10 +398,11 @@ def _meetings(snap: Snapshot, d: Directory, w: RunWindow, cfg: Config, opps: pd.
     m.loc[use_acc, "suggested_object"] = "Account"
 
     # Logged: an SA activity by the same user on the meeting's local date, on the suggested record if any.
-    near = sa_tasks["owner_id"].notna() & sa_tasks["activity_date"].notna()
+    tasks = snap["Task"]
+    near = sa_activity & tasks["owner_id"].notna() & tasks["activity_date"].notna()
     if len(m):
-        near &= sa_tasks["activity_date"].between(m["local_start_date"].min(), m["local_start_date"].max())
-    t = select_rows(sa_tasks, near, ["owner_id", "activity_date", "what_id"])
+        near &= tasks["activity_date"].between(m["local_start_date"].min(), m["local_start_date"].max())
+    t = select_rows(tasks, near, ["owner_id", "activity_date", "what_id"])
     t = pd.DataFrame({"owner_key": t["owner_id"].str.slice(0, 15), "day": t["activity_date"], "what_key": t["what_id"].str.slice(0, 15)})
     sugg_key = m["suggested_what_id"].str.slice(0, 15)
     # Hash joins on (owner, day[, record]), not a Python tuple per meeting and task.
@@ -497,10 +499,12 @@ def prepare_frames(
                                                  "pov_owners"}  # fmt: skip
     d = directory if directory is not None else Directory(current["User"], cfg)
     tasks = current["Task"]
+    # Opportunities and meetings read a few SA activities each (of the stall window, of the
+    # meetings' days): filtered from the tasks by this flag, not from a copy of every SA
+    # activity's owner, date and record (300 MB for ten million tasks, held through the frames).
     sa_activity = is_sa_activity(tasks)
-    sa_tasks = select_rows(tasks, sa_activity, ["owner_id", "activity_date", "what_id"])  # what opportunities and meetings read
     frames: dict[str, pd.DataFrame] = {}
-    opps = _opportunities(current, d, w, cfg, sa_tasks) if wanted & {"opportunities", "meetings", "changes"} else None
+    opps = _opportunities(current, d, w, cfg, sa_activity) if wanted & {"opportunities", "meetings", "changes"} else None
     if "opportunities" in wanted:
         frames["opportunities"] = opps
     if "tasks" in wanted:
@@ -508,7 +512,7 @@ def prepare_frames(
     if "activities" in wanted:
         frames["activities"] = _activities(current, d, w, cfg, sa_activity)
     if "meetings" in wanted:
-        frames["meetings"] = _meetings(current, d, w, cfg, opps, sa_tasks)
+        frames["meetings"] = _meetings(current, d, w, cfg, opps, sa_activity)
     if "changes" in wanted and previous is not None:
         frames["changes"] = _changes(opps, previous, d)
     if wanted & {"povs", "pov_owners"}:
