@@ -230,8 +230,16 @@ def measure(folder: Path, with_baseline: bool) -> dict:
     return out
 
 
+# Every measurement with the allocator the project's reads use (``snapshot._prefer_jemalloc``):
+# the floor with pyarrow's default (mimalloc here) spread 36-92% over three runs on an idle
+# machine (0.66-1.13 s at scale 50, page purging), jemalloc's 10-25%; and a floor and a run on
+# two allocators would be a ratio of allocators. ``ARROW_DEFAULT_MEMORY_POOL`` overrides it.
+POOL = {"ARROW_DEFAULT_MEMORY_POOL": os.environ.get("ARROW_DEFAULT_MEMORY_POOL", "jemalloc")}
+
+
 def child(*args: str) -> dict:
-    out = subprocess.run([sys.executable, __file__, *args], check=True, capture_output=True, text=True).stdout
+    out = subprocess.run([sys.executable, __file__, *args], check=True, capture_output=True, text=True,
+                         env={**os.environ, **POOL}).stdout  # fmt: skip
     return json.loads(out.splitlines()[-1])
 
 
@@ -327,6 +335,7 @@ def line_of(r: dict) -> str:
     typed_runs = "/".join(f"{v:.2f}" for v in r["typed_floor_runs"])
     line = (
         f"scale {r['scale']:>4g}: {opps:>9,} opps {tasks:>11,} tasks | load average {la} at start | "
+        f"Arrow pool {POOL['ARROW_DEFAULT_MEMORY_POOL']} | "
         f"floor {fl:5.2f}s (median of {runs}) | typed floor {tfl:5.2f}s (median of {typed_runs}) | "
         f"imports {r['imports_s']:4.1f}s | "
         f"commit {r['commit_typed_s']:6.2f}s typed, {r['commit_raw_s']:6.2f}s raw "
