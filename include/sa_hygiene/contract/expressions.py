@@ -97,11 +97,12 @@ class _IdList(ast.List):
     """A list of quoted Ids, as ``ast.parse`` makes it, but its items' nodes are made only when
     first read. The configuration check reads what it needs of such a list from what is kept on
     the node (every item a text constant: ``_all_constants``, ``_list_kinds``) and the engine
-    reads its values (``columns._node``); only compiling the tree (``predicates.holds``, an
-    expression the engine does not plan) or printing it reads the items. Two hundred alerts name
-    seven regions' lists of up to 5,000 Ids: 35 ms of constant nodes a run for nothing.
+    reads its values (``columns._node``); only printing the tree (an error message's
+    ``_show``) reads the items (``predicates.holds`` evaluates the text, not this tree). Two
+    hundred alerts name seven regions' lists of up to 5,000 Ids: 35 ms of constant nodes a run
+    for nothing.
 
-    It prints, dumps and compiles as the ``List`` it stands for (its class is named so), and
+    It prints and dumps as the ``List`` it stands for (its class is named so), and
     ``isinstance(node, ast.List)`` holds.
     """
 

@@ -51,6 +51,10 @@ def _value_set(values: tuple, kind: pa.DataType) -> pa.Array:
     return pa.array(values, kind)
 
 
+def _is_text(arrow: pa.Array | pa.ChunkedArray) -> bool:
+    return pa.types.is_string(arrow.type) or pa.types.is_large_string(arrow.type)
+
+
 _CMP = {ast.Eq: "==", ast.Gt: ">", ast.GtE: ">=", ast.Lt: "<", ast.LtE: "<="}
 
 
@@ -137,8 +141,7 @@ class Columns:
         copies it whole first, every time, so it is combined once."""
         if column not in self._combined:
             arrow = getattr(self.frame[column].array, "_pa_array", None)
-            text = isinstance(arrow, pa.ChunkedArray) and (pa.types.is_string(arrow.type) or pa.types.is_large_string(arrow.type))
-            self._combined[column] = arrow.combine_chunks() if text else None
+            self._combined[column] = arrow.combine_chunks() if isinstance(arrow, pa.ChunkedArray) and _is_text(arrow) else None
         return self._combined[column]
 
     def codes(self, column: str) -> tuple[np.ndarray, Any]:
@@ -161,7 +164,7 @@ class Columns:
         codes, _ = self.codes(column)
         if at is None:
             return codes
-        shared = next((k for k, v in self._positions.items() if v is at), None)
+        shared = self._shared(at)
         if shared is None:
             return codes[at]
         if (column, shared) not in self._codes_at:
@@ -192,8 +195,7 @@ class Columns:
         key = (column, shared, values)
         if key not in self._verdicts:  # the owners of one region share its people's list
             arrow = uniques if isinstance(uniques, pa.Array) else getattr(uniques, "_pa_array", None)
-            text = arrow is not None and (pa.types.is_string(arrow.type) or pa.types.is_large_string(arrow.type))
-            if text and all_text:  # Arrow's hash look-up (pandas spells values out first)
+            if arrow is not None and _is_text(arrow) and all_text:  # Arrow's hash look-up (pandas spells values out first)
                 found = pc.fill_null(pc.is_in(arrow, value_set=_value_set(values, arrow.type)), False)
                 verdict = found.to_numpy(zero_copy_only=False)
             else:
@@ -208,7 +210,7 @@ class Columns:
         factorizing the whole column cost more than all of its alerts' look-ups. None otherwise."""
         if at is None or column in self._codes or len(at) * 4 > len(self.frame):
             return None
-        shared = next((k for k, v in self._positions.items() if v is at), None)
+        shared = self._shared(at)
         if shared is None:
             return None
         if (column, shared) not in self._local:
@@ -220,6 +222,11 @@ class Columns:
             self._local[(column, shared)] = (codes.astype(np.int32, copy=False), encoded.dictionary)
         codes, uniques = self._local[(column, shared)]
         return codes, uniques, shared
+
+    def _shared(self, at: np.ndarray) -> tuple | None:
+        """The key of an expectation's failing positions when ``at`` is that very array (what
+        ``failing_positions`` gave every user alert of the trigger), else None."""
+        return next((k for k, v in self._positions.items() if v is at), None)
 
     # --- scopes -----------------------------------------------------------------------------
 
@@ -369,7 +376,6 @@ class Columns:
 
 
 ROW_BY_ROW = ("each_in_set",)  # expectations on lists: judged row by row, on the rows in scope only
-
 
 
 class ScopeKeys(AbstractSet[str]):

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 from typing import Any
 
@@ -127,11 +127,11 @@ def with_live_povs(snapshot: Snapshot, owner_id: str, live: Mapping[str, str | N
     theirs = table["owner_id"].str.slice(0, 15) == owner
     kept = table[theirs & table["key"].isin(list(status))].copy()
     kept["status"] = pd.Series(kept["key"].map(status).tolist(), index=kept.index, dtype=table["status"].dtype)
-    new = [i for i in live if i[:15] not in set(kept["key"])]
-    added = _typed_rows(table, [{"id": i, "key": i[:15], "owner_id": owner_id, "status": live[i]} for i in new])
+    known = set(kept["key"])
+    added = _typed_rows(table, [{"id": i, "key": i[:15], "owner_id": owner_id, "status": s}
+                                for i, s in live.items() if i[:15] not in known])  # fmt: skip
     povs = pd.concat([table[~theirs], kept, added], ignore_index=True)
-    return Snapshot({**snapshot.tables, POV: povs}, snapshot.quarantine, snapshot.path, snapshot.taken_at,
-                    snapshot.notes, snapshot.absent)  # fmt: skip
+    return replace(snapshot, tables={**snapshot.tables, POV: povs})
 
 
 def _typed_rows(table: pd.DataFrame, rows: list[dict[str, Any]]) -> pd.DataFrame:

@@ -56,6 +56,11 @@ COLLECTION = 200  # records per sObject Collections request
 SEARCHED_IN = {ASSIGN_SA: "item", REASSIGN_ALL: "leaver"}  # a region's SA search: the block that names its target
 
 
+def region_user_of(opp: dict) -> str | None:
+    """Whose region an opportunity's Primary SA is chosen in: its SA's, or its owner's without one."""
+    return (opp.get("sa") if isinstance(opp.get("sa"), str) else None) or opp.get("owner_id")
+
+
 def search_target(body: dict) -> str | None:
     """The record (or leaver) a search of SAs in a message is for: the Id its block names."""
     prefix, _, target = str(body.get("block_id") or "").partition(":")
@@ -217,7 +222,7 @@ def register(app, backends: Backends) -> None:
             if opp is None:
                 raise Refused(f"{NOT_SENT} (no such Opportunity in the latest snapshot)")
             current = opp.get("sa") if isinstance(opp.get("sa"), str) else None
-            region_user = current or opp.get("owner_id")
+            region_user = region_user_of(opp)
             sa = new_sa_of(snapshot, directory, value.user, region_user)
             _, who = manager(body, client, snapshot, [current, opp.get("owner_id")], region_user)
             live = live_sa(opp["id"])
@@ -467,11 +472,8 @@ def register(app, backends: Backends) -> None:
         try:
             snapshot = backends.snapshot()
             directory = Directory(snapshot["User"], cfg)
-            whose = target
-            if kind == "assign":
-                opp = row_of(snapshot, "Opportunity", target) or {}
-                whose = next((v for v in (opp.get("sa"), opp.get("owner_id")) if isinstance(v, str) and v), None)
-            channel = directory.channel.get(whose[:15]) if whose else None
+            whose = region_user_of(row_of(snapshot, "Opportunity", target) or {}) if kind == "assign" else target
+            channel = directory.channel.get(whose[:15]) if isinstance(whose, str) and whose else None
             options = sa_options(kind, target, region_sas(directory, channel), query[:200]) if channel else []
         except Exception as exc:  # no snapshot, or one that cannot be read: an empty menu, logged
             log.warning("Slack app: the search of SAs failed: %s", exc)
