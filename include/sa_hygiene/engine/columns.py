@@ -51,6 +51,18 @@ def _value_set(values: tuple, kind: pa.DataType) -> pa.Array:
     return pa.array(values, kind)
 
 
+def _found(uniques: pa.Array | pa.ChunkedArray, value_set: pa.Array) -> np.ndarray:
+    """Whether each of ``uniques`` (distinct, no blank) is among ``value_set``. Arrow hashes the
+    set it looks up in, so the smaller side is hashed: a region's list of thousands of people is
+    looked up among a trigger's few hundred owners at less than half the cost."""
+    if len(value_set) <= len(uniques):
+        return pc.fill_null(pc.is_in(uniques, value_set=value_set), False).to_numpy(zero_copy_only=False)
+    uniques = uniques.combine_chunks() if isinstance(uniques, pa.ChunkedArray) else uniques
+    found = np.zeros(len(uniques), dtype=bool)
+    found[pc.index_in(value_set, value_set=uniques).drop_null().to_numpy()] = True
+    return found
+
+
 def _is_text(arrow: pa.Array | pa.ChunkedArray) -> bool:
     return pa.types.is_string(arrow.type) or pa.types.is_large_string(arrow.type)
 
@@ -118,37 +130,73 @@ class Columns:
         self._positions: dict[tuple, np.ndarray] = {}
         self._verdicts: dict[tuple, np.ndarray] = {}
         self._codes_at: dict[tuple, np.ndarray] = {}
-        self._combined: dict[str, pa.Array | None] = {}
+        self._series: dict[str, pd.Series] = {}
+        self._text_columns: dict[str, tuple[list[pa.Array], np.ndarray | None] | None] = {}
         self._local: dict[tuple, tuple[np.ndarray, pa.Array]] = {}
+        self._compared: dict[tuple, np.ndarray] = {}
 
     def __len__(self) -> int:
         return len(self.frame)
 
+    def column(self, name: str) -> pd.Series:
+        """``frame[name]``, looked up once: pandas 3 makes a new Series at each look-up (about
+        40 us), and two hundred user alerts look up the same few columns a thousand times."""
+        col = self._series.get(name)
+        if col is None:
+            col = self._series[name] = self.frame[name]
+        return col
+
     def take(self, column: str, positions: np.ndarray) -> np.ndarray:
         """The column's values at ``positions``, as objects (``values(column)[positions]``,
         without spelling out the rows no alert names)."""
-        col = self.frame[column]
-        text = self._text(column)
-        if text is not None:  # Arrow's take: no pandas per call
-            out = text.take(positions).to_numpy(zero_copy_only=False)
-            if text.null_count:
-                out[pd.isna(out)] = col.dtype.na_value  # a blank as pandas spells it
+        col = self.column(column)
+        taken = self._taken(column, positions)
+        if taken is not None:  # Arrow's take: no pandas per call
+            out = taken.to_numpy(zero_copy_only=False)
+            if taken.null_count:
+                out[taken.is_null().to_numpy(zero_copy_only=False)] = col.dtype.na_value  # a blank as pandas spells it
             return out
         return col.iloc[positions].to_numpy(dtype=object)
 
-    def _text(self, column: str) -> pa.Array | None:
-        """A text column as one Arrow array (None for any other): a chunked column's take
-        copies it whole first, every time, so it is combined once."""
-        if column not in self._combined:
-            arrow = getattr(self.frame[column].array, "_pa_array", None)
-            self._combined[column] = arrow.combine_chunks() if isinstance(arrow, pa.ChunkedArray) and _is_text(arrow) else None
-        return self._combined[column]
+    def _taken(self, column: str, positions: np.ndarray) -> pa.Array | None:
+        """A text column's values at ``positions`` as one Arrow array (None for any other column).
+
+        A chunked column is taken from chunk by chunk here: Arrow's own take of a chunked array
+        costs about 2 ms whatever the positions on a million tasks (it resolves the chunks for
+        the whole column), a tenth of a millisecond here for a user alert's few thousand rows,
+        and combining the column first copies it whole."""
+        if column not in self._text_columns:
+            arrow = getattr(self.column(column).array, "_pa_array", None)
+            if arrow is None or not _is_text(arrow):
+                self._text_columns[column] = None
+            elif isinstance(arrow, pa.ChunkedArray) and arrow.num_chunks != 1:
+                self._text_columns[column] = (arrow.chunks, np.cumsum([0, *map(len, arrow.chunks)]))
+            else:
+                self._text_columns[column] = (arrow.chunks if isinstance(arrow, pa.ChunkedArray) else [arrow], None)
+        known = self._text_columns[column]
+        if known is None:
+            return None
+        chunks, starts = known
+        if starts is None:
+            return chunks[0].take(positions)
+        order = None
+        if len(positions) > 1 and (np.diff(positions) < 0).any():  # rows by first failed expectation
+            order = np.argsort(positions, kind="stable")
+            positions = positions[order]
+        cut = np.searchsorted(positions, starts)
+        parts = [chunks[i].take(positions[cut[i] : cut[i + 1]] - starts[i]) for i in range(len(chunks)) if cut[i + 1] > cut[i]]
+        taken = pa.concat_arrays(parts) if parts else pa.array([], chunks[0].type)
+        if order is not None:
+            back = np.empty_like(order)
+            back[order] = np.arange(len(order))
+            taken = taken.take(back)
+        return taken
 
     def codes(self, column: str) -> tuple[np.ndarray, Any]:
         """The column factorized: (a code per row, 0 for a blank and 1 + the distinct value's
         position otherwise; the distinct values)."""
         if column not in self._codes:
-            codes, uniques = pd.factorize(self.frame[column].array)
+            codes, uniques = pd.factorize(self.column(column).array)
             self._codes[column] = ((codes + 1).astype(np.int32 if len(uniques) < 2**31 - 1 else np.int64), uniques)
         return self._codes[column]
 
@@ -177,9 +225,9 @@ class Columns:
         if all_text is None:
             all_text = all(isinstance(v, str) for v in values)
         if not all_text and any(v is None or (isinstance(v, float) and np.isnan(v)) for v in values):
-            found = self.frame[column].isin(values).to_numpy(bool)  # a blank among the values matches blanks
+            found = self.column(column).isin(values).to_numpy(bool)  # a blank among the values matches blanks
             return found if at is None else found[at]
-        col = self.frame[column]
+        col = self.column(column)
         if col.dtype == bool and all(type(v) in (bool, int, float) for v in values):  # no blanks: compared, not factorized
             flags = col.to_numpy(bool) if at is None else col.to_numpy(bool)[at]
             found = np.zeros(len(flags), dtype=bool)
@@ -196,12 +244,11 @@ class Columns:
         if key not in self._verdicts:  # the owners of one region share its people's list
             arrow = uniques if isinstance(uniques, pa.Array) else getattr(uniques, "_pa_array", None)
             if arrow is not None and _is_text(arrow) and all_text:  # Arrow's hash look-up (pandas spells values out first)
-                found = pc.fill_null(pc.is_in(arrow, value_set=_value_set(values, arrow.type)), False)
-                verdict = found.to_numpy(zero_copy_only=False)
+                verdict = _found(arrow, _value_set(values, arrow.type))
             else:
                 verdict = pd.Series(uniques).isin(values).to_numpy(bool)
             self._verdicts[key] = np.concatenate([[False], np.asarray(verdict, dtype=bool)])  # code 0: a blank
-        return self._verdicts[key][codes if codes is not None else self.codes_at(column, at)]
+        return self._verdicts[key].take(codes if codes is not None else self.codes_at(column, at))  # take: twice []'s speed
 
     def _local_codes(self, column: str, at: np.ndarray | None) -> tuple[np.ndarray, pa.Array, tuple] | None:
         """``codes``, for a text column not factorized yet, of the rows at an expectation's failing
@@ -214,10 +261,10 @@ class Columns:
         if shared is None:
             return None
         if (column, shared) not in self._local:
-            text = self._text(column)
-            if text is None:
+            taken = self._taken(column, at)
+            if taken is None:
                 return None
-            encoded = pc.dictionary_encode(text.take(at))
+            encoded = pc.dictionary_encode(taken)
             codes = pc.add(pc.fill_null(encoded.indices, -1), 1).to_numpy(zero_copy_only=False)
             self._local[(column, shared)] = (codes.astype(np.int32, copy=False), encoded.dictionary)
         codes, uniques = self._local[(column, shared)]
@@ -262,18 +309,27 @@ class Columns:
                 masks = [self._eval(p, at) for p in parts]
                 return np.logical_and.reduce(masks) if op == "and" else np.logical_or.reduce(masks)
             case ("flag", name):
-                col = self.frame[name]  # a KeyError (a parameter, say): holds evaluates it
+                col = self.column(name)  # a KeyError (a parameter, say): holds evaluates it
                 if col.dtype != bool:
                     raise _Unsupported
                 return col.to_numpy(bool) if at is None else col.to_numpy(bool)[at]
             case ("in", name, values, all_text):
                 return self.isin(name, values, at, all_text)
             case ("cmp", name, op, value):
-                col = self.frame[name] if at is None else self.frame[name].iloc[at]
+                # A change alert's "rank == 3" is the same on its trigger's rows for every alert
+                # of that trigger: compared once (read-only, as every kept verdict).
+                shared = self._shared(at) if at is not None else None
+                if shared is not None and (plan, shared) in self._compared:
+                    return self._compared[(plan, shared)]
+                col = self.column(name) if at is None else self.column(name).iloc[at]
                 result = {"==": col.__eq__, ">": col.__gt__, ">=": col.__ge__, "<": col.__lt__, "<=": col.__le__}[op](value)
                 if not isinstance(result, pd.Series):
                     raise _Unsupported
-                return result.fillna(False).to_numpy(dtype=bool)
+                verdict = result.fillna(False).to_numpy(dtype=bool)
+                if shared is not None:
+                    verdict.flags.writeable = False
+                    self._compared[(plan, shared)] = verdict
+                return verdict
         raise _Unsupported
 
     def scope_keys(self, expr: str) -> ScopeKeys:
@@ -336,7 +392,7 @@ class Columns:
         return self._fails[key], self._positions[key]
 
     def _failing(self, e: Expectation, values: Any) -> np.ndarray:
-        s = self.frame[e.column]
+        s = self.column(e.column)
         blank = s.isna().to_numpy(bool)
         match e.expectation:
             case "not_null":
@@ -353,7 +409,7 @@ class Columns:
                     inside &= (s <= high).fillna(True).to_numpy(bool)
                 return ~blank & ~inside
             case "pair_equal" | "pair_greater":
-                o = self.frame[e.other]
+                o = self.column(e.other)
                 other_blank = o.isna().to_numpy(bool)
                 if e.expectation == "pair_equal":
                     equal = (s == o).fillna(False).to_numpy(bool)

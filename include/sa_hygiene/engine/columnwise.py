@@ -122,7 +122,7 @@ def column_alerts(
             if len(positions):
                 keep = cols.holds_at(wf.scope, positions)
                 if one.when:
-                    keep &= cols.holds_at(one.when, positions)
+                    keep = keep & cols.holds_at(one.when, positions)  # not in place: a verdict may be kept
                 positions = order = positions[keep]
         else:
             scope = cols.holds(wf.scope)

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from sa_hygiene.contract.config import load_config
+from sa_hygiene.contract.config import Expectation, load_config
 from sa_hygiene.engine.columns import Columns, _plan
 from sa_hygiene.engine.columnwise import column_alerts
 from sa_hygiene.engine.gx import Validator
@@ -161,8 +161,6 @@ def test_a_trigger_s_few_rows_are_looked_up_alone_with_the_verdicts_of_the_whole
     """A user alert on a few of many rows (open tasks of a million) reads its owners among those
     rows' own distinct values: the same verdicts as the whole column's, blanks and Ids the
     rows lack included, and the whole column is not factorized for it."""
-    from sa_hygiene.contract.config import Expectation
-
     owners = ["0055e0000000001AAA", None, "0055e0000000002AAA", "0055e0000000003AAA"]
     frame = pd.DataFrame({
         "id": pd.Series([f"00T5e{k:010d}AAA" for k in range(40)], dtype="str"),
@@ -183,3 +181,31 @@ def test_a_trigger_s_few_rows_are_looked_up_alone_with_the_verdicts_of_the_whole
     whole.codes("owner_id")  # factorized already: its codes are read at the rows
     for values in lists:
         assert whole.isin("owner_id", values, at, True).tolist() == cols.isin("owner_id", values, at, True).tolist()
+
+
+def test_a_chunked_text_column_is_taken_and_looked_up_chunk_by_chunk_as_pandas_reads_it():
+    """A million tasks come in chunks: an alert's rows are taken from the chunks that hold them
+    (not the whole column), in any order, blanks as pandas spells them; and a list is looked
+    up by hashing the smaller side, longer or shorter than the rows' distinct values."""
+    import pyarrow as pa
+
+    ids = [f"00T5e{k:010d}AAA" if k % 7 else None for k in range(50)]
+    owners = [f"0055e{k % 6:010d}AAA" if k % 5 else None for k in range(50)]
+    chunked = lambda values: pd.Series(pd.arrays.ArrowExtensionArray(pa.chunked_array(  # noqa: E731
+        [pa.array(values[a:b], pa.large_string()) for a, b in ((0, 12), (12, 13), (13, 40), (40, 50))])))  # fmt: skip
+    frame = pd.DataFrame({"id": chunked(ids), "owner_id": chunked(owners), "n": np.arange(50)})
+    cols = Columns(frame, {})
+    plain = frame["id"].to_numpy(dtype=object)
+    for positions in ([], [0], [3, 7, 12, 13, 14, 39, 40, 49], [49, 0, 13, 12, 7], list(range(50))):
+        at = np.array(positions, dtype=np.int64)
+        taken = cols.take("id", at)
+        assert len(taken) == len(at) and all(x is y or x == y for x, y in zip(taken, plain[at], strict=True)), positions
+        assert [pd.isna(x) for x in taken] == [ids[p] is None for p in positions]
+    assert cols.take("n", np.array([4, 2])).tolist() == [4, 2]  # not text: read by pandas
+    rows = Expectation(expectation="between", column="n", max=30)  # rows 31-49: a trigger's positions
+    at = cols.failing_positions(rows)
+    many = tuple(f"0055e{k:010d}AAA" for k in range(1, 40))  # more values than the rows' distinct owners
+    for values in (many, ("0055e0000000002AAA",), ("0055e0000000002AAA", "0055e0000000009AAA"), ()):
+        want = frame["owner_id"].isin(values).to_numpy()
+        assert cols.isin("owner_id", values, at, True).tolist() == want[at].tolist(), values
+        assert Columns(frame, {}).isin("owner_id", values, None, True).tolist() == want.tolist(), values
