@@ -6,6 +6,7 @@ import pytest
 from builders import account, opportunity, task, user, write_snapshot
 
 from sa_hygiene.contract.config import load_config
+from sa_hygiene.contract.user_alerts import Audience
 from sa_hygiene.engine.rules import evaluate_snapshots
 from sa_hygiene.engine.user_alerts import audiences, evaluate_with_user_alerts, messages_per_alert, over_limit
 from sa_hygiene.source.snapshot import read_snapshot
@@ -50,6 +51,25 @@ def test_audiences_from_the_snapshot(snapshots):
     who = audiences(read_snapshot(snapshots[0], cfg), cfg, {ME["id"]})[ME["id"]]
     assert who.reports == [REPORT["id"]] and set(who.team) == {REPORT["id"], DEEP["id"]}
     assert set(who.region) == {BOSS["id"], ME["id"], REPORT["id"], DEEP["id"]} and who.accounts == [ACME["id"]]
+
+
+def test_audiences_of_a_cycle_of_managers_a_person_without_region_and_one_not_in_the_org(tmp_path):
+    """A ManagerId cycle stops at each person once; a person whose region nobody routes is their
+    own region; an owner gone from the snapshot covers only themselves. Ids as the snapshot
+    spells them, whichever spelling the owner was given by."""
+    a = user(id="0055e0000000C01AAA", manager_id="0055e0000000C02AAA")
+    b = user(id="0055e0000000C02AAA", manager_id="0055e0000000C01")  # the 15-character spelling
+    c = user(id="0055e0000000C03AAA", manager_id=a["id"], geo="", region="")
+    d = user(id="0055e0000000C04AAA", manager_id=" ", geo="", region="")  # a blank manager
+    cfg = load_config()
+    snapshot = read_snapshot(write_snapshot(tmp_path / "s", {"User": [a, b, c, d]}), cfg)
+    gone = "0055e0000000Z01AAA"
+    who = audiences(snapshot, cfg, {a["id"], "0055e0000000C03", d["id"], gone})
+    assert who[a["id"]].reports == [b["id"], c["id"]] and sorted(who[a["id"]].team) == sorted([b["id"], c["id"]])
+    assert who[a["id"]].region == [a["id"], b["id"]]
+    assert who["0055e0000000C03"].region == [c["id"]] and who["0055e0000000C03"].team == []
+    assert who[d["id"]].reports == [] and who[d["id"]].region == [d["id"]]
+    assert who[gone] == Audience(gone, region=[gone])
 
 
 def test_user_alerts_change_nothing_of_the_yaml_workflows_and_run_in_the_same_evaluation(snapshots):
