@@ -159,11 +159,10 @@ def _ids_of(column: str, ids: tuple[str, ...]) -> str:
 def _spelled(ids: tuple[str, ...]) -> str:
     """The items of an Id list, each Id by both its spellings; once per list (a scope names
     its people's list for the SA and for the owner)."""
-    return ", ".join(repr(i) for i in dict.fromkeys(s for i in ids for s in (i, i[:15]) if _is_id(i)))
-
-
-def _is_id(value: str) -> bool:
-    return isinstance(value, str) and len(value) in (15, 18) and value.isalnum()
+    # Inline, not a call per Id: a region lists thousands. An Id is alphanumeric, so quoting it
+    # is what repr() does.
+    spellings = dict.fromkeys(s for i in ids if isinstance(i, str) and len(i) in (15, 18) and i.isalnum() for s in (i, i[:15]))
+    return "'" + "', '".join(spellings) + "'" if spellings else ""
 
 
 def _scope(alert: UserAlert, frame: str, who: Audience) -> str:
