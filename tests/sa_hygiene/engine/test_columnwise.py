@@ -209,3 +209,16 @@ def test_a_chunked_text_column_is_taken_and_looked_up_chunk_by_chunk_as_pandas_r
         want = frame["owner_id"].isin(values).to_numpy()
         assert cols.isin("owner_id", values, at, True).tolist() == want[at].tolist(), values
         assert Columns(frame, {}).isin("owner_id", values, None, True).tolist() == want.tolist(), values
+
+
+def test_a_list_s_values_are_hashed_once_and_found_as_the_tuple_they_are():
+    """A region's list is looked up by each alert of its people: its values are hashed once, and
+    equal (same hash, same items) to the plain tuple, so a kept verdict is found either way."""
+    from sa_hygiene.engine.columns import Values
+
+    ids = [f"0055e{k:010d}AAA" for k in range(3)]
+    plan = _plan(f"owner_id in {ids!r}")
+    values = plan[2]
+    assert type(values) is Values and values == tuple(ids) and hash(values) == hash(tuple(ids))
+    assert {tuple(ids): "kept"}[values] == "kept" and values.__dict__["_hash"] == hash(tuple(ids))
+    assert _plan(f"(sa in {ids!r}) | (owner_id in {ids!r})")[1][0][2] == values
