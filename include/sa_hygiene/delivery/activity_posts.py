@@ -24,6 +24,7 @@ from sa_hygiene.contract.config import Config
 from sa_hygiene.contract.recipients import as_recipient, encode
 from sa_hygiene.contract.schema import is_id_of
 from sa_hygiene.delivery.blockkit import (
+    UPDATE_ACTIVITY,
     Message,
     context,
     cut,
@@ -37,9 +38,9 @@ from sa_hygiene.delivery.items import DigestRecords, ItemWriter
 from sa_hygiene.source.snapshot import Snapshot
 
 POST_SLOT = "activity_post"
-# The handbook's "Update Activity" button of an SA activity's post: the Slack app opens a modal
-# pre-filled from the Task (web/slack_app/listeners/activity.py), writes it, and edits the post.
-UPDATE_ACTIVITY = "sa_update_activity"
+# The handbook's "Update Activity" button of an SA activity's post (``blockkit.UPDATE_ACTIVITY``):
+# the Slack app opens a modal pre-filled from the Task (web/slack_app/listeners/activity.py),
+# writes it, and edits the post.
 BUTTON_TEXT = "Update Activity"
 
 

@@ -1,9 +1,12 @@
-"""The "Update Activity" button of an activity's post (spec v3; the handbook's Rattle button).
+"""The "Update Activity" button of an activity's post (spec v3; the handbook's Rattle button),
+and of an act-fields item in the 16:00 DM (its ``fix: [activity]``).
 
 The activity's owner, or their manager, opens a modal pre-filled from the Task as Salesforce has
 it now (not the snapshot: it may have been edited since), checked on submission by the same code
 as the rules (``log_form.validate``: the log form's workflow, act-fields), written to the Task
 through the project's one Salesforce client, and the post is edited in place with "edited by …".
+From a DM item, the item says "✓ Activity updated by …" instead and the fix is pending in the
+alert state (as a tech-evaluation fix is): the digest is never redrawn as a post.
 Everything typed is kept when Salesforce refuses; the user hears what did not happen.
 """
 
@@ -12,11 +15,12 @@ from __future__ import annotations
 import json
 import logging
 
-from sa_hygiene.delivery.activity_posts import UPDATE_ACTIVITY, PostWriter, content_hash
-from sa_hygiene.delivery.blockkit import is_salesforce_id
+from sa_hygiene.delivery.activity_posts import PostWriter, content_hash
+from sa_hygiene.delivery.blockkit import UPDATE_ACTIVITY, esc, is_salesforce_id
 from sa_hygiene.web.slack_app.backends import Backends
 from sa_hygiene.web.slack_app.items import UPDATE_VIEW, Item, accept, id_action, view_meta
 from sa_hygiene.web.slack_app.listeners.actions import ack_at_once, tell_busy
+from sa_hygiene.web.slack_app.listeners.tech_eval import mark_message
 from sa_hygiene.web.slack_app.log_form import Meeting, validate
 from sa_hygiene.web.slack_app.people import REFUSAL, Unidentified, actor, refuse
 from sa_hygiene.web.slack_app.views import form_values, form_view, note_view
@@ -101,8 +105,11 @@ def register(app, backends: Backends) -> None:
             refuse(client, body, REFUSAL)
             return
         container = body.get("container") or {}
+        # A DM item's fix buttons sit in a block of their own, ``fix:<Id>`` (digest.fix_actions).
+        from_item = str((body.get("actions") or [{}])[0].get("block_id") or "").startswith("fix:")
         meta = {"task": task["id"], "owner": task.get("owner_id"), "date": str(task.get("activity_date") or ""),
-                "channel": container.get("channel_id") or "", "ts": container.get("message_ts") or ""}  # fmt: skip
+                "channel": container.get("channel_id") or "", "ts": container.get("message_ts") or "",
+                "item": from_item}  # fmt: skip
         client.views_open(trigger_id=body["trigger_id"], view=update_view(backends, task, meta))
 
     def check_update(ack, body):
@@ -146,8 +153,26 @@ def register(app, backends: Backends) -> None:
             task = {"id": task_id, "owner_id": meta.get("owner"), "activity_date": meta.get("date"), **form}
             client.views_update(view_id=view["id"], view=update_view(backends, task, meta, form, error=error))
             return
-        client.views_update(view_id=view["id"], view=note_view("Saved", ":white_check_mark: Saved in Salesforce."))
-        edit_post(backends, client, task_id, meta, form, who.name)
+        note = ":white_check_mark: Saved in Salesforce."
+        if meta.get("item"):
+            if record_fix(client, task_id, who.name, form) is None:
+                note += " (The app's database is unavailable: your next digest may still list it until the next snapshot.)"
+            mark_message(client, meta, task_id, f":white_check_mark: Activity updated by {esc(who.name)}", UPDATE_ACTIVITY)
+        edit_post(backends, client, task_id, meta, form, who.name, own_message=not meta.get("item"))
+        client.views_update(view_id=view["id"], view=note_view("Saved", note))  # last: all is done
+
+    def record_fix(client, task_id: str, by: str, form: dict) -> list[str] | None:
+        """The fix, pending in the alert state until an evaluation confirms it; None when it failed."""
+        from sa_hygiene.state.alerts import open_state
+        from sa_hygiene.state.db import DatabaseError
+
+        workflows = [k for k, wf in cfg.enabled_workflows().items() if "activity" in wf.fix]
+        try:
+            with open_state(cfg, backends.state_url) as state:
+                return state.mark_fixed(workflows, task_id, by, form)
+        except DatabaseError as exc:
+            backends.state_failed(client, exc)
+            return None
 
     open_update_form.busy = tell_busy
     save_update.busy = lambda body, client: client.views_update(
@@ -157,9 +182,10 @@ def register(app, backends: Backends) -> None:
     app.view_closed(UPDATE_VIEW)(ack_at_once)
 
 
-def edit_post(backends: Backends, client, task_id: str, meta: dict, form: dict, editor: str) -> None:
+def edit_post(backends: Backends, client, task_id: str, meta: dict, form: dict, editor: str, own_message: bool = True) -> None:
     """The activity's post as just saved, with "edited by …", in place; its record of what Slack
-    shows follows, so that the next feed run does not edit it again for nothing."""
+    shows follows, so that the next feed run does not edit it again for nothing. ``own_message``:
+    the button's message is the post (not a DM digest), edited even when no record of it is kept."""
     from sa_hygiene.state.db import DatabaseError
     from sa_hygiene.state.posts import LIVE, ActivityPosts
 
@@ -172,6 +198,10 @@ def edit_post(backends: Backends, client, task_id: str, meta: dict, form: dict, 
         post = found[0] if found else None
     except DatabaseError as exc:
         backends.state_failed(client, exc)
+    if post is None and not own_message:
+        if posts is not None:
+            posts.close()
+        return
     channel, ts = (post.channel, post.ts) if post else (meta.get("channel"), meta.get("ts"))
     workflow = post.workflow if post else next(
         (w for w in cfg.schedule.as_it_happens if w in cfg.workflows and cfg.workflows[w].frame == "activities"), None)

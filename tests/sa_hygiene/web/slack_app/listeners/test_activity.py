@@ -95,3 +95,39 @@ def test_someone_else_is_refused_and_nothing_opens(http, slack, salesforce, snap
     click(http, message, slack_user="UEVE")
     eventually(lambda: slack.ephemeral, timeout=60)
     assert slack.views == {}
+
+
+def test_an_act_fields_item_of_the_dm_is_updated_there_and_the_digest_is_not_redrawn(http, slack, salesforce, cfg, state_url):
+    """An act-fields item in Sam's 16:00 DM carries "Update activity" (its workflow's ``fix``): the
+    same modal writes the Task, the item says who updated it, the fix is pending in the alert
+    state, and the digest stays a digest (the post's redraw is for the post's own message)."""
+    from sa_hygiene.delivery.blockkit import fix_button
+    from sa_hygiene.state.alerts import PENDING, AlertState
+
+    assert "activity" in cfg.workflows["act-fields"].fix
+    with AlertState(state_url) as state:  # the evaluation that raised the item
+        state.record(TODAY, [{"workflow": "act-fields", "object": "Task", "record_id": TASK_ID,
+                              "recipient": {"type": "user", "id": SAM["id"]}}])  # fmt: skip
+    slack.add_channel("dm-sam", "DSAM")
+    item = {"type": "section", "block_id": f"item:{TASK_ID}", "text": {"type": "mrkdwn", "text": "*Acme demo* · no contact"}}
+    fix = {"type": "actions", "block_id": f"fix:{TASK_ID}", "elements": [fix_button("activity", TASK_ID)]}
+    message = slack._post({"channel": "DSAM", "text": "digest", "blocks": [item, fix]})["message"]
+    payload = {"type": "block_actions", "user": {"id": "USAM"}, "team": {"id": "T0FAKE"}, "api_app_id": "A0APP",
+               "trigger_id": "1.2.trigger", "container": {"type": "message", "channel_id": "DSAM", "message_ts": message["ts"]},
+               "channel": {"id": "DSAM"}, "message": message,
+               "actions": [{"type": "button", "action_id": UPDATE_ACTIVITY, "block_id": f"fix:{TASK_ID}", "value": TASK_ID,
+                            "action_ts": "1.3"}]}  # fmt: skip
+    assert send(http, payload).status_code == 200
+    view = eventually(lambda: list(slack.views.values()), timeout=60)[0]
+    ok = send(http, submission(view, subject="Acme demo, merge trains"))
+    assert ok.json()["response_action"] == "update"
+    eventually(lambda: salesforce.live("Task").to_pylist()[0]["Subject"] == "Acme demo, merge trains")
+    eventually(lambda: "Saved in Salesforce" in json.dumps(slack.views[view["id"]]), timeout=60)  # the save is done
+    [marked] = slack.posts("DSAM")
+    text = json.dumps(marked["blocks"], ensure_ascii=False)
+    assert "Activity updated by Sam Architect" in text and UPDATE_ACTIVITY not in text
+    assert marked["blocks"][0] == item  # the item itself is kept
+    assert "edited by" not in text  # not redrawn as the activity's post
+    with AlertState(state_url) as state:
+        [fixed] = state.fixes().values()
+    assert (fixed["workflow"], fixed["status"], fixed["fixed_by"]) == ("act-fields", PENDING, "Sam Architect")
