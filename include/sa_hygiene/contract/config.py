@@ -84,7 +84,8 @@ SLOTS = ("sa_digest", "regional_digest", "channel_post", "meeting_reminder", "ma
 # on: the handbook's "Update Opportunity" button (the four SA Validated Tech Evaluation fields and
 # the Primary SA), "Update a Proof of Value" and, on a meeting reminder's opportunity, "Add a
 # Proof of Value".
-FIXES = {"tech_eval": "Opportunity", "pov": "Proof_of_Value__c", "pov_add": "Opportunity", "activity": "Task"}
+FIXES = {"tech_eval": "Opportunity", "pov": "Proof_of_Value__c", "pov_add": "Opportunity", "activity": "Task",
+         "task_done": "Task"}
 # A fix of the record an item's record names, not of the item's own: the field that names it (a
 # POV without its opportunity's tech-evaluation date is put right on the opportunity).
 FIX_THROUGH = {("Proof_of_Value__c", "Opportunity"): "opportunity_id"}

@@ -54,9 +54,11 @@ ADD_POV = "sa_add_pov"  # "Add a Proof of Value": its value is the opportunity's
 UPDATE_POV = "sa_update_pov"  # "Update a Proof of Value": its value is the POV's Id
 # The handbook's "Update Activity" button (an activity's post, a DM item of act-fields): its value is the Task's Id.
 UPDATE_ACTIVITY = "sa_update_activity"
+COMPLETE_TASK = "sa_complete_task"  # "Mark complete" on a task due or overdue: its value is the Task's Id
 # A workflow's ``fix`` (config.FIXES) -> its button: (action id, label).
 FIX_BUTTONS = {"tech_eval": (UPDATE_TECH_EVAL, "Update tech evaluation"), "pov": (UPDATE_POV, "Update a Proof of Value"),
-               "pov_add": (ADD_POV, "Add a Proof of Value"), "activity": (UPDATE_ACTIVITY, "Update activity")}  # fmt: skip
+               "pov_add": (ADD_POV, "Add a Proof of Value"), "activity": (UPDATE_ACTIVITY, "Update activity"),
+               "task_done": (COMPLETE_TASK, "Mark complete")}  # fmt: skip
 
 _ENTITY = re.compile(r"&(?:amp|lt|gt);")
 _SALESFORCE_ID = re.compile(r"[A-Za-z0-9]{15}(?:[A-Za-z0-9]{3})?")

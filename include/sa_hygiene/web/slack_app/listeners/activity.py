@@ -8,6 +8,9 @@ through the project's one Salesforce client, and the post is edited in place wit
 From a DM item, the item says "✓ Activity updated by …" instead and the fix is pending in the
 alert state (as a tech-evaluation fix is): the digest is never redrawn as a post.
 Everything typed is kept when Salesforce refuses; the user hears what did not happen.
+
+"Mark complete" on a wf-11 item (a task due or overdue; ``fix: [task_done]``) needs no form: one
+click sets the Task's status to Completed, once per item however often it is clicked.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ import json
 import logging
 
 from sa_hygiene.delivery.activity_posts import PostWriter, content_hash
-from sa_hygiene.delivery.blockkit import UPDATE_ACTIVITY, esc, is_salesforce_id
+from sa_hygiene.delivery.blockkit import COMPLETE_TASK, UPDATE_ACTIVITY, esc, is_salesforce_id
 from sa_hygiene.web.slack_app.backends import Backends
 from sa_hygiene.web.slack_app.items import UPDATE_VIEW, Item, accept, id_action, view_meta
 from sa_hygiene.web.slack_app.listeners.actions import ack_at_once, tell_busy
@@ -41,8 +44,9 @@ def _view_problem(body: dict) -> str | None:
     return None if ok else "malformed view"
 
 
-# The button's value is the Task's Id; the modal opens on the trigger.
-accept(actions={UPDATE_ACTIVITY: id_action(is_salesforce_id)}, views={UPDATE_VIEW: _view_problem})
+# The buttons' value is the Task's Id; the modal opens on the trigger.
+accept(actions={UPDATE_ACTIVITY: id_action(is_salesforce_id), COMPLETE_TASK: id_action(is_salesforce_id)},
+       views={UPDATE_VIEW: _view_problem})  # fmt: skip
 
 
 def read_task(backends: Backends, task_id: str) -> dict | None:
@@ -83,6 +87,18 @@ def register(app, backends: Backends) -> None:
     """The Update Activity button and its modal."""
     cfg = backends.cfg
 
+    def acting_for(client, body, owner: str):
+        """The clicking user, when they may act on ``owner``'s record (the owner or someone above
+        them); None otherwise, and they have been told why."""
+        try:
+            people, who = actor(backends, client, body)
+        except Unidentified:
+            return None
+        if who is None or not people.may_act(who, owner):
+            refuse(client, body, REFUSAL)
+            return None
+        return who
+
     def open_update_form(body, client):
         """Open the modal for the clicking owner or manager, pre-filled from the Task."""
         from sa_hygiene.source.salesforce import SalesforceError
@@ -97,12 +113,7 @@ def register(app, backends: Backends) -> None:
         if task is None:
             refuse(client, body, ":warning: This activity is no longer in Salesforce: nothing to update.")
             return
-        try:
-            people, who = actor(backends, client, body)
-        except Unidentified:
-            return
-        if who is None or not people.may_act(who, task.get("owner_id") or ""):
-            refuse(client, body, REFUSAL)
+        if acting_for(client, body, task.get("owner_id") or "") is None:
             return
         container = body.get("container") or {}
         # A DM item's fix buttons sit in a block of their own, ``fix:<Id>`` (digest.fix_actions).
@@ -155,25 +166,81 @@ def register(app, backends: Backends) -> None:
             return
         note = ":white_check_mark: Saved in Salesforce."
         if meta.get("item"):
-            if record_fix(client, task_id, who.name, form) is None:
+            if record_fix(client, task_id, who.name, form, "activity") is None:
                 note += " (The app's database is unavailable: your next digest may still list it until the next snapshot.)"
             mark_message(client, meta, task_id, f":white_check_mark: Activity updated by {esc(who.name)}", UPDATE_ACTIVITY)
         edit_post(backends, client, task_id, meta, form, who.name, own_message=not meta.get("item"))
         client.views_update(view_id=view["id"], view=note_view("Saved", note))  # last: all is done
 
-    def record_fix(client, task_id: str, by: str, form: dict) -> list[str] | None:
-        """The fix, pending in the alert state until an evaluation confirms it; None when it failed."""
+    def record_fix(client, task_id: str, by: str, fields: dict, fix: str) -> list[str] | None:
+        """The fix, pending in the alert state until an evaluation confirms it (for the workflows
+        whose items offer ``fix``); None when it failed."""
         from sa_hygiene.state.alerts import open_state
         from sa_hygiene.state.db import DatabaseError
 
-        workflows = [k for k, wf in cfg.enabled_workflows().items() if "activity" in wf.fix]
+        workflows = [k for k, wf in cfg.enabled_workflows().items() if fix in wf.fix]
         try:
             with open_state(cfg, backends.state_url) as state:
-                return state.mark_fixed(workflows, task_id, by, form)
+                return state.mark_fixed(workflows, task_id, by, fields)
         except DatabaseError as exc:
             backends.state_failed(client, exc)
             return None
 
+    def complete_task(body, client):
+        """Mark complete (a task due or overdue in the DM): the Task's status set to Completed,
+        once however often it is clicked; the item says who completed it, and the fix is pending
+        until an evaluation sees the Task closed. A task closed already is only said to be."""
+        from sa_hygiene.source.salesforce import SalesforceError
+        from sa_hygiene.state.db import DatabaseError
+        from sa_hygiene.web.slack_app.salesforce import soql_literal
+
+        task_id = (body.get("actions") or [{}])[0].get("value")
+        container = body.get("container") or {}
+        meta = {"channel": container.get("channel_id") or "", "ts": container.get("message_ts") or ""}
+        owner, closed = cfg.api_name("Task", "owner_id"), cfg.api_name("Task", "is_closed")
+        soql = f"SELECT Id, {owner}, {closed} FROM Task WHERE Id = {soql_literal(task_id)} LIMIT 1"
+        try:
+            found = backends.salesforce.query(soql, what="read the task to complete").get("records") or []
+        except SalesforceError as exc:
+            log.warning("Mark complete: %s", exc)
+            refuse(client, body, ":warning: Salesforce could not be reached, so the task was not completed. Please try again.")
+            return
+        if not found:
+            refuse(client, body, ":warning: This task is no longer in Salesforce: nothing to complete.")
+            return
+        who = acting_for(client, body, found[0].get(owner) or "")
+        if who is None:
+            return
+        if found[0].get(closed):
+            mark_message(client, meta, task_id, ":white_check_mark: Already completed in Salesforce", COMPLETE_TASK)
+            return
+        key = f"complete:{task_id}:{meta['ts']}"
+        try:
+            if not backends.submissions.claim(key):
+                return  # a second click on the same item: the first one writes
+        except DatabaseError as exc:  # no claim, no write: an unclaimed write could happen twice
+            backends.state_failed(client, exc)
+            refuse(client, body, ":warning: The app's database is unavailable, so the task was not completed. Please try again.")
+            return
+        try:
+            backends.salesforce.update("Task", task_id, {cfg.api_name("Task", "status"): "Completed"})
+        except SalesforceError as exc:
+            try:
+                backends.submissions.release(key)
+            except DatabaseError as db:
+                backends.state_failed(client, db)
+            why = f"{exc.code}: {exc.message}" if exc.code else "Salesforce did not answer"
+            refuse(client, body, f":warning: Salesforce did not complete the task ({esc(why[:300])}): nothing was changed.")
+            return
+        try:
+            backends.submissions.done(key, task_id)
+        except DatabaseError as exc:
+            backends.state_failed(client, exc)
+        record_fix(client, task_id, who.name, {"status": "Completed"}, "task_done")
+        mark_message(client, meta, task_id, f":white_check_mark: Completed by {esc(who.name)}", COMPLETE_TASK)
+
+    complete_task.busy = tell_busy
+    app.action(COMPLETE_TASK)(ack=ack_at_once, lazy=[complete_task])
     open_update_form.busy = tell_busy
     save_update.busy = lambda body, client: client.views_update(
         view_id=body["view"]["id"], view=note_view("Not saved", ":hourglass: The app is busy: nothing was saved. Try again."))

@@ -131,3 +131,61 @@ def test_an_act_fields_item_of_the_dm_is_updated_there_and_the_digest_is_not_red
     with AlertState(state_url) as state:
         [fixed] = state.fixes().values()
     assert (fixed["workflow"], fixed["status"], fixed["fixed_by"]) == ("act-fields", PENDING, "Sam Architect")
+
+
+def dm_item(slack, fix: str) -> dict:
+    """Sam's DM digest holding the Task's item and its ``fix`` button (digest.fix_actions' block)."""
+    from sa_hygiene.delivery.blockkit import fix_button
+
+    slack.add_channel("dm-sam", "DSAM")
+    item = {"type": "section", "block_id": f"item:{TASK_ID}", "text": {"type": "mrkdwn", "text": "*Acme demo* · overdue 3 days"}}
+    block = {"type": "actions", "block_id": f"fix:{TASK_ID}", "elements": [fix_button(fix, TASK_ID)]}
+    return slack._post({"channel": "DSAM", "text": "digest", "blocks": [item, block]})["message"]
+
+
+def click_item(http, message: dict, action_id: str, slack_user: str = "USAM", action_ts: str = "1.3") -> None:
+    payload = {"type": "block_actions", "user": {"id": slack_user}, "team": {"id": "T0FAKE"}, "api_app_id": "A0APP",
+               "trigger_id": "1.2.trigger", "container": {"type": "message", "channel_id": "DSAM", "message_ts": message["ts"]},
+               "channel": {"id": "DSAM"}, "message": message,
+               "actions": [{"type": "button", "action_id": action_id, "block_id": f"fix:{TASK_ID}", "value": TASK_ID,
+                            "action_ts": action_ts}]}  # fmt: skip
+    assert send(http, payload).status_code == 200
+
+
+def test_mark_complete_closes_a_task_due_once_and_the_item_says_who(http, slack, salesforce, cfg, state_url):
+    """A wf-11 item ("Tasks due or overdue") carries Mark complete: one click sets the Task's
+    status to Completed (a double click writes once), the item says who completed it, and the
+    fix is pending until an evaluation sees the Task closed."""
+    from sa_hygiene.delivery.blockkit import COMPLETE_TASK
+    from sa_hygiene.state.alerts import PENDING, AlertState
+
+    assert "task_done" in cfg.workflows["wf-11"].fix
+    with AlertState(state_url) as state:
+        state.record(TODAY, [{"workflow": "wf-11", "object": "Task", "record_id": TASK_ID,
+                              "recipient": {"type": "user", "id": SAM["id"]}}])  # fmt: skip
+    message = dm_item(slack, "task_done")
+    click_item(http, message, COMPLETE_TASK)
+    click_item(http, message, COMPLETE_TASK, action_ts="1.4")  # a double click
+    eventually(lambda: "Completed by Sam Architect" in json.dumps(slack.posts("DSAM")[0]["blocks"]), timeout=60)
+    time.sleep(0.5)
+    patches = [r for r in salesforce.data_requests() if r.method == "PATCH"]
+    assert len(patches) == 1 and json.loads(patches[0].body) == {"Status": "Completed"}
+    [marked] = slack.posts("DSAM")
+    assert COMPLETE_TASK not in json.dumps(marked["blocks"]) and marked["blocks"][0]["block_id"] == f"item:{TASK_ID}"
+    with AlertState(state_url) as state:
+        [fixed] = state.fixes().values()
+    assert (fixed["workflow"], fixed["status"], fixed["fixed_by"]) == ("wf-11", PENDING, "Sam Architect")
+
+
+def test_mark_complete_by_someone_else_or_on_a_closed_task_writes_nothing(http, slack, salesforce, cfg):
+    from sa_hygiene.delivery.blockkit import COMPLETE_TASK
+
+    slack.add_user(EVE["email"], "UEVE")
+    message = dm_item(slack, "task_done")
+    click_item(http, message, COMPLETE_TASK, slack_user="UEVE")
+    eventually(lambda: slack.ephemeral, timeout=60)
+    salesforce.objects["Task"].table = salesforce.objects["Task"].table.set_column(
+        salesforce.objects["Task"].table.schema.get_field_index("IsClosed"), "IsClosed", __import__("pyarrow").array([True]))
+    click_item(http, message, COMPLETE_TASK, action_ts="1.5")
+    eventually(lambda: "Already completed in Salesforce" in json.dumps(slack.posts("DSAM")[0]["blocks"]), timeout=60)
+    assert not [r for r in salesforce.data_requests() if r.method == "PATCH"]
