@@ -35,6 +35,7 @@ FIELDS = ("owner_id", "what_id", "who_id", "subject", "description", "activity_d
           "sentiment", "persona_levels")  # fmt: skip
 UNREACHABLE = ":warning: Salesforce could not be reached, so the activity was not opened: nothing was changed. Please try again."
 SAVING = ":hourglass_flowing_sand: Saving it in Salesforce…"
+DB_DOWN = "The app's database is unavailable, so nothing was saved (a double click could have saved it twice). Please try again."
 
 
 def _view_problem(body: dict) -> str | None:
@@ -136,6 +137,7 @@ def register(app, backends: Backends) -> None:
     def save_update(body, client):
         """Write the Task, say so, and edit its post in place ("edited by …")."""
         from sa_hygiene.source.salesforce import SalesforceError
+        from sa_hygiene.state.db import DatabaseError
 
         view = body["view"]
         meta = json.loads(view.get("private_metadata") or "{}")
@@ -152,6 +154,14 @@ def register(app, backends: Backends) -> None:
         task_id = meta["task"]
         if not is_salesforce_id(task_id):
             return
+        task = {"id": task_id, "owner_id": meta.get("owner"), "activity_date": meta.get("date"), **form}
+        try:  # one form writes once: a double click on Save sends it twice
+            if not backends.submissions.claim(view["id"]):
+                return
+        except DatabaseError as exc:  # no claim, no write: an unclaimed write could happen twice
+            backends.state_failed(client, exc)
+            client.views_update(view_id=view["id"], view=update_view(backends, task, meta, form, error=DB_DOWN))
+            return
         name = lambda f: cfg.api_name("Task", f)  # noqa: E731
         fields = {name("what_id"): form["what_id"], name("who_id"): form["who_id"], name("subject"): form["subject"],
                   name("description"): form.get("description"),
@@ -161,9 +171,16 @@ def register(app, backends: Backends) -> None:
             backends.salesforce.update("Task", task_id, fields)
         except SalesforceError as exc:
             error = f"{exc.code}: {exc.message}" if exc.code else f"Salesforce did not answer ({exc.message[:200]})"
-            task = {"id": task_id, "owner_id": meta.get("owner"), "activity_date": meta.get("date"), **form}
+            try:  # nothing written: the form may be saved again
+                backends.submissions.release(view["id"])
+            except DatabaseError as db:
+                backends.state_failed(client, db)
             client.views_update(view_id=view["id"], view=update_view(backends, task, meta, form, error=error))
             return
+        try:
+            backends.submissions.done(view["id"], task_id)
+        except DatabaseError as exc:
+            backends.state_failed(client, exc)
         note = ":white_check_mark: Saved in Salesforce."
         if meta.get("item"):
             if record_fix(client, task_id, who.name, form, "activity") is None:

@@ -189,3 +189,15 @@ def test_mark_complete_by_someone_else_or_on_a_closed_task_writes_nothing(http, 
     click_item(http, message, COMPLETE_TASK, action_ts="1.5")
     eventually(lambda: "Already completed in Salesforce" in json.dumps(slack.posts("DSAM")[0]["blocks"]), timeout=60)
     assert not [r for r in salesforce.data_requests() if r.method == "PATCH"]
+
+
+def test_a_double_click_on_save_writes_the_activity_once(http, slack, salesforce, snapshot, cfg, state_url):
+    message = posted(slack, snapshot, cfg, state_url)
+    click(http, message)
+    view = eventually(lambda: list(slack.views.values()), timeout=60)[0]
+    body = submission(view, subject="Acme demo, merge trains")
+    first, second = send(http, body), send(http, body)
+    assert first.json()["response_action"] == "update" and second.json()["response_action"] == "update"
+    eventually(lambda: "Saved in Salesforce" in json.dumps(slack.views[view["id"]]), timeout=60)
+    time.sleep(0.5)
+    assert len([r for r in salesforce.data_requests() if r.method == "PATCH"]) == 1
