@@ -156,6 +156,28 @@ class Backends:
     def state_ok(self) -> None:
         self._state_down = False
 
+    def release(self, client, key: str) -> None:
+        """Nothing was written: the form (or click) claimed as ``key`` may be sent again."""
+        from sa_hygiene.state.db import DatabaseError
+
+        try:
+            self.submissions.release(key)
+        except DatabaseError as exc:
+            self.state_failed(client, exc)
+
+    def record_fix(self, client, workflows, record_id: str, by: str, fields: dict) -> list[str] | None:
+        """A fix written from Slack, pending in the alert state for ``workflows`` until an
+        evaluation confirms it (``AlertState.mark_fixed``); None when the database failed."""
+        from sa_hygiene.state.alerts import open_state
+        from sa_hygiene.state.db import DatabaseError
+
+        try:
+            with open_state(self.cfg, self.state_url) as state:
+                return state.mark_fixed(workflows, record_id, by, fields)
+        except DatabaseError as exc:
+            self.state_failed(client, exc)
+            return None
+
     def close(self) -> None:
         if self._submissions is not None:
             self._submissions.close()

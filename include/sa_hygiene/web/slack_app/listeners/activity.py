@@ -50,23 +50,28 @@ accept(actions={UPDATE_ACTIVITY: id_action(is_salesforce_id), COMPLETE_TASK: id_
        views={UPDATE_VIEW: _view_problem})  # fmt: skip
 
 
-def read_task(backends: Backends, task_id: str) -> dict | None:
-    """The Task by logical field name, as Salesforce has it now; None when it is not there."""
-    from sa_hygiene.delivery.blockkit import is_salesforce_id as valid
+def read_task(backends: Backends, task_id: str, fields: tuple[str, ...] = FIELDS) -> dict | None:
+    """The Task's ``fields`` by logical name, as Salesforce has it now; None when it is not there."""
     from sa_hygiene.web.slack_app.salesforce import soql_literal
 
-    if not valid(task_id):
+    if not is_salesforce_id(task_id):
         return None
     cfg = backends.cfg
-    names = {f: cfg.api_name("Task", f) for f in FIELDS}
+    names = {f: cfg.api_name("Task", f) for f in fields}
     soql = f"SELECT Id, {', '.join(names.values())} FROM Task WHERE Id = {soql_literal(task_id)} LIMIT 1"
-    records = backends.salesforce.query(soql, what="read the activity to update").get("records") or []
+    records = backends.salesforce.query(soql, what="read the activity").get("records") or []
     if not records:
         return None
     row = {f: records[0].get(api) for f, api in names.items()}
     for many in ("activity_types", "persona_levels"):
-        row[many] = [v for v in (row[many] or "").split(";") if v]
+        if many in row:
+            row[many] = [v for v in (row[many] or "").split(";") if v]
     return {"id": records[0].get("Id") or task_id, **row}
+
+
+def fix_workflows(cfg, fix: str) -> list[str]:
+    """The enabled workflows whose DM items offer ``fix`` (``activity``, ``task_done``)."""
+    return [k for k, wf in cfg.enabled_workflows().items() if fix in wf.fix]
 
 
 def update_view(backends: Backends, task: dict, meta: dict, values: dict | None = None, error: str | None = None) -> dict:
@@ -171,10 +176,7 @@ def register(app, backends: Backends) -> None:
             backends.salesforce.update("Task", task_id, fields)
         except SalesforceError as exc:
             error = f"{exc.code}: {exc.message}" if exc.code else f"Salesforce did not answer ({exc.message[:200]})"
-            try:  # nothing written: the form may be saved again
-                backends.submissions.release(view["id"])
-            except DatabaseError as db:
-                backends.state_failed(client, db)
+            backends.release(client, view["id"])  # nothing written: the form may be saved again
             client.views_update(view_id=view["id"], view=update_view(backends, task, meta, form, error=error))
             return
         try:
@@ -183,25 +185,11 @@ def register(app, backends: Backends) -> None:
             backends.state_failed(client, exc)
         note = ":white_check_mark: Saved in Salesforce."
         if meta.get("item"):
-            if record_fix(client, task_id, who.name, form, "activity") is None:
+            if backends.record_fix(client, fix_workflows(cfg, "activity"), task_id, who.name, form) is None:
                 note += " (The app's database is unavailable: your next digest may still list it until the next snapshot.)"
             mark_message(client, meta, task_id, f":white_check_mark: Activity updated by {esc(who.name)}", UPDATE_ACTIVITY)
         edit_post(backends, client, task_id, meta, form, who.name, own_message=not meta.get("item"))
         client.views_update(view_id=view["id"], view=note_view("Saved", note))  # last: all is done
-
-    def record_fix(client, task_id: str, by: str, fields: dict, fix: str) -> list[str] | None:
-        """The fix, pending in the alert state until an evaluation confirms it (for the workflows
-        whose items offer ``fix``); None when it failed."""
-        from sa_hygiene.state.alerts import open_state
-        from sa_hygiene.state.db import DatabaseError
-
-        workflows = [k for k, wf in cfg.enabled_workflows().items() if fix in wf.fix]
-        try:
-            with open_state(cfg, backends.state_url) as state:
-                return state.mark_fixed(workflows, task_id, by, fields)
-        except DatabaseError as exc:
-            backends.state_failed(client, exc)
-            return None
 
     def complete_task(body, client):
         """Mark complete (a task due or overdue in the DM): the Task's status set to Completed,
@@ -209,26 +197,23 @@ def register(app, backends: Backends) -> None:
         until an evaluation sees the Task closed. A task closed already is only said to be."""
         from sa_hygiene.source.salesforce import SalesforceError
         from sa_hygiene.state.db import DatabaseError
-        from sa_hygiene.web.slack_app.salesforce import soql_literal
 
         task_id = (body.get("actions") or [{}])[0].get("value")
         container = body.get("container") or {}
         meta = {"channel": container.get("channel_id") or "", "ts": container.get("message_ts") or ""}
-        owner, closed = cfg.api_name("Task", "owner_id"), cfg.api_name("Task", "is_closed")
-        soql = f"SELECT Id, {owner}, {closed} FROM Task WHERE Id = {soql_literal(task_id)} LIMIT 1"
         try:
-            found = backends.salesforce.query(soql, what="read the task to complete").get("records") or []
+            task = read_task(backends, task_id, ("owner_id", "is_closed")) if isinstance(task_id, str) else None
         except SalesforceError as exc:
             log.warning("Mark complete: %s", exc)
             refuse(client, body, ":warning: Salesforce could not be reached, so the task was not completed. Please try again.")
             return
-        if not found:
+        if task is None:
             refuse(client, body, ":warning: This task is no longer in Salesforce: nothing to complete.")
             return
-        who = acting_for(client, body, found[0].get(owner) or "")
+        who = acting_for(client, body, task.get("owner_id") or "")
         if who is None:
             return
-        if found[0].get(closed):
+        if task.get("is_closed"):
             mark_message(client, meta, task_id, ":white_check_mark: Already completed in Salesforce", COMPLETE_TASK)
             return
         key = f"complete:{task_id}:{meta['ts']}"
@@ -242,10 +227,7 @@ def register(app, backends: Backends) -> None:
         try:
             backends.salesforce.update("Task", task_id, {cfg.api_name("Task", "status"): "Completed"})
         except SalesforceError as exc:
-            try:
-                backends.submissions.release(key)
-            except DatabaseError as db:
-                backends.state_failed(client, db)
+            backends.release(client, key)
             why = f"{exc.code}: {exc.message}" if exc.code else "Salesforce did not answer"
             refuse(client, body, f":warning: Salesforce did not complete the task ({esc(why[:300])}): nothing was changed.")
             return
@@ -253,7 +235,7 @@ def register(app, backends: Backends) -> None:
             backends.submissions.done(key, task_id)
         except DatabaseError as exc:
             backends.state_failed(client, exc)
-        record_fix(client, task_id, who.name, {"status": "Completed"}, "task_done")
+        backends.record_fix(client, fix_workflows(cfg, "task_done"), task_id, who.name, {"status": "Completed"})
         mark_message(client, meta, task_id, f":white_check_mark: Completed by {esc(who.name)}", COMPLETE_TASK)
 
     complete_task.busy = tell_busy

@@ -106,12 +106,6 @@ def register(app, backends: Backends) -> None:
             return None
         return people, who
 
-    def release(client, view_id: str) -> None:
-        try:
-            backends.submissions.release(view_id)
-        except DatabaseError as exc:
-            backends.state_failed(client, exc)
-
     def claim(client, view: dict, form_back) -> bool | None:
         """Claim the view once (a double click or a retry writes once); None when the database is
         down (the form is back with why: an unclaimed write could happen twice)."""
@@ -188,16 +182,16 @@ def register(app, backends: Backends) -> None:
         try:
             found = acting(body, client, opp.owner_id, opp.values.get("sa"))
         except Unidentified:
-            release(client, view["id"])
+            backends.release(client, view["id"])
             return
         if found is None or found[1].key != owner[:15]:
-            release(client, view["id"])
+            backends.release(client, view["id"])
             client.views_update(view_id=view["id"], view=pv.note_view(pv.ADD_VIEW, "Not yours", NOT_YOURS_OPP))
             return
         live = live_povs(found[1].id)
         refused = pv.add_refusals(cfg, pv.with_live_povs(snapshot, found[1].id, live), found[1].id, form, today(owner)) if live is not None else {}
         if refused:  # a POV made since the snapshot (a minute ago, from this form) counts toward the load
-            release(client, view["id"])
+            backends.release(client, view["id"])
             form_back(" ".join(dict.fromkeys(refused.values())))
             return
         fields = pv.api_fields(cfg, pv.new_pov(cfg, snapshot, found[1].id, form, today(owner)))
@@ -206,7 +200,7 @@ def register(app, backends: Backends) -> None:
         except SalesforceRefused as exc:
             new_id = existing(fields) if exc.maybe_saved else None
             if new_id is None:
-                release(client, view["id"])
+                backends.release(client, view["id"])
                 form_back(LOST if exc.maybe_saved else str(exc))
                 return
         done(client, view["id"], new_id)
@@ -287,42 +281,31 @@ def register(app, backends: Backends) -> None:
         try:
             found = acting(body, client, pov.owner_id)
         except Unidentified:
-            release(client, view["id"])
+            backends.release(client, view["id"])
             return
         if found is None:
-            release(client, view["id"])
+            backends.release(client, view["id"])
             client.views_update(view_id=view["id"], view=pv.note_view(pv.UPDATE_VIEW, "Not yours", NOT_YOURS))
             return
         changed = pv.changes(pov, form)
         if not changed:
-            release(client, view["id"])
+            backends.release(client, view["id"])
             client.views_update(view_id=view["id"], view=pv.note_view(pv.UPDATE_VIEW, "Nothing to change",
                                 ":information_source: The form holds the record's own values: nothing was written."))  # fmt: skip
             return
         try:
             backends.salesforce.update(pv.POV, pov.id, pv.api_fields(cfg, changed))
         except SalesforceError as exc:
-            release(client, view["id"])
+            backends.release(client, view["id"])
             form_back(f"{exc.code}: {exc.message or exc}" if exc.code else LOST)
             return
         done(client, view["id"], pov.id)
         who = found[1]
         note = f":white_check_mark: Saved in Salesforce: {link(pov.id, pov.name)}."
-        if record_fix(client, pov, who, changed) is None:
+        if backends.record_fix(client, pv.fix_workflows(cfg), pov.id, who.name, {**pov.values, **changed}) is None:
             note += " (The app's database is unavailable: your next digest may still list it until the next snapshot.)"
         client.views_update(view_id=view["id"], view=pv.note_view(pv.UPDATE_VIEW, "Proof of Value", note))
         mark_message(client, meta, pov.id, f":white_check_mark: Proof of Value updated by {esc(who.name)}", UPDATE_POV)
-
-    def record_fix(client, pov: pv.Pov, who: Person, changed: dict) -> list[str] | None:
-        """The fix, pending in the alert state until an evaluation confirms it; None when it failed."""
-        from sa_hygiene.state.alerts import open_state
-
-        try:
-            with open_state(cfg, backends.state_url) as state:
-                return state.mark_fixed(pv.fix_workflows(cfg), pov.id, who.name, {**pov.values, **changed})
-        except DatabaseError as exc:
-            backends.state_failed(client, exc)
-            return None
 
     open_add.busy = open_update.busy = tell_busy
     save_add.busy = lambda body, client: client.views_update(view_id=body["view"]["id"], view=pv.note_view(pv.ADD_VIEW, "Not saved", SLOW))

@@ -120,12 +120,6 @@ def register(app, backends: Backends) -> None:
         client.views_update(view_id=view["id"], view=te.form_view(cfg, record, te.form_values(view), channel=meta.get("channel", ""),
                                                                   ts=meta.get("ts", ""), error=error))  # fmt: skip
 
-    def release(client, view_id: str) -> None:
-        try:
-            backends.submissions.release(view_id)
-        except DatabaseError as exc:
-            backends.state_failed(client, exc)
-
     @lane("salesforce")
     def save_form(body, client):
         """Write the record once per view (or post the Chatter request), then say so everywhere."""
@@ -148,16 +142,16 @@ def register(app, backends: Backends) -> None:
         try:
             acting = writer(body, client, record)
         except Unidentified:  # told already; the form may be sent again
-            release(client, view["id"])
+            backends.release(client, view["id"])
             return
         if acting is None:
-            release(client, view["id"])
+            backends.release(client, view["id"])
             client.views_update(view_id=view["id"], view=te.note_view("Not yours", NOT_YOURS))
             return
         people, who = acting
         changed = te.changes(cfg, record, form)
         if not changed:
-            release(client, view["id"])
+            backends.release(client, view["id"])
             client.views_update(view_id=view["id"], view=te.note_view("Nothing to change",
                                 ":information_source: The form holds the record's own values: nothing was written."))  # fmt: skip
             return
@@ -167,7 +161,7 @@ def register(app, backends: Backends) -> None:
         try:
             backends.salesforce.update("Opportunity", record.id, te.api_fields(cfg, changed))
         except SalesforceError as exc:
-            release(client, view["id"])
+            backends.release(client, view["id"])
             # Salesforce's own words (a validation rule, a session it would not renew); no answer at all: maybe saved.
             form_back(body, client, record, f"{exc.code}: {exc.message or exc}" if exc.code else LOST)
             return
@@ -175,7 +169,8 @@ def register(app, backends: Backends) -> None:
             backends.submissions.done(view["id"], opp_id)
         except DatabaseError as exc:
             backends.state_failed(client, exc)
-        pending = record_fix(client, record, who, changed)
+        written = {**{f: record.values.get(f) for f in te.FIELDS}, **changed}
+        pending = backends.record_fix(client, te.fix_workflows(cfg), record.id, who.name, written)
         url = record_url(cfg.salesforce.instance_url, "Opportunity", record.id)
         link = f"<{url}|{cut(esc(record.name), 200)}>"
         note = f":white_check_mark: Saved in Salesforce: {link}."
@@ -183,18 +178,6 @@ def register(app, backends: Backends) -> None:
             note += " (The app's database is unavailable: your next digest may still list it until the next snapshot.)"
         client.views_update(view_id=view["id"], view=te.note_view("Tech evaluation", note))
         mark_message(client, meta, record.id, f":white_check_mark: Tech evaluation updated by {esc(who.name)}")
-
-    def record_fix(client, record: te.Record, who: Person, changed: dict) -> list[str] | None:
-        """The fix, pending in the alert state until an evaluation confirms it; None when it failed."""
-        from sa_hygiene.state.alerts import open_state
-
-        written = {**{f: record.values.get(f) for f in te.FIELDS}, **changed}
-        try:
-            with open_state(cfg, backends.state_url) as state:
-                return state.mark_fixed(te.fix_workflows(cfg), record.id, who.name, written)
-        except DatabaseError as exc:
-            backends.state_failed(client, exc)
-            return None
 
     def ask_sales_support(body, client, record: te.Record, changed: dict, people: People, who: Person) -> None:
         """A closed opportunity: the handbook's Chatter request, posted as a FeedItem on its feed;
@@ -207,7 +190,7 @@ def register(app, backends: Backends) -> None:
         try:
             backends.salesforce.create("FeedItem", te.feed_item(record, text))
         except SalesforceError as exc:
-            release(client, view["id"])
+            backends.release(client, view["id"])
             why = f"{exc.code}: {exc.message}" if exc.code else exc.message
             client.views_update(view_id=view["id"], view=te.note_view("Post it yourself", (
                 f":warning: Salesforce did not take the Chatter post ({esc(cut(why, 300))}). Copy this into "
